@@ -1,0 +1,180 @@
+"""The provider interface: typed requests and updates, and the two exceptions that carry intent.
+
+Adapters translate between reelgate and one vendor's wire protocol. They never touch the ledger or
+the database: they return a normalized `ProviderUpdate` (keeping the raw payload for debugging) and
+the services decide what it means for the generation.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelgate.domain.jobs import ProviderState
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Credentials and endpoints of one provider account, read from settings by the composition root."""
+
+    api_key: str | None = None
+    base_url: str | None = None
+    webhook_secret: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An uploaded image handed to a provider: the bytes, and a URL if the server has a public one."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything a provider needs to start one job; values are already validated and defaulted."""
+
+    generation_id: str
+    model_ref: str
+    kind: str
+    prompt: str
+    duration: int
+    resolution: str
+    aspect_ratio: str
+    width: int
+    height: int
+    negative_prompt: str | None = None
+    seed: int | None = None
+    start_image: ImageInput | None = None
+    end_image: ImageInput | None = None
+    audio: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    provider_job_id: str
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """Where a finished job's media is: exactly one of a URL, inline base64, or a local file."""
+
+    url: str | None = None
+    base64_data: str | None = None
+    path: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderUpdate:
+    """A provider's view of one job, from a webhook or a poll."""
+
+    provider_job_id: str
+    state: ProviderState
+    progress: int | None = None
+    output: OutputRef | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+    # Set when the provider tells us when to look again (e.g. ModelsLab's `eta`).
+    poll_after_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified webhook: a delivery id for the inbox (dedupe) and the update it carries."""
+
+    delivery_id: str
+    update: ProviderUpdate
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    healthy: bool
+    detail: str = ""
+    out_of_credit: bool = False
+
+
+class RetryLater(Exception):
+    """A transient failure (5xx, 429, reset): try again, after `after` seconds when the provider said."""
+
+    def __init__(self, message: str, *, after: float | None = None) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+class ProviderRejected(Exception):
+    """A permanent refusal; retrying cannot help. `code` is one of the codes below."""
+
+    BAD_INPUT = "provider_bad_input"
+    CONTENT_POLICY = "content_policy"
+    OUT_OF_CREDIT = "provider_out_of_credit"
+    CAPACITY = "provider_capacity"
+    AUTH = "provider_auth"
+    NOT_FOUND = "provider_job_not_found"
+    FAILED = "provider_failed"
+
+    def __init__(self, message: str, *, code: str = FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class SubmitOutcomeUnknown(Exception):
+    """The request may have reached the provider (the connection broke after sending): never resend blindly."""
+
+
+class WebhookRejected(Exception):
+    """A webhook that failed verification or could not be parsed; it changes nothing."""
+
+
+class Provider(abc.ABC):
+    """One vendor. Subclasses set `name` and implement the abstract methods."""
+
+    name: str = ""
+    # True when the provider can find a job by our generation id, so an unknown submit can be reconciled.
+    supports_lookup: bool = False
+    # True when submitting twice with the same generation id starts only one job (safe to resend).
+    idempotent_submit: bool = False
+    # True when webhooks carry no signature: the per-generation URL token is the only proof.
+    unsigned_webhooks: bool = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+
+    def configured(self) -> bool:
+        """Whether credentials are present; unconfigured providers are listed as unavailable."""
+        return bool(self.config.api_key)
+
+    @abc.abstractmethod
+    async def submit(self, request: JobRequest) -> SubmitResult: ...
+
+    @abc.abstractmethod
+    async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate: ...
+
+    async def cancel(self, provider_job_id: str) -> None:
+        """Best effort; providers without a cancel endpoint simply stop being polled."""
+        return None
+
+    async def lookup(self, generation_id: str) -> ProviderUpdate | None:
+        """Find a job by our generation id after an unknown submit outcome; None when impossible."""
+        return None
+
+    def verify_and_parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> WebhookEvent:
+        raise WebhookRejected(f"{self.name} does not send webhooks")
+
+    async def health(self) -> HealthReport:
+        return HealthReport(healthy=self.configured(), detail="" if self.configured() else "not configured")
+
+    async def aclose(self) -> None:
+        return None
