@@ -1,0 +1,259 @@
+"""Pollo.ai adapter: seed 001's four tiers, task polling, and Pollo's X-Webhook-* HMAC scheme."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from reelgate.domain.jobs import ProviderState
+from reelgate.providers import http
+from reelgate.providers.base import (
+    HealthReport,
+    JobRequest,
+    OutputRef,
+    Provider,
+    ProviderConfig,
+    ProviderRejected,
+    ProviderUpdate,
+    RetryLater,
+    SubmitOutcomeUnknown,
+    SubmitResult,
+    WebhookEvent,
+    WebhookRejected,
+)
+
+DEFAULT_BASE_URL = "https://pollo.ai/api/platform"
+# Pollo documents no tolerance (§5.8, unverified); 300 s is the Standard Webhooks figure (§13).
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+# §5.4 status enum.
+_STATES = {
+    "waiting": ProviderState.QUEUED,
+    "processing": ProviderState.RUNNING,
+    "succeed": ProviderState.SUCCEEDED,
+    "failed": ProviderState.FAILED,
+}
+
+
+def _image(request: JobRequest, which: str) -> str | None:
+    """Pollo takes image URLs (§5.2); without a public URL we send a data URL and let Pollo judge it."""
+    image = request.start_image if which == "start" else request.end_image
+    if image is None:
+        return None
+    if image.url:
+        return image.url
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+# Each tier's input exactly as seed 001 `buildPayload` builds it; defaults are the seed's `||` values.
+def economy_input(request: JobRequest) -> dict[str, Any]:
+    """Economy, kling-ai/kling-v1-6."""
+    opts = request.options
+    return {
+        "prompt": request.prompt,
+        "negativePrompt": request.negative_prompt or None,
+        "image": _image(request, "start"),
+        "imageTail": _image(request, "end"),
+        "length": request.duration,
+        "strength": opts.get("strength") or 50,
+        "mode": opts.get("mode") or "std",
+    }
+
+
+def basic_input(request: JobRequest) -> dict[str, Any]:
+    """Basic, pollo/pollo-v1-6; the seed draws a random seed below 10000 when none is given."""
+    opts = request.options
+    return {
+        "prompt": request.prompt,
+        "image": _image(request, "start"),
+        "imageTail": _image(request, "end"),
+        "resolution": request.resolution or "480p",
+        "mode": opts.get("mode") or "basic",
+        "length": request.duration,
+        "seed": request.seed if request.seed is not None else random.randrange(10000),
+    }
+
+
+def pro_input(request: JobRequest) -> dict[str, Any]:
+    """Pro, kling-ai/kling-v2-5-turbo."""
+    return {
+        "prompt": request.prompt,
+        "negativePrompt": request.negative_prompt or None,
+        "image": _image(request, "start"),
+        "strength": request.options.get("strength") or 50,
+        "length": request.duration,
+    }
+
+
+def premium_input(request: JobRequest) -> dict[str, Any]:
+    """Premium, runway/runway-gen-4-turbo: resolution as "WIDTHxHEIGHT", the seed's default 1920x1080."""
+    resolution = f"{request.width}x{request.height}" if request.width and request.height else "1920x1080"
+    return {
+        "prompt": request.prompt,
+        "negativePrompt": request.negative_prompt or None,
+        "image": _image(request, "start"),
+        "resolution": resolution,
+        "duration": request.duration,
+        "motionStrength": request.options.get("motionStrength") or None,
+    }
+
+
+TIER_MODELS: dict[str, Callable[[JobRequest], dict[str, Any]]] = {
+    "kling-ai/kling-v1-6": economy_input,
+    "pollo/pollo-v1-6": basic_input,
+    "kling-ai/kling-v2-5-turbo": pro_input,
+    "runway/runway-gen-4-turbo": premium_input,
+}
+
+
+def build_input(request: JobRequest) -> dict[str, Any]:
+    builder = TIER_MODELS.get(request.model_ref)
+    if builder is None:
+        raise ProviderRejected(f"pollo: unknown model {request.model_ref!r}", code=ProviderRejected.BAD_INPUT)
+    # The seed sends `undefined` for empty fields, which JSON.stringify drops: omit None likewise.
+    return {k: v for k, v in builder(request).items() if v is not None}
+
+
+def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
+    """Accept both the bare object and the `{"code":"SUCCESS","data":{…}}` envelope (§5.3, unverified)."""
+    data = body.get("data")
+    if isinstance(data, dict) and ("code" in body or "taskId" not in body):
+        return data
+    return body
+
+
+def parse_task(body: Mapping[str, Any], task_id: str) -> ProviderUpdate:
+    """A status answer (§5.4) or a webhook body (§5.8: `taskId`, `status`, maybe `generations`)."""
+    generations = body.get("generations")
+    first: Mapping[str, Any] = generations[0] if isinstance(generations, list) and generations else {}
+    status = str(first.get("status") or body.get("status") or "waiting")
+    state = _STATES.get(status)
+    if state is None:
+        raise RetryLater(f"pollo: unknown task status {status!r}")
+    raw = dict(body)
+    if state is ProviderState.SUCCEEDED:
+        url = first.get("url") or body.get("url") or body.get("videoUrl")
+        if not url:
+            return ProviderUpdate(
+                task_id, ProviderState.FAILED, error_code=ProviderRejected.FAILED, error_message="no url", raw=raw
+            )
+        content_type = "video/mp4" if first.get("mediaType", "video") == "video" else None
+        return ProviderUpdate(
+            task_id, state, progress=100, output=OutputRef(url=url, content_type=content_type), raw=raw
+        )
+    if state is ProviderState.FAILED:
+        message = str(first.get("failMsg") or body.get("failMsg") or body.get("message") or "failed")
+        code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
+        return ProviderUpdate(task_id, state, error_code=code, error_message=message, raw=raw)
+    return ProviderUpdate(task_id, state, raw=raw)
+
+
+def webhook_key(secret: str) -> bytes:
+    """UNVERIFIED part of Pollo's scheme (§5.8): a `whsec_` secret is base64-decoded as in Standard
+    Webhooks; anything else is used as raw UTF-8 bytes, like the third-party client does."""
+    if secret.startswith("whsec_"):
+        try:
+            return base64.b64decode(secret[len("whsec_") :] + "==")
+        except binascii.Error:
+            pass
+    return secret.encode()
+
+
+def webhook_signature(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
+    """Base64 of HMAC-SHA256 over `id.timestamp.body` (§5.8)."""
+    digest = hmac.new(webhook_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+class PolloProvider(Provider):
+    name = "pollo"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        headers = {"x-api-key": config.api_key} if config.api_key else {}
+        self._client = http.make_client(headers=headers)
+        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    async def submit(self, request: JobRequest) -> SubmitResult:
+        payload: dict[str, Any] = {"input": build_input(request)}
+        if request.webhook_url:
+            payload["webhookUrl"] = request.webhook_url
+        url = f"{self._base_url}/generation/{request.model_ref}"
+        what = "pollo submit"
+        response = await http.request(self._client, "POST", url, what=what, json_body=payload, creates_job=True)
+        body = _unwrap(http.json_object(response, what=what, creates_job=True))
+        if not body.get("taskId"):
+            raise SubmitOutcomeUnknown(f"{what}: no taskId in {body!r}")
+        return SubmitResult(provider_job_id=str(body["taskId"]), raw=body)
+
+    async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
+        what = "pollo status"
+        url = f"{self._base_url}/generation/{provider_job_id}/status"
+        response = await http.request(self._client, "GET", url, what=what)
+        return parse_task(_unwrap(http.json_object(response, what=what)), provider_job_id)
+
+    async def cancel(self, provider_job_id: str) -> None:
+        """Pollo documents no cancel endpoint (§5.7): we only stop polling; the task may still bill."""
+        return None
+
+    def _verify(self, headers: Mapping[str, str], body: bytes) -> None:
+        if not self.config.webhook_secret:
+            raise WebhookRejected("pollo webhook: no webhook secret configured")
+        lower = {k.lower(): v for k, v in headers.items()}
+        webhook_id = lower.get("x-webhook-id", "")
+        timestamp = lower.get("x-webhook-timestamp", "")
+        signature = lower.get("x-webhook-signature", "")
+        if not (webhook_id and timestamp and signature):
+            raise WebhookRejected("pollo webhook: missing X-Webhook-* headers")
+        try:
+            sent_at = float(timestamp)
+        except ValueError as exc:
+            raise WebhookRejected("pollo webhook: bad timestamp") from exc
+        if abs(time.time() - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
+            raise WebhookRejected("pollo webhook: timestamp outside tolerance")
+        expected = webhook_signature(self.config.webhook_secret, webhook_id, timestamp, body)
+        # Tolerate a Standard-Webhooks-style "v1," prefix and space-separated lists.
+        candidates = [s.partition(",")[2] if s.startswith("v1,") else s for s in signature.split()]
+        if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
+            raise WebhookRejected("pollo webhook: signature mismatch")
+
+    def verify_and_parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> WebhookEvent:
+        self._verify(headers, body)
+        try:
+            data = _unwrap(json.loads(body))
+            task_id = str(data["taskId"])
+            update = parse_task(data, task_id)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, RetryLater) as exc:
+            raise WebhookRejected(f"pollo webhook: unreadable body: {exc}") from exc
+        # One delivery per task and state: retries of the same event collapse, whatever their X-Webhook-Id.
+        return WebhookEvent(delivery_id=f"{task_id}:{update.state.value}", update=update)
+
+    async def health(self) -> HealthReport:
+        """Pollo has no documented health or balance route; a status probe proves the key and host."""
+        if not self.configured():
+            return HealthReport(healthy=False, detail="not configured")
+        try:
+            response = await self._client.get(f"{self._base_url}/generation/health-probe/status")
+        except httpx.HTTPError as exc:
+            return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
+        if http.is_out_of_credit_text(response.text):
+            return HealthReport(healthy=False, detail="out of credit", out_of_credit=True)
+        if response.status_code in (401, 403):
+            return HealthReport(healthy=False, detail="auth")
+        if response.status_code >= 500:
+            return HealthReport(healthy=False, detail=f"HTTP {response.status_code}")
+        return HealthReport(healthy=True, detail="answers")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
