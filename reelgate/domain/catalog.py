@@ -1,0 +1,442 @@
+"""Model catalog: specs and capabilities, parsing with located errors, and resolving a request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from reelgate.domain.errors import NotFound, ValidationFailed
+from reelgate.domain.pricing import GRID_REQUEST_KEYS, Pricing, Rounding, pricing_problems
+
+Kind = Literal["t2v", "i2v", "image", "text"]
+# Short side in pixels; the contract's closed set of resolutions.
+RESOLUTIONS: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080, "4k": 2160}
+# Image models may instead declare exact sizes such as "1024x1024".
+_SIZE = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
+_RATIO = re.compile(r"^([1-9][0-9]*):([1-9][0-9]*)$")
+_SEED_MAX = 2**32 - 1
+OptionValue = str | int
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CatalogError(ValueError):
+    """A catalog that cannot be served; the message names the file, the model and the field."""
+
+
+class CreditUnit(_Frozen):
+    name: str = "credits"
+    value: Annotated[Decimal, Field(gt=0)] = Decimal("0.01")  # money per credit
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class PromptLimits(_Frozen):
+    min_length: Annotated[int, Field(ge=0)] = 10  # seed 001 §10.3: prompt 10–1000 characters
+    max_length: Annotated[int, Field(gt=0)] = 1000
+    negative_max_length: Annotated[int, Field(gt=0)] = 1000
+
+
+class OptionSpec(_Frozen):
+    values: Annotated[tuple[OptionValue, ...], Field(min_length=1)]
+    default: OptionValue
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_first(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "default" not in data and data.get("values"):
+            return {**data, "default": data["values"][0]}
+        return data
+
+
+def _fill_default(data: dict[str, Any], default_key: str, list_key: str) -> None:
+    if default_key not in data and isinstance(data.get(list_key), list | tuple) and data[list_key]:
+        data[default_key] = data[list_key][0]
+
+
+class Capabilities(_Frozen):
+    # Image and text models take no duration: they declare [0] or omit it.
+    durations: Annotated[tuple[Annotated[int, Field(ge=0)], ...], Field(min_length=1)] = (0,)
+    default_duration: int = 0
+    resolutions: Annotated[tuple[str, ...], Field(min_length=1)] = ("720p",)
+    default_resolution: str = "720p"
+    aspect_ratios: Annotated[tuple[Annotated[str, Field(pattern=_RATIO.pattern)], ...], Field(min_length=1)] = ("16:9",)
+    default_aspect_ratio: str = "16:9"
+    start_image: Literal["none", "optional", "required"] = "none"
+    end_image: bool = False
+    negative_prompt: bool = False
+    audio: bool = False
+    seed: bool = False
+    enhance_prompt: bool = False
+    prompt: PromptLimits = Field(default_factory=PromptLimits)
+    options: dict[str, OptionSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_from_lists(cls, data: Any) -> Any:
+        # An omitted default is the first value of its list, so short catalogs stay short.
+        if not isinstance(data, Mapping):
+            return data
+        filled = dict(data)
+        _fill_default(filled, "default_duration", "durations")
+        _fill_default(filled, "default_resolution", "resolutions")
+        _fill_default(filled, "default_aspect_ratio", "aspect_ratios")
+        return filled
+
+
+class ProviderCost(_Frozen):
+    per_second: Annotated[Decimal, Field(ge=0)] | None = None
+    per_job: Annotated[Decimal, Field(ge=0)] | None = None
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ProviderCost:
+        if (self.per_second is None) == (self.per_job is None):
+            raise ValueError("give exactly one of per_second or per_job")
+        return self
+
+
+class Lifecycle(_Frozen):
+    status: Literal["active", "deprecated"] = "active"
+    sunset: date | None = None  # the last day on which new jobs are accepted
+
+
+class ModelSpec(_Frozen):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)]
+    name: str
+    provider: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
+    provider_model: str
+    kind: Kind
+    description: str = ""
+    group: str | None = None
+    tier: str | None = None
+    preview: bool = False  # the built-in local renderer: shown as "not an AI model"
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    pricing: Pricing
+    provider_cost: ProviderCost | None = None
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    deadline_seconds: Annotated[int, Field(gt=0)] = 1800
+    fallbacks: tuple[str, ...] = ()
+    # Filled from the catalog by parse_catalog; a model may set its own rounding.
+    rounding: Rounding = "ceil"
+    credit_unit: CreditUnit = Field(default_factory=CreditUnit)
+
+    def accepting_jobs(self, today: date) -> bool:
+        return self.lifecycle.sunset is None or today <= self.lifecycle.sunset
+
+
+class Catalog(_Frozen):
+    credit_unit: CreditUnit = Field(default_factory=CreditUnit)
+    rounding: Rounding = "ceil"
+    models: tuple[ModelSpec, ...] = ()
+    source: str = "<catalog>"
+
+    def get(self, model_id: str) -> ModelSpec:
+        for spec in self.models:
+            if spec.id == model_id:
+                return spec
+        raise NotFound(f"Unknown model '{model_id}'", details={"model": model_id})
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(spec.id for spec in self.models)
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # A discriminated union adds the tag ("grid") after "pricing"; it is not a field the author wrote.
+    if len(parts) > 1 and parts[0] == "pricing" and parts[1] in ("per_second", "grid", "base_plus_modifiers"):
+        del parts[1]
+    return ".".join(parts) or "(model)"
+
+
+def _first_error(error: ValidationError) -> tuple[str, str]:
+    first = error.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
+    return _loc(tuple(first["loc"])), message
+
+
+def parse_catalog(data: Mapping[str, Any], *, source: str) -> Catalog:
+    """Validate a catalog document (already read from YAML); raises CatalogError."""
+    if not isinstance(data, Mapping):
+        raise CatalogError(f"{source}: the catalog must be a mapping with credit_unit, rounding and models")
+    # Top-level "x-…" keys are ignored: they hold YAML anchors shared by several models.
+    unknown = sorted(k for k in set(data) - {"credit_unit", "rounding", "models"} if not str(k).startswith("x-"))
+    if unknown:
+        raise CatalogError(f"{source}: {unknown[0]}: unknown top-level field")
+    try:
+        header = Catalog.model_validate({k: data[k] for k in ("credit_unit", "rounding") if k in data})
+    except ValidationError as exc:
+        where, message = _first_error(exc)
+        raise CatalogError(f"{source}: {where}: {message}") from None
+    raw_models = data.get("models")
+    if not isinstance(raw_models, list) or not raw_models:
+        raise CatalogError(f"{source}: models: expected a non-empty list of models")
+    specs = [_parse_model(raw, index, header, source) for index, raw in enumerate(raw_models)]
+    _check_catalog(specs, source)
+    return Catalog(credit_unit=header.credit_unit, rounding=header.rounding, models=tuple(specs), source=source)
+
+
+def _parse_model(raw: Any, index: int, header: Catalog, source: str) -> ModelSpec:
+    label = f"model #{index + 1}"
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{source}: {label}: expected a mapping")
+    if isinstance(raw.get("id"), str):
+        label = f"model '{raw['id']}'"
+    if "credit_unit" in raw:
+        raise CatalogError(f"{source}: {label}: credit_unit: set once for the whole catalog, not per model")
+    try:
+        spec = ModelSpec.model_validate(
+            {"rounding": header.rounding, **raw, "credit_unit": header.credit_unit.model_dump()}
+        )
+    except ValidationError as exc:
+        where, message = _first_error(exc)
+        raise CatalogError(f"{source}: {label}: {where}: {message}") from None
+    problems = model_problems(spec)
+    if problems:
+        where, message = problems[0]
+        raise CatalogError(f"{source}: {label}: {where}: {message}")
+    return spec
+
+
+def _check_catalog(specs: list[ModelSpec], source: str) -> None:
+    by_id: dict[str, ModelSpec] = {}
+    for spec in specs:
+        if spec.id in by_id:
+            raise CatalogError(f"{source}: model '{spec.id}': id: duplicate model id")
+        by_id[spec.id] = spec
+    for spec in specs:
+        for target in spec.fallbacks:
+            other = by_id.get(target)
+            if other is None or target == spec.id:
+                raise CatalogError(f"{source}: model '{spec.id}': fallbacks: '{target}' is not another model here")
+            if other.kind != spec.kind:
+                raise CatalogError(
+                    f"{source}: model '{spec.id}': fallbacks: '{target}' is a {other.kind} model, not {spec.kind}"
+                )
+
+
+def _offered(caps: Capabilities) -> dict[str, tuple[str, ...]]:
+    allowed = {
+        "duration": tuple(str(d) for d in caps.durations),
+        "resolution": caps.resolutions,
+        "aspect_ratio": caps.aspect_ratios,
+    }
+    for name, option in caps.options.items():
+        allowed[name] = tuple(str(v) for v in option.values)
+    return allowed
+
+
+def _default_problems(caps: Capabilities) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    pairs: list[tuple[str, object, str, tuple[object, ...]]] = [
+        ("default_duration", caps.default_duration, "durations", caps.durations),
+        ("default_resolution", caps.default_resolution, "resolutions", caps.resolutions),
+        ("default_aspect_ratio", caps.default_aspect_ratio, "aspect_ratios", caps.aspect_ratios),
+    ]
+    for default_name, value, list_name, values in pairs:
+        if value not in values:
+            problems.append((f"capabilities.{default_name}", f"{value} is not one of {list_name} {list(values)}"))
+    for name, option in caps.options.items():
+        if name in GRID_REQUEST_KEYS:
+            problems.append((f"capabilities.options.{name}", "this name is a request field, not an option"))
+        if option.default not in option.values:
+            problems.append(
+                (f"capabilities.options.{name}.default", f"{option.default} is not one of {list(option.values)}")
+            )
+    if caps.prompt.min_length > caps.prompt.max_length:
+        problems.append(("capabilities.prompt", "min_length is greater than max_length"))
+    return problems
+
+
+def _kind_problems(spec: ModelSpec) -> list[tuple[str, str]]:
+    caps = spec.capabilities
+    problems: list[tuple[str, str]] = []
+    still = spec.kind in ("image", "text")
+    if still and caps.durations != (0,):
+        problems.append(("capabilities.durations", f"a {spec.kind} model takes no duration: declare [0] or omit it"))
+    if not still and 0 in caps.durations:
+        problems.append(("capabilities.durations", "a video model needs durations of at least 1 second"))
+    if spec.kind == "i2v" and caps.start_image != "required":
+        problems.append(("capabilities.start_image", "an i2v model must declare start_image: required"))
+    for value in caps.resolutions:
+        if value not in RESOLUTIONS and not (spec.kind == "image" and _SIZE.match(value)):
+            allowed = list(RESOLUTIONS) + (["WxH such as 1024x1024"] if spec.kind == "image" else [])
+            problems.append(("capabilities.resolutions", f"{value} is not one of {allowed}"))
+    return problems
+
+
+def model_problems(spec: ModelSpec) -> list[tuple[str, str]]:
+    """Cross-field checks pydantic cannot express, as (field path, message) pairs."""
+    problems = _default_problems(spec.capabilities) + _kind_problems(spec)
+    if not problems:  # pricing checks assume consistent capabilities
+        problems = pricing_problems(spec, _offered(spec.capabilities), RESOLUTIONS)
+    return problems
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class GenerationInput:
+    prompt: str | None
+    negative_prompt: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    seed: int | None = None
+    start_image: bool = False
+    end_image: bool = False
+    audio: bool = False
+    enhance_prompt: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResolvedRequest:
+    prompt: str | None
+    negative_prompt: str | None
+    duration: int
+    resolution: str
+    aspect_ratio: str
+    width: int
+    height: int
+    seed: int | None
+    start_image: bool
+    end_image: bool
+    audio: bool
+    enhance_prompt: bool
+    options: Mapping[str, Any]
+
+
+def _listing(values: tuple[object, ...], unit: str = "") -> str:
+    return ", ".join(str(v) for v in values) + unit
+
+
+def _choose(spec: ModelSpec, name: str, given: Any, values: tuple[Any, ...], default: Any, unit: str = "") -> Any:
+    if given is None:
+        return default
+    if given not in values:
+        raise ValidationFailed(
+            name, f"{spec.id} offers {name}s {_listing(values, unit)}; got {given}", allowed=list(values)
+        )
+    return given
+
+
+def _check_prompt(spec: ModelSpec, prompt: str | None, require: bool) -> str | None:
+    limits = spec.capabilities.prompt
+    text = prompt.strip() if prompt is not None else ""
+    allowed = {"min_length": limits.min_length, "max_length": limits.max_length}
+    if not text:
+        if require:
+            raise ValidationFailed("prompt", f"{spec.id} needs a prompt", allowed=allowed)
+        return None
+    if not limits.min_length <= len(text) <= limits.max_length:
+        message = f"the prompt must be {limits.min_length}–{limits.max_length} characters; got {len(text)}"
+        raise ValidationFailed("prompt", message, allowed=allowed)
+    return text
+
+
+def _check_flags(spec: ModelSpec, given: GenerationInput, negative: str | None) -> None:
+    caps = spec.capabilities
+    unsupported = [
+        ("negative_prompt", negative is not None, caps.negative_prompt),
+        ("seed", given.seed is not None, caps.seed),
+        ("audio", given.audio, caps.audio),
+        ("enhance_prompt", given.enhance_prompt, caps.enhance_prompt),
+        ("end_image", given.end_image, caps.end_image),
+        ("start_image", given.start_image, caps.start_image != "none"),
+    ]
+    for name, asked, offered in unsupported:
+        if asked and not offered:
+            raise ValidationFailed(name, f"{spec.id} does not support {name.replace('_', ' ')}", allowed=False)
+    if caps.start_image == "required" and not given.start_image:
+        raise ValidationFailed("start_image", f"{spec.id} needs a start image", allowed=True)
+    if given.seed is not None and not 0 <= given.seed <= _SEED_MAX:
+        raise ValidationFailed("seed", f"seed must be 0–{_SEED_MAX}", allowed={"min": 0, "max": _SEED_MAX})
+    if negative is not None and len(negative) > caps.prompt.negative_max_length:
+        limit = caps.prompt.negative_max_length
+        raise ValidationFailed(
+            "negative_prompt", f"the negative prompt must be at most {limit} characters", allowed={"max_length": limit}
+        )
+
+
+def _resolve_options(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    offered = spec.capabilities.options
+    for name in given:
+        if name not in offered:
+            raise ValidationFailed(
+                "options", f"{spec.id} has no option '{name}'", allowed={k: list(v.values) for k, v in offered.items()}
+            )
+    resolved: dict[str, Any] = {}
+    for name, option in offered.items():
+        value = given.get(name)
+        if value is None:
+            resolved[name] = option.default
+        elif value in option.values and not isinstance(value, bool):
+            resolved[name] = value
+        else:
+            raise ValidationFailed(
+                f"options.{name}",
+                f"{spec.id} offers {name} {_listing(option.values)}; got {value}",
+                allowed=list(option.values),
+            )
+    return resolved
+
+
+def resolve_request(spec: ModelSpec, given: GenerationInput, *, require_prompt: bool = True) -> ResolvedRequest:
+    """Check a request against the model's capabilities and fill its defaults; raises ValidationFailed."""
+    caps = spec.capabilities
+    prompt = _check_prompt(spec, given.prompt, require_prompt)
+    negative = given.negative_prompt.strip() if given.negative_prompt else None
+    negative = negative or None
+    duration = _choose(spec, "duration", given.duration, caps.durations, caps.default_duration, " s")
+    resolution = _choose(spec, "resolution", given.resolution, caps.resolutions, caps.default_resolution)
+    aspect = _choose(spec, "aspect_ratio", given.aspect_ratio, caps.aspect_ratios, caps.default_aspect_ratio)
+    _check_flags(spec, given, negative)
+    options = _resolve_options(spec, given.options)
+    width, height = dimensions(resolution, aspect)
+    return ResolvedRequest(
+        prompt=prompt,
+        negative_prompt=negative,
+        duration=duration,
+        resolution=resolution,
+        aspect_ratio=aspect,
+        width=width,
+        height=height,
+        seed=given.seed,
+        start_image=given.start_image,
+        end_image=given.end_image,
+        audio=given.audio,
+        enhance_prompt=given.enhance_prompt,
+        options=options,
+    )
+
+
+def _even(value: Fraction) -> int:
+    return max(2, 2 * round(value / 2))
+
+
+def dimensions(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    """Width and height in even pixels; the resolution names the short side (exact sizes pass through)."""
+    size = _SIZE.match(resolution)
+    if size:
+        return int(size.group(1)), int(size.group(2))
+    ratio = _RATIO.match(aspect_ratio)
+    if resolution not in RESOLUTIONS or ratio is None:
+        raise ValueError(f"unknown resolution {resolution!r} or aspect ratio {aspect_ratio!r}")
+    short = RESOLUTIONS[resolution]
+    a, b = int(ratio.group(1)), int(ratio.group(2))
+    long = _even(Fraction(short * max(a, b), min(a, b)))
+    return (long, short) if a >= b else (short, long)
