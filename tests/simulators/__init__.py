@@ -1,0 +1,1 @@
+"""Loopback stand-ins for provider APIs, used by adapter, SDK and end-to-end tests."""

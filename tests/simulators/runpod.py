@@ -1,0 +1,166 @@
+"""A RunPod serverless simulator: /{eid}/run, /status, /cancel, /health and unsigned completion webhooks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.simulators.base import Job, Simulator
+
+# provider-protocols §1.4 status words for our internal states.
+WIRE_STATUS = {
+    "queued": "IN_QUEUE",
+    "running": "IN_PROGRESS",
+    "succeeded": "COMPLETED",
+    "failed": "FAILED",
+    "canceled": "CANCELLED",
+    "timed_out": "TIMED_OUT",
+}
+TERMINAL = {"succeeded", "failed", "canceled", "timed_out"}
+
+
+class RunPodSimulator(Simulator):
+    """Routes per §1.12. `output_mode` picks what a finished job returns: seed 000's `{"video": base64}`
+    ("base64"), a bare URL string ("url"), or `{"video_url": …}` ("video_url")."""
+
+    routes = [
+        ("POST", r"/[^/]+/run", "submit"),
+        ("POST", r"/[^/]+/runsync", "runsync"),
+        ("GET", r"/[^/]+/status/[^/]+", "status"),
+        ("POST", r"/[^/]+/cancel/[^/]+", "cancel"),
+        ("GET", r"/[^/]+/health", "health"),
+        ("POST", r"/[^/]+/purge-queue", "purge"),
+        ("GET", r"/files/[^/]+", "output"),
+    ]
+    # RunPod does not document its out-of-credit answer (§1.9 unverified); we use 402 + a balance message.
+    out_of_credit_body = {"error": "Insufficient balance: please add credits to your account"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.output_mode = "base64"
+        self.workers = {"idle": 1, "running": 0}
+
+    def build_app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/{eid}/run", self.run_route, methods=["POST"]),
+                Route("/{eid}/runsync", self.runsync_route, methods=["POST"]),
+                Route("/{eid}/status/{job_id}", self.status_route, methods=["GET"]),
+                Route("/{eid}/cancel/{job_id}", self.cancel_route, methods=["POST"]),
+                Route("/{eid}/health", self.health_route, methods=["GET"]),
+                Route("/{eid}/purge-queue", self.purge_route, methods=["POST"]),
+                Route("/files/{name}", self.serve_file, methods=["GET"]),
+            ]
+        )
+
+    def wire(self, job: Job) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": job.id, "status": WIRE_STATUS[job.state], "delayTime": 12, "executionTime": 0}
+        if job.state == "running" and job.progress is not None:
+            body["output"] = job.progress  # §1.5: progress_update() values show up as `output`
+        elif job.state == "succeeded":
+            body["output"] = job.output
+            body["executionTime"] = 3391
+        elif job.state in ("failed", "timed_out"):
+            body["error"] = job.error or "job timed out"
+        return body
+
+    def default_output(self, job: Job) -> Any:
+        url = self.output_url(job)
+        if self.output_url_override or self.output_mode == "url":
+            return url
+        if self.output_mode == "video_url":
+            return {"video_url": url}
+        return {"video": base64.b64encode(self.video).decode("ascii")}
+
+    def on_transition(self, job: Job, previous: str) -> None:
+        # §1.8: only completion is posted, with the /status body and no signature.
+        if job.state in TERMINAL:
+            body = json.dumps(self.wire(job)).encode()
+            self.webhooks.send(job.webhook_url, WIRE_STATUS[job.state], body)
+
+    def time_out(self, job_id: str) -> Job:
+        return self._move(job_id, "timed_out", error="execution timeout exceeded")
+
+    def expire(self, job_id: str) -> None:
+        """Forget a job, as RunPod does when its result TTL passes (§1.4: /status then answers 404)."""
+        with self.lock:
+            self.jobs.pop(job_id, None)
+
+    def _job(self, request: Request) -> Job | None:
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None or job.extra.get("endpoint") != request.path_params["eid"]:
+            return None
+        return job
+
+    async def _create(self, request: Request) -> Job | Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        if self.out_of_credit:
+            return self.no_credit()
+        try:
+            payload = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "invalid JSON"}, status_code=400)
+        if not isinstance(payload, dict) or not isinstance(payload.get("input"), dict):
+            return JSONResponse({"error": "input is required"}, status_code=400)
+        job = self.new_job(payload, payload.get("webhook"), job_id=f"{uuid.uuid4()}-u1")
+        job.extra["endpoint"] = request.path_params["eid"]
+        return job
+
+    async def run_route(self, request: Request) -> Response:
+        job = await self._create(request)
+        if isinstance(job, Response):
+            return job
+        return JSONResponse({"id": job.id, "status": "IN_QUEUE"})
+
+    async def runsync_route(self, request: Request) -> Response:
+        job = await self._create(request)
+        if isinstance(job, Response):
+            return job
+        self.complete(job.id)
+        return JSONResponse(self.wire(job))
+
+    async def status_route(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        job = self._job(request)
+        if job is None:
+            return JSONResponse({"error": "request does not exist"}, status_code=404)
+        return JSONResponse(self.wire(job))
+
+    async def cancel_route(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        job = self._job(request)
+        if job is None:
+            return JSONResponse({"error": "request does not exist"}, status_code=404)
+        self.cancel_job(job.id)
+        return JSONResponse({"id": job.id, "status": WIRE_STATUS[job.state]})
+
+    async def health_route(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        states = [j.state for j in self.jobs.values()]
+        jobs = {
+            "completed": states.count("succeeded"),
+            "failed": states.count("failed") + states.count("timed_out"),
+            "inProgress": states.count("running"),
+            "inQueue": states.count("queued"),
+            "retried": 0,
+        }
+        return JSONResponse({"jobs": jobs, "workers": self.workers})
+
+    async def purge_route(self, request: Request) -> Response:
+        if not self.authorized(request):
+            return self.unauthorized()
+        queued = [j.id for j in self.jobs.values() if j.state == "queued"]
+        for job_id in queued:
+            self.cancel_job(job_id)
+        return JSONResponse({"removed": len(queued), "status": "completed"})
