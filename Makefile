@@ -1,0 +1,64 @@
+# reelgate: `make run` starts the server with embedded defaults; `make test` runs every test.
+# Both set themselves up: a virtualenv in .venv and the system packages the tests need.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-packages
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install system-packages run test test-fast check lint typecheck layers bench soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian's chromium drives the studio's browser tests; installed only when missing.
+system-packages: $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP):
+	@mkdir -p $(VENV)
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+		else \
+			echo "note: chromium is not installed; browser tests will be skipped (install Debian's 'chromium')"; \
+		fi; \
+	fi
+	@touch $(SYSTEM_STAMP)
+
+run: install
+	$(BIN)/reelgate serve
+
+test: install system-packages
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser"
+
+lint: install
+	$(BIN)/ruff check reelgate tests
+	$(BIN)/ruff format --check reelgate tests
+
+typecheck: install
+	$(BIN)/mypy
+
+layers: install
+	$(BIN)/lint-imports
+
+# Every gate CI runs.
+check: lint typecheck layers test
+
+bench: install
+	$(BIN)/python -m bench
+
+soak: install system-packages
+	REELGATE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m soak tests/reliability
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""Turns rows into the contract's JSON shapes (kept apart from routes so the studio can reuse them)."""
+
+from __future__ import annotations
+
+from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, UploadOut
+from reelgate.db.tables import Generation, Project, Upload
+from reelgate.domain.jobs import GenerationStatus, is_terminal
+
+
+def generation_out(generation: Generation, public_url: str) -> GenerationOut:
+    params = generation.params or {}
+    succeeded = generation.status == GenerationStatus.SUCCEEDED.value
+    base = f"{public_url}/api/v1/generations/{generation.id}"
+    error = (
+        ErrorInfo(code=generation.error_code, message=generation.error_message or "")
+        if generation.error_code and generation.status != GenerationStatus.SUCCEEDED.value
+        else None
+    )
+    output = None
+    if succeeded:
+        output = {
+            "content_type": generation.output_content_type,
+            "size": generation.output_size,
+            "sha256": generation.output_sha256,
+            **(generation.output_meta or {}),
+        }
+    return GenerationOut(
+        id=generation.id,
+        status=generation.status,
+        progress=generation.progress,
+        model=generation.model,
+        provider=generation.provider,
+        kind=generation.kind,
+        project_id=generation.project_id,
+        prompt=generation.prompt,
+        negative_prompt=generation.negative_prompt,
+        duration=params.get("duration"),
+        resolution=params.get("resolution"),
+        aspect_ratio=params.get("aspect_ratio"),
+        seed=params.get("seed"),
+        options=params.get("options") or {},
+        start_image=generation.start_upload_id,
+        end_image=generation.end_upload_id,
+        credits_quoted=generation.quote_total,
+        credits_held=0 if is_terminal(generation.status) else generation.credits_held,
+        credits_charged=generation.credits_charged,
+        credits_refunded=generation.credits_refunded,
+        quote_breakdown=generation.quote_breakdown or {},
+        error=error,
+        needs_review=generation.needs_review,
+        video_url=f"{base}/content" if succeeded else None,
+        thumbnail_url=f"{base}/thumbnail" if succeeded and generation.thumbnail_key else None,
+        output=output,
+        retry_of=generation.retry_of,
+        created_at=generation.created_at.isoformat(),
+        updated_at=generation.updated_at.isoformat(),
+        completed_at=generation.completed_at.isoformat() if generation.completed_at else None,
+    )
+
+
+def project_out(project: Project) -> ProjectOut:
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        description=project.description,
+        created_at=project.created_at.isoformat(),
+        updated_at=project.updated_at.isoformat(),
+    )
+
+
+def upload_out(upload: Upload) -> UploadOut:
+    return UploadOut(
+        id=upload.id,
+        width=upload.width,
+        height=upload.height,
+        size=upload.size,
+        content_type=upload.content_type,
+        sha256=upload.sha256,
+        created_at=upload.created_at.isoformat(),
+    )

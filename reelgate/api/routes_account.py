@@ -1,0 +1,106 @@
+"""/api/v1/me, API keys, projects and uploads: everything scoped to the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, UploadFile
+from fastapi.responses import Response
+
+from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.presenters import project_out, upload_out
+from reelgate.api.schemas import ApiKeyCreate, CreditsOut, MeOut, ProjectCreate, ProjectOut, ProjectUpdate, UploadOut
+from reelgate.domain.errors import PayloadTooLarge, ValidationFailed
+from reelgate.services import accounts, ledger, projects, uploads
+
+router = APIRouter(prefix="/api/v1", tags=["account"])
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+@router.get("/me", response_model=MeOut)
+async def me(user: CurrentUser, ctx: Ctx) -> MeOut:
+    async with ctx.db.reader() as session:
+        credits = await ledger.credits_of(session, user.id)
+    return MeOut(
+        id=user.id,
+        email=user.email,
+        display_name=user.display_name,
+        is_admin=user.is_admin,
+        credits=CreditsOut(available=credits.available, held=credits.held),
+    )
+
+
+@router.get("/api-keys")
+async def list_api_keys(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    keys = await accounts.list_api_keys(ctx, user.id)
+    return {
+        "data": [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_at": k.created_at.isoformat(),
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "revoked": k.revoked_at is not None,
+            }
+            for k in keys
+        ]
+    }
+
+
+@router.post("/api-keys", status_code=201)
+async def create_api_key(body: ApiKeyCreate, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    key = await accounts.create_api_key(ctx, user.id, body.name)
+    return {"id": key.id, "name": key.name, "key": key.secret, "note": "Store this key now; it is not shown again."}
+
+
+@router.delete("/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    await accounts.revoke_api_key(ctx, user.id, key_id)
+    return Response(status_code=204)
+
+
+@router.get("/projects")
+async def list_projects(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    return {"data": [project_out(p).model_dump() for p in await projects.list_projects(ctx, user.id)]}
+
+
+@router.post("/projects", status_code=201, response_model=ProjectOut)
+async def create_project(body: ProjectCreate, user: CurrentUser, ctx: Ctx) -> ProjectOut:
+    return project_out(await projects.create_project(ctx, user.id, body.name, body.description))
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut)
+async def get_project(project_id: str, user: CurrentUser, ctx: Ctx) -> ProjectOut:
+    return project_out(await projects.get_project(ctx, user.id, project_id))
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectOut)
+async def update_project(project_id: str, body: ProjectUpdate, user: CurrentUser, ctx: Ctx) -> ProjectOut:
+    return project_out(
+        await projects.update_project(ctx, user.id, project_id, name=body.name, description=body.description)
+    )
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+async def delete_project(project_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    await projects.delete_project(ctx, user.id, project_id)
+    return Response(status_code=204)
+
+
+@router.post("/uploads", status_code=201, response_model=UploadOut)
+async def create_upload(request: Request, file: UploadFile, user: CurrentUser, ctx: Ctx) -> UploadOut:
+    cap = ctx.config.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap + _MULTIPART_OVERHEAD:
+        raise PayloadTooLarge(f"Images may be at most {cap // (1024 * 1024)} MB.", details={"max_bytes": cap})
+    data = await file.read(cap + 1)
+    if not data:
+        raise ValidationFailed("file", "The file is empty.")
+    return upload_out(await uploads.create_upload(ctx, user.id, data, file.filename or ""))
+
+
+@router.get("/uploads/{upload_id}", response_model=UploadOut)
+async def get_upload(upload_id: str, user: CurrentUser, ctx: Ctx) -> UploadOut:
+    return upload_out(await uploads.get_upload(ctx, user.id, upload_id))

@@ -1,0 +1,114 @@
+"""/api/v1/generations: create (with Idempotency-Key), list, get, cancel, retry, content, thumbnail."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.media_responses import serve_object
+from reelgate.api.presenters import generation_out
+from reelgate.api.schemas import GenerationCreate, GenerationList, GenerationOut
+from reelgate.domain.errors import Conflict, NotFound
+from reelgate.domain.jobs import GenerationStatus
+from reelgate.services import generations
+from reelgate.services.generations import GenerationFilter, GenerationOrder
+
+router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
+
+
+def order_from(body: GenerationCreate) -> GenerationOrder:
+    return GenerationOrder(**body.model_dump())
+
+
+@router.post("", status_code=202, response_model=GenerationOut)
+async def create_generation(
+    body: GenerationCreate,
+    user: CurrentUser,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    generation, replayed = await generations.create_generation(
+        ctx, user.id, order_from(body), idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    payload = generation_out(generation, ctx.config.public_url).model_dump(mode="json")
+    return JSONResponse(payload, status_code=202, headers=headers)
+
+
+@router.get("", response_model=GenerationList)
+async def list_generations(
+    user: CurrentUser,
+    ctx: Ctx,
+    status: Annotated[GenerationStatus | None, Query()] = None,
+    project_id: Annotated[str | None, Query(max_length=40)] = None,
+    model: Annotated[str | None, Query(max_length=80)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> GenerationList:
+    rows, next_cursor = await generations.list_generations(
+        ctx,
+        user.id,
+        filters=GenerationFilter(status=status.value if status else None, project_id=project_id, model=model),
+        limit=limit,
+        cursor=cursor,
+    )
+    return GenerationList(
+        data=[generation_out(g, ctx.config.public_url) for g in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+
+
+@router.get("/{generation_id}", response_model=GenerationOut)
+async def get_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> GenerationOut:
+    return generation_out(await generations.get_generation(ctx, user.id, generation_id), ctx.config.public_url)
+
+
+@router.post("/{generation_id}/cancel", response_model=GenerationOut)
+async def cancel_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> GenerationOut:
+    return generation_out(await generations.cancel_generation(ctx, user.id, generation_id), ctx.config.public_url)
+
+
+@router.post("/{generation_id}/retry", status_code=202, response_model=GenerationOut)
+async def retry_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> GenerationOut:
+    return generation_out(await generations.retry_generation(ctx, user.id, generation_id), ctx.config.public_url)
+
+
+@router.get("/{generation_id}/content", response_class=Response)
+async def generation_content(
+    generation_id: str,
+    request: Request,
+    user: CurrentUser,
+    ctx: Ctx,
+    download: Annotated[bool, Query()] = False,
+) -> Response:
+    generation = await generations.get_generation(ctx, user.id, generation_id)
+    if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
+        raise Conflict("This generation has no video yet.", code="not_ready", details={"status": generation.status})
+    extension = generation.output_key.rsplit(".", 1)[-1]
+    return await serve_object(
+        request,
+        ctx.store,
+        generation.output_key,
+        content_type=generation.output_content_type or "video/mp4",
+        filename=f"{generation.id}.{extension}",
+        download=download,
+    )
+
+
+@router.get("/{generation_id}/thumbnail", response_class=Response)
+async def generation_thumbnail(generation_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Response:
+    generation = await generations.get_generation(ctx, user.id, generation_id)
+    if not generation.thumbnail_key:
+        raise NotFound("This generation has no thumbnail.")
+    return await serve_object(
+        request,
+        ctx.store,
+        generation.thumbnail_key,
+        content_type="image/jpeg",
+        filename=f"{generation.id}.jpg",
+        download=False,
+    )

@@ -1,0 +1,62 @@
+"""Liveness and readiness: /healthz says the process is up, /readyz checks what it depends on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from reelgate.api.deps import Ctx
+
+router = APIRouter(tags=["health"])
+_CHECK_TIMEOUT = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _check_database(ctx: Any) -> dict[str, Any]:
+    async with ctx.db.reader() as session:
+        await session.execute(text("SELECT 1"))
+    return {"ok": True}
+
+
+async def _check_storage(ctx: Any) -> dict[str, Any]:
+    await ctx.store.check()
+    return {"ok": True}
+
+
+async def _timed(check: Any) -> dict[str, Any]:
+    try:
+        return dict(await asyncio.wait_for(check, timeout=_CHECK_TIMEOUT))
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, none is raised
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+async def _check_provider(ctx: Any, name: str) -> dict[str, Any]:
+    report = await ctx.providers.get(name).health()
+    result = {"ok": report.healthy, "detail": report.detail}
+    if report.out_of_credit or name in ctx.degraded_providers:
+        result.update(ok=False, degraded=ctx.degraded_providers.get(name, "out of provider credit"))
+    return result
+
+
+@router.get("/readyz")
+async def readyz(ctx: Ctx) -> JSONResponse:
+    configured = [n for n in ctx.providers.names() if ctx.providers.get(n).configured()]
+    database, storage, *provider_results = await asyncio.gather(
+        _timed(_check_database(ctx)),
+        _timed(_check_storage(ctx)),
+        *(_timed(_check_provider(ctx, n)) for n in configured),
+    )
+    providers = dict(zip(configured, provider_results, strict=True))
+    core_ok = database["ok"] and storage["ok"]
+    degraded = [n for n, r in providers.items() if not r["ok"]]
+    status = "ready" if core_ok and not degraded else ("degraded" if core_ok else "unavailable")
+    body = {"status": status, "checks": {"database": database, "storage": storage, "providers": providers}}
+    return JSONResponse(body, status_code=200 if core_ok else 503)

@@ -1,0 +1,145 @@
+"""Request and response shapes of the HTTP contract. Requests reject unknown fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+OptionValue = str | int | float | bool
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerationCreate(Strict):
+    model: str = Field(max_length=80)
+    prompt: str | None = Field(default=None, max_length=8000)
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    duration: int | None = Field(default=None, ge=0, le=600, description="Seconds")
+    resolution: str | None = Field(default=None, max_length=16, examples=["720p"])
+    aspect_ratio: str | None = Field(default=None, max_length=16, examples=["16:9"])
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    start_image: str | None = Field(default=None, max_length=40, description="Upload id")
+    end_image: str | None = Field(default=None, max_length=40, description="Upload id")
+    audio: bool = False
+    enhance_prompt: bool = False
+    project_id: str | None = Field(default=None, max_length=40)
+    callback_url: str | None = Field(default=None, max_length=2048)
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+
+class EstimateRequest(Strict):
+    model: str = Field(max_length=80)
+    prompt: str | None = Field(default=None, max_length=8000)
+    negative_prompt: str | None = Field(default=None, max_length=4000)
+    duration: int | None = Field(default=None, ge=0, le=600)
+    resolution: str | None = Field(default=None, max_length=16)
+    aspect_ratio: str | None = Field(default=None, max_length=16)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    start_image: bool | str | None = None
+    end_image: bool | str | None = None
+    audio: bool = False
+    enhance_prompt: bool = False
+    options: dict[str, OptionValue] = Field(default_factory=dict)
+
+
+class EstimateResponse(BaseModel):
+    model: str
+    total: int
+    breakdown: dict[str, int]
+    currency_value: dict[str, Any]
+    available: bool
+    resolved: dict[str, Any]
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class GenerationOut(BaseModel):
+    id: str
+    object: str = "generation"
+    status: str
+    progress: int
+    model: str
+    provider: str
+    kind: str
+    project_id: str
+    prompt: str
+    negative_prompt: str | None
+    duration: int | None
+    resolution: str | None
+    aspect_ratio: str | None
+    seed: int | None
+    options: dict[str, Any]
+    start_image: str | None
+    end_image: str | None
+    credits_quoted: int
+    credits_held: int
+    credits_charged: int
+    credits_refunded: int
+    quote_breakdown: dict[str, Any]
+    error: ErrorInfo | None
+    needs_review: bool
+    video_url: str | None
+    thumbnail_url: str | None
+    output: dict[str, Any] | None
+    retry_of: str | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+
+
+class GenerationList(BaseModel):
+    object: str = "list"
+    data: list[GenerationOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class ProjectCreate(Strict):
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field(default="", max_length=2000)
+
+
+class ProjectUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    description: str | None = Field(default=None, max_length=2000)
+
+
+class ProjectOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    created_at: str
+    updated_at: str
+
+
+class UploadOut(BaseModel):
+    id: str
+    width: int
+    height: int
+    size: int
+    content_type: str
+    sha256: str
+    created_at: str
+
+
+class CreditsOut(BaseModel):
+    available: int
+    held: int
+
+
+class MeOut(BaseModel):
+    id: str
+    email: str
+    display_name: str
+    is_admin: bool
+    credits: CreditsOut
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(default="", max_length=120)

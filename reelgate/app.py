@@ -1,0 +1,82 @@
+"""create_app(settings): the FastAPI application, its lifespan wiring, and the mounted API and studio."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from reelgate import __version__
+from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
+from reelgate.api.errors import install_error_handlers
+from reelgate.bootstrap import build_context, close_context
+from reelgate.services import pipeline
+from reelgate.settings import Settings
+from reelgate.worker import Worker
+
+log = logging.getLogger("reelgate")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await build_context(settings)
+        app.state.ctx = ctx
+        worker: Worker | None = None
+        if settings.embedded_worker:
+            worker = Worker(ctx, concurrency=settings.worker_concurrency)
+            ctx.wake = worker.wake
+            if settings.embedded:
+                # One process owns every job in embedded mode, so leases left by a killed process are stale.
+                resumed = await pipeline.resume_all(ctx)
+                if resumed:
+                    log.info("resuming %d unfinished generations", resumed)
+            await worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await worker.stop()
+            await close_context(ctx)
+
+    app = FastAPI(
+        title="reelgate",
+        version=__version__,
+        description="Sell AI video generation: one API over many providers, billed in credits.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (routes_health, routes_catalog, routes_generations, routes_account, routes_webhooks):
+        app.include_router(module.router)
+    _mount_optional(app)
+    return app
+
+
+# Feature packages that mount themselves with a `mount(app)` function, in this order.
+OPTIONAL_ROUTERS = (
+    "reelgate.api.routes_credits",
+    "reelgate.api.routes_admin",
+    "reelgate.api.routes_client_webhooks",
+    "reelgate.api.openai_compat",
+    "reelgate.api.metrics",
+    "reelgate.web.routes",
+)
+
+
+def _mount_optional(app: FastAPI) -> None:
+    """The studio and the OpenAI-compatible API mount themselves when their packages are present."""
+    from importlib import import_module
+
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.mount(app)

@@ -1,0 +1,90 @@
+"""The composition root: turns Settings into a ServiceContext (database, catalog, providers, storage)."""
+
+from __future__ import annotations
+
+import logging
+
+from reelgate.catalog.loader import load_catalog, load_default_catalog
+from reelgate.db.engine import Database
+from reelgate.db.migrate import upgrade_to_head
+from reelgate.domain.catalog import Catalog
+from reelgate.providers.base import ProviderConfig
+from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.services.context import ServiceConfig, ServiceContext
+from reelgate.settings import Settings
+from reelgate.storage import store_from_url
+
+log = logging.getLogger("reelgate")
+
+
+def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
+    """Credentials and base URLs per provider; every base URL can be overridden for tests and proxies."""
+    s = settings
+    return {
+        "sandbox": ProviderConfig(
+            api_key="local",
+            extra={"spool_dir": str((s.data_dir / "sandbox").resolve()), "delay_seconds": str(s.sandbox_delay_seconds)},
+        ),
+        "runpod": ProviderConfig(
+            api_key=s.runpod_api_key,
+            base_url=s.runpod_base_url,
+            extra={
+                k: v
+                for k, v in {
+                    "ltx_endpoint_id": s.runpod_ltx_endpoint_id,
+                    "wan_endpoint_id": s.runpod_wan_endpoint_id,
+                    "ltx_endpoint_url": s.runpod_ltx_endpoint_url,
+                    "wan_endpoint_url": s.runpod_wan_endpoint_url,
+                }.items()
+                if v
+            },
+        ),
+        "replicate": ProviderConfig(
+            api_key=s.replicate_api_token, base_url=s.replicate_base_url, webhook_secret=s.replicate_webhook_secret
+        ),
+        "pollo": ProviderConfig(
+            api_key=s.pollo_api_key, base_url=s.pollo_base_url, webhook_secret=s.pollo_webhook_secret
+        ),
+        "modelslab": ProviderConfig(api_key=s.modelslab_api_key, base_url=s.modelslab_base_url),
+        "edenai": ProviderConfig(api_key=s.edenai_api_key, base_url=s.edenai_base_url),
+        "poe": ProviderConfig(api_key=s.poe_api_key, base_url=s.poe_base_url),
+    }
+
+
+def load_configured_catalog(settings: Settings) -> Catalog:
+    return load_catalog(settings.catalog) if settings.catalog else load_default_catalog()
+
+
+def service_config(settings: Settings) -> ServiceConfig:
+    return ServiceConfig(
+        public_url=settings.public_url,
+        signup_credits=settings.signup_credits,
+        fetch_allow_hosts=settings.allowed_fetch_hosts,
+        max_output_bytes=settings.max_output_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_upload_pixels=settings.max_upload_pixels,
+        idempotency_ttl_hours=settings.idempotency_ttl_hours,
+        poll_initial=settings.poll_initial_seconds,
+        poll_max=settings.poll_max_seconds,
+    )
+
+
+async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceContext:
+    settings.check_production_safety()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    if migrate:
+        await upgrade_to_head(db.engine)
+    return ServiceContext(
+        db=db,
+        catalog=load_configured_catalog(settings),
+        # Catalog models of a provider without an adapter stay listed, as unavailable.
+        providers=ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES}),
+        store=store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url),
+        config=service_config(settings),
+    )
+
+
+async def close_context(ctx: ServiceContext) -> None:
+    await ctx.providers.aclose()
+    await ctx.db.dispose()

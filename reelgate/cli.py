@@ -1,0 +1,301 @@
+"""The `reelgate` command: serve, worker, migrate, user, credits, models, estimate, generate, ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reelgate.bootstrap import build_context, close_context
+from reelgate.domain.catalog import GenerationInput
+from reelgate.domain.errors import ReelgateError
+from reelgate.domain.jobs import is_terminal
+from reelgate.domain.ledger import EntryKind
+from reelgate.services import accounts, generations, ledger, uploads
+from reelgate.services.context import ServiceContext
+from reelgate.services.generations import GenerationOrder
+from reelgate.settings import Settings
+from reelgate.worker import Worker
+
+app = typer.Typer(help="reelgate: sell AI video generation.", no_args_is_help=True, add_completion=False)
+user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Check the credit ledger.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(credits_app, name="credits")
+app.add_typer(ledger_app, name="ledger")
+console = Console()
+T = TypeVar("T")
+FIRST_ADMIN_FILE = "first-admin.txt"
+
+
+def _run(body: Callable[[ServiceContext], Awaitable[T]], settings: Settings | None = None) -> T:
+    async def main() -> T:
+        ctx = await build_context(settings or Settings())
+        try:
+            return await body(ctx)
+        finally:
+            await close_context(ctx)
+
+    try:
+        return asyncio.run(main())
+    except ReelgateError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        if exc.details:
+            console.print(json.dumps(exc.details))
+        raise typer.Exit(1) from exc
+
+
+async def _ensure_first_admin(ctx: ServiceContext, settings: Settings) -> tuple[str, str | None]:
+    """Embedded mode starts with one admin account, so a new user can sign in straight away."""
+    marker = settings.data_dir / FIRST_ADMIN_FILE
+    if await accounts.count_users(ctx) == 0:
+        password = secrets.token_urlsafe(12)
+        email = "admin@reelgate.local"
+        await accounts.create_user(ctx, email, password, is_admin=True, credits=1000)
+        marker.write_text(f"{email}\n{password}\n")
+        marker.chmod(0o600)
+    if marker.exists():
+        email, password = marker.read_text().split("\n")[:2]
+        return email, password
+    admin = await accounts.first_admin(ctx)
+    return (admin.email if admin else "(create one with `reelgate user create`)"), None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+) -> None:
+    """Run the API and the studio (and, in embedded mode, the worker)."""
+    import uvicorn
+
+    from reelgate.app import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    email, password = (
+        _run(lambda ctx: _ensure_first_admin(ctx, settings), settings) if settings.embedded else ("", None)
+    )
+    url = f"http://{host}:{port}"
+    console.print(f"\n[bold]reelgate[/bold] is starting at [link={url}]{url}[/link]  (API docs: {url}/docs)")
+    if email:
+        console.print(
+            f"Sign in as [bold]{email}[/bold]" + (f" with password [bold]{password}[/bold]" if password else "")
+        )
+        console.print(f"(the first sign-in is kept in {settings.data_dir / FIRST_ADMIN_FILE})\n")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+
+    async def body(ctx: ServiceContext) -> None:
+        console.print(f"database is up to date ({ctx.db.dialect})")
+
+    _run(body)
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    password: Annotated[str, typer.Option(help="Password for signing in to the studio")],
+    credits: Annotated[int | None, typer.Option(help="Starting credits (default: the sign-up credits)")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="Make this user an administrator")] = False,
+    api_key: Annotated[bool, typer.Option("--api-key", help="Also create an API key (printed last)")] = False,
+) -> None:
+    """Create a user; with --api-key the new key is printed as the last line."""
+
+    async def body(ctx: ServiceContext) -> None:
+        user = await accounts.create_user(ctx, email, password, credits=credits, is_admin=admin)
+        console.print(f"created {user.email} ({user.id})")
+        if api_key:
+            key = await accounts.create_api_key(ctx, user.id, "cli")
+            print(key.secret)
+
+    _run(body)
+
+
+@credits_app.command("grant")
+def credits_grant(
+    email: str,
+    amount: int,
+    reason: Annotated[
+        str, typer.Option(help="Why these credits are granted (kept in the ledger)")
+    ] = "Granted by an operator",
+) -> None:
+    """Grant credits to a user."""
+
+    async def body(ctx: ServiceContext) -> None:
+        user = await accounts.find_user_by_email(ctx, email)
+        async with ctx.db.transaction() as session:
+            await ledger.credit(
+                session, user.id, amount, kind=EntryKind.GRANT, reference=f"grant:{secrets.token_hex(8)}", note=reason
+            )
+            balance = await ledger.credits_of(session, user.id)
+        console.print(f"granted {amount} credits to {user.email}; available now {balance.available}")
+
+    if amount <= 0:
+        console.print("[red]error:[/red] amount must be positive")
+        raise typer.Exit(1)
+    _run(body)
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Verify deposits = available + held + captured for every account, nothing negative, no stray hold."""
+
+    async def body(ctx: ServiceContext) -> int:
+        async with ctx.db.reader() as session:
+            problems = await ledger.check_ledger(session)
+        for problem in problems:
+            console.print(f"[red]{problem.account}[/red]: {problem.message}")
+        if not problems:
+            console.print("ledger OK: every account balances")
+        return len(problems)
+
+    if _run(body):
+        raise typer.Exit(1)
+
+
+@app.command()
+def models() -> None:
+    """List the catalog's models with availability and default price."""
+
+    async def body(ctx: ServiceContext) -> None:
+        table = Table("model", "provider", "kind", "available", "default price")
+        for spec in ctx.catalog.models:
+            ok, why = generations.model_available(ctx, spec)
+            try:
+                price = str(generations.estimate(ctx, GenerationInput(prompt=None), spec.id).quote.total)
+            except ReelgateError:
+                price = "-"
+            table.add_row(spec.id, spec.provider, spec.kind, "yes" if ok else f"no ({why})", price)
+        console.print(table)
+
+    _run(body)
+
+
+def _input_options(
+    duration: int | None, resolution: str | None, aspect_ratio: str | None, mode: str | None
+) -> dict[str, Any]:
+    return {
+        "duration": duration,
+        "resolution": resolution,
+        "aspect_ratio": aspect_ratio,
+        "options": {"mode": mode} if mode else {},
+    }
+
+
+@app.command()
+def estimate(
+    model: Annotated[str, typer.Option()],
+    duration: Annotated[int | None, typer.Option()] = None,
+    resolution: Annotated[str | None, typer.Option()] = None,
+    aspect_ratio: Annotated[str | None, typer.Option()] = None,
+    mode: Annotated[str | None, typer.Option(help="Model option `mode`, e.g. fast or pro")] = None,
+    image: Annotated[bool, typer.Option("--image", help="Price with a start image")] = False,
+) -> None:
+    """Show what a generation would cost, with its breakdown."""
+
+    async def body(ctx: ServiceContext) -> None:
+        given = GenerationInput(
+            prompt=None, start_image=image, **_input_options(duration, resolution, aspect_ratio, mode)
+        )
+        result = generations.estimate(ctx, given, model)
+        console.print(
+            json.dumps({"model": model, "total": result.quote.total, "breakdown": dict(result.quote.breakdown)})
+        )
+
+    _run(body)
+
+
+@app.command()
+def generate(
+    prompt: str,
+    model: Annotated[str, typer.Option()] = "sandbox-t2v",
+    duration: Annotated[int | None, typer.Option()] = None,
+    resolution: Annotated[str | None, typer.Option()] = None,
+    aspect_ratio: Annotated[str | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    mode: Annotated[str | None, typer.Option()] = None,
+    image: Annotated[Path | None, typer.Option(help="Start image (PNG, JPEG or WebP)")] = None,
+    end_image: Annotated[Path | None, typer.Option(help="End image")] = None,
+    out: Annotated[Path, typer.Option(help="Where to save the video")] = Path("video.mp4"),
+    user: Annotated[str | None, typer.Option(help="Email of the paying user (default: the first admin)")] = None,
+) -> None:
+    """Submit a generation as a local user, show its progress, and save the result."""
+
+    async def body(ctx: ServiceContext) -> None:
+        owner = await accounts.find_user_by_email(ctx, user) if user else await accounts.first_admin(ctx)
+        if owner is None:
+            raise ReelgateError("No user to pay for this: pass --user or run `reelgate serve` once.")
+        start = await uploads.create_upload(ctx, owner.id, image.read_bytes(), image.name) if image else None
+        end = await uploads.create_upload(ctx, owner.id, end_image.read_bytes(), end_image.name) if end_image else None
+        order = GenerationOrder(
+            model=model,
+            prompt=prompt,
+            seed=seed,
+            start_image=start.id if start else None,
+            end_image=end.id if end else None,
+            **_input_options(duration, resolution, aspect_ratio, mode),
+        )
+        generation, _ = await generations.create_generation(ctx, owner.id, order)
+        console.print(f"{generation.id}: {generation.quote_total} credits held for {model}")
+        final = await _follow(ctx, owner.id, generation.id)
+        if final.status != "succeeded":
+            raise ReelgateError(f"generation {final.status}: {final.error_message or ''} (credits returned)")
+        assert final.output_key is not None
+        await _save(ctx, final.output_key, out)
+        console.print(f"saved {out} ({final.output_size} bytes); charged {final.credits_charged} credits")
+
+    _run(body)
+
+
+async def _follow(ctx: ServiceContext, user_id: str, generation_id: str) -> Any:
+    """Drives the job with a local worker (a running server may take it instead) and shows progress."""
+    worker = Worker(ctx, concurrency=1)
+    ctx.wake = worker.wake
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("queued", total=100)
+        while True:
+            await worker.run_once()
+            current = await generations.get_generation(ctx, user_id, generation_id)
+            progress.update(task, completed=current.progress, description=current.status)
+            if is_terminal(current.status):
+                await worker.stop()
+                return current
+            await asyncio.sleep(0.25)
+
+
+async def _save(ctx: ServiceContext, key: str, out: Path) -> None:
+    local = ctx.store.local_path(key)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if local is not None:
+        await asyncio.to_thread(shutil.copyfile, local, out)
+        return
+    with out.open("wb") as handle:
+        async for chunk in ctx.store.iter_range(key):
+            handle.write(chunk)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

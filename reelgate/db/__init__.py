@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the unit of work, named queries, and Alembic migrations."""

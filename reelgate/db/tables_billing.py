@@ -1,0 +1,1 @@
+"""Tables of the billing feature (declared on the shared Base in reelgate.db.tables)."""

@@ -1,0 +1,1 @@
+"""Tables of the webhooks feature (declared on the shared Base in reelgate.db.tables)."""

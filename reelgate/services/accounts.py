@@ -1,0 +1,207 @@
+"""Users, passwords, API keys and projects: sign-up, sign-in and key management."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from reelgate.db.tables import ApiKey, Project, User
+from reelgate.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from reelgate.domain.ids import new_id
+from reelgate.domain.ledger import EntryKind
+from reelgate.services import ledger
+from reelgate.services.context import ServiceContext
+
+_hasher = PasswordHasher()
+API_KEY_PREFIX = "rg_"
+DEFAULT_PROJECT_NAME = "My videos"
+_LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every request
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    id: str
+    name: str
+    secret: str  # shown once; only its hash is stored
+
+
+def _normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or email.startswith("@") or email.endswith("@"):
+        raise ValidationFailed("email", "Enter a valid email address.")
+    return email
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationFailed("password", "Passwords need at least 8 characters.", allowed={"min_length": 8})
+    if len(password) > 1024:
+        raise ValidationFailed("password", "Password is too long.", allowed={"max_length": 1024})
+
+
+async def hash_password(password: str) -> str:
+    # argon2 is deliberately slow; keep it off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_api_key(secret: str) -> str:
+    """API keys carry 256 bits of entropy, so a fast hash is safe and keeps auth cheap."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_user(
+    ctx: ServiceContext,
+    email: str,
+    password: str | None,
+    *,
+    credits: int | None = None,
+    is_admin: bool = False,
+    display_name: str = "",
+) -> User:
+    """Creates the user, their credit account, a default project, and grants the sign-up credits."""
+    email = _normalize_email(email)
+    if password is not None:
+        _check_password(password)
+    password_hash = await hash_password(password) if password is not None else None
+    grant = ctx.config.signup_credits if credits is None else credits
+    user = User(
+        id=new_id("usr"), email=email, password_hash=password_hash, is_admin=is_admin, display_name=display_name
+    )
+    try:
+        async with ctx.db.transaction() as session:
+            session.add(user)
+            await session.flush()
+            await ledger.open_account(session, user.id)
+            session.add(Project(id=new_id("prj"), user_id=user.id, name=DEFAULT_PROJECT_NAME))
+            if grant > 0:
+                await ledger.credit(
+                    session, user.id, grant, kind=EntryKind.GRANT, reference=f"signup:{user.id}", note="Sign-up credits"
+                )
+    except IntegrityError as exc:
+        raise Conflict("An account with this email already exists.", details={"field": "email"}) from exc
+    return user
+
+
+async def authenticate_password(ctx: ServiceContext, email: str, password: str) -> User:
+    async with ctx.db.reader() as session:
+        user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    if user is None or user.password_hash is None or user.disabled:
+        # Spend the same time as a real check so response timing does not reveal which emails exist.
+        await _verify_password(_DUMMY_HASH, password)
+        raise Unauthorized("Wrong email or password.")
+    if not await _verify_password(user.password_hash, password):
+        raise Unauthorized("Wrong email or password.")
+    return user
+
+
+_DUMMY_HASH = _hasher.hash("reelgate-timing-equalizer")
+
+
+async def change_password(ctx: ServiceContext, user_id: str, current: str, new: str) -> None:
+    async with ctx.db.reader() as session:
+        user = await session.get(User, user_id)
+    if user is None or user.password_hash is None or not await _verify_password(user.password_hash, current):
+        raise ValidationFailed("current_password", "The current password is not correct.")
+    _check_password(new)
+    new_hash = await hash_password(new)
+    async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
+
+
+async def create_api_key(ctx: ServiceContext, user_id: str, name: str = "") -> NewApiKey:
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(id=new_id("key"), user_id=user_id, name=name[:120], prefix=secret[:10], key_hash=hash_api_key(secret))
+    async with ctx.db.transaction() as session:
+        session.add(key)
+    return NewApiKey(id=key.id, name=key.name, secret=secret)
+
+
+async def list_api_keys(ctx: ServiceContext, user_id: str) -> list[ApiKey]:
+    async with ctx.db.reader() as session:
+        rows = await session.execute(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc()))
+        return list(rows.scalars())
+
+
+async def revoke_api_key(ctx: ServiceContext, user_id: str, key_id: str) -> None:
+    async with ctx.db.transaction() as session:
+        result = await session.execute(
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=ctx.clock())
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFound("API key not found.")
+
+
+async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
+    if not secret.startswith(API_KEY_PREFIX):
+        raise Unauthorized("Invalid API key.")
+    async with ctx.db.reader() as session:
+        row = (
+            await session.execute(
+                select(ApiKey, User)
+                .join(User, User.id == ApiKey.user_id)
+                .where(ApiKey.key_hash == hash_api_key(secret))
+            )
+        ).first()
+    if row is None:
+        raise Unauthorized("Invalid API key.")
+    key, user = row
+    if key.revoked_at is not None or user.disabled:
+        raise Unauthorized("This API key has been revoked.")
+    now = ctx.clock()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        async with ctx.db.transaction() as session:
+            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    return user
+
+
+async def get_user(ctx: ServiceContext, user_id: str) -> User:
+    async with ctx.db.reader() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+async def find_user_by_email(ctx: ServiceContext, email: str) -> User:
+    async with ctx.db.reader() as session:
+        user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"No user with email {email}.")
+    return user
+
+
+async def first_admin(ctx: ServiceContext) -> User | None:
+    async with ctx.db.reader() as session:
+        rows = await session.execute(select(User).where(User.is_admin.is_(True)).order_by(User.created_at).limit(1))
+        return rows.scalar_one_or_none()
+
+
+async def count_users(ctx: ServiceContext) -> int:
+    async with ctx.db.reader() as session:
+        return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def update_profile(ctx: ServiceContext, user_id: str, *, display_name: str) -> None:
+    async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user_id).values(display_name=display_name.strip()[:120]))
+
+
+def utc_day_start(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -1,0 +1,50 @@
+"""What every use case needs, assembled once by the composition root (reelgate.bootstrap)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from reelgate.db.engine import Database
+from reelgate.domain.catalog import Catalog
+from reelgate.providers.registry import ProviderRegistry
+from reelgate.storage import ObjectStore
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Plain values from settings; services never read the environment themselves."""
+
+    public_url: str = "http://127.0.0.1:8000"
+    signup_credits: int = 100
+    fetch_allow_hosts: frozenset[str] = frozenset()
+    max_output_bytes: int = 2 * 1024**3
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_pixels: int = 40_000_000
+    idempotency_ttl_hours: int = 24
+    # Polling: first look after `poll_initial`, growing by `poll_growth` up to `poll_max` seconds.
+    poll_initial: float = 2.0
+    poll_growth: float = 1.5
+    poll_max: float = 60.0
+    max_submit_attempts: int = 5
+    max_transient_errors: int = 20
+    lease_seconds: float = 120.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ServiceContext:
+    db: Database
+    catalog: Catalog
+    providers: ProviderRegistry
+    store: ObjectStore
+    config: ServiceConfig = field(default_factory=ServiceConfig)
+    # Called after a commit that created work for the worker (embedded: sets an event; production: enqueues).
+    wake: Callable[[str], None] = lambda _generation_id: None
+    clock: Callable[[], datetime] = _utcnow
+    # Providers found out of credit or failing health, for /readyz and routing.
+    degraded_providers: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,319 @@
+"""Generation use cases for users: estimate, create (hold + insert in one transaction), read, cancel, retry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from reelgate.db.tables import Generation, IdempotencyKey, Project, Upload
+from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
+from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
+from reelgate.domain.ids import new_id
+from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
+from reelgate.domain.pricing import Quote, quote
+from reelgate.services import ledger, projects
+from reelgate.services.context import ServiceContext
+from reelgate.services.safe_fetch import UnsafeURL, check_url
+from reelgate.services.transitions import transition
+
+log = logging.getLogger("reelgate.generations")
+_RETRYABLE = frozenset({GenerationStatus.FAILED, GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
+
+
+@dataclass(frozen=True)
+class GenerationOrder:
+    """A user's request, as the API received it (before validation against the model)."""
+
+    model: str
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    seed: int | None = None
+    start_image: str | None = None
+    end_image: str | None = None
+    audio: bool = False
+    enhance_prompt: bool = False
+    project_id: str | None = None
+    callback_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """Identifies the request body for idempotency: same key + different body is a conflict."""
+        body = json.dumps(self.__dict__, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    spec: ModelSpec
+    request: ResolvedRequest
+    quote: Quote
+    available: bool
+
+
+def model_available(ctx: ServiceContext, spec: ModelSpec) -> tuple[bool, str]:
+    """Whether jobs can be sold for this model now, and why not."""
+    if not spec.accepting_jobs(ctx.clock().date()):
+        return False, "This model has reached its sunset date."
+    if spec.provider not in ctx.providers.names():
+        return False, f"Provider {spec.provider!r} is not supported."
+    if not ctx.providers.get(spec.provider).configured():
+        return False, f"Provider {spec.provider!r} has no credentials configured."
+    return True, ""
+
+
+def estimate(ctx: ServiceContext, given: GenerationInput, model_id: str, *, require_prompt: bool = False) -> Estimate:
+    """The single quote used by /estimate and by the hold, so users pay what they were shown."""
+    spec = ctx.catalog.get(model_id)
+    resolved = resolve_request(spec, given, require_prompt=require_prompt)
+    available, _ = model_available(ctx, spec)
+    return Estimate(spec=spec, request=resolved, quote=quote(spec, resolved), available=available)
+
+
+def _input_of(order: GenerationOrder) -> GenerationInput:
+    return GenerationInput(
+        prompt=order.prompt,
+        negative_prompt=order.negative_prompt,
+        duration=order.duration,
+        resolution=order.resolution,
+        aspect_ratio=order.aspect_ratio,
+        seed=order.seed,
+        start_image=order.start_image is not None,
+        end_image=order.end_image is not None,
+        audio=order.audio,
+        enhance_prompt=order.enhance_prompt,
+        options=dict(order.options),
+    )
+
+
+async def _check_references(ctx: ServiceContext, user_id: str, order: GenerationOrder) -> str:
+    """Uploads and the project must belong to the caller; another user's id reads as not found."""
+    async with ctx.db.reader() as session:
+        for field_name in ("start_image", "end_image"):
+            upload_id = getattr(order, field_name)
+            if upload_id is None:
+                continue
+            found = await session.execute(select(Upload.id).where(Upload.id == upload_id, Upload.user_id == user_id))
+            if found.scalar_one_or_none() is None:
+                raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
+        if order.project_id is not None:
+            found = await session.execute(
+                select(Project.id).where(Project.id == order.project_id, Project.user_id == user_id)
+            )
+            if found.scalar_one_or_none() is None:
+                raise NotFound("Project not found.", details={"field": "project_id"})
+            return order.project_id
+    return await projects.default_project_id(ctx, user_id)
+
+
+def _check_callback(ctx: ServiceContext, url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        check_url(url, allow_hosts=ctx.config.fetch_allow_hosts)
+    except UnsafeURL as exc:
+        raise ValidationFailed("callback_url", f"callback_url is not allowed: {exc}") from exc
+
+
+async def create_generation(
+    ctx: ServiceContext,
+    user_id: str,
+    order: GenerationOrder,
+    *,
+    idempotency_key: str | None = None,
+    retry_of: str | None = None,
+) -> tuple[Generation, bool]:
+    """Validates, quotes, and in ONE transaction records the idempotency key, holds the credits and
+    inserts the generation. Returns (generation, replayed)."""
+    if idempotency_key is not None:
+        replay = await _replay(ctx, user_id, idempotency_key, order)
+        if replay is not None:
+            return replay, True
+    quoted = estimate(ctx, _input_of(order), order.model, require_prompt=True)
+    available, why = model_available(ctx, quoted.spec)
+    if not available:
+        raise ModelUnavailable(why, details={"model": order.model})
+    _check_callback(ctx, order.callback_url)
+    project_id = await _check_references(ctx, user_id, order)
+    generation = _new_generation(ctx, user_id, project_id, order, quoted)
+    generation.retry_of = retry_of
+    try:
+        async with ctx.db.transaction() as session:
+            if idempotency_key is not None:
+                session.add(
+                    IdempotencyKey(
+                        user_id=user_id,
+                        key=idempotency_key,
+                        request_hash=order.fingerprint(),
+                        generation_id=generation.id,
+                        created_at=ctx.clock(),
+                    )
+                )
+                await session.flush()  # a concurrent twin fails here, before any credit moves
+            await ledger.hold(session, user_id, quoted.quote.total, generation_id=generation.id)
+            session.add(generation)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        replay = await _replay(ctx, user_id, idempotency_key, order)
+        if replay is None:
+            raise
+        return replay, True
+    ctx.wake(generation.id)
+    return generation, False
+
+
+def _new_generation(
+    ctx: ServiceContext, user_id: str, project_id: str, order: GenerationOrder, quoted: Estimate
+) -> Generation:
+    spec, resolved, now = quoted.spec, quoted.request, ctx.clock()
+    params = {
+        "duration": resolved.duration,
+        "resolution": resolved.resolution,
+        "aspect_ratio": resolved.aspect_ratio,
+        "width": resolved.width,
+        "height": resolved.height,
+        "seed": resolved.seed,
+        "audio": resolved.audio,
+        "enhance_prompt": resolved.enhance_prompt,
+        "options": dict(resolved.options),
+    }
+    return Generation(
+        id=new_id("gen"),
+        user_id=user_id,
+        project_id=project_id,
+        model=spec.id,
+        provider=spec.provider,
+        provider_model=spec.provider_model,
+        kind=spec.kind,
+        status=GenerationStatus.QUEUED.value,
+        progress=0,
+        prompt=resolved.prompt or "",
+        negative_prompt=resolved.negative_prompt,
+        params=params,
+        start_upload_id=order.start_image,
+        end_upload_id=order.end_image,
+        quote_total=quoted.quote.total,
+        quote_breakdown=dict(quoted.quote.breakdown),
+        credits_held=quoted.quote.total,
+        webhook_token=secrets.token_urlsafe(24),
+        deadline_at=now + timedelta(seconds=spec.deadline_seconds),
+        callback_url=order.callback_url,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _replay(ctx: ServiceContext, user_id: str, key: str, order: GenerationOrder) -> Generation | None:
+    async with ctx.db.reader() as session:
+        record = await session.get(IdempotencyKey, (user_id, key))
+        if record is None:
+            return None
+        if record.created_at < ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
+            return None
+        if record.request_hash != order.fingerprint():
+            raise IdempotencyConflict(
+                "This Idempotency-Key was already used with a different request body.", details={"key": key}
+            )
+        generation = await session.get(Generation, record.generation_id) if record.generation_id else None
+    return generation
+
+
+async def get_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
+    async with ctx.db.reader() as session:
+        generation = (
+            await session.execute(
+                select(Generation).where(Generation.id == generation_id, Generation.user_id == user_id)
+            )
+        ).scalar_one_or_none()
+    if generation is None:
+        raise NotFound("Generation not found.")
+    return generation
+
+
+@dataclass(frozen=True)
+class GenerationFilter:
+    status: str | None = None
+    project_id: str | None = None
+    model: str | None = None
+
+
+async def list_generations(
+    ctx: ServiceContext, user_id: str, *, filters: GenerationFilter, limit: int = 20, cursor: str | None = None
+) -> tuple[list[Generation], str | None]:
+    """Newest first. The cursor is the last id seen: ids are time-ordered, so this is keyset pagination."""
+    query = select(Generation).where(Generation.user_id == user_id)
+    if filters.status:
+        query = query.where(Generation.status == filters.status)
+    if filters.project_id:
+        query = query.where(Generation.project_id == filters.project_id)
+    if filters.model:
+        query = query.where(Generation.model == filters.model)
+    if cursor:
+        query = query.where(Generation.id < cursor)
+    async with ctx.db.reader() as session:
+        rows = list((await session.execute(query.order_by(Generation.id.desc()).limit(limit + 1))).scalars())
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+async def cancel_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
+    """Cancels at the provider (best effort), then ends the job and releases the hold."""
+    generation = await get_generation(ctx, user_id, generation_id)
+    if GenerationStatus(generation.status) in TERMINAL_STATES:
+        raise Conflict(f"This generation already {generation.status}.", details={"status": generation.status})
+    if generation.provider_job_id:
+        provider = ctx.providers.get(generation.provider)
+        try:
+            await provider.cancel(generation.provider_job_id)
+        except Exception:  # noqa: BLE001 - the job ends for the user either way; polling stops with it
+            log.warning("provider cancel failed for %s", generation_id, exc_info=True)
+    async with ctx.db.transaction() as session:
+        ended = await transition(
+            session,
+            generation_id,
+            GenerationStatus.CANCELED,
+            now=ctx.clock(),
+            error_code="canceled",
+            error_message="Canceled by the user.",
+        )
+    if ended is None:
+        # It finished while we were canceling; report what actually happened.
+        return await get_generation(ctx, user_id, generation_id)
+    return ended
+
+
+async def retry_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
+    """Starts a new generation with the same settings (a new quote and hold); the old one stays as it was."""
+    old = await get_generation(ctx, user_id, generation_id)
+    if GenerationStatus(old.status) not in _RETRYABLE:
+        raise Conflict("Only failed, canceled or expired generations can be retried.", details={"status": old.status})
+    params = old.params
+    order = GenerationOrder(
+        model=old.model,
+        prompt=old.prompt or None,
+        negative_prompt=old.negative_prompt,
+        duration=params.get("duration"),
+        resolution=params.get("resolution"),
+        aspect_ratio=params.get("aspect_ratio"),
+        seed=params.get("seed"),
+        start_image=old.start_upload_id,
+        end_image=old.end_upload_id,
+        audio=bool(params.get("audio")),
+        enhance_prompt=bool(params.get("enhance_prompt")),
+        project_id=old.project_id,
+        callback_url=old.callback_url,
+        options=dict(params.get("options") or {}),
+    )
+    generation, _ = await create_generation(ctx, user_id, order, retry_of=old.id)
+    return generation

@@ -1,0 +1,186 @@
+"""Storing a finished job's output: fetch (SSRF-guarded) or decode, check, store, thumbnail, then capture."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import update
+
+from reelgate import media
+from reelgate.db.tables import Generation
+from reelgate.domain.jobs import GenerationStatus
+from reelgate.services.context import ServiceContext
+from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
+from reelgate.services.transitions import fail, transition
+from reelgate.storage import file_digest, thumbnail_key, video_key
+
+log = logging.getLogger("reelgate.outputs")
+_B64_CHUNK = 4 * 1024 * 1024  # a multiple of 4, so each slice decodes on its own
+
+
+class OutputProblem(Exception):
+    def __init__(self, code: str, message: str, *, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class CheckedOutput:
+    path: Path
+    content_type: str
+    extension: str
+    meta: dict[str, Any]
+
+
+def _decode_base64_to_file(data: str, dest: Path, max_bytes: int) -> None:
+    """Streams base64 to disk slice by slice instead of holding a second decoded copy in memory."""
+    if data.startswith("data:"):
+        data = data.split(",", 1)[1]
+    data = "".join(data.split())
+    written = 0
+    with open(dest, "wb") as handle:
+        for start in range(0, len(data), _B64_CHUNK):
+            try:
+                chunk = base64.b64decode(data[start : start + _B64_CHUNK], validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise OutputProblem("invalid_output", "The provider returned malformed base64 data.") from exc
+            written += len(chunk)
+            if written > max_bytes:
+                raise OutputProblem("output_too_large", "The provider's output is larger than allowed.")
+            handle.write(chunk)
+
+
+async def _fetch(ctx: ServiceContext, output: dict[str, Any], dest: Path) -> None:
+    cap = ctx.config.max_output_bytes
+    if "url" in output:
+        try:
+            await fetch_to_file(output["url"], dest, max_bytes=cap, allow_hosts=ctx.config.fetch_allow_hosts)
+        except UnsafeURL as exc:
+            raise OutputProblem("unsafe_output_url", f"Refused to fetch the output URL: {exc}") from exc
+        except FetchTooLarge as exc:
+            raise OutputProblem("output_too_large", "The provider's output is larger than allowed.") from exc
+        except FetchFailed as exc:
+            raise OutputProblem(
+                "output_unavailable",
+                f"Could not download the output: {exc}",
+                retryable=exc.retryable,
+                retry_after=exc.retry_after,
+            ) from exc
+    elif "base64" in output:
+        await asyncio.to_thread(_decode_base64_to_file, output["base64"], dest, cap)
+    elif "path" in output:
+        source = Path(output["path"])
+        if not source.is_file():
+            raise OutputProblem("output_unavailable", "The rendered file is gone.")
+        if source.stat().st_size > cap:
+            raise OutputProblem("output_too_large", "The output is larger than allowed.")
+        await asyncio.to_thread(shutil.copyfile, source, dest)
+    else:
+        raise OutputProblem("provider_no_output", "The provider returned no output.")
+
+
+def _check(kind: str, path: Path) -> CheckedOutput:
+    """Magic bytes and a real decode: the file must be the media it claims to be."""
+    try:
+        if kind == "image":
+            image = media.probe_image_file(path)
+            meta: dict[str, Any] = {"width": image.width, "height": image.height}
+            return CheckedOutput(path, image.content_type, image.format.replace("jpeg", "jpg"), meta)
+        video = media.probe_video(path)
+    except media.MediaError as exc:
+        raise OutputProblem("invalid_output", f"The provider's output is not a valid {kind}: {exc}") from exc
+    meta = {
+        "width": video.width,
+        "height": video.height,
+        "duration": round(video.duration, 3),
+        "fps": video.fps,
+        "codec": video.codec,
+        "has_audio": video.has_audio,
+    }
+    content_type, extension = ("video/webm", "webm") if "webm" in video.container else ("video/mp4", "mp4")
+    if "gif" in video.container:
+        content_type, extension = "image/gif", "gif"
+    return CheckedOutput(path, content_type, extension, meta)
+
+
+async def store_output(ctx: ServiceContext, generation_id: str) -> None:
+    """storing → succeeded (+capture), or failed (+release) when the output is unusable."""
+    async with ctx.db.reader() as session:
+        generation = await session.get(Generation, generation_id)
+    if generation is None or generation.status != GenerationStatus.STORING.value:
+        return
+    output = (generation.raw_provider or {}).get("output") or {}
+    staging = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}"
+    try:
+        await _fetch(ctx, output, staging)
+        checked = await asyncio.to_thread(_check, generation.kind, staging)
+        await _commit_output(ctx, generation, checked)
+    except OutputProblem as exc:
+        await _output_failed(ctx, generation, exc)
+    finally:
+        for leftover in (staging, staging.with_suffix(".jpg")):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+
+
+async def _commit_output(ctx: ServiceContext, generation: Generation, checked: CheckedOutput) -> None:
+    key = video_key(generation.id, checked.extension)
+    size, sha256 = await asyncio.to_thread(file_digest, checked.path)
+    stored = await ctx.store.put_file(key, checked.path, checked.content_type)
+    if stored.size != size or stored.sha256 != sha256:
+        raise OutputProblem("storage_mismatch", "The stored file does not match the download.", retryable=True)
+    thumb_local = checked.path.with_suffix(".jpg")
+    make_thumb = media.make_image_thumbnail if generation.kind == "image" else media.make_thumbnail
+    thumb_key: str | None = thumbnail_key(generation.id)
+    try:
+        await asyncio.to_thread(make_thumb, checked.path, thumb_local)
+        await ctx.store.put_file(thumbnail_key(generation.id), thumb_local, "image/jpeg")
+    except media.MediaError:
+        thumb_key = None  # a video without a thumbnail is still a video the user paid for
+    async with ctx.db.transaction() as session:
+        done = await transition(
+            session,
+            generation.id,
+            GenerationStatus.SUCCEEDED,
+            now=ctx.clock(),
+            output_key=key,
+            output_content_type=checked.content_type,
+            output_size=size,
+            output_sha256=sha256,
+            output_meta=checked.meta,
+            thumbnail_key=thumb_key,
+            progress=100,
+            error_code=None,
+            error_message=None,
+        )
+    if done is None:
+        # Canceled or expired while we were storing: the object has no record, so remove it.
+        await ctx.store.delete(key)
+
+
+async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> None:
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        if problem.retryable and generation.transient_errors + 1 < ctx.config.max_transient_errors:
+            delay = problem.retry_after or min(2.0 ** (generation.transient_errors + 1), ctx.config.poll_max)
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id)
+                .values(transient_errors=Generation.transient_errors + 1, next_poll_at=now + timedelta(seconds=delay))
+            )
+            return
+        await fail(session, generation.id, now=now, code=problem.code, message=str(problem))
+    log.warning("output of %s rejected: %s", generation.id, problem, extra={"generation_id": generation.id})

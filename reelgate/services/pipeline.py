@@ -1,0 +1,363 @@
+"""Worker steps of a generation: claim, submit, poll, expire. Storing the output lives in services/outputs.py."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import and_, or_, select, update
+
+from reelgate.db.tables import Generation, Upload
+from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
+from reelgate.providers.base import (
+    ImageInput,
+    JobRequest,
+    Provider,
+    ProviderRejected,
+    RetryLater,
+    SubmitOutcomeUnknown,
+)
+from reelgate.services.context import ServiceContext
+from reelgate.services.transitions import apply_provider_update, fail, transition
+
+log = logging.getLogger("reelgate.worker")
+
+_S = GenerationStatus
+
+
+class Step(StrEnum):
+    SUBMIT = "submit"
+    RECONCILE = "reconcile"
+    POLL = "poll"
+    STORE = "store"
+    EXPIRE = "expire"
+
+
+@dataclass(frozen=True)
+class DueWork:
+    generation_id: str
+    step: Step
+
+
+def _jitter(seconds: float) -> float:
+    return seconds * random.uniform(0.8, 1.2)
+
+
+def poll_delay(ctx: ServiceContext, poll_count: int, hint: float | None = None) -> float:
+    """Adaptive backoff: quick first looks, then slower, always jittered so polls don't bunch up."""
+    if hint is not None and hint > 0:
+        return min(hint, ctx.config.poll_max)
+    base = ctx.config.poll_initial * (ctx.config.poll_growth ** min(poll_count, 30))
+    return _jitter(min(base, ctx.config.poll_max))
+
+
+async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
+    """What the worker should do now. The database row is the truth, so this also re-drives anything a
+    lost wake-up, a crash or a restart left behind."""
+    now = ctx.clock()
+    free = or_(Generation.lease_until.is_(None), Generation.lease_until < now)
+    due = or_(Generation.next_poll_at.is_(None), Generation.next_poll_at <= now)
+    active = [s.value for s in ACTIVE_STATES]
+    async with ctx.db.reader() as session:
+        expired = await session.execute(
+            select(Generation.id).where(Generation.status.in_(active), Generation.deadline_at < now, free).limit(limit)
+        )
+        work = [DueWork(gid, Step.EXPIRE) for gid in expired.scalars()]
+        rows = await session.execute(
+            select(Generation.id, Generation.status)
+            .where(
+                free,
+                or_(
+                    and_(Generation.status == _S.QUEUED.value, due),
+                    and_(Generation.status == _S.SUBMITTING.value, due),
+                    and_(Generation.status == _S.PROCESSING.value, due),
+                    and_(Generation.status == _S.STORING.value, due),
+                ),
+            )
+            .order_by(Generation.next_poll_at.is_not(None), Generation.next_poll_at, Generation.created_at)
+            .limit(limit)
+        )
+    step_of = {_S.QUEUED: Step.SUBMIT, _S.SUBMITTING: Step.RECONCILE, _S.PROCESSING: Step.POLL, _S.STORING: Step.STORE}
+    seen = {w.generation_id for w in work}
+    work.extend(DueWork(gid, step_of[_S(status)]) for gid, status in rows if gid not in seen)
+    return work
+
+
+async def claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
+    """A lease per generation keeps two workers from handling it at once; it lapses if the holder dies."""
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        result = await session.execute(
+            update(Generation)
+            .where(
+                Generation.id == generation_id,
+                Generation.status.in_([s.value for s in ACTIVE_STATES]),
+                or_(Generation.lease_until.is_(None), Generation.lease_until < now, Generation.lease_owner == owner),
+            )
+            .values(lease_owner=owner, lease_until=now + timedelta(seconds=ctx.config.lease_seconds))
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> None:
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(Generation)
+            .where(Generation.id == generation_id, Generation.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+async def _load(ctx: ServiceContext, generation_id: str) -> Generation | None:
+    async with ctx.db.reader() as session:
+        return await session.get(Generation, generation_id)
+
+
+async def _image_input(ctx: ServiceContext, upload_id: str | None) -> ImageInput | None:
+    if upload_id is None:
+        return None
+    async with ctx.db.reader() as session:
+        upload = await session.get(Upload, upload_id)
+    if upload is None:
+        return None
+    data = await ctx.store.read_bytes(upload.object_key)
+    return ImageInput(data=data, content_type=upload.content_type, width=upload.width, height=upload.height)
+
+
+def webhook_url(ctx: ServiceContext, generation: Generation) -> str:
+    """Per-generation URL with an unguessable token: the only proof on providers that don't sign webhooks."""
+    return f"{ctx.config.public_url}/webhooks/{generation.provider}?g={generation.id}&t={generation.webhook_token}"
+
+
+async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest:
+    params = generation.params
+    return JobRequest(
+        generation_id=generation.id,
+        model_ref=generation.provider_model,
+        kind=generation.kind,
+        prompt=generation.prompt,
+        duration=int(params["duration"]),
+        resolution=params["resolution"],
+        aspect_ratio=params["aspect_ratio"],
+        width=int(params["width"]),
+        height=int(params["height"]),
+        negative_prompt=generation.negative_prompt,
+        seed=params.get("seed"),
+        start_image=await _image_input(ctx, generation.start_upload_id),
+        end_image=await _image_input(ctx, generation.end_upload_id),
+        audio=bool(params.get("audio")),
+        options=dict(params.get("options") or {}),
+        webhook_url=webhook_url(ctx, generation),
+    )
+
+
+async def submit(ctx: ServiceContext, generation_id: str) -> None:
+    """queued → submitting → provider call → processing (job id stored the moment it is known)."""
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        generation = await transition(
+            session, generation_id, _S.SUBMITTING, now=now, submit_attempts=Generation.submit_attempts + 1
+        )
+    if generation is None:
+        return
+    await _send(ctx, generation)
+
+
+async def _send(ctx: ServiceContext, generation: Generation) -> None:
+    provider = ctx.providers.get(generation.provider)
+    try:
+        result = await provider.submit(await job_request(ctx, generation))
+    except RetryLater as exc:
+        await _submit_later(ctx, generation, str(exc), exc.after)
+        return
+    except ProviderRejected as exc:
+        await _rejected(ctx, generation, exc)
+        return
+    except SubmitOutcomeUnknown as exc:
+        await _outcome_unknown(ctx, generation, provider, str(exc))
+        return
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        await transition(
+            session,
+            generation.id,
+            _S.PROCESSING,
+            now=now,
+            from_states=frozenset({_S.SUBMITTING}),
+            provider_job_id=result.provider_job_id,
+            submitted_at=now,
+            needs_review=False,
+            next_poll_at=now + timedelta(seconds=poll_delay(ctx, 0)),
+        )
+
+
+async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        if generation.submit_attempts >= ctx.config.max_submit_attempts:
+            await fail(
+                session,
+                generation.id,
+                now=now,
+                code="provider_unavailable",
+                message=f"The provider stayed unavailable after {generation.submit_attempts} attempts: {reason}",
+            )
+            return
+        delay = after if after is not None else _jitter(2.0**generation.submit_attempts)
+        await transition(
+            session,
+            generation.id,
+            _S.QUEUED,
+            now=now,
+            from_states=frozenset({_S.SUBMITTING}),
+            next_poll_at=now + timedelta(seconds=delay),
+            detail={"retry_in": delay, "reason": reason},
+        )
+
+
+async def _rejected(ctx: ServiceContext, generation: Generation, exc: ProviderRejected) -> None:
+    if exc.code == ProviderRejected.OUT_OF_CREDIT:
+        ctx.degraded_providers[generation.provider] = "out of provider credit"
+        log.error("provider %s is out of credit: top up the account (%s)", generation.provider, exc)
+    async with ctx.db.transaction() as session:
+        await fail(session, generation.id, now=ctx.clock(), code=exc.code, message=str(exc))
+
+
+async def _outcome_unknown(ctx: ServiceContext, generation: Generation, provider: Provider, reason: str) -> None:
+    """The request may have started a job; resending could run and bill it twice at the provider."""
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        if provider.idempotent_submit:
+            await transition(
+                session,
+                generation.id,
+                _S.QUEUED,
+                now=now,
+                from_states=frozenset({_S.SUBMITTING}),
+                next_poll_at=now + timedelta(seconds=_jitter(2.0)),
+                detail={"reason": reason},
+            )
+        else:
+            # Stay in `submitting`: reconcile by lookup where the API allows, else wait for the operator.
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id)
+                .values(
+                    needs_review=not provider.supports_lookup,
+                    error_message=f"Submit outcome unknown: {reason}",
+                    next_poll_at=now + timedelta(seconds=poll_delay(ctx, 1)),
+                    updated_at=now,
+                )
+            )
+    log.warning("submit outcome unknown for %s: %s", generation.id, reason, extra={"generation_id": generation.id})
+
+
+async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
+    """A generation left in `submitting` (crash or unknown outcome): find its job, resend if safe, or wait."""
+    generation = await _load(ctx, generation_id)
+    if generation is None or generation.status != _S.SUBMITTING.value:
+        return
+    provider = ctx.providers.get(generation.provider)
+    if provider.idempotent_submit:
+        await _send(ctx, generation)
+        return
+    found = await provider.lookup(generation.id) if provider.supports_lookup else None
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        if found is not None:
+            await apply_provider_update(session, generation.id, found, now=now)
+            return
+        await session.execute(
+            update(Generation)
+            .where(Generation.id == generation.id)
+            .values(needs_review=True, next_poll_at=now + timedelta(seconds=ctx.config.poll_max), updated_at=now)
+        )
+
+
+async def poll(ctx: ServiceContext, generation_id: str) -> None:
+    generation = await _load(ctx, generation_id)
+    if generation is None or generation.status != _S.PROCESSING.value or not generation.provider_job_id:
+        return
+    provider = ctx.providers.get(generation.provider)
+    hint: float | None = None
+    try:
+        update_ = await provider.status(generation.provider_job_id, await job_request(ctx, generation))
+    except RetryLater as exc:
+        await _transient(ctx, generation, str(exc), exc.after)
+        return
+    except ProviderRejected as exc:
+        async with ctx.db.transaction() as session:
+            await fail(session, generation.id, now=ctx.clock(), code=exc.code, message=str(exc))
+        return
+    now = ctx.clock()
+    hint = update_.poll_after_seconds
+    async with ctx.db.transaction() as session:
+        await apply_provider_update(session, generation.id, update_, now=now)
+        await session.execute(
+            update(Generation)
+            .where(Generation.id == generation.id, Generation.status == _S.PROCESSING.value)
+            .values(
+                poll_count=Generation.poll_count + 1,
+                next_poll_at=now + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, hint)),
+            )
+        )
+
+
+async def _transient(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        if generation.transient_errors + 1 >= ctx.config.max_transient_errors:
+            await fail(
+                session,
+                generation.id,
+                now=now,
+                code="provider_unavailable",
+                message=f"The provider kept failing: {reason}",
+            )
+            return
+        delay = after if after is not None else poll_delay(ctx, generation.poll_count + 1)
+        await session.execute(
+            update(Generation)
+            .where(Generation.id == generation.id)
+            .values(transient_errors=Generation.transient_errors + 1, next_poll_at=now + timedelta(seconds=delay))
+        )
+
+
+async def expire(ctx: ServiceContext, generation_id: str) -> None:
+    """Past its model's deadline: cancel at the provider (best effort), end as expired, release the hold."""
+    generation = await _load(ctx, generation_id)
+    now = ctx.clock()
+    if generation is None or generation.deadline_at >= now:
+        return
+    if generation.provider_job_id:
+        try:
+            await ctx.providers.get(generation.provider).cancel(generation.provider_job_id)
+        except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
+            log.warning("cancel at provider failed for expired %s", generation_id)
+    async with ctx.db.transaction() as session:
+        await fail(
+            session,
+            generation_id,
+            now=now,
+            code="deadline_exceeded",
+            target=_S.EXPIRED,
+            message="The provider did not finish in time; your credits were returned.",
+        )
+
+
+async def resume_all(ctx: ServiceContext) -> int:
+    """At start-up: drop leases held by processes that no longer exist, so every active job is re-driven."""
+    async with ctx.db.transaction() as session:
+        result = await session.execute(
+            update(Generation)
+            .where(Generation.status.in_([s.value for s in ACTIVE_STATES]), Generation.lease_owner.is_not(None))
+            .values(lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def now_plus(moment: datetime, seconds: float) -> datetime:
+    return moment + timedelta(seconds=seconds)

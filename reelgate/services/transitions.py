@@ -1,0 +1,202 @@
+"""The one place a generation's status changes: compare-and-set, an event row, and settlement on terminal."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reelgate.db.tables import Generation, GenerationEvent
+from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus, ProviderState, allowed_sources, settles_by_capture
+from reelgate.providers.base import OutputRef, ProviderUpdate
+from reelgate.services import ledger
+
+log = logging.getLogger("reelgate.jobs")
+
+
+async def transition(
+    session: AsyncSession,
+    generation_id: str,
+    target: GenerationStatus,
+    *,
+    now: datetime,
+    from_states: frozenset[GenerationStatus] | None = None,
+    detail: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Generation | None:
+    """Moves the generation to `target` if it is in an allowed state; None (and no change) otherwise.
+
+    Entering a terminal state settles the credit hold in the same transaction: capture on success,
+    release otherwise. The ledger's unique settlement index makes a second settlement impossible.
+    """
+    sources = from_states if from_states is not None else allowed_sources(target)
+    values: dict[str, Any] = {"status": target.value, "updated_at": now, **fields}
+    if target in TERMINAL_STATES:
+        values.setdefault("completed_at", now)
+        values.update(lease_owner=None, lease_until=None, next_poll_at=None)
+    result = await session.execute(
+        update(Generation)
+        .where(Generation.id == generation_id, Generation.status.in_([s.value for s in sources]))
+        .values(**values)
+        .returning(Generation.user_id, Generation.credits_held)
+        .execution_options(synchronize_session=False)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    user_id, held = row
+    previous = next(iter(sources)) if len(sources) == 1 else None
+    session.add(
+        GenerationEvent(
+            generation_id=generation_id,
+            from_status=previous and previous.value,
+            to_status=target.value,
+            detail=dict(detail or {}),
+            at=now,
+        )
+    )
+    if target in TERMINAL_STATES and held > 0:
+        capture = settles_by_capture(target)
+        await ledger.settle(session, user_id, held, generation_id=generation_id, capture=capture)
+        settlement = {"credits_charged": held} if capture else {"credits_refunded": held}
+        await session.execute(update(Generation).where(Generation.id == generation_id).values(**settlement))
+    generation = await session.get(Generation, generation_id, populate_existing=True)
+    log.info("generation %s -> %s", generation_id, target.value, extra={"generation_id": generation_id})
+    return generation
+
+
+async def fail(
+    session: AsyncSession,
+    generation_id: str,
+    *,
+    now: datetime,
+    code: str,
+    message: str,
+    target: GenerationStatus = GenerationStatus.FAILED,
+) -> Generation | None:
+    return await transition(
+        session, generation_id, target, now=now, error_code=code, error_message=message[:2000], detail={"code": code}
+    )
+
+
+def _output_to_json(output: OutputRef | None) -> dict[str, Any] | None:
+    if output is None:
+        return None
+    return {
+        k: v
+        for k, v in {
+            "url": output.url,
+            "base64": output.base64_data,
+            "path": output.path,
+            "content_type": output.content_type,
+        }.items()
+        if v is not None
+    }
+
+
+def _trim_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the provider's payload for debugging, without multi-megabyte base64 videos."""
+    trimmed: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, str) and len(value) > 2000:
+            trimmed[key] = f"<{len(value)} characters>"
+        elif isinstance(value, Mapping):
+            trimmed[key] = _trim_raw(value)
+        else:
+            trimmed[key] = value
+    return trimmed
+
+
+async def apply_provider_update(
+    session: AsyncSession, generation_id: str, update_: ProviderUpdate, *, now: datetime
+) -> Generation | None:
+    """Applies what a provider said about a job (webhook or poll). Late, stale or duplicate updates change nothing.
+
+    Returns the generation after the update, or None when the update was ignored.
+    """
+    generation = (await session.execute(select(Generation).where(Generation.id == generation_id))).scalar_one_or_none()
+    if generation is None or GenerationStatus(generation.status) in TERMINAL_STATES:
+        return None
+    if generation.provider_job_id and update_.provider_job_id and generation.provider_job_id != update_.provider_job_id:
+        log.warning(
+            "ignoring update for job %s: generation %s belongs to job %s",
+            update_.provider_job_id,
+            generation_id,
+            generation.provider_job_id,
+        )
+        return None
+    status = GenerationStatus(generation.status)
+    raw = _trim_raw(update_.raw)
+    if update_.state in (ProviderState.QUEUED, ProviderState.RUNNING):
+        return await _note_progress(session, generation, status, update_, raw, now)
+    if update_.state is ProviderState.SUCCEEDED:
+        if update_.output is None:
+            return await fail(
+                session,
+                generation_id,
+                now=now,
+                code="provider_no_output",
+                message="The provider reported success but returned no video.",
+            )
+        return await transition(
+            session,
+            generation_id,
+            GenerationStatus.STORING,
+            now=now,
+            from_states=frozenset({GenerationStatus.SUBMITTING, GenerationStatus.PROCESSING}),
+            provider_job_id=generation.provider_job_id or update_.provider_job_id,
+            raw_provider={"output": _output_to_json(update_.output), "payload": raw},
+            progress=100,
+            next_poll_at=None,
+        )
+    if update_.state is ProviderState.CANCELED:
+        return await fail(
+            session,
+            generation_id,
+            now=now,
+            code="provider_canceled",
+            message=update_.error_message or "The provider canceled this job.",
+            target=GenerationStatus.CANCELED,
+        )
+    return await fail(
+        session,
+        generation_id,
+        now=now,
+        code=update_.error_code or "provider_failed",
+        message=update_.error_message or "The provider could not generate this video.",
+    )
+
+
+async def _note_progress(
+    session: AsyncSession,
+    generation: Generation,
+    status: GenerationStatus,
+    update_: ProviderUpdate,
+    raw: dict[str, Any],
+    now: datetime,
+) -> Generation | None:
+    progress = max(generation.progress, min(update_.progress or 0, 99))
+    if status is GenerationStatus.SUBMITTING and update_.provider_job_id:
+        # A "started" webhook can beat our own submit call back: record the job id it carries.
+        return await transition(
+            session,
+            generation.id,
+            GenerationStatus.PROCESSING,
+            now=now,
+            from_states=frozenset({GenerationStatus.SUBMITTING}),
+            provider_job_id=update_.provider_job_id,
+            progress=progress,
+            raw_provider={"payload": raw},
+        )
+    if status is not GenerationStatus.PROCESSING or progress == generation.progress:
+        return None
+    await session.execute(
+        update(Generation)
+        .where(Generation.id == generation.id, Generation.status == GenerationStatus.PROCESSING.value)
+        .values(progress=progress, updated_at=now)
+    )
+    return await session.get(Generation, generation.id, populate_existing=True)

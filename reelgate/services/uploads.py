@@ -1,0 +1,76 @@
+"""Image uploads for image-to-video: checked by content (not by name), stored, scoped to their owner."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+
+from reelgate import media
+from reelgate.db.tables import Upload
+from reelgate.domain.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from reelgate.domain.ids import new_id
+from reelgate.services.context import ServiceContext
+from reelgate.storage import upload_key
+
+_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
+
+
+async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename: str = "") -> Upload:
+    try:
+        info = await asyncio.to_thread(
+            media.validate_image, data, max_bytes=ctx.config.max_upload_bytes, max_pixels=ctx.config.max_upload_pixels
+        )
+    except media.MediaError as exc:
+        if exc.code == "too_large":
+            raise PayloadTooLarge(
+                f"Images may be at most {ctx.config.max_upload_bytes // (1024 * 1024)} MB.",
+                details={"max_bytes": ctx.config.max_upload_bytes},
+            ) from exc
+        if exc.code == "too_many_pixels":
+            raise PayloadTooLarge(
+                "This image has too many pixels.", details={"max_pixels": ctx.config.max_upload_pixels}
+            ) from exc
+        if exc.code == "unsupported_type":
+            raise UnsupportedMediaType(
+                "Only PNG, JPEG and WebP images are accepted.",
+                details={"allowed": ["image/png", "image/jpeg", "image/webp"]},
+            ) from exc
+        raise ValidationFailed("file", f"This image could not be read: {exc}") from exc
+    upload_id = new_id("upl")
+    key = upload_key(upload_id, _EXTENSIONS[info.format])
+    with tempfile.NamedTemporaryFile(dir=ctx.store.staging_dir(), delete=False) as handle:
+        handle.write(data)
+        temp = Path(handle.name)
+    try:
+        await ctx.store.put_file(key, temp, info.content_type)
+    finally:
+        temp.unlink(missing_ok=True)
+    upload = Upload(
+        id=upload_id,
+        user_id=user_id,
+        object_key=key,
+        content_type=info.content_type,
+        width=info.width,
+        height=info.height,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename=filename[:255],
+        created_at=ctx.clock(),
+    )
+    async with ctx.db.transaction() as session:
+        session.add(upload)
+    return upload
+
+
+async def get_upload(ctx: ServiceContext, user_id: str, upload_id: str) -> Upload:
+    async with ctx.db.reader() as session:
+        upload = (
+            await session.execute(select(Upload).where(Upload.id == upload_id, Upload.user_id == user_id))
+        ).scalar_one_or_none()
+    if upload is None:
+        raise NotFound("Upload not found.")
+    return upload

@@ -1,0 +1,64 @@
+"""Provider webhook ingest: token and signature checked, delivery deduplicated, update applied, one transaction."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from reelgate.db.tables import Generation, WebhookInbox
+from reelgate.domain.errors import NotFound, Unauthorized
+from reelgate.domain.jobs import GenerationStatus
+from reelgate.providers.base import WebhookRejected
+from reelgate.services.context import ServiceContext
+from reelgate.services.transitions import apply_provider_update
+
+log = logging.getLogger("reelgate.webhooks")
+
+
+async def ingest_provider_webhook(
+    ctx: ServiceContext, provider_name: str, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+) -> str:
+    """Returns "applied", "duplicate" or "ignored". Raises Unauthorized for a bad token or signature."""
+    if provider_name not in ctx.providers.names():
+        raise NotFound(f"Unknown provider {provider_name!r}.")
+    provider = ctx.providers.get(provider_name)
+    generation_id, token = query.get("g", ""), query.get("t", "")
+    async with ctx.db.reader() as session:
+        generation = (
+            await session.execute(
+                select(Generation).where(Generation.id == generation_id, Generation.provider == provider_name)
+            )
+        ).scalar_one_or_none()
+    # The token is checked for every provider; for unsigned ones (RunPod, ModelsLab) it is the only proof.
+    if generation is None or not hmac.compare_digest(generation.webhook_token.encode(), token.encode()):
+        raise Unauthorized("Unknown generation or bad webhook token.")
+    try:
+        event = provider.verify_and_parse_webhook(headers, body, query)
+    except WebhookRejected as exc:
+        log.warning("rejected %s webhook for %s: %s", provider_name, generation_id, exc)
+        raise Unauthorized(f"Webhook rejected: {exc}") from exc
+    async with ctx.db.transaction() as session:
+        insert = pg_insert if ctx.db.dialect == "postgresql" else sqlite_insert
+        inbox = await session.execute(
+            insert(WebhookInbox)
+            .values(
+                provider=provider_name,
+                delivery_id=event.delivery_id,
+                generation_id=generation_id,
+                received_at=ctx.clock(),
+            )
+            .on_conflict_do_nothing()
+        )
+        if not inbox.rowcount:  # type: ignore[attr-defined]
+            return "duplicate"
+        updated = await apply_provider_update(session, generation_id, event.update, now=ctx.clock())
+    if updated is None:
+        return "ignored"
+    if updated.status == GenerationStatus.STORING.value:
+        ctx.wake(generation_id)
+    return "applied"

@@ -1,0 +1,110 @@
+"""The only module that reads the environment: every setting, with its default for embedded mode."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S105 - a known placeholder, refused in production
+
+
+def _alias(name: str) -> AliasChoices:
+    """Provider variables keep the names the seeds use (RUNPOD_API_KEY), with a REELGATE_ form accepted too."""
+    return AliasChoices(name, f"REELGATE_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    catalog: Path | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    public_url: str = "http://127.0.0.1:8000"
+    redis_url: str | None = None
+    signup_credits: int = 100
+    signup_enabled: bool = True
+    sandbox_delay_seconds: float = 3.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # In embedded mode the worker runs inside `reelgate serve`; off for API-only processes.
+    embedded_worker: bool = True
+    worker_concurrency: int = 4
+    poll_initial_seconds: float = 2.0
+    poll_max_seconds: float = 60.0
+    low_credit_threshold: int = 20
+    fetch_allow_hosts: str = ""  # comma-separated hosts the SSRF guard lets through (tests' loopback simulators)
+    max_output_bytes: int = 2 * 1024**3
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_pixels: int = 40_000_000
+    idempotency_ttl_hours: int = 24
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    runpod_api_key: str | None = Field(default=None, validation_alias=_alias("RUNPOD_API_KEY"))
+    runpod_ltx_endpoint_id: str | None = Field(default=None, validation_alias=_alias("RUNPOD_LTX_ENDPOINT_ID"))
+    runpod_wan_endpoint_id: str | None = Field(default=None, validation_alias=_alias("RUNPOD_WAN_ENDPOINT_ID"))
+    runpod_base_url: str | None = None
+    runpod_ltx_endpoint_url: str | None = None
+    runpod_wan_endpoint_url: str | None = None
+    replicate_api_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "REPLICATE_API_KEY", "REELGATE_REPLICATE_API_TOKEN"),
+    )
+    replicate_webhook_secret: str | None = Field(default=None, validation_alias=_alias("REPLICATE_WEBHOOK_SECRET"))
+    replicate_base_url: str | None = None
+    pollo_api_key: str | None = Field(default=None, validation_alias=_alias("POLLO_API_KEY"))
+    pollo_webhook_secret: str | None = Field(default=None, validation_alias=_alias("POLLO_WEBHOOK_SECRET"))
+    pollo_base_url: str | None = None
+    modelslab_api_key: str | None = Field(default=None, validation_alias=_alias("MODELSLAB_API_KEY"))
+    modelslab_base_url: str | None = None
+    edenai_api_key: str | None = Field(default=None, validation_alias=_alias("EDENAI_API_KEY"))
+    edenai_base_url: str | None = None
+    poe_api_key: str | None = Field(default=None, validation_alias=_alias("POE_API_KEY"))
+    poe_base_url: str | None = None
+    stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
+    stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
+    stripe_api_base: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def embedded(self) -> bool:
+        """Embedded mode: SQLite under the data dir, no external services needed."""
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the URLs operators paste from their hosting panels; we drive PostgreSQL with psycopg 3.
+            for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            if url.startswith("sqlite://") and "+aiosqlite" not in url:
+                return url.replace("sqlite://", "sqlite+aiosqlite://", 1)
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'media').resolve()}"
+
+    @property
+    def allowed_fetch_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
+
+    def check_production_safety(self) -> None:
+        """Outside embedded mode a known secret key would let anyone forge sessions."""
+        if not self.embedded and self.secret_key == DEFAULT_SECRET_KEY:
+            raise RuntimeError(
+                "REELGATE_SECRET_KEY is the built-in default; set a long random value before running with PostgreSQL."
+            )

@@ -1,0 +1,1 @@
+"""The web studio: server-rendered pages (Jinja2 + htmx) over the same services as the API."""

@@ -1,0 +1,103 @@
+"""The worker: finds due work in the database and runs it with bounded concurrency.
+
+In embedded mode it runs inside `reelgate serve`; the database row is the source of truth, so a
+wake-up only shortens the wait, and anything a crash left behind is found on the next scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from contextlib import suppress
+
+from reelgate.services import pipeline
+from reelgate.services.context import ServiceContext
+from reelgate.tasks import run_step
+
+log = logging.getLogger("reelgate.worker")
+
+
+class Worker:
+    def __init__(self, ctx: ServiceContext, *, concurrency: int = 4, idle_seconds: float = 1.0) -> None:
+        self.ctx = ctx
+        self.concurrency = concurrency
+        self.idle_seconds = idle_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def wake(self, _generation_id: str = "") -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="reelgate-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wakeup.set()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in list(self._running):
+            task.cancel()
+        for task in list(self._running):
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self.run_once()
+            except Exception:  # the loop must outlive any single failure (e.g. a database blip)
+                log.exception("worker scan failed")
+            self._wakeup.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.idle_seconds)
+
+    async def run_once(self) -> int:
+        """Starts every due step there is room for; returns how many were started."""
+        room = self.concurrency - len(self._running)
+        if room <= 0:
+            return 0
+        started = 0
+        for work in await pipeline.due_work(self.ctx, limit=room * 4):
+            if started >= room:
+                break
+            if work.generation_id in self._busy:
+                continue
+            self._busy.add(work.generation_id)
+            task = asyncio.create_task(self._run(work))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            started += 1
+        return started
+
+    async def _run(self, work: pipeline.DueWork) -> None:
+        try:
+            await run_step(self.ctx, work.step, work.generation_id, self.owner)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "step %s failed for %s", work.step, work.generation_id, extra={"generation_id": work.generation_id}
+            )
+        finally:
+            self._busy.discard(work.generation_id)
+            # A finished step often makes the next one due (submit → poll, poll → store).
+            self._wakeup.set()
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Runs until nothing is due or running (tests and the CLI use this)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            started = await self.run_once()
+            if not started and not self._running:
+                return
+            await asyncio.sleep(0.05)

@@ -1,0 +1,190 @@
+"""Random sequences of grants, submits, successes, failures, cancels, crashes and expiries keep the ledger
+invariant after every step (a Hypothesis state machine over the real services and a real database)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from sqlalchemy import select, update
+
+from reelgate import media
+from reelgate.bootstrap import build_context, close_context
+from reelgate.db.tables import Generation
+from reelgate.domain.errors import Conflict, InsufficientCredits
+from reelgate.domain.jobs import GenerationStatus, ProviderState, is_terminal
+from reelgate.domain.ledger import EntryKind
+from reelgate.providers.base import OutputRef, ProviderUpdate
+from reelgate.services import accounts, generations, ledger, outputs, pipeline
+from reelgate.services.context import ServiceContext
+from reelgate.services.generations import GenerationOrder
+from reelgate.services.transitions import apply_provider_update, transition
+from tests.conftest import make_settings
+
+_TINY = Path(tempfile.gettempdir()) / "reelgate-stateful-tiny.mp4"
+
+
+def _tiny_video() -> Path:
+    if not _TINY.exists():
+        media.render_preview_video(media.RenderSpec(width=64, height=64, duration=1, fps=8), _TINY)
+    return _TINY
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    users = Bundle("users")
+    jobs = Bundle("jobs")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.tmp = Path(tempfile.mkdtemp(prefix="reelgate-stateful-"))
+        settings_ = make_settings(self.tmp, f"sqlite+aiosqlite:///{self.tmp / 'db.sqlite'}")
+        self.ctx: ServiceContext = self.run(build_context(settings_))
+        self.deposits: dict[str, int] = {}
+        self.counter = 0
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        self.run(close_context(self.ctx))
+        self.loop.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @initialize(target=users)
+    def first_user(self) -> str:
+        return self._new_user(20)
+
+    def _new_user(self, credits: int) -> str:
+        self.counter += 1
+        user = self.run(accounts.create_user(self.ctx, f"u{self.counter}@example.com", None, credits=credits))
+        self.deposits[user.id] = credits
+        return user.id
+
+    @rule(target=users, credits=st.integers(0, 40))
+    def sign_up(self, credits: int) -> str:
+        return self._new_user(credits)
+
+    @rule(user=users, amount=st.integers(1, 30))
+    def grant(self, user: str, amount: int) -> None:
+        self.counter += 1
+
+        async def body() -> None:
+            async with self.ctx.db.transaction() as session:
+                await ledger.credit(session, user, amount, kind=EntryKind.GRANT, reference=f"g{self.counter}")
+
+        self.run(body())
+        self.deposits[user] += amount
+
+    @rule(target=jobs, user=users, duration=st.sampled_from([2, 5, 10]))
+    def submit(self, user: str, duration: int) -> str:
+        order = GenerationOrder(model="sandbox-t2v", prompt="a state machine fox", duration=duration)
+        try:
+            generation, _ = self.run(generations.create_generation(self.ctx, user, order))
+        except InsufficientCredits:
+            return "refused"
+        return generation.id
+
+    @rule(job=jobs)
+    def dispatch(self, job: str) -> None:
+        if job != "refused":
+            self.run(pipeline.submit(self.ctx, job))
+
+    @rule(job=jobs, twice=st.booleans())
+    def provider_succeeds(self, job: str, twice: bool) -> None:
+        if job == "refused":
+            return
+        update_ = ProviderUpdate(f"sbx_{job}", ProviderState.SUCCEEDED, output=OutputRef(path=str(_tiny_video())))
+        for _ in range(2 if twice else 1):
+            self.run(self._apply(job, update_))
+        self.run(outputs.store_output(self.ctx, job))
+
+    @rule(job=jobs, twice=st.booleans())
+    def provider_fails(self, job: str, twice: bool) -> None:
+        if job == "refused":
+            return
+        update_ = ProviderUpdate(f"sbx_{job}", ProviderState.FAILED, error_message="boom")
+        for _ in range(2 if twice else 1):
+            self.run(self._apply(job, update_))
+
+    async def _apply(self, job: str, update_: ProviderUpdate) -> None:
+        async with self.ctx.db.transaction() as session:
+            await apply_provider_update(session, job, update_, now=self.ctx.clock())
+
+    @rule(job=jobs)
+    def cancel(self, job: str) -> None:
+        if job == "refused":
+            return
+        user = self.run(self._owner(job))
+        try:
+            self.run(generations.cancel_generation(self.ctx, user, job))
+        except Conflict:
+            pass
+
+    @rule(job=jobs)
+    def crash_mid_submit_then_recover(self, job: str) -> None:
+        """The worker died after marking `submitting` and before the provider answered."""
+        if job == "refused":
+            return
+
+        async def body() -> None:
+            async with self.ctx.db.transaction() as session:
+                await transition(session, job, GenerationStatus.SUBMITTING, now=self.ctx.clock())
+            await pipeline.resume_all(self.ctx)
+            await pipeline.reconcile(self.ctx, job)
+
+        self.run(body())
+
+    @rule(job=jobs)
+    def deadline_passes(self, job: str) -> None:
+        if job == "refused":
+            return
+
+        async def body() -> None:
+            async with self.ctx.db.transaction() as session:
+                await session.execute(
+                    update(Generation)
+                    .where(Generation.id == job)
+                    .values(deadline_at=self.ctx.clock() - timedelta(seconds=1))
+                )
+            await pipeline.expire(self.ctx, job)
+
+        self.run(body())
+
+    async def _owner(self, job: str) -> str:
+        async with self.ctx.db.reader() as session:
+            return (await session.execute(select(Generation.user_id).where(Generation.id == job))).scalar_one()
+
+    @invariant()
+    def ledger_balances(self) -> None:
+        async def body() -> None:
+            async with self.ctx.db.reader() as session:
+                assert await ledger.check_ledger(session) == []
+                for user, deposited in self.deposits.items():
+                    c = await ledger.credits_of(session, user)
+                    assert c.available + c.held + c.captured == deposited
+                    assert min(c.available, c.held, c.captured) >= 0
+                rows = (await session.execute(select(Generation))).scalars().all()
+                for g in rows:
+                    if is_terminal(g.status):
+                        assert (g.credits_charged > 0) != (g.credits_refunded > 0), g.id
+                        assert (g.status == "succeeded") == (g.credits_charged > 0)
+
+        self.run(body())
+
+
+TestLedgerMachine = LedgerMachine.TestCase
+TestLedgerMachine.settings = settings(
+    max_examples=20,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
