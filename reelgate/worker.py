@@ -11,13 +11,25 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
 
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.tasks import run_step
 
 log = logging.getLogger("reelgate.worker")
+
+
+@dataclass
+class Periodic:
+    """A housekeeping job the worker runs every `interval` seconds (webhook delivery, credit expiry, ...)."""
+
+    name: str
+    interval: float
+    run: Callable[[ServiceContext], Awaitable[object]]
+    next_at: float = 0.0
 
 
 class Worker:
@@ -31,6 +43,10 @@ class Worker:
         self._busy: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.periodic: list[Periodic] = []
+
+    def add_periodic(self, name: str, interval: float, run: Callable[[ServiceContext], Awaitable[object]]) -> None:
+        self.periodic.append(Periodic(name, interval, run))
 
     def wake(self, _generation_id: str = "") -> None:
         self._wakeup.set()
@@ -55,11 +71,23 @@ class Worker:
         while not self._stopping:
             try:
                 await self.run_once()
+                await self._run_periodic()
             except Exception:  # the loop must outlive any single failure (e.g. a database blip)
                 log.exception("worker scan failed")
             self._wakeup.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.idle_seconds)
+
+    async def _run_periodic(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for job in self.periodic:
+            if now < job.next_at:
+                continue
+            job.next_at = now + job.interval
+            try:
+                await job.run(self.ctx)
+            except Exception:
+                log.exception("periodic job %s failed", job.name)
 
     async def run_once(self) -> int:
         """Starts every due step there is room for; returns how many were started."""

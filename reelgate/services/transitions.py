@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reelgate.db.tables import Generation, GenerationEvent
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus, ProviderState, allowed_sources, settles_by_capture
 from reelgate.providers.base import OutputRef, ProviderUpdate
-from reelgate.services import ledger
+from reelgate.services import events, ledger
 
 log = logging.getLogger("reelgate.jobs")
 
@@ -65,6 +65,8 @@ async def transition(
         settlement = {"credits_charged": held} if capture else {"credits_refunded": held}
         await session.execute(update(Generation).where(Generation.id == generation_id).values(**settlement))
     generation = await session.get(Generation, generation_id, populate_existing=True)
+    if generation is not None and target in TERMINAL_STATES:
+        await events.record_terminal_event(session, generation)
     log.info("generation %s -> %s", generation_id, target.value, extra={"generation_id": generation_id})
     return generation
 
