@@ -25,11 +25,11 @@ def test_cli_user_credits_estimate_and_generate(tmp_path: Path) -> None:
         REELGATE_POLL_MAX_SECONDS="0.3",
         COLUMNS="120",
     )
-    made = _run(env, "user", "create", "cli@example.com", "--password", "cli-password", "--credits", "40", "--api-key")
+    made = _run(env, "user", "create", "cli@example.com", "--password", "cli-password", "--credits", "20", "--api-key")
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip().splitlines()[-1].startswith("rg_")
     granted = _run(env, "credits", "grant", "cli@example.com", "10", "--reason", "welcome back")
-    assert granted.returncode == 0 and "available now 50" in granted.stdout, granted.stdout + granted.stderr
+    assert granted.returncode == 0 and "available now 30" in granted.stdout, granted.stdout + granted.stderr
     estimate = _run(env, "estimate", "--model", "sandbox-t2v", "--duration", "5", "--resolution", "720p")
     assert '"total": 10' in estimate.stdout, estimate.stdout + estimate.stderr
     assert "sandbox-t2v" in _run(env, "models").stdout
