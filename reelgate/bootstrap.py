@@ -66,6 +66,18 @@ def service_config(settings: Settings) -> ServiceConfig:
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
         poll_initial=settings.poll_initial_seconds,
         poll_max=settings.poll_max_seconds,
+        stripe_secret_key=settings.stripe_secret_key,
+        stripe_webhook_secret=settings.stripe_webhook_secret,
+        stripe_api_base=settings.stripe_api_base,
+        credit_packages=settings.credit_packages,
+        credit_expiry_days=settings.credit_expiry_days,
+        rate_limit_per_key=settings.rate_limit_per_key,
+        rate_limit_per_user=settings.rate_limit_per_user,
+        # Shared counters across processes when Redis is configured (limits' async redis-py storage).
+        rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
+        max_in_flight=settings.max_in_flight,
+        daily_spend_cap_user=settings.daily_spend_cap_user,
+        daily_spend_cap_global=settings.daily_spend_cap_global,
     )
 
 

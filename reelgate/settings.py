@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
     stripe_api_base: str | None = None
+    # Billing (reelgate.services.billing/limits/expiry). Packages: a JSON list of
+    # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the seed's four packages.
+    credit_packages: str = ""
+    credit_expiry_days: int = 0  # 0: credits never expire (seed 001 §11 suggests 90)
+    rate_limit_per_key: str = "1200/minute"  # `limits` notation; generous so status polling never trips it
+    rate_limit_per_user: str = "2400/minute"
+    max_in_flight: int = 20  # generations a user may have queued or running at once
+    daily_spend_cap_user: int = 0  # credits per user per UTC day; 0: no cap
+    daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap
 
     @field_validator("public_url")
     @classmethod

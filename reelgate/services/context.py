@@ -30,6 +30,18 @@ class ServiceConfig:
     max_submit_attempts: int = 5
     max_transient_errors: int = 20
     lease_seconds: float = 120.0
+    # Billing: Stripe credentials, packages (JSON; empty: the seed's), expiry and limits (0 disables a cap).
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None
+    credit_packages: str = ""
+    credit_expiry_days: int = 0
+    rate_limit_per_key: str = "1200/minute"
+    rate_limit_per_user: str = "2400/minute"
+    rate_limit_storage: str = "memory://"
+    max_in_flight: int = 20
+    daily_spend_cap_user: int = 0
+    daily_spend_cap_global: int = 0
 
 
 def _utcnow() -> datetime:
