@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from reelgate.db.engine import Database
 from reelgate.db.migrate import upgrade_to_head
 from reelgate.db.schema import metadata
+from reelgate.db.tables_queue import include_object
 
 
 async def test_upgrade_from_empty_matches_models(database_url: str) -> None:
@@ -19,7 +20,9 @@ async def test_upgrade_from_empty_matches_models(database_url: str) -> None:
         await upgrade_to_head(db.engine)  # idempotent: a second start changes nothing
 
         def diff(connection: Any) -> list[Any]:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "include_object": include_object}
+            )
             return list(compare_metadata(context, metadata))
 
         async with db.engine.connect() as conn:

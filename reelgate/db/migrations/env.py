@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from reelgate.db.schema import metadata
+from reelgate.db.tables_queue import include_object
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -16,6 +18,10 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object,
 )
 with context.begin_transaction():
+    if connection.dialect.name == "postgresql":
+        # API and worker processes may start together: one migrates, the others wait and find it done.
+        connection.execute(text("SELECT pg_advisory_xact_lock(7254120166)"))
     context.run_migrations()
