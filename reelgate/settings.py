@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     max_in_flight: int = 20  # generations a user may have queued or running at once
     daily_spend_cap_user: int = 0  # credits per user per UTC day; 0: no cap
     daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap
+    # Production mode (reelgate.queue, `reelgate worker`): procrastinate on the same PostgreSQL.
+    s3_presign_downloads: bool = False  # redirect downloads to a short-lived presigned URL instead of streaming
+    lease_seconds: float = 120.0  # a generation's claim lapses this long after its holder died
+    queue_poll_seconds: float = 1.0  # how often workers look for jobs scheduled for later (polls)
+    queue_heartbeat_seconds: float = 10.0  # a worker silent for 3x this is presumed dead; its jobs re-run
+    reconcile_interval_seconds: int = 10  # the reconciler re-enqueues due work no job covers
+    stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
+    worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
 
     @field_validator("public_url")
     @classmethod

@@ -96,6 +96,7 @@ async def generation_content(
         content_type=generation.output_content_type or "video/mp4",
         filename=f"{generation.id}.{extension}",
         download=download,
+        presign=request.app.state.settings.s3_presign_downloads,
     )
 
 
