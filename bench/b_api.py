@@ -1,0 +1,127 @@
+"""Submit path and webhook ingest against a trivial FastAPI endpoint on the same server, interleaved.
+
+Submit: POST /api/v1/generations (auth → idempotency → quote → hold → insert → enqueue → 202), a fresh
+Idempotency-Key each. Webhook: POST /webhooks/replicate?g=&t= with a Standard-Webhooks-signed `succeeded`
+prediction for a distinct processing generation each (verify → dedupe → transition → commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import standardwebhooks
+
+from bench import fixtures
+from bench.common import PYTHON, SERVER_CPU, Load, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
+from bench.report import Section
+
+CONCURRENCY = (1, 16)
+SUBMIT_BODY = json.dumps({"model": "sandbox-t2v", "prompt": "a red fox running through snow", "duration": 5})
+
+
+def webhook_requests(gens: list[Any]) -> list[dict[str, Any]]:
+    signer = standardwebhooks.Webhook(fixtures.REPLICATE_SECRET)
+    now = datetime.now(UTC)
+    out = []
+    for g in gens:
+        body = json.dumps({
+            "id": g.provider_job_id, "model": "wan-video/wan-2.1-t2v-14b", "version": "a" * 64, "input": {},
+            "output": "http://127.0.0.1:9/files/out.mp4", "logs": "", "error": None, "status": "succeeded",
+            "created_at": now.isoformat(), "metrics": {"predict_time": 1.5},
+        })
+        msg_id = f"msg_{g.id}"
+        headers = {"content-type": "application/json", "webhook-id": msg_id,
+                   "webhook-timestamp": str(int(now.timestamp())),
+                   "webhook-signature": signer.sign(msg_id, now, body)}
+        out.append({"method": "POST", "path": f"/webhooks/replicate?g={g.id}&t={g.webhook_token}",
+                    "headers": headers, "body": body})
+    return out
+
+
+def run(quick: bool, databases: list[str]) -> Section:
+    rounds, n, warm = (2, 400, 50) if quick else (3, 2000, 100)
+    section = Section(
+        "api",
+        "Submit path and webhook ingest vs a trivial endpoint (same server)",
+        ["database", "c", "route", "rps (ratio to trivial)", "p50 ms (added)", "p99 ms (added)",
+         "server CPU ms/req", "errors"],
+    )
+    for db in databases:
+        if db == "postgresql" and not fixtures.pg_available():
+            section.notes.append("PostgreSQL not reachable: skipped.")
+            continue
+        if db == "postgresql":
+            with fixtures.pg_database() as url:
+                _one(section, db, url, rounds, n, warm)
+        else:
+            _one(section, db, None, rounds, n, warm)
+    section.notes.append(
+        f"{rounds} interleaved rounds (trivial, submit, webhook; order rotated each round), {warm} warm-up + {n} "
+        "measured requests per run, closed loop with keep-alive; figures are medians over rounds. "
+        "Server CPU per request from /proc over the measured part. SQLite runs with synchronous=FULL (an fsync "
+        "per commit) on this machine's virtual disk."
+    )
+    return section
+
+
+def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: int) -> None:
+    run_dir = new_run_dir(f"api-{db}")
+    values = fixtures.settings_values(run_dir / "data", url)
+    per_run = n + warm
+    count = rounds * len(CONCURRENCY) * per_run
+
+    async def setup() -> tuple[str, list[Any]]:
+        async with fixtures.context(values) as ctx:
+            user_id, key = await fixtures.user_with_key(ctx)
+            gens = await fixtures.insert_generations(ctx, user_id, count, next_poll_at=None)
+            return key, gens
+
+    key, gens = asyncio.run(setup())
+    port = free_port()
+    server = spawn("server", SERVER_CPU, [PYTHON, "-m", "bench.server", "--port", str(port)],
+                   env=fixtures.settings_env(values), port=port, run_dir=run_dir)
+    base = f"http://127.0.0.1:{port}"
+    auth = {"authorization": f"Bearer {key}"}
+    results: dict[tuple[str, int], list[Load]] = {}
+    try:
+        used = 0
+        for r in range(rounds):
+            for c in CONCURRENCY:
+                hooks = webhook_requests(gens[used : used + per_run])
+                used += per_run
+                plans = {
+                    "trivial": [{"method": "GET", "path": "/bench/trivial"}],
+                    "submit": [{"method": "POST", "path": "/api/v1/generations", "body": SUBMIT_BODY,
+                                "headers": {**auth, "content-type": "application/json",
+                                            "idempotency-key": f"bench-{r}-{c}-{{i}}"}}],
+                    "webhook": hooks,
+                }
+                order = ["trivial", "submit", "webhook"]
+                order = order[r % 3 :] + order[: r % 3]
+                for route in order:
+                    load = run_load(base, plans[route], n=n, concurrency=c, warmup=warm, run_dir=run_dir,
+                                    server=server, label=route)
+                    results.setdefault((route, c), []).append(load)
+                    print(f"  [{db}] round {r + 1} c={c} {route}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} ms "
+                          f"p99 {load.p99_ms:.2f} ms errors {load.errors} {load.statuses}", flush=True)
+        rss = server.rss()
+    finally:
+        server.stop()
+    for c in CONCURRENCY:
+        ref = results[("trivial", c)]
+        ref_rps, ref50, ref99 = (median([getattr(x, a) for x in ref]) for a in ("rps", "p50_ms", "p99_ms"))
+        for route in ("trivial", "submit", "webhook"):
+            runs = results[(route, c)]
+            rps, p50, p99, cpu = (median([getattr(x, a) for x in runs])
+                                  for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req"))
+            errors = sum(x.errors for x in runs)
+            if route == "trivial":
+                row = [db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), str(errors)]
+            else:
+                row = [db, str(c), route, f"{fmt(rps)} ({ratio(rps, ref_rps):.3f})",
+                       f"{fmt(p50)} (+{fmt(p50 - ref50)})", f"{fmt(p99)} (+{fmt(p99 - ref99)})", fmt(cpu),
+                       str(errors)]
+            section.rows.append(row)
+    section.notes.append(f"{db}: server RSS after the run {rss:.0f} MB.")

@@ -1,0 +1,142 @@
+"""Benchmark data put in place through reelgate's own services: settings, users with API keys, and
+generations inserted directly in the state a benchmark needs."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from reelgate.bootstrap import build_context, close_context
+from reelgate.db.tables import Generation
+from reelgate.domain.ids import new_id
+from reelgate.services import accounts, projects
+from reelgate.services.context import ServiceContext
+from reelgate.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("REELGATE_BENCH_PG", os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+REPLICATE_SECRET = "whsec_" + base64.b64encode(b"reelgate-bench-webhook-secret-0123").decode()
+
+
+def pg_available() -> bool:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@contextlib.contextmanager
+def pg_database() -> Any:
+    """A fresh PostgreSQL database for one benchmark, dropped afterwards."""
+    name = f"reelgate_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_values(data_dir: Path, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """JSON-able Settings values: the server process gets the same ones through BENCH_SETTINGS."""
+    values: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "database_url": database_url,
+        "secret_key": "reelgate-bench-secret-key-not-for-production",
+        "public_url": "http://127.0.0.1:8000",
+        "embedded_worker": False,
+        "signup_credits": 0,
+        # Limits far above what a benchmark sends, so the figure is the path's cost, not the limiter's answer.
+        "rate_limit_per_key": "100000000/minute",
+        "rate_limit_per_user": "100000000/minute",
+        "max_in_flight": 100_000_000,
+        "replicate_api_token": "bench-token",
+        "replicate_webhook_secret": REPLICATE_SECRET,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return values
+
+
+def settings_env(values: dict[str, Any]) -> dict[str, str]:
+    return {"BENCH_SETTINGS": json.dumps(values)}
+
+
+@contextlib.asynccontextmanager
+async def context(values: dict[str, Any]) -> AsyncIterator[ServiceContext]:
+    ctx = await build_context(Settings(**values))
+    try:
+        yield ctx
+    finally:
+        await close_context(ctx)
+
+
+async def user_with_key(ctx: ServiceContext, credits: int = 1_000_000_000) -> tuple[str, str]:
+    user = await accounts.create_user(ctx, f"bench-{secrets.token_hex(4)}@example.com", None, credits=credits)
+    key = await accounts.create_api_key(ctx, user.id, "bench")
+    return user.id, key.secret
+
+
+async def insert_generations(
+    ctx: ServiceContext,
+    user_id: str,
+    count: int,
+    *,
+    provider: str = "replicate",
+    model: str = "t2v-14B",
+    status: str = "processing",
+    job_ids: Sequence[str] | None = None,
+    next_poll_at: Sequence[datetime | None] | None = None,
+    poll_count: int = 0,
+    batch: int = 2000,
+    **fields: Any,
+) -> list[Generation]:
+    """Generations as the pipeline would have left them (no hold: these benchmarks don't settle)."""
+    project_id = await projects.default_project_id(ctx, user_id)
+    spec = ctx.catalog.get(model)
+    now = datetime.now(UTC)
+    rows: list[Generation] = []
+    for i in range(count):
+        rows.append(
+            Generation(
+                id=new_id("gen"),
+                user_id=user_id,
+                project_id=project_id,
+                model=spec.id,
+                provider=provider,
+                provider_model=spec.provider_model,
+                kind=spec.kind,
+                status=status,
+                progress=0,
+                prompt="a red fox running through snow",
+                params={"duration": 5, "resolution": "720p", "aspect_ratio": "16:9", "width": 1280, "height": 720,
+                        "seed": 1, "audio": False, "enhance_prompt": False, "options": {}},
+                quote_total=20,
+                quote_breakdown={},
+                credits_held=0,
+                provider_job_id=job_ids[i] if job_ids is not None else (f"job{i:07d}" if status != "queued" else None),
+                webhook_token=secrets.token_urlsafe(24),
+                deadline_at=now + timedelta(days=2),
+                next_poll_at=next_poll_at[i] if next_poll_at is not None else None,
+                poll_count=poll_count,
+                submitted_at=now,
+                created_at=now,
+                updated_at=now,
+                **fields,
+            )
+        )
+    for start in range(0, count, batch):
+        async with ctx.db.transaction() as session:
+            session.add_all(rows[start : start + batch])
+    return rows
