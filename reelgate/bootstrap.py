@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from reelgate.catalog.loader import load_catalog, load_default_catalog
@@ -20,6 +21,8 @@ log = logging.getLogger("reelgate")
 def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
     """Credentials and base URLs per provider; every base URL can be overridden for tests and proxies."""
     s = settings
+    # Adapters whose outputs need the API key to download (Veo, OpenAI Videos) spool them here.
+    spool = str((s.provider_spool_dir or s.data_dir / "spool").resolve())
     return {
         "sandbox": ProviderConfig(
             api_key="local",
@@ -46,8 +49,45 @@ def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
             api_key=s.pollo_api_key, base_url=s.pollo_base_url, webhook_secret=s.pollo_webhook_secret
         ),
         "modelslab": ProviderConfig(api_key=s.modelslab_api_key, base_url=s.modelslab_base_url),
-        "edenai": ProviderConfig(api_key=s.edenai_api_key, base_url=s.edenai_base_url),
-        "poe": ProviderConfig(api_key=s.poe_api_key, base_url=s.poe_base_url),
+        "edenai": ProviderConfig(
+            api_key=s.edenai_api_key,
+            base_url=s.edenai_base_url,
+            extra=_present(webhook_public_key=s.edenai_webhook_public_key),
+        ),
+        "poe": ProviderConfig(
+            api_key=s.poe_api_key,
+            base_url=s.poe_base_url,
+            extra=_present(enhance_bot=s.poe_enhance_bot, spool_dir=spool),
+        ),
+        "fal": ProviderConfig(api_key=s.fal_key, base_url=s.fal_base_url, extra=_present(jwks_url=s.fal_jwks_url)),
+        "runway": ProviderConfig(api_key=s.runwayml_api_secret, base_url=s.runway_base_url),
+        "luma": ProviderConfig(api_key=s.lumaai_api_key, base_url=s.luma_base_url),
+        "veo": ProviderConfig(api_key=s.gemini_api_key, base_url=s.veo_base_url, extra=_present(spool_dir=spool)),
+        "openai_videos": ProviderConfig(
+            api_key=s.openai_videos_api_key,
+            base_url=s.openai_videos_base_url,
+            extra={**_present(spool_dir=spool), **_upstreams(s.openai_videos_upstreams)},
+        ),
+    }
+
+
+def _present(**values: str | None) -> dict[str, str]:
+    return {k: v for k, v in values.items() if v}
+
+
+def _upstreams(text: str | None) -> dict[str, str]:
+    """REELGATE_OPENAI_VIDEOS_UPSTREAMS, {"<model>": {"base_url", "api_key"}}, as the adapter's flat extra keys."""
+    if not text:
+        return {}
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"REELGATE_OPENAI_VIDEOS_UPSTREAMS is not JSON: {exc}") from exc
+    return {
+        f"{model}.{key}": str(value)
+        for model, upstream in parsed.items()
+        for key, value in upstream.items()
+        if key in ("base_url", "api_key") and value
     }
 
 

@@ -70,6 +70,25 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
     stripe_api_base: str | None = None
+    # Wave-2 providers: vendor variable names as their SDKs read them (provider-protocols §3, §9–§11).
+    fal_key: str | None = Field(default=None, validation_alias=_alias("FAL_KEY"))
+    fal_base_url: str | None = None
+    fal_jwks_url: str | None = None
+    runwayml_api_secret: str | None = Field(default=None, validation_alias=_alias("RUNWAYML_API_SECRET"))
+    runway_base_url: str | None = None
+    lumaai_api_key: str | None = Field(default=None, validation_alias=_alias("LUMAAI_API_KEY"))
+    luma_base_url: str | None = None
+    gemini_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "REELGATE_GEMINI_API_KEY")
+    )
+    veo_base_url: str | None = None
+    edenai_webhook_public_key: str | None = Field(default=None, validation_alias=_alias("EDENAI_WEBHOOK_PUBLIC_KEY"))
+    openai_videos_base_url: str | None = Field(default=None, validation_alias=_alias("OPENAI_VIDEOS_BASE_URL"))
+    openai_videos_api_key: str | None = Field(default=None, validation_alias=_alias("OPENAI_VIDEOS_API_KEY"))
+    # Per-model upstreams for openai_videos: JSON {"<provider_model>": {"base_url": ..., "api_key": ...}}.
+    openai_videos_upstreams: str | None = None
+    poe_enhance_bot: str | None = None
+    provider_spool_dir: Path | None = None
     # Billing (reelgate.services.billing/limits/expiry). Packages: a JSON list of
     # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the seed's four packages.
     credit_packages: str = ""

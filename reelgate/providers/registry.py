@@ -14,6 +14,14 @@ PROVIDER_CLASSES: dict[str, str] = {
     "runpod": "reelgate.providers.runpod:RunPodProvider",
     "replicate": "reelgate.providers.replicate:ReplicateProvider",
     "pollo": "reelgate.providers.pollo:PolloProvider",
+    "modelslab": "reelgate.providers.modelslab:ModelsLabProvider",
+    "edenai": "reelgate.providers.edenai:EdenAIProvider",
+    "poe": "reelgate.providers.poe:PoeProvider",
+    "fal": "reelgate.providers.fal:FalProvider",
+    "runway": "reelgate.providers.runway:RunwayProvider",
+    "luma": "reelgate.providers.luma:LumaProvider",
+    "veo": "reelgate.providers.veo:VeoProvider",
+    "openai_videos": "reelgate.providers.openai_videos:OpenAIVideosProvider",
 }
 
 

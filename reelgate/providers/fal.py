@@ -1,0 +1,271 @@
+"""fal.ai adapter: the queue API (submit, status, result, cancel) and Ed25519 webhooks verified with the JWKS."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from reelgate.domain.jobs import ProviderState
+from reelgate.providers import http, transfer
+from reelgate.providers.base import (
+    HealthReport,
+    JobRequest,
+    OutputRef,
+    Provider,
+    ProviderConfig,
+    ProviderRejected,
+    ProviderUpdate,
+    RetryLater,
+    SubmitOutcomeUnknown,
+    SubmitResult,
+    WebhookEvent,
+    WebhookRejected,
+)
+
+DEFAULT_BASE_URL = "https://queue.fal.run"
+# §3.8 (partially unverified): the JWKS URL the public implementations use, a 24 h cache, ±300 s leeway.
+DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+JWKS_TTL_SECONDS = 24 * 3600
+WEBHOOK_TOLERANCE_SECONDS = 300
+# A forged webhook must not make us hammer the JWKS: refetch on an unknown key at most this often.
+JWKS_MIN_REFRESH_SECONDS = 30.0
+# Our job id is "<owner>/<alias>#<request_id>": status, result and cancel live under the app's path
+# without its subpath (§3.4), and cancel gets no request to derive it from.
+_SEP = "#"
+# The webhook URL carries the app too, so a webhook can name the job exactly as submit stored it.
+APP_QUERY = "fal_app"
+_STATES = {"IN_QUEUE": ProviderState.QUEUED, "IN_PROGRESS": ProviderState.RUNNING}
+
+
+def app_id(model_ref: str) -> str:
+    """`fal-ai/kling-video/v1.6/pro/text-to-video` → `fal-ai/kling-video` (§3.4)."""
+    parts = model_ref.strip("/").split("/")
+    if len(parts) < 2:
+        raise ProviderRejected(f"fal: bad model id {model_ref!r}", code=ProviderRejected.BAD_INPUT)
+    return "/".join(parts[:2])
+
+
+def build_input(request: JobRequest) -> dict[str, Any]:
+    """§3.2: inputs are per model; these are the common video names (kling, veo, wan, ltx on fal)."""
+    image_key = "image_url"
+    payload: dict[str, Any] = {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "duration": str(request.duration),  # kling takes "5" | "10"
+        "aspect_ratio": request.aspect_ratio,
+        "resolution": request.resolution,
+        "seed": request.seed,
+        image_key: transfer.image_ref(request.start_image),
+        "tail_image_url": transfer.image_ref(request.end_image),
+        "generate_audio": request.audio or None,
+    }
+    payload.update({k: v for k, v in request.options.items() if isinstance(k, str)})
+    return {k: v for k, v in payload.items() if v is not None}
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _output_url(result: Mapping[str, Any]) -> str | None:
+    """§3.6: `{"video": {"url", ...}}`; some apps answer `{"videos": [...]}` or a bare `url`."""
+    video = result.get("video")
+    if isinstance(video, Mapping) and isinstance(video.get("url"), str):
+        return str(video["url"])
+    videos = result.get("videos")
+    if isinstance(videos, list) and videos and isinstance(videos[0], Mapping):
+        url = videos[0].get("url")
+        return str(url) if isinstance(url, str) else None
+    return str(result["url"]) if isinstance(result.get("url"), str) else None
+
+
+def _failed(job_id: str, message: str, raw: Mapping[str, Any]) -> ProviderUpdate:
+    code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
+    return ProviderUpdate(job_id, ProviderState.FAILED, error_code=code, error_message=message, raw=dict(raw))
+
+
+def _succeeded(job_id: str, result: Mapping[str, Any], raw: Mapping[str, Any]) -> ProviderUpdate:
+    url = _output_url(result)
+    if url is None:
+        return _failed(job_id, "no video in the result", raw)
+    content_type = result.get("video", {}).get("content_type") if isinstance(result.get("video"), Mapping) else None
+    return ProviderUpdate(
+        job_id, ProviderState.SUCCEEDED, progress=100, output=OutputRef(url=url, content_type=content_type), raw=raw
+    )
+
+
+class JWKSCache:
+    """Ed25519 keys from the JWKS, cached for a TTL; an unknown signer triggers one (rate-limited) refetch."""
+
+    def __init__(self, url: str, ttl: float = JWKS_TTL_SECONDS) -> None:
+        self.url = url
+        self.ttl = ttl
+        self._keys: list[Ed25519PublicKey] = []
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+        self.fetches = 0
+        self.min_refresh = JWKS_MIN_REFRESH_SECONDS
+
+    @staticmethod
+    def parse(document: Mapping[str, Any]) -> list[Ed25519PublicKey]:
+        keys = []
+        for jwk in document.get("keys") or []:
+            if not isinstance(jwk, Mapping) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+                continue
+            try:
+                raw = base64.urlsafe_b64decode(str(jwk["x"]) + "=" * (-len(str(jwk["x"])) % 4))
+                keys.append(Ed25519PublicKey.from_public_bytes(raw))
+            except (KeyError, ValueError, binascii.Error):
+                continue
+        return keys
+
+    def _fetch(self) -> None:
+        # The webhook check is synchronous (Provider.verify_and_parse_webhook), so this fetch is too; it runs
+        # once a day or on a key rotation, with a short timeout.
+        with httpx.Client(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
+            response = client.get(self.url)
+            response.raise_for_status()
+            self._keys = self.parse(response.json())
+        self._fetched_at = time.monotonic()
+        self.fetches += 1
+
+    def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > self.ttl or (refresh and age >= self.min_refresh):
+                try:
+                    self._fetch()
+                except (httpx.HTTPError, ValueError) as exc:
+                    if not self._keys:
+                        raise WebhookRejected(f"fal webhook: cannot load the JWKS: {exc!r}") from exc
+            return list(self._keys)
+
+    def seed(self, keys: list[Ed25519PublicKey]) -> None:
+        with self._lock:
+            self._keys = list(keys)
+            self._fetched_at = time.monotonic()
+
+
+def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
+    """§3.8/§13: the four lines fal signs."""
+    return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
+
+
+class FalProvider(Provider):
+    name = "fal"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        headers = {"Authorization": f"Key {config.api_key}"} if config.api_key else {}
+        self._client = http.make_client(headers=headers)
+        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.jwks = JWKSCache(config.extra.get("jwks_url", DEFAULT_JWKS_URL))
+
+    def _split(self, provider_job_id: str) -> tuple[str, str]:
+        app, sep, request_id = provider_job_id.rpartition(_SEP)
+        if not sep:
+            raise ProviderRejected(f"fal: job id without app: {provider_job_id!r}", code=ProviderRejected.NOT_FOUND)
+        return app, request_id
+
+    async def submit(self, request: JobRequest) -> SubmitResult:
+        app = app_id(request.model_ref)
+        params: dict[str, str] = {}
+        if request.webhook_url:
+            params["fal_webhook"] = _with_query(request.webhook_url, **{APP_QUERY: app})
+        what = "fal submit"
+        url = f"{self._base_url}/{request.model_ref.strip('/')}"
+        body = await transfer.call(
+            self._client, "POST", url, what=what, creates_job=True, json=build_input(request), params=params
+        )
+        if not body.get("request_id"):
+            raise SubmitOutcomeUnknown(f"{what}: no request_id in {body!r}")
+        return SubmitResult(provider_job_id=f"{app}{_SEP}{body['request_id']}", raw=body)
+
+    async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
+        app, request_id = self._split(provider_job_id)
+        base = f"{self._base_url}/{app}/requests/{request_id}"
+        body = await transfer.call(self._client, "GET", f"{base}/status", what="fal status", params={"logs": "1"})
+        status = str(body.get("status") or "")
+        if status in _STATES:
+            return ProviderUpdate(provider_job_id, _STATES[status], raw=body)
+        if status != "COMPLETED":
+            raise RetryLater(f"fal status: unknown status {status!r}")
+        # §3.4: there is no FAILED state; a failure is COMPLETED with `error`.
+        if body.get("error"):
+            return _failed(provider_job_id, str(body.get("error")), body)
+        try:
+            result = await transfer.call(self._client, "GET", base, what="fal result")
+        except ProviderRejected as exc:
+            # §3.4: a failed run's result answers an HTTP error.
+            return _failed(provider_job_id, str(exc), body)
+        return _succeeded(provider_job_id, result, {"status": body, "result": result})
+
+    async def cancel(self, provider_job_id: str) -> None:
+        app, request_id = self._split(provider_job_id)
+        url = f"{self._base_url}/{app}/requests/{request_id}/cancel"
+        response = await transfer.send(self._client, "PUT", url, what="fal cancel")
+        if response.status_code not in (400, 404, 409):  # already finished or unknown: nothing to stop
+            http.raise_for_response(response, what="fal cancel")
+
+    def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
+        lower = {k.lower(): v for k, v in headers.items()}
+        request_id = lower.get("x-fal-webhook-request-id", "")
+        user_id = lower.get("x-fal-webhook-user-id", "")
+        timestamp = lower.get("x-fal-webhook-timestamp", "")
+        try:
+            signature = bytes.fromhex(lower.get("x-fal-webhook-signature", ""))
+            sent_at = int(timestamp)
+        except ValueError as exc:
+            raise WebhookRejected("fal webhook: bad signature or timestamp header") from exc
+        if not (request_id and user_id and signature):
+            raise WebhookRejected("fal webhook: missing X-Fal-Webhook-* headers")
+        if abs(time.time() - sent_at) > WEBHOOK_TOLERANCE_SECONDS:
+            raise WebhookRejected("fal webhook: timestamp outside tolerance")
+        message = webhook_message(request_id, user_id, timestamp, body)
+        for refresh in (False, True):  # a rotated key: refetch the JWKS once and try again
+            for key in self.jwks.keys(refresh=refresh):
+                try:
+                    key.verify(signature, message)
+                    return request_id
+                except InvalidSignature:
+                    continue
+        raise WebhookRejected("fal webhook: no JWKS key matches the signature")
+
+    def verify_and_parse_webhook(
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
+    ) -> WebhookEvent:
+        request_id = self._verify(headers, body)
+        try:
+            data = json.loads(body)
+            app = query.get(APP_QUERY, "")
+            job_id = f"{app}{_SEP}{data.get('request_id') or request_id}" if app else ""
+            # §3.8: status OK|ERROR, `payload` the output (null with `payload_error` if it was not JSON).
+            payload = data.get("payload") if isinstance(data.get("payload"), Mapping) else {}
+            if data.get("status") == "OK" and payload:
+                update = _succeeded(job_id, payload, data)
+            else:
+                message = str(data.get("error") or data.get("payload_error") or payload.get("detail") or "failed")
+                update = _failed(job_id, message, data)
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+            raise WebhookRejected(f"fal webhook: unreadable body: {exc}") from exc
+        # Fires once per request, retried up to 10 times (§3.8).
+        return WebhookEvent(delivery_id=f"fal:{request_id}", update=update)
+
+    async def health(self) -> HealthReport:
+        return HealthReport(healthy=self.configured(), detail="ok" if self.configured() else "not configured")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
