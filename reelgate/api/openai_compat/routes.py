@@ -1,0 +1,265 @@
+"""/v1/videos in the OpenAI shape, backed by the same services (and billing) as /api/v1/generations."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.media_responses import serve_object
+from reelgate.domain.errors import Conflict, NotFound
+from reelgate.domain.jobs import GenerationStatus
+from reelgate.services import generations, uploads, videos
+from reelgate.services.context import ServiceContext
+from reelgate.services.generations import GenerationOrder
+from reelgate.services.safe_fetch import FetchFailed, UnsafeURL, fetch_to_file
+
+from .errors import OpenAIError, OpenAIRoute
+from .mapping import seconds_of, size_of, video_out
+
+router = APIRouter(prefix="/v1/videos", tags=["OpenAI-compatible videos"], route_class=OpenAIRoute)
+
+# The SDK's poll helper waits this long between retrievals when the header is present (default 1 s).
+POLL_AFTER_MS = "500"
+_FIELDS = {"prompt", "model", "seconds", "size", "input_reference"}
+# reelgate's own fields, accepted too (the SDK sends them with extra_body).
+_EXTENSIONS = {"negative_prompt", "seed", "callback_url"}
+_REFERENCE = "input_reference"
+
+
+async def _read_body(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
+    """JSON or multipart, as sent; a nested `input_reference[image_url]` form field becomes a dict."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            raise OpenAIError(400, "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise OpenAIError(400, "The body must be a JSON object.")
+        return body, None
+    form = await request.form(max_files=1, max_fields=32)
+    fields: dict[str, Any] = {}
+    upload: UploadFile | None = None
+    for key, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if key != _REFERENCE:
+                raise OpenAIError(400, f"Unexpected file field '{key}'.", param=key)
+            upload = value
+        elif key.startswith(f"{_REFERENCE}[") and key.endswith("]"):
+            fields.setdefault(_REFERENCE, {})[key[len(_REFERENCE) + 1 : -1]] = value
+        else:
+            fields[key] = value
+    return fields, upload
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        message = "Missing required parameter: 'prompt'."
+        raise OpenAIError(400, message, param="prompt", code="missing_required_parameter")
+    return prompt
+
+
+def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise OpenAIError(400, f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
+
+
+def _decode_data_url(url: str) -> bytes:
+    header, _, data = url.partition(",")
+    if not header.endswith(";base64"):
+        raise OpenAIError(400, "A data URL in input_reference must be base64.", param=_REFERENCE)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise OpenAIError(400, "The data URL in input_reference is not valid base64.", param=_REFERENCE) from None
+
+
+async def _fetch_image(ctx: ServiceContext, url: str) -> bytes:
+    """An image URL is fetched through the SSRF guard, with the upload size cap."""
+    with tempfile.TemporaryDirectory(dir=ctx.store.staging_dir()) as folder:
+        path = Path(folder) / "reference"
+        try:
+            await fetch_to_file(
+                url, path, max_bytes=ctx.config.max_upload_bytes, allow_hosts=ctx.config.fetch_allow_hosts, timeout=30
+            )
+        except UnsafeURL as exc:
+            raise OpenAIError(400, f"input_reference URL is not allowed: {exc.reason}", param=_REFERENCE) from exc
+        except FetchFailed as exc:
+            raise OpenAIError(400, f"input_reference could not be fetched: {exc}", param=_REFERENCE) from exc
+        return path.read_bytes()
+
+
+async def _reference(ctx: ServiceContext, user_id: str, given: Any, upload: UploadFile | None) -> str | None:
+    """The upload id of the start image: a file, an upload id (`file_id`) or an `image_url`."""
+    if upload is not None:
+        data = await upload.read(ctx.config.max_upload_bytes + 1)
+        return (await uploads.create_upload(ctx, user_id, data, upload.filename or "")).id
+    if given is None or given == "":
+        return None
+    if isinstance(given, str):
+        given = {"image_url": given}
+    if not isinstance(given, dict):
+        raise OpenAIError(400, "input_reference must be a file, {'image_url'} or {'file_id'}.", param=_REFERENCE)
+    if given.get("file_id"):
+        return str(given["file_id"])
+    url = str(given.get("image_url") or "")
+    if url.startswith("data:"):
+        data = _decode_data_url(url)
+    elif url:
+        data = await _fetch_image(ctx, url)
+    else:
+        raise OpenAIError(400, "input_reference needs an image_url or a file_id.", param=_REFERENCE)
+    return (await uploads.create_upload(ctx, user_id, data)).id
+
+
+def _default_model(ctx: ServiceContext, with_image: bool) -> str:
+    """OpenAI defaults to its own model; we default to the catalog's first available one of the right kind."""
+    kind = "i2v" if with_image else "t2v"
+    for spec in ctx.catalog.models:
+        if spec.kind == kind and generations.model_available(ctx, spec)[0]:
+            return spec.id
+    raise OpenAIError(400, f"No {kind} model is available; name one in 'model'.", param="model")
+
+
+def _optional_int(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise OpenAIError(400, f"'{name}' must be an integer.", param=name) from None
+
+
+async def _order(ctx: ServiceContext, user_id: str, body: dict[str, Any], upload: UploadFile | None) -> GenerationOrder:
+    _check_fields(body, _FIELDS | _EXTENSIONS)
+    prompt = _prompt(body)
+    with_image = upload is not None or bool(body.get(_REFERENCE))
+    model = str(body.get("model") or _default_model(ctx, with_image))
+    spec = ctx.catalog.get(model)  # an unknown model is a 404 model_not_found
+    resolution, aspect_ratio = size_of(spec, body.get("size"))
+    start_image = await _reference(ctx, user_id, body.get(_REFERENCE), upload)
+    return GenerationOrder(
+        model=model,
+        prompt=prompt,
+        negative_prompt=body.get("negative_prompt") or None,
+        duration=seconds_of(body.get("seconds")),
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        seed=_optional_int(body.get("seed"), "seed"),
+        start_image=start_image,
+        callback_url=body.get("callback_url") or None,
+    )
+
+
+def _video_response(payload: dict[str, Any]) -> JSONResponse:
+    headers = {"openai-poll-after-ms": POLL_AFTER_MS} if payload["status"] in ("queued", "in_progress") else {}
+    return JSONResponse(payload, headers=headers)
+
+
+@router.post("")
+async def create_video(
+    request: Request,
+    user: CurrentUser,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """Create a video: JSON, or multipart with `input_reference` as a file (image to video)."""
+    body, upload = await _read_body(request)
+    try:
+        order = await _order(ctx, user.id, body, upload)
+    finally:
+        if upload is not None:
+            await upload.close()
+    generation, _ = await generations.create_generation(ctx, user.id, order, idempotency_key=idempotency_key)
+    return _video_response(video_out(generation))
+
+
+@router.get("")
+async def list_videos(
+    user: CurrentUser,
+    ctx: Ctx,
+    after: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> dict[str, Any]:
+    rows, has_more = await videos.list_videos(ctx, user.id, after=after, limit=limit, descending=order == "desc")
+    remixes = await videos.remix_sources(ctx, [g.id for g in rows])
+    data = [video_out(g, remixes.get(g.id)) for g in rows]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }
+
+
+@router.get("/{video_id}")
+async def retrieve_video(video_id: str, user: CurrentUser, ctx: Ctx) -> JSONResponse:
+    generation = await videos.get_video(ctx, user.id, video_id)
+    remixes = await videos.remix_sources(ctx, [generation.id])
+    return _video_response(video_out(generation, remixes.get(generation.id)))
+
+
+@router.delete("/{video_id}")
+async def delete_video(video_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """A running video is canceled (and refunded) first."""
+    await videos.delete_video(ctx, user.id, video_id)
+    return {"id": video_id, "object": "video.deleted", "deleted": True}
+
+
+@router.get("/{video_id}/content", response_class=Response)
+async def download_content(
+    video_id: str,
+    request: Request,
+    user: CurrentUser,
+    ctx: Ctx,
+    variant: Literal["video", "thumbnail", "spritesheet"] = "video",
+) -> Response:
+    """Streamed from storage with Range support; never buffered whole, never compressed."""
+    generation = await videos.get_video(ctx, user.id, video_id)
+    if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
+        raise Conflict(
+            "This video is not completed yet.", code="video_not_ready", details={"status": generation.status}
+        )
+    if variant == "spritesheet":
+        raise OpenAIError(400, "The spritesheet variant is not offered; use video or thumbnail.", param="variant")
+    if variant == "thumbnail":
+        if not generation.thumbnail_key:
+            raise NotFound("This video has no thumbnail.")
+        key, content_type, filename = generation.thumbnail_key, "image/jpeg", f"{generation.id}.jpg"
+    else:
+        extension = generation.output_key.rsplit(".", 1)[-1]
+        key, filename = generation.output_key, f"{generation.id}.{extension}"
+        content_type = generation.output_content_type or "video/mp4"
+    return await serve_object(request, ctx.store, key, content_type=content_type, filename=filename, download=False)
+
+
+@router.post("/{video_id}/remix")
+async def remix_video(
+    video_id: str,
+    request: Request,
+    user: CurrentUser,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """A new video with the source's model and settings and a new prompt."""
+    body, upload = await _read_body(request)
+    if upload is not None:
+        await upload.close()
+        raise OpenAIError(400, "A remix takes only a prompt.", param=_REFERENCE)
+    _check_fields(body, {"prompt"})
+    prompt = _prompt(body)
+    generation = await videos.remix_video(ctx, user.id, video_id, prompt, idempotency_key=idempotency_key)
+    return _video_response(video_out(generation, video_id))
