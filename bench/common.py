@@ -182,6 +182,10 @@ def spawn(
     run_dir: Path, timeout: float = 90.0,
 ) -> Proc:
     log = run_dir / f"{name}.log"
+    if name in os.environ.get("BENCH_PYSPY", "").split(","):
+        # Profile this process: `BENCH_PYSPY=server,worker python -m bench ...` (raw stacks in the run dir).
+        spy = str(Path(PYTHON).parent / "py-spy")
+        argv = [spy, "record", "-r", "250", "-f", "raw", "-o", str(run_dir / f"{name}.pyspy.txt"), "--", *argv]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with log.open("ab") as out:
         popen = subprocess.Popen(  # noqa: S603
