@@ -22,10 +22,11 @@ class VeoSimulator(Simulator):
     """Routes per §11.11. `filtered` makes finished operations return no samples and a RAI reason;
     `inline` returns `encodedVideo` instead of a file URI."""
 
+    # The API answers under v1beta (what §11 documents) and v1 (google-genai 3.x polls there).
     routes = [
-        ("POST", r"/v1beta/models/[^/]+:predictLongRunning", "submit"),
-        ("GET", r"/v1beta/models/[^/]+/operations/[^/]+", "status"),
-        ("GET", r"/v1beta/files/[^/]+:download", "download"),
+        ("POST", r"/v1(beta)?/models/[^/]+:predictLongRunning", "submit"),
+        ("GET", r"/v1(beta)?/models/[^/]+/operations/[^/]+", "status"),
+        ("GET", r"/v1(beta)?/files/[^/]+:download", "download"),
     ]
     # §11.9: quota errors are 429 RESOURCE_EXHAUSTED (unverified for Veo itself).
     out_of_credit_status = 429
@@ -43,13 +44,14 @@ class VeoSimulator(Simulator):
         return self.api_key is None or key == self.api_key
 
     def build_app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/v1beta/models/{model}:predictLongRunning", self.create_route, methods=["POST"]),
-                Route("/v1beta/models/{model}/operations/{op_id}", self.get_route, methods=["GET"]),
-                Route("/v1beta/files/{file_id}:download", self.download_route, methods=["GET"]),
+        routes = []
+        for version in ("v1beta", "v1"):
+            routes += [
+                Route(f"/{version}/models/{{model}}:predictLongRunning", self.create_route, methods=["POST"]),
+                Route(f"/{version}/models/{{model}}/operations/{{op_id}}", self.get_route, methods=["GET"]),
+                Route(f"/{version}/files/{{file_id}}:download", self.download_route, methods=["GET"]),
             ]
-        )
+        return Starlette(routes=routes)
 
     def wire(self, job: Job) -> dict[str, Any]:
         body: dict[str, Any] = {"name": job.extra["name"]}
