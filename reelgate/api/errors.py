@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from reelgate.domain.errors import RateLimited, ReelgateError
@@ -71,6 +73,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
+    """The database refused, reset or timed out: nothing was committed, so the client may retry."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    body = error_body("service_unavailable", "The database is unavailable; nothing was changed. Try again shortly.")
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(error_body("internal_error", "Something went wrong on our side."), status_code=500)
@@ -80,4 +89,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReelgateError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _dependency_down)
+    app.add_exception_handler(PoolTimeout, _dependency_down)
+    app.add_exception_handler(ConnectionError, _dependency_down)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,80 @@
+"""Scenario 6, dependency faults: latency, resets and a blackhole on PostgreSQL. The API answers 503
+(never 500), nothing is half-applied, and every 202 given before the fault keeps its generation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Running, make_account, make_settings, start_app
+from tests.helpers import assert_ledger_ok
+from tests.reliability.fault_proxy import FaultProxy
+
+BODY = {"model": "sandbox-t2v", "prompt": "[hang] a fox waiting out the outage", "duration": 2}
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path, pg_database_url: str) -> AsyncIterator[tuple[Running, FaultProxy]]:
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    settings = make_settings(tmp_path / "data", url, request_timeout_seconds=3.0)
+    try:
+        async for running in start_app(settings):
+            yield running, proxy
+    finally:
+        await proxy.stop()
+
+
+async def _submit(running: Running, headers: dict[str, str], n: int) -> list[int]:
+    responses = [await running.client.post("/api/v1/generations", headers=headers, json=BODY) for _ in range(n)]
+    for r in responses:
+        assert r.status_code in (202, 503), r.text
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "service_unavailable"
+    return [r.status_code for r in responses]
+
+
+async def test_faults_answer_503_and_lose_nothing(proxied: tuple[Running, FaultProxy]) -> None:
+    running, proxy = proxied
+    user = await make_account(running.ctx, credits=1000)
+    accepted = []
+    for _ in range(4):
+        r = await running.client.post("/api/v1/generations", headers=user.headers, json=BODY)
+        assert r.status_code == 202
+        accepted.append(r.json()["id"])
+
+    proxy.set_mode("reset")
+    assert set(await _submit(running, user.headers, 4)) == {503}
+    assert (await running.client.get("/api/v1/me", headers=user.headers)).status_code == 503
+
+    proxy.set_mode("latency")
+    codes = await _submit(running, user.headers, 3)
+    assert codes.count(202) >= 1
+
+    proxy.set_mode("blackhole")
+    started = time.monotonic()
+    assert set(await _submit(running, user.headers, 2)) == {503}
+    assert time.monotonic() - started < 30
+
+    proxy.set_mode("pass")
+    await asyncio.sleep(0.5)
+    listed = []
+    for _ in range(20):
+        response = await running.client.get("/api/v1/generations?limit=100", headers=user.headers)
+        if response.status_code == 200:
+            listed = [g["id"] for g in response.json()["data"]]
+            break
+        await asyncio.sleep(0.5)
+    assert set(accepted) <= set(listed)
+    me = (await running.client.get("/api/v1/me", headers=user.headers)).json()["credits"]
+    quoted = sum(g["credits_quoted"] for g in response.json()["data"])
+    assert me == {"available": 1000 - quoted, "held": quoted}
+    await assert_ledger_ok(running.ctx)
+    for gid in listed:
+        await running.client.post(f"/api/v1/generations/{gid}/cancel", headers=user.headers)
+    await assert_ledger_ok(running.ctx)
