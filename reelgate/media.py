@@ -1,0 +1,299 @@
+"""Media checks and derivatives: video probe (PyAV), thumbnails, image validation, and the preview renderer."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import av
+from PIL import Image, ImageOps
+
+from reelgate.media_render import RenderSpec, encode_preview
+
+__all__ = [
+    "ImageInfo",
+    "MediaError",
+    "RenderSpec",
+    "VideoInfo",
+    "make_image_thumbnail",
+    "make_thumbnail",
+    "probe_image_file",
+    "probe_video",
+    "render_preview_video",
+    "validate_image",
+]
+
+IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 40_000_000
+# A thumbnail shows the frame ~10% in: the first frame of a generated clip is often a fade from black.
+THUMBNAIL_POSITION = 0.10
+# How many frames we decode after a seek before settling for the latest one.
+MAX_FRAMES_AFTER_SEEK = 240
+
+
+class MediaError(Exception):
+    """Raised when a file is not the media it claims to be; .code is a short string."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    duration: float
+    fps: float
+    codec: str
+    frames: int | None
+    has_audio: bool
+    container: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    content_type: str
+    width: int
+    height: int
+    size: int
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+
+def _sniff_container(head: bytes) -> str | None:
+    """Name the container from its magic bytes, or None; the file name is never trusted."""
+    if head[4:8] == b"ftyp":
+        return "mov" if head[8:12] == b"qt  " else "mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm" if b"webm" in head[:64] else "matroska"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    return None
+
+
+def _check_iso_boxes(path: Path) -> None:
+    """Walk the top-level ISO-BMFF boxes: a box running past the end of the file means a cut-off download.
+
+    A faststart file keeps its index at the front, so PyAV would open a truncated one happily.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        offset = 0
+        while offset + 8 <= size:
+            f.seek(offset)
+            box_size, kind = struct.unpack(">I4s", f.read(8))
+            if box_size == 1:
+                (box_size,) = struct.unpack(">Q", f.read(8))
+            elif box_size == 0:  # "extends to the end of the file"
+                return
+            if box_size < 8 or offset + box_size > size:
+                raise MediaError("not_a_video", f"truncated file: box {kind!r} runs past the end")
+            offset += box_size
+        if offset != size:
+            raise MediaError("not_a_video", "truncated file: trailing partial box header")
+
+
+def _stream_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _read_video_info(path: Path, kind: str) -> VideoInfo:
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise MediaError("not_a_video", "no video stream")
+        stream = container.streams.video[0]
+        # Decoding one frame proves the codec data is real, not just a plausible header.
+        first = next(container.decode(stream), None)
+        if first is None:
+            raise MediaError("not_a_video", "no decodable frame")
+        rate = stream.average_rate or stream.guessed_rate
+        return VideoInfo(
+            width=first.width,
+            height=first.height,
+            duration=_stream_duration(container, stream),
+            fps=float(rate) if rate else 0.0,
+            codec=stream.codec_context.name,
+            frames=stream.frames or None,
+            has_audio=bool(container.streams.audio),
+            container=kind,
+        )
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Describe a video file, or raise MediaError("not_a_video") for anything that is not a decodable video."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise MediaError("not_a_video", f"unreadable: {exc.strerror}") from exc
+    kind = _sniff_container(head)
+    if kind is None:
+        raise MediaError("not_a_video", "unrecognised container signature")
+    if kind in ("mp4", "mov"):
+        _check_iso_boxes(path)
+    try:
+        return _read_video_info(path, kind)
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, StopIteration) as exc:
+        raise MediaError("not_a_video", f"cannot decode: {exc}") from exc
+
+
+def _frame_near(path: Path, fraction: float) -> Image.Image:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        duration = _stream_duration(container, stream)
+        target = duration * fraction
+        if target > 0 and stream.time_base is not None:
+            container.seek(int(target / stream.time_base), stream=stream, backward=True)
+        chosen = None
+        for count, frame in enumerate(container.decode(stream)):
+            chosen = frame
+            if frame.time is None or frame.time >= target - 1e-3 or count >= MAX_FRAMES_AFTER_SEEK:
+                break
+        if chosen is None:
+            raise MediaError("not_a_video", "no decodable frame")
+        return chosen.to_image()
+
+
+def _save_jpeg(image: Image.Image, out_path: str | Path, max_width: int) -> tuple[int, int]:
+    image = image.convert("RGB")
+    if image.width > max_width:
+        height = max(1, round(image.height * max_width / image.width))
+        image = image.resize((max_width, height), Image.Resampling.LANCZOS)
+    out = Path(out_path)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format="JPEG", quality=85, optimize=True)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return image.size
+
+
+def make_thumbnail(video_path: str | Path, out_path: str | Path, *, max_width: int = 480) -> tuple[int, int]:
+    """Write a JPEG of the frame ~10% into the video (the first frame if seeking fails); return its (w, h)."""
+    path = Path(video_path)
+    probe_video(path)
+    try:
+        image = _frame_near(path, THUMBNAIL_POSITION)
+    except (av.FFmpegError, OSError):
+        image = _frame_near(path, 0.0)
+    return _save_jpeg(image, out_path, max_width)
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+def _sniff_image(head: bytes) -> str | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+@contextmanager
+def _opened_image(fp: IO[bytes], max_pixels: int) -> Iterator[Image.Image]:
+    """Open lazily, refuse oversized headers before any pixel is decoded, then decode fully."""
+    kind = _sniff_image(fp.read(16))
+    fp.seek(0)
+    if kind is None:
+        raise MediaError("unsupported_type", "only PNG, JPEG and WebP images are accepted")
+    with warnings.catch_warnings():
+        # Pillow's own bomb guard warns (or raises) while opening; both mean "too many pixels" here.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(fp, formats=list(IMAGE_FORMATS))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise MediaError("too_many_pixels", str(exc)) from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise MediaError("corrupt", f"cannot read image header: {exc}") from exc
+    with image:
+        if IMAGE_FORMATS.get(image.format or "") != kind:
+            raise MediaError("unsupported_type", "image content does not match its signature")
+        if image.width * image.height > max_pixels:
+            raise MediaError("too_many_pixels", f"{image.width}×{image.height} exceeds {max_pixels} pixels")
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise MediaError("corrupt", f"cannot decode image: {exc}") from exc
+        yield image
+
+
+def _image_info(image: Image.Image, size: int) -> ImageInfo:
+    kind = IMAGE_FORMATS[image.format or ""]
+    return ImageInfo(format=kind, content_type=CONTENT_TYPES[kind], width=image.width, height=image.height, size=size)
+
+
+def validate_image(
+    data: bytes, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageInfo:
+    """Accept PNG, JPEG or WebP by content (never by name); raise MediaError otherwise."""
+    if len(data) > max_bytes:
+        raise MediaError("too_large", f"{len(data)} bytes exceeds {max_bytes}")
+    with _opened_image(io.BytesIO(data), max_pixels) as image:
+        return _image_info(image, len(data))
+
+
+def probe_image_file(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Describe an image output file (PNG, JPEG or WebP), with the same checks as uploads."""
+    path = Path(path)
+    with path.open("rb") as f, _opened_image(f, max_pixels) as image:
+        return _image_info(image, path.stat().st_size)
+
+
+def make_image_thumbnail(image_path: str | Path, out_path: str | Path, *, max_width: int = 480) -> tuple[int, int]:
+    """Write a JPEG thumbnail of an image (EXIF rotation applied, transparency on white); return its (w, h)."""
+    with Path(image_path).open("rb") as f, _opened_image(f, DEFAULT_MAX_PIXELS) as image:
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode in ("RGBA", "LA", "P", "PA"):
+            rgba = upright.convert("RGBA")
+            flat = Image.new("RGB", rgba.size, (255, 255, 255))
+            flat.paste(rgba, mask=rgba.getchannel("A"))
+            upright = flat
+        return _save_jpeg(upright, out_path, max_width)
+
+
+# --- sandbox renderer ----------------------------------------------------------------------------
+
+
+def _decode_input(data: bytes | None) -> Image.Image | None:
+    if data is None:
+        return None
+    validate_image(data)
+    with Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS)) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def render_preview_video(
+    spec: RenderSpec, out_path: str | Path, *, progress: Callable[[float], None] | None = None
+) -> VideoInfo:
+    """Render the sandbox provider's preview clip (a local renderer, not an AI model) and return its probe."""
+    start = _decode_input(spec.start_image)
+    end = _decode_input(spec.end_image)
+    encode_preview(spec, out_path, start=start, end=end, progress=progress)
+    return probe_video(out_path)
