@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from reelgate.bootstrap import build_context, close_context
+from reelgate.cli_billing import register as _register_billing
 from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
@@ -34,6 +35,7 @@ ledger_app = typer.Typer(help="Check the credit ledger.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(credits_app, name="credits")
 app.add_typer(ledger_app, name="ledger")
+_register_billing(app, credits_app)
 console = Console()
 T = TypeVar("T")
 FIRST_ADMIN_FILE = "first-admin.txt"

@@ -19,7 +19,7 @@ from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailab
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
-from reelgate.services import ledger, projects
+from reelgate.services import ledger, limits, projects
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
@@ -144,6 +144,7 @@ async def create_generation(
     if not available:
         raise ModelUnavailable(why, details={"model": order.model})
     _check_callback(ctx, order.callback_url)
+    await limits.check_submission(ctx, user_id, quoted.quote.total)
     project_id = await _check_references(ctx, user_id, order)
     generation = _new_generation(ctx, user_id, project_id, order, quoted)
     generation.retry_of = retry_of

@@ -1,0 +1,433 @@
+"""Credit sales and bookkeeping: packages, Stripe Checkout, admin grants and adjustments, transactions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import stripe
+from sqlalchemy import select, update
+
+from reelgate.db.tables import LedgerEntry, User
+from reelgate.db.tables_billing import Payment
+from reelgate.domain.errors import NotFound, ServiceUnavailable, ValidationFailed
+from reelgate.domain.ids import new_id
+from reelgate.domain.ledger import EntryKind
+from reelgate.services import ledger
+from reelgate.services.context import ServiceContext
+from reelgate.services.stripe_events import handle_stripe_webhook, payment_reference
+
+__all__ = [
+    "AdjustResult",
+    "Checkout",
+    "CreditPackage",
+    "Transaction",
+    "TransactionFilter",
+    "adjust_credits",
+    "find_package",
+    "grant_credits",
+    "handle_stripe_webhook",
+    "iter_transactions_csv",
+    "list_payments",
+    "list_transactions",
+    "packages",
+    "start_checkout",
+]
+
+
+@dataclass(frozen=True)
+class CreditPackage:
+    id: str
+    credits: int
+    bonus: int
+    price: int  # in the currency's minor unit (cents), as Stripe's `unit_amount`
+    currency: str  # lowercase ISO 4217, as Stripe writes it
+    popular: bool = False
+
+    @property
+    def total_credits(self) -> int:
+        return self.credits + self.bonus
+
+
+# Seed 001 §5.1 prices its packages in dollars of credit (starter: $10.00 of credit for $9.99). Our
+# default credit unit is US$0.01, so each dollar of credit is 100 credits: starter = 1000 credits for
+# 999 cents; bonuses scale the same way (standard's $2.00 bonus = 200 credits).
+SEED_PACKAGES: tuple[CreditPackage, ...] = (
+    CreditPackage("starter", 1000, 0, 999, "usd"),
+    CreditPackage("standard", 2500, 200, 2499, "usd"),
+    CreditPackage("pro", 5000, 500, 4799, "usd", popular=True),
+    CreditPackage("enterprise", 10000, 1500, 8999, "usd"),
+)
+
+
+@lru_cache(maxsize=8)
+def _parse_packages(raw: str) -> tuple[CreditPackage, ...]:
+    """REELGATE_CREDIT_PACKAGES: a JSON list of {"id", "credits", "bonus", "price", "currency", "popular"}."""
+    if not raw.strip():
+        return SEED_PACKAGES
+    try:
+        items = json.loads(raw)
+        parsed = tuple(
+            CreditPackage(
+                id=str(item["id"]),
+                credits=int(item["credits"]),
+                bonus=int(item.get("bonus", 0)),
+                price=int(item["price"]),
+                currency=str(item.get("currency", "usd")).lower(),
+                popular=bool(item.get("popular", False)),
+            )
+            for item in items
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"REELGATE_CREDIT_PACKAGES is not a valid package list: {exc!r}") from exc
+    for package in parsed:
+        if package.credits <= 0 or package.bonus < 0 or package.price <= 0:
+            raise ValueError(f"REELGATE_CREDIT_PACKAGES: package {package.id!r} needs credits > 0 and price > 0")
+    if len({p.id for p in parsed}) != len(parsed):
+        raise ValueError("REELGATE_CREDIT_PACKAGES: package ids must be unique")
+    return parsed
+
+
+def packages(ctx: ServiceContext) -> tuple[CreditPackage, ...]:
+    """The credit packages on sale (settings, or the seed's four)."""
+    return _parse_packages(ctx.config.credit_packages)
+
+
+def find_package(ctx: ServiceContext, package_id: str) -> CreditPackage:
+    for package in packages(ctx):
+        if package.id == package_id:
+            return package
+    raise ValidationFailed("package", f"Unknown credit package {package_id!r}.", allowed=[p.id for p in packages(ctx)])
+
+
+# ---------------------------------------------------------------- checkout
+
+
+@dataclass(frozen=True)
+class Checkout:
+    payment_id: str
+    session_id: str
+    url: str
+
+
+async def start_checkout(
+    ctx: ServiceContext,
+    user_id: str,
+    package_id: str,
+    *,
+    success_url: str | None = None,
+    cancel_url: str | None = None,
+) -> Checkout:
+    """Creates a Stripe Checkout Session for a package and records it; the credits come with the webhook."""
+    package = find_package(ctx, package_id)
+    key = ctx.config.stripe_secret_key
+    if not key:
+        raise ServiceUnavailable("Credit purchases are not configured (STRIPE_SECRET_KEY is unset).")
+    async with ctx.db.reader() as session:
+        user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    payment_id = new_id("pay")
+    base = ctx.config.public_url
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [
+            {
+                "price_data": {
+                    "currency": package.currency,
+                    "unit_amount": package.price,
+                    "product_data": {
+                        "name": f"{package.id.capitalize()} credits package",
+                        "description": f"{package.total_credits} video generation credits",
+                    },
+                },
+                "quantity": 1,
+            }
+        ],
+        # {CHECKOUT_SESSION_ID} is filled in by Stripe (seed 001 §5.2).
+        "success_url": success_url or f"{base}/credits?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
+        "cancel_url": cancel_url or f"{base}/credits?checkout=canceled",
+        "client_reference_id": user.id,
+        "customer_email": user.email,
+        # Metadata lets the webhook rebuild the payment if we crashed between Stripe's answer and our commit.
+        "metadata": {
+            "payment_id": payment_id,
+            "user_id": user.id,
+            "package": package.id,
+            "credits": str(package.total_credits),
+        },
+    }
+    created = await _create_session(ctx, key, params, idempotency_key=payment_id)
+    now = ctx.clock()
+    async with ctx.db.transaction() as session:
+        session.add(
+            Payment(
+                id=payment_id,
+                user_id=user.id,
+                stripe_session_id=str(created["id"]),
+                package=package.id,
+                credits=package.total_credits,
+                bonus=package.bonus,
+                amount=package.price,
+                currency=package.currency,
+                status="open",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return Checkout(payment_id=payment_id, session_id=str(created["id"]), url=str(created["url"]))
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """stripe-py passes the encoded form to httpx as `data=`, which httpx deprecates for raw bytes (a
+    DeprecationWarning per request); hand it over as `content=` instead, unchanged on the wire."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Mapping[str, str], post_data: Any) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if isinstance(data, bytes | str):
+            kwargs["content"] = data
+        elif data:
+            kwargs["data"] = data
+        return [args, kwargs]
+
+
+async def _create_session(
+    ctx: ServiceContext, key: str, params: dict[str, Any], *, idempotency_key: str
+) -> dict[str, Any]:
+    http = _HTTPXClient(timeout=30)
+    base = ctx.config.stripe_api_base
+    client = stripe.StripeClient(
+        key, base_addresses={"api": base} if base else None, http_client=http, max_network_retries=2
+    )
+    try:
+        # Stripe replays the same answer for the same key, so the library's retries never open two sessions.
+        created = await client.v1.checkout.sessions.create_async(
+            params,  # type: ignore[arg-type]
+            {"idempotency_key": f"checkout-{idempotency_key}"},
+        )
+    except stripe.StripeError as exc:
+        raise ServiceUnavailable(
+            "The payment provider could not start a checkout; try again shortly.",
+            details={"provider_message": exc.user_message or str(exc)},
+        ) from exc
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+    return {"id": created.id, "url": created.url}
+
+
+async def list_payments(ctx: ServiceContext, user_id: str | None = None, *, limit: int = 50) -> list[Payment]:
+    query = select(Payment).order_by(Payment.created_at.desc()).limit(limit)
+    if user_id is not None:
+        query = query.where(Payment.user_id == user_id)
+    async with ctx.db.reader() as session:
+        return list((await session.execute(query)).scalars())
+
+
+# ---------------------------------------------------------------- admin grants and adjustments
+
+
+@dataclass(frozen=True)
+class AdjustResult:
+    requested: int
+    applied: int  # a removal is capped by what is available; the rest is reported, never owed
+    available: int
+
+
+def _reason(reason: str) -> str:
+    cleaned = reason.strip()
+    if not cleaned:
+        raise ValidationFailed("reason", "A reason is required; it is kept in the ledger.")
+    return cleaned[:500]
+
+
+async def _actor_note(ctx: ServiceContext, reason: str, actor_id: str | None) -> str:
+    if actor_id is None:
+        return reason
+    async with ctx.db.reader() as session:
+        actor = await session.get(User, actor_id)
+    return f"{reason} (by {actor.email if actor else actor_id})"
+
+
+async def grant_credits(
+    ctx: ServiceContext, user_id: str, amount: int, *, reason: str, actor_id: str | None = None
+) -> AdjustResult:
+    """An operator's gift of credits (kind `grant`)."""
+    if amount <= 0:
+        raise ValidationFailed("amount", "A grant must be a positive number of credits.")
+    note = await _actor_note(ctx, _reason(reason), actor_id)
+    async with ctx.db.transaction() as session:
+        await _require_user(session, user_id)
+        await ledger.credit(session, user_id, amount, kind=EntryKind.GRANT, reference=new_id("grant"), note=note)
+        balance = await ledger.credits_of(session, user_id)
+    return AdjustResult(requested=amount, applied=amount, available=balance.available)
+
+
+async def adjust_credits(
+    ctx: ServiceContext, user_id: str, amount: int, *, reason: str, actor_id: str | None = None
+) -> AdjustResult:
+    """A correction (kind `adjust`), positive or negative; a removal never takes the balance below zero."""
+    if amount == 0:
+        raise ValidationFailed("amount", "An adjustment must not be zero.")
+    note = await _actor_note(ctx, _reason(reason), actor_id)
+    reference = new_id("adj")
+    async with ctx.db.transaction() as session:
+        await _require_user(session, user_id)
+        if amount > 0:
+            await ledger.credit(session, user_id, amount, kind=EntryKind.ADJUST, reference=reference, note=note)
+            applied = amount
+        else:
+            taken = await ledger.debit_available(
+                session, user_id, -amount, kind=EntryKind.ADJUST, reference=reference, note=note
+            )
+            applied = -taken
+        balance = await ledger.credits_of(session, user_id)
+    return AdjustResult(requested=amount, applied=applied, available=balance.available)
+
+
+async def _require_user(session: Any, user_id: str) -> None:
+    if (await session.execute(select(User.id).where(User.id == user_id))).scalar_one_or_none() is None:
+        raise NotFound("User not found.")
+
+
+async def set_flagged(ctx: ServiceContext, user_id: str, flagged: bool) -> None:
+    """Clears (or sets) the flag a refund or dispute left on an account the balance could not cover."""
+    async with ctx.db.transaction() as session:
+        await session.execute(update(User).where(User.id == user_id).values(flagged=flagged))
+
+
+# ---------------------------------------------------------------- transactions
+
+# How each kind moves the spendable balance (`available`); capture moves held credits to charged.
+_AVAILABLE_SIGN = {"grant": 1, "purchase": 1, "adjust": 1, "release": 1, "expire": -1, "hold": -1, "capture": 0}
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: int
+    kind: str
+    amount: int  # as recorded: positive, except a negative adjustment
+    available_change: int  # what it did to the spendable balance
+    note: str
+    reference: str
+    generation_id: str | None
+    payment_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TransactionFilter:
+    kinds: Sequence[str] = field(default_factory=tuple)
+    generation_id: str | None = None
+    payment_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _payment_of(reference: str) -> str | None:
+    return reference.split(":")[1] if reference.startswith("payment:") else None
+
+
+def _transaction(row: LedgerEntry) -> Transaction:
+    return Transaction(
+        id=row.id,
+        kind=row.kind,
+        amount=row.amount,
+        available_change=_AVAILABLE_SIGN.get(row.kind, 0) * row.amount,
+        note=row.note,
+        reference=row.reference,
+        generation_id=row.generation_id,
+        payment_id=_payment_of(row.reference),
+        created_at=row.created_at,
+    )
+
+
+def _filtered(user_id: str, filters: TransactionFilter) -> Any:
+    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+    known = set(_AVAILABLE_SIGN)
+    for kind in filters.kinds:
+        if kind not in known:
+            raise ValidationFailed("kind", f"Unknown transaction kind {kind!r}.", allowed=sorted(known))
+    if filters.kinds:
+        query = query.where(LedgerEntry.kind.in_(list(filters.kinds)))
+    if filters.generation_id:
+        query = query.where(LedgerEntry.generation_id == filters.generation_id)
+    if filters.payment_id:
+        query = query.where(LedgerEntry.reference.startswith(payment_reference(filters.payment_id)))
+    if filters.since:
+        query = query.where(LedgerEntry.created_at >= filters.since)
+    if filters.until:
+        query = query.where(LedgerEntry.created_at < filters.until)
+    return query
+
+
+async def list_transactions(
+    ctx: ServiceContext,
+    user_id: str,
+    filters: TransactionFilter | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Transaction], str | None]:
+    """Newest first; the cursor is the last entry id seen (entries are append-only, so ids only grow)."""
+    if not 1 <= limit <= 500:
+        raise ValidationFailed("limit", "limit must be between 1 and 500.", allowed={"min": 1, "max": 500})
+    query = _filtered(user_id, filters or TransactionFilter())
+    if cursor:
+        if not cursor.isdigit():
+            raise ValidationFailed("cursor", "Invalid cursor.")
+        query = query.where(LedgerEntry.id < int(cursor))
+    async with ctx.db.reader() as session:
+        rows = list((await session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit + 1))).scalars())
+    page = [_transaction(row) for row in rows[:limit]]
+    return page, (str(page[-1].id) if len(rows) > limit else None)
+
+
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "kind",
+    "amount",
+    "available_change",
+    "generation_id",
+    "payment_id",
+    "reference",
+    "note",
+)
+
+
+async def iter_transactions_csv(
+    ctx: ServiceContext, user_id: str, filters: TransactionFilter | None = None
+) -> AsyncIterator[str]:
+    """Every matching entry as CSV, a page at a time so a long history never sits in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    cursor: str | None = None
+    while True:
+        page, cursor = await list_transactions(ctx, user_id, filters, limit=500, cursor=cursor)
+        for t in page:
+            writer.writerow(
+                [
+                    t.id,
+                    t.created_at.isoformat(),
+                    t.kind,
+                    t.amount,
+                    t.available_change,
+                    t.generation_id or "",
+                    t.payment_id or "",
+                    t.reference,
+                    t.note,
+                ]
+            )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if cursor is None:
+            return

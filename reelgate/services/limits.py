@@ -1,0 +1,142 @@
+"""Limits on use: request rates per API key and per user, generations in flight, and daily spend caps."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+from sqlalchemy import func, select
+
+from reelgate.db.tables import ApiKey, Generation
+from reelgate.domain.errors import RateLimited, ReelgateError
+from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
+from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
+from reelgate.services.context import ServiceContext
+
+# A refunded job spent nothing; everything else (held or charged) counts towards a spend cap.
+_REFUNDED = [GenerationStatus.FAILED.value, GenerationStatus.CANCELED.value, GenerationStatus.EXPIRED.value]
+_TERMINAL = [s.value for s in TERMINAL_STATES]
+IN_FLIGHT_RETRY_AFTER = 5  # seconds: the sandbox finishes a job in about that time
+
+
+class SpendCapReached(ReelgateError):
+    """A daily spend cap stops new submissions; 402 like insufficient credits, with its own code."""
+
+    status_code = 402
+    code = "spend_cap_reached"
+
+
+class RequestLimiter:
+    """Moving-window request limits (the `limits` library): in memory, or in Redis shared by processes."""
+
+    def __init__(self, storage_uri: str, per_key: str, per_user: str) -> None:
+        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+        options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
+        self.storage = storage_from_string(uri, **options)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.per_key: RateLimitItem = parse(per_key)
+        self.per_user: RateLimitItem = parse(per_user)
+        # API key hash -> user id, so a key's requests also count against its owner without a query each time.
+        self._owners: OrderedDict[str, str | None] = OrderedDict()
+
+    @classmethod
+    def from_context(cls, ctx: ServiceContext) -> RequestLimiter:
+        c = ctx.config
+        return cls(c.rate_limit_storage, c.rate_limit_per_key, c.rate_limit_per_user)
+
+    async def check(self, *, api_key: str | None, user_id: str | None) -> None:
+        """Counts one request against each identity given; raises RateLimited when one is over its limit."""
+        if api_key is not None:
+            await self._hit(self.per_key, "key", api_key, "API key")
+        if user_id is not None:
+            await self._hit(self.per_user, "user", user_id, "account")
+
+    async def _hit(self, item: RateLimitItem, scope: str, identity: str, label: str) -> None:
+        if await self.limiter.hit(item, "reelgate", scope, identity):
+            return
+        stats = await self.limiter.get_window_stats(item, "reelgate", scope, identity)
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        raise RateLimited(
+            f"Too many requests for this {label}: the limit is {item}. Retry in {retry_after} s.",
+            retry_after=retry_after,
+            details={"scope": scope, "limit": str(item)},
+        )
+
+    async def owner_of_key(self, ctx: ServiceContext, secret: str) -> tuple[str, str | None]:
+        """(key identity, owning user id or None); the identity is the key's hash, never the secret."""
+        key_hash = hash_api_key(secret)
+        if key_hash in self._owners:
+            self._owners.move_to_end(key_hash)
+            return key_hash, self._owners[key_hash]
+        owner: str | None = None
+        if secret.startswith(API_KEY_PREFIX):
+            async with ctx.db.reader() as session:
+                found = await session.execute(select(ApiKey.user_id).where(ApiKey.key_hash == key_hash))
+                owner = found.scalar_one_or_none()
+        if owner is not None:  # unknown keys are not cached: a flood of random keys cannot fill the map
+            self._owners[key_hash] = owner
+            if len(self._owners) > 10_000:
+                self._owners.popitem(last=False)
+        return key_hash, owner
+
+    async def reset(self) -> None:
+        await self.limiter.storage.reset()
+
+
+def _day_start(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def spent_today(ctx: ServiceContext, user_id: str | None) -> int:
+    """Credits held or charged by generations created since UTC midnight (one user, or everyone)."""
+    start = _day_start(ctx.clock())
+    query = select(func.coalesce(func.sum(Generation.quote_total), 0)).where(
+        Generation.created_at >= start,
+        Generation.created_at < start + timedelta(days=1),
+        Generation.status.not_in(_REFUNDED),
+    )
+    if user_id is not None:
+        query = query.where(Generation.user_id == user_id)
+    async with ctx.db.reader() as session:
+        return int((await session.execute(query)).scalar_one())
+
+
+async def in_flight(ctx: ServiceContext, user_id: str) -> int:
+    query = select(func.count()).where(Generation.user_id == user_id, Generation.status.not_in(_TERMINAL))
+    async with ctx.db.reader() as session:
+        return int((await session.execute(query)).scalar_one())
+
+
+async def check_submission(ctx: ServiceContext, user_id: str, total: int) -> None:
+    """Refuses a new generation over the in-flight cap (429) or a daily spend cap (402).
+
+    Checked before the hold's transaction, so two racing submissions may both pass at the edge: the caps
+    bound runaway use, while the hold alone guarantees no credit is overspent.
+    """
+    config = ctx.config
+    if config.max_in_flight > 0:
+        running = await in_flight(ctx, user_id)
+        if running >= config.max_in_flight:
+            raise RateLimited(
+                f"You already have {running} generations in progress (the limit is {config.max_in_flight}); "
+                "wait for one to finish.",
+                retry_after=IN_FLIGHT_RETRY_AFTER,
+                details={"scope": "in_flight", "limit": config.max_in_flight, "in_flight": running},
+            )
+    for cap, scope in ((config.daily_spend_cap_user, "user"), (config.daily_spend_cap_global, "global")):
+        if cap <= 0:
+            continue
+        spent = await spent_today(ctx, user_id if scope == "user" else None)
+        if spent + total > cap:
+            who = "Your account" if scope == "user" else "This service"
+            raise SpendCapReached(
+                f"{who} has reached its daily spending cap of {cap} credits ({spent} spent today, this needs "
+                f"{total}). New generations can start again after midnight UTC.",
+                details={"scope": scope, "cap": cap, "spent": spent, "required": total},
+            )
