@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -102,14 +103,17 @@ async def authenticate_password(ctx: ServiceContext, email: str, password: str) 
         user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
     if user is None or user.password_hash is None or user.disabled:
         # Spend the same time as a real check so response timing does not reveal which emails exist.
-        await _verify_password(_DUMMY_HASH, password)
+        await _verify_password(_dummy_hash(), password)
         raise Unauthorized("Wrong email or password.")
     if not await _verify_password(user.password_hash, password):
         raise Unauthorized("Wrong email or password.")
     return user
 
 
-_DUMMY_HASH = _hasher.hash("reelgate-timing-equalizer")
+@functools.cache
+def _dummy_hash() -> str:
+    """Hashed on first use, not at import: argon2 is deliberately slow and every process imports this."""
+    return _hasher.hash("reelgate-timing-equalizer")
 
 
 async def change_password(ctx: ServiceContext, user_id: str, current: str, new: str) -> None:
