@@ -1,0 +1,80 @@
+"""Request body caps enforced before the body is read: a declared Content-Length over the cap is refused at
+once, and a chunked body is cut off as soon as it passes the cap, so memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_MiB = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def cap_for(path: str, upload_cap: int) -> int:
+    if path.startswith("/api/v1/uploads") or path.startswith("/v1/videos"):
+        return upload_cap + _MiB  # multipart framing around the file
+    if path.startswith("/webhooks/"):
+        return 64 * _MiB  # RunPod may post a whole base64 video
+    return _MiB
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, upload_cap: int) -> None:
+        self.app = app
+        self.upload_cap = upload_cap
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = cap_for(scope.get("path", ""), self.upload_cap)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
+            await _refuse(send, cap)
+            return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > cap:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _refuse(send, cap)
+
+
+async def _refuse(send: Send, cap: int) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"The request body exceeds {cap} bytes.",
+                "details": {"max_bytes": cap},
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
