@@ -172,7 +172,8 @@ def _frame_near(path: Path, fraction: float) -> Image.Image:
                 break
         if chosen is None:
             raise MediaError("not_a_video", "no decodable frame")
-        return chosen.to_image()
+        image: Image.Image = chosen.to_image()  # type: ignore[no-untyped-call]  # PyAV is untyped
+        return image
 
 
 def _save_jpeg(image: Image.Image, out_path: str | Path, max_width: int) -> tuple[int, int]:

@@ -95,7 +95,7 @@ def _encode(
         time_base = Fraction(1, fps)
         step = max(1, total // 10)
         for index in range(total):
-            frame = av.VideoFrame.from_image(scene.frame(index))
+            frame = av.VideoFrame.from_image(scene.frame(index))  # type: ignore[no-untyped-call]  # PyAV is untyped
             frame.pts, frame.time_base = index, time_base
             container.mux(stream.encode(frame))
             if progress is not None and ((index + 1) % step == 0 or index + 1 == total):
@@ -121,7 +121,7 @@ def _label(width: int, height: int, text: str) -> Image.Image:
     draw = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = max(4, (bottom - top) // 2)
-    badge = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 140))
+    badge = Image.new("RGBA", (int(right - left + 2 * pad), int(bottom - top + 2 * pad)), (0, 0, 0, 140))
     ImageDraw.Draw(badge).text((pad - left, pad - top), text, font=font, fill=(255, 255, 255, 230))
     return badge
 
@@ -137,7 +137,7 @@ def _prompt_band(width: int, height: int, prompt: str) -> Image.Image | None:
     draw = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=size // 3)
     pad = size // 2
-    band = Image.new("RGBA", (min(width, right - left + 2 * pad), bottom - top + 2 * pad), (0, 0, 0, 120))
+    band = Image.new("RGBA", (int(min(width, right - left + 2 * pad)), int(bottom - top + 2 * pad)), (0, 0, 0, 120))
     ImageDraw.Draw(band).multiline_text(
         (pad - left, pad - top), text, font=font, fill=(255, 255, 255, 255), spacing=size // 3
     )
