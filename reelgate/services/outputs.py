@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from sqlalchemy import update
 
 from reelgate import media
 from reelgate.db.tables import Generation
-from reelgate.domain.jobs import GenerationStatus
+from reelgate.domain.jobs import GenerationStatus, ProviderState
+from reelgate.faults import AFTER_STORE_BEFORE_COMMIT, DURING_OUTPUT_FETCH, crash_point
+from reelgate.providers.base import OutputRef, ProviderUpdate
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
 from reelgate.services.transitions import fail, transition
@@ -61,6 +63,38 @@ def _decode_base64_to_file(data: str, dest: Path, max_bytes: int) -> None:
             if written > max_bytes:
                 raise OutputProblem("output_too_large", "The provider's output is larger than allowed.")
             handle.write(chunk)
+
+
+async def spill_inline_output(ctx: ServiceContext, generation_id: str, update_: ProviderUpdate) -> ProviderUpdate:
+    """Decodes an inline base64 video (RunPod can post a whole one) to a staging file before any transaction,
+    so the database row keeps a path instead of megabytes of base64. A bad payload becomes a failed update."""
+    output = update_.output
+    if output is None or output.base64_data is None:
+        return update_
+    dest = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}.inline"
+    try:
+        await asyncio.to_thread(_decode_base64_to_file, output.base64_data, dest, ctx.config.max_output_bytes)
+    except OutputProblem as exc:
+        dest.unlink(missing_ok=True)
+        return replace(update_, state=ProviderState.FAILED, output=None, error_code=exc.code, error_message=str(exc))
+    return replace(update_, output=OutputRef(path=str(dest), content_type=output.content_type))
+
+
+def discard_spilled(ctx: ServiceContext, update_: ProviderUpdate | None) -> None:
+    """Removes a spilled file whose update was not applied (duplicate, stale or late)."""
+    path = update_.output.path if update_ is not None and update_.output is not None else None
+    spilled = _spilled_path(ctx, {"path": path} if path else {})
+    if spilled is not None:
+        spilled.unlink(missing_ok=True)
+
+
+def _spilled_path(ctx: ServiceContext, output: dict[str, Any]) -> Path | None:
+    """A `path` output inside our staging dir was spilled by us and is ours to delete (sandbox files are not)."""
+    raw = output.get("path")
+    if not isinstance(raw, str):
+        return None
+    path = Path(raw)
+    return path if path.parent.resolve() == ctx.store.staging_dir().resolve() else None
 
 
 async def _fetch(ctx: ServiceContext, output: dict[str, Any], dest: Path) -> None:
@@ -124,13 +158,19 @@ async def store_output(ctx: ServiceContext, generation_id: str) -> None:
         return
     output = (generation.raw_provider or {}).get("output") or {}
     staging = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}"
+    spilled = _spilled_path(ctx, output)
+    done = False  # an unexpected error keeps the spilled file for the next try
     try:
         await _fetch(ctx, output, staging)
+        crash_point(DURING_OUTPUT_FETCH)
         checked = await asyncio.to_thread(_check, generation.kind, staging)
         await _commit_output(ctx, generation, checked)
+        done = True
     except OutputProblem as exc:
-        await _output_failed(ctx, generation, exc)
+        done = not await _output_failed(ctx, generation, exc)
     finally:
+        if spilled is not None and done:
+            spilled.unlink(missing_ok=True)
         for leftover in (staging, staging.with_suffix(".jpg")):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
@@ -142,6 +182,7 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
     stored = await ctx.store.put_file(key, checked.path, checked.content_type)
     if stored.size != size or stored.sha256 != sha256:
         raise OutputProblem("storage_mismatch", "The stored file does not match the download.", retryable=True)
+    crash_point(AFTER_STORE_BEFORE_COMMIT)
     thumb_local = checked.path.with_suffix(".jpg")
     make_thumb = media.make_image_thumbnail if generation.kind == "image" else media.make_thumbnail
     thumb_key: str | None = thumbnail_key(generation.id)
@@ -171,7 +212,8 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         await ctx.store.delete(key)
 
 
-async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> None:
+async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> bool:
+    """Schedules another try (True) or fails the generation and releases its hold (False)."""
     now = ctx.clock()
     async with ctx.db.transaction() as session:
         if problem.retryable and generation.transient_errors + 1 < ctx.config.max_transient_errors:
@@ -181,6 +223,7 @@ async def _output_failed(ctx: ServiceContext, generation: Generation, problem: O
                 .where(Generation.id == generation.id)
                 .values(transient_errors=Generation.transient_errors + 1, next_poll_at=now + timedelta(seconds=delay))
             )
-            return
+            return True
         await fail(session, generation.id, now=now, code=problem.code, message=str(problem))
     log.warning("output of %s rejected: %s", generation.id, problem, extra={"generation_id": generation.id})
+    return False

@@ -12,6 +12,7 @@ from sqlalchemy import and_, or_, select, update
 
 from reelgate.db.tables import Generation, Upload
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
+from reelgate.faults import AFTER_PROVIDER_ACCEPTED, crash_point
 from reelgate.providers.base import (
     ImageInput,
     JobRequest,
@@ -21,6 +22,7 @@ from reelgate.providers.base import (
     SubmitOutcomeUnknown,
 )
 from reelgate.services.context import ServiceContext
+from reelgate.services.outputs import discard_spilled, spill_inline_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
 
 log = logging.getLogger("reelgate.worker")
@@ -179,9 +181,14 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
     except SubmitOutcomeUnknown as exc:
         await _outcome_unknown(ctx, generation, provider, str(exc))
         return
+    crash_point(AFTER_PROVIDER_ACCEPTED)
+    if ctx.degraded_providers.get(generation.provider) == "out of provider credit":
+        ctx.degraded_providers.pop(generation.provider, None)
+        log.info("provider %s accepts jobs again", generation.provider)
     now = ctx.clock()
+    first_poll = now + timedelta(seconds=poll_delay(ctx, 0))
     async with ctx.db.transaction() as session:
-        await transition(
+        moved = await transition(
             session,
             generation.id,
             _S.PROCESSING,
@@ -190,8 +197,20 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
             provider_job_id=result.provider_job_id,
             submitted_at=now,
             needs_review=False,
-            next_poll_at=now + timedelta(seconds=poll_delay(ctx, 0)),
+            next_poll_at=first_poll,
         )
+        if moved is None:
+            # A "started" webhook beat this answer and already recorded the job: keep the polling schedule.
+            await session.execute(
+                update(Generation)
+                .where(
+                    Generation.id == generation.id,
+                    Generation.status == _S.PROCESSING.value,
+                    Generation.provider_job_id == result.provider_job_id,
+                    Generation.submitted_at.is_(None),
+                )
+                .values(submitted_at=now, next_poll_at=first_poll)
+            )
 
 
 async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
@@ -219,7 +238,9 @@ async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str
 
 
 async def _rejected(ctx: ServiceContext, generation: Generation, exc: ProviderRejected) -> None:
+    """A permanent refusal fails the job with the provider's reason and releases the hold."""
     if exc.code == ProviderRejected.OUT_OF_CREDIT:
+        # /readyz reports the provider degraded until a submit succeeds again (the operator topped up).
         ctx.degraded_providers[generation.provider] = "out of provider credit"
         log.error("provider %s is out of credit: top up the account (%s)", generation.provider, exc)
     async with ctx.db.transaction() as session:
@@ -244,7 +265,7 @@ async def _outcome_unknown(ctx: ServiceContext, generation: Generation, provider
             # Stay in `submitting`: reconcile by lookup where the API allows, else wait for the operator.
             await session.execute(
                 update(Generation)
-                .where(Generation.id == generation.id)
+                .where(Generation.id == generation.id, Generation.status == _S.SUBMITTING.value)
                 .values(
                     needs_review=not provider.supports_lookup,
                     error_message=f"Submit outcome unknown: {reason}",
@@ -266,13 +287,23 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
         return
     found = await provider.lookup(generation.id) if provider.supports_lookup else None
     now = ctx.clock()
+    if found is not None:
+        found = await spill_inline_output(ctx, generation.id, found)
+        async with ctx.db.transaction() as session:
+            updated = await apply_provider_update(session, generation.id, found, now=now)
+        if updated is None or updated.status != _S.STORING.value:
+            discard_spilled(ctx, found)
+        return
+    log.warning(
+        "generation %s needs review: its submit outcome is unknown and %s cannot look it up",
+        generation.id,
+        generation.provider,
+        extra={"generation_id": generation.id},
+    )
     async with ctx.db.transaction() as session:
-        if found is not None:
-            await apply_provider_update(session, generation.id, found, now=now)
-            return
         await session.execute(
             update(Generation)
-            .where(Generation.id == generation.id)
+            .where(Generation.id == generation.id, Generation.status == _S.SUBMITTING.value)
             .values(needs_review=True, next_poll_at=now + timedelta(seconds=ctx.config.poll_max), updated_at=now)
         )
 
@@ -282,28 +313,35 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
     if generation is None or generation.status != _S.PROCESSING.value or not generation.provider_job_id:
         return
     provider = ctx.providers.get(generation.provider)
-    hint: float | None = None
     try:
         update_ = await provider.status(generation.provider_job_id, await job_request(ctx, generation))
     except RetryLater as exc:
         await _transient(ctx, generation, str(exc), exc.after)
         return
     except ProviderRejected as exc:
-        async with ctx.db.transaction() as session:
-            await fail(session, generation.id, now=ctx.clock(), code=exc.code, message=str(exc))
+        await _rejected(ctx, generation, exc)
         return
+    update_ = await spill_inline_output(ctx, generation.id, update_)
     now = ctx.clock()
-    hint = update_.poll_after_seconds
-    async with ctx.db.transaction() as session:
-        await apply_provider_update(session, generation.id, update_, now=now)
-        await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == _S.PROCESSING.value)
-            .values(
-                poll_count=Generation.poll_count + 1,
-                next_poll_at=now + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, hint)),
+    kept = False
+    try:
+        async with ctx.db.transaction() as session:
+            updated = await apply_provider_update(session, generation.id, update_, now=now)
+            kept = updated is not None and updated.status == _S.STORING.value
+            # A good answer ends a run of transient errors: the bound is on failures in a row.
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == generation.id, Generation.status == _S.PROCESSING.value)
+                .values(
+                    poll_count=Generation.poll_count + 1,
+                    transient_errors=0,
+                    next_poll_at=now
+                    + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds)),
+                )
             )
-        )
+    finally:
+        if not kept:
+            discard_spilled(ctx, update_)
 
 
 async def _transient(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:

@@ -151,6 +151,7 @@ async def apply_provider_update(
             now=now,
             from_states=frozenset({GenerationStatus.SUBMITTING, GenerationStatus.PROCESSING}),
             provider_job_id=generation.provider_job_id or update_.provider_job_id,
+            needs_review=False,
             raw_provider={"output": _output_to_json(update_.output), "payload": raw},
             progress=100,
             next_poll_at=None,
@@ -191,6 +192,8 @@ async def _note_progress(
             now=now,
             from_states=frozenset({GenerationStatus.SUBMITTING}),
             provider_job_id=update_.provider_job_id,
+            # The provider told us the job exists: nothing is left for the operator to review.
+            needs_review=False,
             progress=progress,
             raw_provider={"payload": raw},
         )

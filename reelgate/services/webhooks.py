@@ -13,8 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from reelgate.db.tables import Generation, WebhookInbox
 from reelgate.domain.errors import NotFound, Unauthorized
 from reelgate.domain.jobs import GenerationStatus
-from reelgate.providers.base import WebhookRejected
+from reelgate.providers.base import ProviderUpdate, WebhookRejected
 from reelgate.services.context import ServiceContext
+from reelgate.services.outputs import discard_spilled, spill_inline_output
 from reelgate.services.transitions import apply_provider_update
 
 log = logging.getLogger("reelgate.webhooks")
@@ -36,29 +37,46 @@ async def ingest_provider_webhook(
         ).scalar_one_or_none()
     # The token is checked for every provider; for unsigned ones (RunPod, ModelsLab) it is the only proof.
     if generation is None or not hmac.compare_digest(generation.webhook_token.encode(), token.encode()):
+        log.warning("rejected %s webhook: unknown generation or bad token (g=%r)", provider_name, generation_id)
         raise Unauthorized("Unknown generation or bad webhook token.")
     try:
         event = provider.verify_and_parse_webhook(headers, body, query)
     except WebhookRejected as exc:
         log.warning("rejected %s webhook for %s: %s", provider_name, generation_id, exc)
         raise Unauthorized(f"Webhook rejected: {exc}") from exc
+    # Decode an inline video to a file before the transaction; drop the file if the update is not applied.
+    update_ = await spill_inline_output(ctx, generation_id, event.update)
+    kept = False
+    try:
+        result, kept = await _record_and_apply(ctx, provider_name, generation_id, event.delivery_id, update_)
+    finally:
+        if not kept:
+            discard_spilled(ctx, update_)
+    return result
+
+
+async def _record_and_apply(
+    ctx: ServiceContext, provider_name: str, generation_id: str, delivery_id: str, update_: ProviderUpdate
+) -> tuple[str, bool]:
+    """The inbox row and the update commit together, so a redelivery can neither skip nor repeat the update."""
     async with ctx.db.transaction() as session:
         insert = pg_insert if ctx.db.dialect == "postgresql" else sqlite_insert
         inbox = await session.execute(
             insert(WebhookInbox)
             .values(
                 provider=provider_name,
-                delivery_id=event.delivery_id,
+                delivery_id=delivery_id,
                 generation_id=generation_id,
                 received_at=ctx.clock(),
             )
             .on_conflict_do_nothing()
         )
         if not inbox.rowcount:  # type: ignore[attr-defined]
-            return "duplicate"
-        updated = await apply_provider_update(session, generation_id, event.update, now=ctx.clock())
+            return "duplicate", False
+        updated = await apply_provider_update(session, generation_id, update_, now=ctx.clock())
     if updated is None:
-        return "ignored"
-    if updated.status == GenerationStatus.STORING.value:
+        return "ignored", False
+    storing = updated.status == GenerationStatus.STORING.value
+    if storing:
         ctx.wake(generation_id)
-    return "applied"
+    return "applied", storing
