@@ -171,7 +171,7 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
             )
         ).scalars()
         refunds = await _refunds(session, start, end, list(releases))
-        emails = dict((await session.execute(select(User.id, User.email))).tuples().all())
+        emails = {user_id: email for user_id, email in await session.execute(select(User.id, User.email))}
 
     jobs = [_job(ctx, entry, generation, credit_micros) for entry, generation in captures]
     totals = Bucket("all")

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import stripe
 from sqlalchemy import select, update
 
-from reelgate.db.tables import LedgerEntry, User
+from reelgate.db.tables import User
 from reelgate.db.tables_billing import Payment
 from reelgate.domain.errors import NotFound, ServiceUnavailable, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
 from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
-from reelgate.services.stripe_events import handle_stripe_webhook, payment_reference
+from reelgate.services.stripe_events import handle_stripe_webhook
+from reelgate.services.transactions import Transaction, TransactionFilter, iter_transactions_csv, list_transactions
 
 __all__ = [
     "AdjustResult",
@@ -300,134 +298,3 @@ async def set_flagged(ctx: ServiceContext, user_id: str, flagged: bool) -> None:
     """Clears (or sets) the flag a refund or dispute left on an account the balance could not cover."""
     async with ctx.db.transaction() as session:
         await session.execute(update(User).where(User.id == user_id).values(flagged=flagged))
-
-
-# ---------------------------------------------------------------- transactions
-
-# How each kind moves the spendable balance (`available`); capture moves held credits to charged.
-_AVAILABLE_SIGN = {"grant": 1, "purchase": 1, "adjust": 1, "release": 1, "expire": -1, "hold": -1, "capture": 0}
-
-
-@dataclass(frozen=True)
-class Transaction:
-    id: int
-    kind: str
-    amount: int  # as recorded: positive, except a negative adjustment
-    available_change: int  # what it did to the spendable balance
-    note: str
-    reference: str
-    generation_id: str | None
-    payment_id: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class TransactionFilter:
-    kinds: Sequence[str] = field(default_factory=tuple)
-    generation_id: str | None = None
-    payment_id: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def _payment_of(reference: str) -> str | None:
-    return reference.split(":")[1] if reference.startswith("payment:") else None
-
-
-def _transaction(row: LedgerEntry) -> Transaction:
-    return Transaction(
-        id=row.id,
-        kind=row.kind,
-        amount=row.amount,
-        available_change=_AVAILABLE_SIGN.get(row.kind, 0) * row.amount,
-        note=row.note,
-        reference=row.reference,
-        generation_id=row.generation_id,
-        payment_id=_payment_of(row.reference),
-        created_at=row.created_at,
-    )
-
-
-def _filtered(user_id: str, filters: TransactionFilter) -> Any:
-    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
-    known = set(_AVAILABLE_SIGN)
-    for kind in filters.kinds:
-        if kind not in known:
-            raise ValidationFailed("kind", f"Unknown transaction kind {kind!r}.", allowed=sorted(known))
-    if filters.kinds:
-        query = query.where(LedgerEntry.kind.in_(list(filters.kinds)))
-    if filters.generation_id:
-        query = query.where(LedgerEntry.generation_id == filters.generation_id)
-    if filters.payment_id:
-        query = query.where(LedgerEntry.reference.startswith(payment_reference(filters.payment_id)))
-    if filters.since:
-        query = query.where(LedgerEntry.created_at >= filters.since)
-    if filters.until:
-        query = query.where(LedgerEntry.created_at < filters.until)
-    return query
-
-
-async def list_transactions(
-    ctx: ServiceContext,
-    user_id: str,
-    filters: TransactionFilter | None = None,
-    *,
-    limit: int = 50,
-    cursor: str | None = None,
-) -> tuple[list[Transaction], str | None]:
-    """Newest first; the cursor is the last entry id seen (entries are append-only, so ids only grow)."""
-    if not 1 <= limit <= 500:
-        raise ValidationFailed("limit", "limit must be between 1 and 500.", allowed={"min": 1, "max": 500})
-    query = _filtered(user_id, filters or TransactionFilter())
-    if cursor:
-        if not cursor.isdigit():
-            raise ValidationFailed("cursor", "Invalid cursor.")
-        query = query.where(LedgerEntry.id < int(cursor))
-    async with ctx.db.reader() as session:
-        rows = list((await session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit + 1))).scalars())
-    page = [_transaction(row) for row in rows[:limit]]
-    return page, (str(page[-1].id) if len(rows) > limit else None)
-
-
-CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "kind",
-    "amount",
-    "available_change",
-    "generation_id",
-    "payment_id",
-    "reference",
-    "note",
-)
-
-
-async def iter_transactions_csv(
-    ctx: ServiceContext, user_id: str, filters: TransactionFilter | None = None
-) -> AsyncIterator[str]:
-    """Every matching entry as CSV, a page at a time so a long history never sits in memory."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    cursor: str | None = None
-    while True:
-        page, cursor = await list_transactions(ctx, user_id, filters, limit=500, cursor=cursor)
-        for t in page:
-            writer.writerow(
-                [
-                    t.id,
-                    t.created_at.isoformat(),
-                    t.kind,
-                    t.amount,
-                    t.available_change,
-                    t.generation_id or "",
-                    t.payment_id or "",
-                    t.reference,
-                    t.note,
-                ]
-            )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if cursor is None:
-            return
