@@ -46,9 +46,10 @@ async def _insert_entry_once(
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     # No conflict target: any unique constraint (kind+reference, or the one-settlement index) makes it a no-op.
-    statement = insert(LedgerEntry).values(**values).on_conflict_do_nothing()
+    # RETURNING tells whether a row went in; psycopg reports rowcount -1 for this statement on PostgreSQL.
+    statement = insert(LedgerEntry).values(**values).on_conflict_do_nothing().returning(LedgerEntry.id)
     result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return result.first() is not None
 
 
 async def open_account(session: AsyncSession, user_id: str) -> None:
@@ -93,7 +94,16 @@ async def debit_available(
 
 
 async def hold(session: AsyncSession, user_id: str, amount: int, *, generation_id: str) -> None:
-    """Move credits from available to held; a conditional update that cannot overdraw."""
+    """Move credits from available to held; a conditional update that cannot overdraw.
+
+    The entry goes in first, so a repeated hold is refused before any balance moves; if the user
+    cannot afford it, the raised InsufficientCredits rolls the entry back with the transaction.
+    """
+    inserted = await _insert_entry_once(
+        session, user_id=user_id, kind=EntryKind.HOLD, amount=amount, reference=generation_id, generation_id=generation_id
+    )
+    if not inserted:
+        raise RuntimeError(f"generation {generation_id} already has a hold")
     result = await session.execute(
         update(Balance)
         .where(Balance.user_id == user_id, Balance.available >= amount)
@@ -102,16 +112,6 @@ async def hold(session: AsyncSession, user_id: str, amount: int, *, generation_i
     if result.rowcount != 1:  # type: ignore[attr-defined]
         available = (await session.execute(select(Balance.available).where(Balance.user_id == user_id))).scalar_one()
         raise InsufficientCredits(required=amount, available=int(available))
-    inserted = await _insert_entry_once(
-        session,
-        user_id=user_id,
-        kind=EntryKind.HOLD,
-        amount=amount,
-        reference=generation_id,
-        generation_id=generation_id,
-    )
-    if not inserted:
-        raise RuntimeError(f"generation {generation_id} already has a hold")
 
 
 async def settle(session: AsyncSession, user_id: str, amount: int, *, generation_id: str, capture: bool) -> bool:

@@ -70,8 +70,9 @@ async def _record_and_apply(
                 received_at=ctx.clock(),
             )
             .on_conflict_do_nothing()
+            .returning(WebhookInbox.id)  # rowcount is unreliable for ON CONFLICT under psycopg
         )
-        if not inbox.rowcount:  # type: ignore[attr-defined]
+        if inbox.first() is None:
             return "duplicate", False
         updated = await apply_provider_update(session, generation_id, update_, now=ctx.clock())
     if updated is None:
