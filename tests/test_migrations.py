@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -13,8 +15,15 @@ from reelgate.db.schema import metadata
 from reelgate.db.tables_queue import include_object
 
 
-async def test_upgrade_from_empty_matches_models(database_url: str) -> None:
-    db = Database(database_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("empty_pg_database_url"))
+
+
+async def test_upgrade_from_empty_matches_models(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         await upgrade_to_head(db.engine)
         await upgrade_to_head(db.engine)  # idempotent: a second start changes nothing
