@@ -1,0 +1,221 @@
+"""Queries the studio's account and admin pages need: users, all generations, provider health, money."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, or_, select
+
+from reelgate.db.tables import Balance, Generation, LedgerEntry, User
+from reelgate.domain.errors import NotFound, ValidationFailed
+from reelgate.domain.ids import new_id
+from reelgate.domain.ledger import EntryKind
+from reelgate.services import ledger
+from reelgate.services.context import ServiceContext
+
+_HEALTH_TIMEOUT = 3.0
+MAX_GRANT = 1_000_000  # a typo guard: one click should not mint a fortune
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: str
+    email: str
+    display_name: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+    available: int
+    held: int
+    captured: int
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: int
+    kind: str
+    amount: int
+    reference: str
+    generation_id: str | None
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    name: str
+    configured: bool
+    healthy: bool
+    detail: str
+    models: int
+
+
+@dataclass(frozen=True)
+class RevenueSummary:
+    credits_granted: int
+    credits_purchased: int
+    credits_captured: int
+    credits_refunded: int
+    generations_by_status: dict[str, int]
+    revenue: Decimal  # captured credits at the catalog's credit value
+    provider_cost: Decimal
+    currency: str
+
+    @property
+    def margin(self) -> Decimal:
+        return self.revenue - self.provider_cost
+
+    @property
+    def margin_percent(self) -> Decimal | None:
+        return None if not self.revenue else (self.margin / self.revenue * 100).quantize(Decimal("0.1"))
+
+
+async def credits_of(ctx: ServiceContext, user_id: str) -> ledger.Credits:
+    async with ctx.db.reader() as session:
+        return await ledger.credits_of(session, user_id)
+
+
+async def search_users(ctx: ServiceContext, query: str = "", *, limit: int = 50) -> list[UserRow]:
+    statement = select(User, Balance).join(Balance, Balance.user_id == User.id, isouter=True)
+    query = query.strip().lower()
+    if query:
+        pattern = f"%{query}%"
+        statement = statement.where(or_(User.email.like(pattern), func.lower(User.display_name).like(pattern)))
+    async with ctx.db.reader() as session:
+        rows = await session.execute(statement.order_by(User.created_at.desc()).limit(limit))
+        return [
+            UserRow(
+                id=user.id,
+                email=user.email,
+                display_name=user.display_name,
+                is_admin=user.is_admin,
+                disabled=user.disabled,
+                created_at=user.created_at,
+                available=balance.available if balance else 0,
+                held=balance.held if balance else 0,
+                captured=balance.captured if balance else 0,
+            )
+            for user, balance in rows
+        ]
+
+
+async def list_transactions(ctx: ServiceContext, user_id: str, *, limit: int = 50) -> list[Transaction]:
+    """A user's ledger, newest first: what the credits page shows as transaction history."""
+    async with ctx.db.reader() as session:
+        rows = await session.execute(
+            select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc()).limit(limit)
+        )
+        return [
+            Transaction(
+                id=e.id,
+                kind=e.kind,
+                amount=e.amount,
+                reference=e.reference,
+                generation_id=e.generation_id,
+                note=e.note,
+                created_at=e.created_at,
+            )
+            for e in rows.scalars()
+        ]
+
+
+async def grant_credits(ctx: ServiceContext, admin_user_id: str, user_id: str, amount: int, reason: str) -> None:
+    """An administrator's gift of credits, recorded with who gave it and why."""
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed("reason", "Say why these credits are granted.")
+    if not 1 <= amount <= MAX_GRANT:
+        raise ValidationFailed("amount", f"Grant between 1 and {MAX_GRANT} credits.", allowed={"max": MAX_GRANT})
+    async with ctx.db.transaction() as session:
+        if await session.get(User, user_id) is None:
+            raise NotFound("User not found.")
+        await ledger.credit(
+            session,
+            user_id,
+            amount,
+            kind=EntryKind.GRANT,
+            reference=f"admin-grant:{new_id('grt')}",
+            note=f"{reason[:500]} (by {admin_user_id})",
+        )
+
+
+async def list_all_generations(
+    ctx: ServiceContext, *, status: str = "", model: str = "", email: str = "", limit: int = 100
+) -> list[tuple[Generation, str]]:
+    """Every user's generations with the owner's email, newest first, for the admin's filterable table."""
+    statement = select(Generation, User.email).join(User, User.id == Generation.user_id)
+    if status:
+        statement = statement.where(Generation.status == status)
+    if model:
+        statement = statement.where(Generation.model == model)
+    if email:
+        statement = statement.where(User.email.like(f"%{email.strip().lower()}%"))
+    async with ctx.db.reader() as session:
+        rows = await session.execute(statement.order_by(Generation.id.desc()).limit(limit))
+        return [(generation, owner) for generation, owner in rows]
+
+
+async def _health_of(ctx: ServiceContext, name: str) -> tuple[bool, str]:
+    provider = ctx.providers.get(name)
+    if not provider.configured():
+        return False, "No credentials configured."
+    try:
+        report = await asyncio.wait_for(provider.health(), timeout=_HEALTH_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - a failing check is shown, never raised
+        return False, f"{type(exc).__name__}: {exc}"[:300]
+    if name in ctx.degraded_providers:
+        return False, ctx.degraded_providers[name]
+    if report.out_of_credit:
+        return False, "Out of provider credit."
+    return report.healthy, report.detail or ("OK" if report.healthy else "Unhealthy")
+
+
+async def provider_health(ctx: ServiceContext) -> list[ProviderHealth]:
+    names = sorted(set(ctx.providers.names()) | {spec.provider for spec in ctx.catalog.models})
+    known = set(ctx.providers.names())
+    results: list[ProviderHealth] = []
+    for name in names:
+        models = sum(1 for spec in ctx.catalog.models if spec.provider == name)
+        if name not in known:
+            results.append(ProviderHealth(name, False, False, "No adapter for this provider yet.", models))
+            continue
+        healthy, detail = await _health_of(ctx, name)
+        results.append(ProviderHealth(name, ctx.providers.get(name).configured(), healthy, detail, models))
+    return results
+
+
+async def revenue_summary(ctx: ServiceContext) -> RevenueSummary:
+    """Money in and out from the ledger and the generations' recorded provider cost."""
+    async with ctx.db.reader() as session:
+        sums = dict(
+            (kind, int(total or 0))
+            for kind, total in await session.execute(
+                select(LedgerEntry.kind, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.kind)
+            )
+        )
+        by_status = {
+            status: int(count)
+            for status, count in await session.execute(
+                select(Generation.status, func.count()).group_by(Generation.status)
+            )
+        }
+        cost_micros = (
+            await session.execute(
+                select(func.sum(Generation.provider_cost_micros)).where(Generation.status == "succeeded")
+            )
+        ).scalar_one()
+    unit = ctx.catalog.credit_unit
+    captured = sums.get(EntryKind.CAPTURE.value, 0)
+    return RevenueSummary(
+        credits_granted=sums.get(EntryKind.GRANT.value, 0),
+        credits_purchased=sums.get(EntryKind.PURCHASE.value, 0),
+        credits_captured=captured,
+        credits_refunded=sums.get(EntryKind.RELEASE.value, 0),
+        generations_by_status=by_status,
+        revenue=(unit.value * captured).quantize(Decimal("0.01")),
+        provider_cost=(Decimal(int(cost_micros or 0)) / 1_000_000).quantize(Decimal("0.01")),
+        currency=unit.currency,
+    )

@@ -1,0 +1,80 @@
+"""Admin pages: users (search, grant credits), all generations with filters, provider health, revenue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from reelgate.api.deps import Ctx
+from reelgate.domain.errors import ReelgateError
+from reelgate.domain.jobs import GenerationStatus
+from reelgate.services import admin
+from reelgate.web import billing_bridge
+from reelgate.web.common import AdminFormViewer, AdminViewer, redirect, render
+from reelgate.web.gallery import STATUS_LABELS
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+
+@router.get("", response_class=HTMLResponse)
+async def users(
+    request: Request, current: AdminViewer, ctx: Ctx, q: Annotated[str, Query(max_length=320)] = ""
+) -> HTMLResponse:
+    rows = await admin.search_users(ctx, q)
+    return render(request, "admin_users.html", current, users=rows, q=q, tab="users")
+
+
+@router.post("/users/{user_id}/grant")
+async def grant(
+    user_id: str,
+    request: Request,
+    current: AdminFormViewer,
+    ctx: Ctx,
+    amount: Annotated[int, Form(ge=1, le=admin.MAX_GRANT)],
+    reason: Annotated[str, Form(max_length=500)],
+    q: Annotated[str, Form(max_length=320)] = "",
+) -> Response:
+    back = f"/admin?q={q}" if q else "/admin"
+    try:
+        await billing_bridge.grant(ctx, current.user.id, user_id, amount, reason)
+    except ReelgateError as exc:
+        return redirect(request, back, error=exc.message)
+    return redirect(request, back, notice=f"Granted {amount} credits.")
+
+
+@router.get("/generations", response_class=HTMLResponse)
+async def all_generations(
+    request: Request,
+    current: AdminViewer,
+    ctx: Ctx,
+    status: Annotated[str, Query(max_length=16)] = "",
+    model: Annotated[str, Query(max_length=80)] = "",
+    email: Annotated[str, Query(max_length=320)] = "",
+) -> HTMLResponse:
+    rows = await admin.list_all_generations(ctx, status=status, model=model, email=email)
+    return render(
+        request,
+        "admin_generations.html",
+        current,
+        rows=rows,
+        statuses=[s.value for s in GenerationStatus],
+        status_labels=STATUS_LABELS,
+        models=ctx.catalog.ids,
+        filters={"status": status, "model": model, "email": email},
+        tab="generations",
+    )
+
+
+@router.get("/providers", response_class=HTMLResponse)
+async def providers(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLResponse:
+    health = await admin.provider_health(ctx)
+    return render(request, "admin_providers.html", current, providers=health, tab="providers")
+
+
+@router.get("/revenue", response_class=HTMLResponse)
+async def revenue(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLResponse:
+    summary = await admin.revenue_summary(ctx)
+    tables = await billing_bridge.breakdowns(ctx, days=30)
+    return render(request, "admin_revenue.html", current, summary=summary, tables=tables, tab="revenue")

@@ -1,0 +1,172 @@
+"""The studio's composer: model summaries for the picker, and the form read into a generation order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelgate.domain.catalog import GenerationInput, ModelSpec
+from reelgate.domain.errors import ReelgateError, ValidationFailed
+from reelgate.domain.pricing import PerSecondPricing, credits_per_second
+from reelgate.services import generations
+from reelgate.services.context import ServiceContext
+from reelgate.services.generations import Estimate, GenerationOrder
+
+KIND_LABELS = {"t2v": "Text to video", "i2v": "Image to video", "image": "Image", "text": "Text"}
+PREFERRED_MODEL = "sandbox-t2v"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    spec: ModelSpec
+    available: bool
+    why: str
+    from_credits: int | None
+    features: list[str]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass
+class ModelGroup:
+    name: str
+    models: list[ModelCard] = field(default_factory=list)
+
+
+def _span(values: tuple[int, ...]) -> str:
+    return f"{values[0]} s" if len(values) == 1 else f"{min(values)}–{max(values)} s"
+
+
+def features_of(spec: ModelSpec) -> list[str]:
+    caps = spec.capabilities
+    features = [KIND_LABELS.get(spec.kind, spec.kind)]
+    if any(caps.durations):
+        features.append(_span(caps.durations))
+    features.append(" / ".join(caps.resolutions))
+    if caps.start_image != "none":
+        features.append("start image" + (" required" if caps.start_image == "required" else ""))
+    if caps.end_image:
+        features.append("end image")
+    if caps.audio:
+        features.append("audio")
+    if caps.negative_prompt:
+        features.append("negative prompt")
+    for name, option in caps.options.items():
+        features.append(f"{name}: {', '.join(str(v) for v in option.values)}")
+    return features
+
+
+def model_groups(ctx: ServiceContext) -> list[ModelGroup]:
+    """Models grouped by provider (their catalog group), available ones first within each group."""
+    groups: dict[str, ModelGroup] = {}
+    for spec in ctx.catalog.models:
+        available, why = generations.model_available(ctx, spec)
+        needs_image = spec.capabilities.start_image == "required"
+        try:
+            cheapest: int | None = generations.estimate(
+                ctx, GenerationInput(prompt=None, start_image=needs_image), spec.id
+            ).quote.total
+        except ReelgateError:
+            cheapest = None
+        card = ModelCard(spec, available, why, cheapest, features_of(spec))
+        groups.setdefault(spec.group or spec.provider, ModelGroup(spec.group or spec.provider)).models.append(card)
+    for group in groups.values():
+        group.models.sort(key=lambda card: not card.available)
+    return sorted(groups.values(), key=lambda g: not any(c.available for c in g.models))
+
+
+def default_model(ctx: ServiceContext) -> ModelSpec:
+    if PREFERRED_MODEL in ctx.catalog.ids:
+        return ctx.catalog.get(PREFERRED_MODEL)
+    for spec in ctx.catalog.models:
+        if generations.model_available(ctx, spec)[0]:
+            return spec
+    return ctx.catalog.models[0]
+
+
+def _text(form: Mapping[str, Any], name: str) -> str | None:
+    value = str(form.get(name) or "").strip()
+    return value or None
+
+
+def _int(form: Mapping[str, Any], name: str) -> int | None:
+    value = _text(form, name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationFailed(name, f"{name.replace('_', ' ').capitalize()} must be a whole number.") from None
+
+
+def _options(spec: ModelSpec, form: Mapping[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for name, option in spec.capabilities.options.items():
+        raw = _text(form, f"option_{name}")
+        if raw is None:
+            continue
+        # Option values may be numbers in the catalog; the form only carries strings.
+        options[name] = next((v for v in option.values if str(v) == raw), raw)
+    return options
+
+
+def order_from_form(ctx: ServiceContext, form: Mapping[str, Any]) -> GenerationOrder:
+    """Reads only the fields the chosen model accepts, so a stale field from another model is ignored."""
+    spec = ctx.catalog.get(_text(form, "model") or default_model(ctx).id)
+    caps = spec.capabilities
+    return GenerationOrder(
+        model=spec.id,
+        prompt=_text(form, "prompt"),
+        negative_prompt=_text(form, "negative_prompt") if caps.negative_prompt else None,
+        duration=_int(form, "duration") if any(caps.durations) else None,
+        resolution=_text(form, "resolution"),
+        aspect_ratio=_text(form, "aspect_ratio"),
+        seed=_int(form, "seed") if caps.seed else None,
+        start_image=_text(form, "start_image") if caps.start_image != "none" else None,
+        end_image=_text(form, "end_image") if caps.end_image else None,
+        audio=bool(form.get("audio")) and caps.audio,
+        enhance_prompt=bool(form.get("enhance_prompt")) and caps.enhance_prompt,
+        project_id=_text(form, "project_id"),
+        options=_options(spec, form),
+    )
+
+
+def estimate_of(ctx: ServiceContext, order: GenerationOrder, *, assume_images: bool = False) -> Estimate:
+    """The same quote the hold uses; before an image is chosen it can price as if it were there."""
+    spec = ctx.catalog.get(order.model)
+    start = order.start_image is not None or (assume_images and spec.capabilities.start_image == "required")
+    given = GenerationInput(
+        prompt=order.prompt,
+        negative_prompt=order.negative_prompt,
+        duration=order.duration,
+        resolution=order.resolution,
+        aspect_ratio=order.aspect_ratio,
+        seed=order.seed,
+        start_image=start,
+        end_image=order.end_image is not None,
+        audio=order.audio,
+        enhance_prompt=order.enhance_prompt,
+        options=dict(order.options),
+    )
+    return generations.estimate(ctx, given, order.model)
+
+
+def rate_note(spec: ModelSpec, duration: int) -> str:
+    """One line saying how the price is built, above the breakdown's numbers."""
+    pricing = spec.pricing
+    if isinstance(pricing, PerSecondPricing):
+        rate = credits_per_second(spec, pricing)
+        shown = f"{float(rate):g}" if rate.denominator != 1 else str(rate.numerator)
+        return f"{shown} credits per second × {duration} s"
+    if pricing.rule == "grid":
+        return "Fixed price for this combination of settings"
+    return "Base price at the default duration and 720p, plus modifiers"
+
+
+def chosen(form: Mapping[str, Any], name: str, allowed: tuple[Any, ...], default: Any) -> Any:
+    """Keeps a setting across a model switch when the new model allows it, else the new model's default."""
+    raw = _text(form, name)
+    return next((value for value in allowed if str(value) == raw), default)

@@ -1,0 +1,145 @@
+"""Studio fixtures: a real `reelgate serve` on a free loopback port, and Debian's chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+CHROMIUM = os.environ.get("REELGATE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SIGNUP_CREDITS = 25  # low on purpose: one 10 s 1080p sandbox video (30 credits) is out of reach
+PASSWORD = "correct horse battery"
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    data_dir: Path
+    admin_email: str
+    admin_password: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"reelgate serve exited early:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"reelgate serve did not start:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the session, run exactly as operators run it (embedded mode, its own worker)."""
+    data_dir = tmp_path_factory.mktemp("studio") / "data"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "REELGATE_DATA_DIR": str(data_dir),
+        "REELGATE_PUBLIC_URL": url,
+        "REELGATE_SECRET_KEY": "studio-test-secret-" + secrets.token_hex(8),
+        "REELGATE_SIGNUP_CREDITS": str(SIGNUP_CREDITS),
+        "REELGATE_SANDBOX_DELAY_SECONDS": "1",
+        "REELGATE_POLL_INITIAL_SECONDS": "0.2",
+        "REELGATE_POLL_MAX_SECONDS": "0.5",
+        "REELGATE_LOG_LEVEL": "WARNING",
+    }
+    data_dir.mkdir(parents=True)
+    log = data_dir.parent / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reelgate", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_up(url, process, log)
+        email, password = (data_dir / "first-admin.txt").read_text().split("\n")[:2]
+        yield Server(url=url, data_dir=data_dir, admin_email=email, admin_password=password)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _chromium_or_skip() -> str:
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"chromium is not installed at {CHROMIUM}, and CI must run the browser tests")
+    pytest.skip("chromium is not installed (run `make system-packages` or apt-get install chromium)")
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Per test, not per session: Playwright's sync API runs an event loop in this thread while it is open,
+    which would break the asyncio tests that run after the browser tests."""
+    executable = _chromium_or_skip()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser, server: Server) -> Iterator[Callable[..., Page]]:
+    """A factory of pages, each in its own browser context (its own cookies): one per simulated person."""
+    contexts: list[BrowserContext] = []
+
+    def make(width: int = 1280, height: int = 800) -> Page:
+        context = browser.new_context(
+            base_url=server.url, viewport={"width": width, "height": height}, accept_downloads=True
+        )
+        context.set_default_timeout(20_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

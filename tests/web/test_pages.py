@@ -1,0 +1,125 @@
+"""Studio pages without a browser: sign-in safeguards, CSRF, escaping, access rules and the no-billing fallback."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelgate.settings import Settings
+from reelgate.web import auth, billing_bridge
+from tests.conftest import Running, make_settings, start_app
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data", None, signup_credits=30)
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    async for value in start_app(settings):
+        yield value
+
+
+def _login_token(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+async def sign_up(client: httpx.AsyncClient, email: str) -> str:
+    """Signs up and returns the session's CSRF token, as the studio page carries it."""
+    token = _login_token(await client.get("/signup"))
+    response = await client.post("/signup", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 303, response.text
+    studio = await client.get("/studio")
+    assert studio.status_code == 200
+    found = re.search(r'data-csrf="([^"]+)"', studio.text)
+    assert found
+    return found.group(1)
+
+
+async def test_signed_out_visitors_are_sent_to_sign_in(running: Running) -> None:
+    response = await running.client.get("/studio?project=x")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/studio%3Fproject%3Dx"
+    htmx = await running.client.get("/studio/estimate", headers={"HX-Request": "true"})
+    assert htmx.headers["HX-Redirect"] == "/login"
+
+
+async def test_new_users_see_their_free_credits_and_the_session_cookie_is_locked_down(running: Running) -> None:
+    client = running.client
+    token = _login_token(await client.get("/signup"))
+    response = await client.post(
+        "/signup", data={"email": "new@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith("rg_session="))
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    studio = await client.get("/studio")
+    assert 'data-testid="balance">30<' in studio.text
+    assert "You have 30 free credits" in studio.text
+
+
+async def test_forms_without_the_csrf_token_are_refused(running: Running) -> None:
+    csrf = await sign_up(running.client, "csrf@example.com")
+    refused = await running.client.post("/studio/projects", data={"name": "Sneaky"})
+    assert refused.status_code == 403
+    forged = await running.client.post("/studio/projects", data={"name": "Sneaky", "csrf_token": "forged"})
+    assert forged.status_code == 403
+    accepted = await running.client.post("/studio/projects", data={"name": "Holiday", "csrf_token": csrf})
+    assert accepted.status_code == 303
+    bad_login = await running.client.post("/login", data={"email": "a@b.co", "password": "x", "csrf_token": "nope"})
+    assert bad_login.status_code == 403
+
+
+async def test_sign_in_is_rate_limited_per_address_and_email(running: Running) -> None:
+    client = running.client
+    auth.limiter.succeeded("127.0.0.1|victim@example.com")
+    token = _login_token(await client.get("/login"))
+    attempt = {"email": "victim@example.com", "password": "wrong password", "csrf_token": token}
+    for _ in range(auth.LOGIN_ATTEMPTS):
+        assert (await client.post("/login", data=attempt)).status_code == 401
+    blocked = await client.post("/login", data=attempt)
+    assert blocked.status_code == 429
+    assert "Too many failed sign-ins" in blocked.text
+    assert int(blocked.headers["Retry-After"]) > 0
+
+
+async def test_user_text_is_escaped(running: Running) -> None:
+    csrf = await sign_up(running.client, "xss@example.com")
+    hostile = "<script>alert(1)</script> & friends"
+    await running.client.post("/studio/projects", data={"name": hostile, "csrf_token": csrf})
+    created = await running.client.post(
+        "/studio/generate",
+        data={"model": "sandbox-t2v", "prompt": hostile + " in the snow", "duration": "1"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert "<script>alert(1)</script>" not in created.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; friends" in created.text
+    studio = await running.client.get("/studio")
+    assert "<script>alert(1)" not in studio.text
+
+
+async def test_admin_pages_are_for_admins_only(running: Running) -> None:
+    await sign_up(running.client, "plain@example.com")
+    for path in ("/admin", "/admin/generations", "/admin/providers", "/admin/revenue"):
+        response = await running.client.get(path)
+        assert response.status_code == 403, path
+        assert "Administrators only" in response.text
+
+
+async def test_credits_page_without_the_billing_feature(running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(billing_bridge, "billing", None)
+    monkeypatch.setattr(billing_bridge, "analytics", None)
+    csrf = await sign_up(running.client, "nobilling@example.com")
+    page = await running.client.get("/credits")
+    assert "Payments are not set up on this site yet" in page.text
+    assert "Free credits" in page.text and "+30" in page.text
+    checkout = await running.client.post("/credits/checkout", data={"package_id": "pro", "csrf_token": csrf})
+    assert checkout.status_code == 303 and checkout.headers["location"] == "/credits"
