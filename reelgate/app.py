@@ -27,6 +27,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = await build_context(settings)
         app.state.ctx = ctx
         worker: Worker | None = None
+        queue = None
+        if not settings.embedded and not settings.embedded_worker:
+            # Production mode: this process serves the API and enqueues work for `reelgate worker` processes.
+            from reelgate.queue import Queue
+
+            queue = app.state.queue = Queue(settings, pool_size=4)
+            await queue.open(ctx)
         if settings.embedded_worker:
             worker = Worker(ctx, concurrency=settings.worker_concurrency)
             ctx.wake = worker.wake
@@ -42,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
+            if queue is not None:
+                await queue.close()
             await close_context(ctx)
 
     app = FastAPI(

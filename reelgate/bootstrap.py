@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
+from reelgate.api.metrics import InstrumentedRegistry
 from reelgate.catalog.loader import load_catalog, load_default_catalog
 from reelgate.db.engine import Database
 from reelgate.db.migrate import upgrade_to_head
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import ProviderConfig
-from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.providers.registry import PROVIDER_CLASSES
 from reelgate.services.context import ServiceConfig, ServiceContext
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
@@ -106,6 +107,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
         poll_initial=settings.poll_initial_seconds,
         poll_max=settings.poll_max_seconds,
+        lease_seconds=settings.lease_seconds,
         stripe_secret_key=settings.stripe_secret_key,
         stripe_webhook_secret=settings.stripe_webhook_secret,
         stripe_api_base=settings.stripe_api_base,
@@ -124,14 +126,14 @@ def service_config(settings: Settings) -> ServiceConfig:
 async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceContext:
     settings.check_production_safety()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     if migrate:
         await upgrade_to_head(db.engine)
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
         # Catalog models of a provider without an adapter stay listed, as unavailable.
-        providers=ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES}),
+        providers=InstrumentedRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES}),
         store=store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url),
         config=service_config(settings),
     )

@@ -1,4 +1,4 @@
-"""The `reelgate` command: serve, worker, migrate, user, credits, models, estimate, generate, ledger."""
+"""The `reelgate` command: serve, worker, doctor, migrate, user, credits, models, estimate, generate, ledger."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,11 +23,12 @@ from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
 from reelgate.domain.ledger import EntryKind
+from reelgate.logging_setup import configure_logging
 from reelgate.services import accounts, generations, ledger, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
-from reelgate.worker import Worker
+from reelgate.worker import Worker, register_housekeeping
 
 app = typer.Typer(help="reelgate: sell AI video generation.", no_args_is_help=True, add_completion=False)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -97,7 +99,64 @@ def serve(
             f"Sign in as [bold]{email}[/bold]" + (f" with password [bold]{password}[/bold]" if password else "")
         )
         console.print(f"(the first sign-in is kept in {settings.data_dir / FIRST_ADMIN_FILE})\n")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    configure_logging(settings)
+    if not settings.embedded and settings.embedded_worker:
+        console.print("production mode: run `reelgate worker` processes; set REELGATE_EMBEDDED_WORKER=false here")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs this process runs at once")] = None,
+) -> None:
+    """Run queue workers (production mode, PostgreSQL); any number of these processes may run."""
+    settings = Settings()
+    if settings.embedded:
+        console.print("[red]error:[/red] embedded mode (SQLite) runs its worker inside `reelgate serve`")
+        raise typer.Exit(1)
+    configure_logging(settings)
+    asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
+
+
+async def _work(settings: Settings, concurrency: int) -> None:
+    from reelgate.queue import Queue
+    from reelgate.services import expiry
+
+    # The housekeeping the embedded worker runs in `reelgate serve` (see app.py) runs here in production.
+    register_housekeeping("credit-expiry", 3600, expiry.expire_credits)
+    with suppress(ModuleNotFoundError):
+        from reelgate.api.routes_client_webhooks import deliver_due
+
+        register_housekeeping("client-webhooks", 1.0, deliver_due)
+    ctx = await build_context(settings)
+    queue = Queue(settings, pool_size=concurrency + 2)
+    await queue.open(ctx)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    try:
+        await queue.run_worker(concurrency=concurrency, install_signal_handlers=True)
+    finally:
+        await queue.close()
+        await close_context(ctx)
+
+
+@app.command()
+def doctor() -> None:
+    """Print what is configured and what is unreachable (exit status 1 if the core is not usable)."""
+    from reelgate.doctor import diagnose
+
+    settings = Settings()
+    table = Table("check", "status", "detail")
+    failed = False
+    for check in asyncio.run(diagnose(settings)):
+        failed |= check.fatal
+        colour = "green" if check.ok else ("red" if check.fatal else "yellow")
+        table.add_row(check.name, f"[{colour}]{check.status}[/{colour}]", check.detail)
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

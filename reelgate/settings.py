@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = 10  # the reconciler re-enqueues due work no job covers
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
+    database_pool_size: int = 10  # per process; it may grow to 3x this under bursts (see docs/deploy.md)
 
     @field_validator("public_url")
     @classmethod

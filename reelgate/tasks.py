@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
+from reelgate.db.tables import Generation
+from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services import outputs, pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.pipeline import Step
@@ -16,6 +19,17 @@ STEP_HANDLERS: dict[Step, Callable[[ServiceContext, str], Awaitable[None]]] = {
     Step.EXPIRE: pipeline.expire,
 }
 
+# The step an active generation needs next, by status (the same mapping pipeline.due_work uses).
+STEP_OF_STATUS: dict[str, Step] = {
+    GenerationStatus.QUEUED.value: Step.SUBMIT,
+    GenerationStatus.SUBMITTING.value: Step.RECONCILE,
+    GenerationStatus.PROCESSING.value: Step.POLL,
+    GenerationStatus.STORING.value: Step.STORE,
+}
+_ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
+# One queue job runs at most this many steps back to back before handing the generation back to the queue.
+MAX_STEPS_PER_JOB = 8
+
 
 async def run_step(ctx: ServiceContext, step: Step, generation_id: str, owner: str) -> bool:
     """Claims the generation's lease, runs the step, and lets go. False if another worker holds it."""
@@ -26,3 +40,32 @@ async def run_step(ctx: ServiceContext, step: Step, generation_id: str, owner: s
     finally:
         await pipeline.release_claim(ctx, generation_id, owner)
     return True
+
+
+async def next_step(ctx: ServiceContext, generation_id: str, owner: str) -> tuple[Step, datetime] | None:
+    """What the generation needs next and from when, read from its row; None once it has ended."""
+    async with ctx.db.reader() as session:
+        generation = await session.get(Generation, generation_id)
+    if generation is None or generation.status not in _ACTIVE:
+        return None
+    now = ctx.clock()
+    if generation.deadline_at < now:
+        return Step.EXPIRE, now
+    at = min(generation.next_poll_at or now, generation.deadline_at)
+    if generation.lease_until is not None and generation.lease_until > now and generation.lease_owner != owner:
+        # Held by another worker, perhaps a dead one: look again when its lease lapses.
+        at = max(at, generation.lease_until)
+    return STEP_OF_STATUS[generation.status], at
+
+
+async def drive(ctx: ServiceContext, generation_id: str, owner: str) -> datetime | None:
+    """Runs every step of one generation that is due now; returns when to look again (None: it ended)."""
+    for _ in range(MAX_STEPS_PER_JOB):
+        plan = await next_step(ctx, generation_id, owner)
+        if plan is None:
+            return None
+        step, at = plan
+        if at > ctx.clock():
+            return at
+        await run_step(ctx, step, generation_id, owner)
+    return ctx.clock()

@@ -1,7 +1,8 @@
-"""The worker: finds due work in the database and runs it with bounded concurrency.
+"""The embedded worker: finds due work in the database and runs it with bounded concurrency.
 
 In embedded mode it runs inside `reelgate serve`; the database row is the source of truth, so a
 wake-up only shortens the wait, and anything a crash left behind is found on the next scan.
+Production mode runs the same steps from procrastinate jobs instead (reelgate.queue).
 """
 
 from __future__ import annotations
@@ -32,6 +33,16 @@ class Periodic:
     next_at: float = 0.0
 
 
+# Housekeeping registered once for both modes: the embedded worker runs it, and in production mode
+# the queue's periodic task does (once per tick across all worker processes).
+HOUSEKEEPING: list[Periodic] = []
+
+
+def register_housekeeping(name: str, interval: float, run: Callable[[ServiceContext], Awaitable[object]]) -> None:
+    if all(job.name != name for job in HOUSEKEEPING):
+        HOUSEKEEPING.append(Periodic(name, interval, run))
+
+
 class Worker:
     def __init__(self, ctx: ServiceContext, *, concurrency: int = 4, idle_seconds: float = 1.0) -> None:
         self.ctx = ctx
@@ -43,7 +54,7 @@ class Worker:
         self._busy: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.periodic: list[Periodic] = []
+        self.periodic: list[Periodic] = [Periodic(job.name, job.interval, job.run) for job in HOUSEKEEPING]
 
     def add_periodic(self, name: str, interval: float, run: Callable[[ServiceContext], Awaitable[object]]) -> None:
         self.periodic.append(Periodic(name, interval, run))

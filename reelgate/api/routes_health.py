@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -46,17 +46,26 @@ async def _check_provider(ctx: Any, name: str) -> dict[str, Any]:
     return result
 
 
+async def _check_queue(request: Request) -> dict[str, Any]:
+    queue = getattr(request.app.state, "queue", None)
+    if queue is None:
+        return {"ok": True, "mode": "embedded"}
+    return dict(await queue.check())
+
+
 @router.get("/readyz")
-async def readyz(ctx: Ctx) -> JSONResponse:
+async def readyz(request: Request, ctx: Ctx) -> JSONResponse:
     configured = [n for n in ctx.providers.names() if ctx.providers.get(n).configured()]
-    database, storage, *provider_results = await asyncio.gather(
+    database, storage, queue, *provider_results = await asyncio.gather(
         _timed(_check_database(ctx)),
         _timed(_check_storage(ctx)),
+        _timed(_check_queue(request)),
         *(_timed(_check_provider(ctx, n)) for n in configured),
     )
     providers = dict(zip(configured, provider_results, strict=True))
-    core_ok = database["ok"] and storage["ok"]
+    core_ok = database["ok"] and storage["ok"] and queue["ok"]
     degraded = [n for n, r in providers.items() if not r["ok"]]
     status = "ready" if core_ok and not degraded else ("degraded" if core_ok else "unavailable")
-    body = {"status": status, "checks": {"database": database, "storage": storage, "providers": providers}}
+    checks = {"database": database, "storage": storage, "queue": queue, "providers": providers}
+    body = {"status": status, "checks": checks}
     return JSONResponse(body, status_code=200 if core_ok else 503)

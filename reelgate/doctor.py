@@ -1,0 +1,114 @@
+"""`reelgate doctor`: what is configured, and which of the services it depends on cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from reelgate.bootstrap import load_configured_catalog, provider_configs
+from reelgate.db.engine import Database
+from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.settings import DEFAULT_SECRET_KEY, Settings
+from reelgate.storage import store_from_url
+
+_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fatal: bool = False  # the core cannot work (database, storage, queue, settings); providers only degrade
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else ("FAILED" if self.fatal else "unavailable")
+
+
+async def _probe(name: str, probe: Awaitable[str], *, fatal: bool) -> Check:
+    try:
+        return Check(name, True, await asyncio.wait_for(probe, timeout=_TIMEOUT))
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, none is raised
+        return Check(name, False, f"{type(exc).__name__}: {exc}"[:200], fatal=fatal)
+
+
+async def _database(db: Database) -> str:
+    async with db.reader() as session:
+        await session.execute(text("SELECT 1"))
+    try:
+        async with db.reader() as session:
+            version = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+    except Exception:  # noqa: BLE001 - reachable but empty: `serve` and `migrate` create the schema
+        version = []
+    return f"{db.dialect}, schema {', '.join(sorted(version)) or 'not created yet (run `reelgate migrate`)'}"
+
+
+async def _queue(settings: Settings) -> str:
+    from reelgate.queue import Queue
+
+    queue = Queue(settings, pool_size=1)
+    await queue.app.open_async()
+    try:
+        stats = await queue.stats()
+    finally:
+        await queue.app.close_async()
+    return (
+        f"procrastinate: {stats['depth']:.0f} due, {stats['scheduled']:.0f} scheduled, lag {stats['lag_seconds']:.1f}s"
+    )
+
+
+async def _storage(settings: Settings) -> str:
+    await store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url).check()
+    return settings.resolved_storage_url.split("?", 1)[0]
+
+
+async def _provider(registry: ProviderRegistry, name: str) -> str:
+    report = await registry.get(name).health()
+    if not report.healthy or report.out_of_credit:
+        raise RuntimeError(report.detail or "out of provider credit")
+    return report.detail or "reachable"
+
+
+def _settings_checks(settings: Settings) -> list[Check]:
+    mode = "embedded (SQLite, in-process worker)" if settings.embedded else "production (PostgreSQL + queue)"
+    checks = [Check("mode", True, mode), Check("public url", True, settings.public_url)]
+    try:
+        settings.check_production_safety()
+        weak = settings.secret_key == DEFAULT_SECRET_KEY
+        checks.append(Check("secret key", True, "built-in default (fine for embedded mode)" if weak else "set"))
+    except RuntimeError as exc:
+        checks.append(Check("secret key", False, str(exc), fatal=True))
+    try:
+        catalog = load_configured_catalog(settings)
+        checks.append(Check("catalog", True, f"{len(catalog.models)} models ({settings.catalog or 'built-in'})"))
+    except Exception as exc:  # noqa: BLE001 - a broken catalog is reported with its own message
+        checks.append(Check("catalog", False, str(exc)[:300], fatal=True))
+    return checks
+
+
+async def diagnose(settings: Settings) -> list[Check]:
+    checks = _settings_checks(settings)
+    db = Database(settings.resolved_database_url)
+    registry = ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES})
+    configured = [n for n in registry.names() if registry.get(n).configured()]
+    probes: list[Awaitable[Check]] = [
+        _probe("database", _database(db), fatal=True),
+        _probe("storage", _storage(settings), fatal=True),
+    ]
+    if not settings.embedded:
+        probes.append(_probe("queue", _queue(settings), fatal=True))
+    probes.extend(_probe(f"provider {n}", _provider(registry, n), fatal=False) for n in configured)
+    try:
+        results: list[Any] = list(await asyncio.gather(*probes))
+    finally:
+        await registry.aclose()
+        await db.dispose()
+    unconfigured = sorted(set(registry.names()) - set(configured))
+    if unconfigured:
+        results.append(Check("providers without keys", True, ", ".join(unconfigured)))
+    return checks + results

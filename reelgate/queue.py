@@ -1,0 +1,192 @@
+"""Production mode's job queue: procrastinate on the same PostgreSQL, its thin tasks, and the wake-up.
+
+The generation row stays the source of truth: a job only says "look at this generation now". One job
+per generation waits at a time (`queueing_lock`) and one runs at a time (`lock`); polls are jobs
+scheduled for later; a periodic reconciler re-enqueues any due generation no job covers, so a crash
+between a commit and its enqueue, or a killed worker, loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.jobs import Status
+
+from reelgate import tasks
+from reelgate.logging_setup import generation_context
+from reelgate.services import pipeline
+from reelgate.services.context import ServiceContext
+from reelgate.settings import Settings
+from reelgate.worker import HOUSEKEEPING
+
+log = logging.getLogger("reelgate.queue")
+
+DRIVE_TASK = "reelgate.drive"
+# Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
+MAX_BACKOFF_SECONDS = 300.0
+_STATS_SQL = """
+SELECT count(*) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now()) AS depth,
+       count(*) FILTER (WHERE scheduled_at > now()) AS scheduled,
+       coalesce(extract(epoch FROM now() - min(coalesce(scheduled_at, (
+           SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id
+       ))) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now())), 0)::float AS lag_seconds
+  FROM procrastinate_jobs j
+ WHERE status = 'todo'
+"""
+# A job whose wait was for a poll is made due at once when something new happened (a webhook).
+_HURRY_SQL = "UPDATE procrastinate_jobs SET scheduled_at = NULL WHERE queueing_lock = %(lock)s AND status = 'todo'"
+
+
+def conninfo(settings: Settings) -> str:
+    """The plain libpq URL of our database (SQLAlchemy's `+psycopg` suffix removed)."""
+    url = settings.resolved_database_url
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("postgresql"):
+        raise RuntimeError("the job queue needs PostgreSQL (REELGATE_DATABASE_URL)")
+    return f"postgresql://{rest}"
+
+
+def backoff(failures: int) -> float:
+    return min(MAX_BACKOFF_SECONDS, 2.0 ** (failures + 1)) * random.uniform(0.8, 1.2)
+
+
+class Queue:
+    """The procrastinate app with reelgate's tasks; `wake` is the ServiceContext's enqueue-after-commit."""
+
+    def __init__(self, settings: Settings, *, pool_size: int = 10) -> None:
+        self.settings = settings
+        connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings), min_size=1, max_size=pool_size)
+        self.app = procrastinate.App(connector=connector)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._ctx: ServiceContext | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._housekeeping_at: dict[str, float] = {}
+        self._register()
+
+    @property
+    def ctx(self) -> ServiceContext:
+        if self._ctx is None:
+            raise RuntimeError("the queue was not attached to a ServiceContext")
+        return self._ctx
+
+    async def open(self, ctx: ServiceContext) -> None:
+        """Opens the connection pool and makes `ctx.wake` enqueue through it."""
+        self._ctx = ctx
+        await self.app.open_async()
+        ctx.wake = self.wake
+
+    async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(self._pending, timeout=5)
+        await self.app.close_async()
+
+    def wake(self, generation_id: str) -> None:
+        """Called after the commit that created work; enqueues in the background (the reconciler is the
+        safety net if this process dies before the job is written)."""
+        task = asyncio.get_running_loop().create_task(self.enqueue(generation_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def enqueue(self, generation_id: str, *, at: datetime | None = None, failures: int = 0) -> bool:
+        """Defers the generation's job; False if one was already waiting (then it is made due if `at` is now)."""
+        deferrer = self._drive.configure(lock=generation_id, queueing_lock=generation_id, schedule_at=at)
+        try:
+            await deferrer.defer_async(generation_id=generation_id, failures=failures)
+            return True
+        except AlreadyEnqueued:
+            if at is None:
+                await self.app.connector.execute_query_async(_HURRY_SQL, lock=generation_id)
+            return False
+        except Exception:  # the reconciler will enqueue it on its next pass
+            log.warning("could not enqueue %s", generation_id, exc_info=True, extra={"generation_id": generation_id})
+            return False
+
+    async def stats(self) -> dict[str, float]:
+        row = await self.app.connector.execute_query_one_async(_STATS_SQL)
+        return {k: float(row[k]) for k in ("depth", "scheduled", "lag_seconds")}
+
+    async def check(self) -> dict[str, Any]:
+        """For /readyz: the queue's tables answer, and how far behind the workers are."""
+        return {"ok": True, **await self.stats()}
+
+    async def reconcile(self) -> int:
+        """Frees the locks of jobs whose worker died, then enqueues every due generation without a job."""
+        stalled = await self.app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=3 * self.settings.queue_heartbeat_seconds
+        )
+        for job in stalled:
+            log.warning("job %s of a dead worker released", job.id, extra={"generation_id": job.lock})
+            await self.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        enqueued = 0
+        for work in await pipeline.due_work(self.ctx, limit=1000):
+            enqueued += await self.enqueue(work.generation_id)
+        if enqueued:
+            log.info("reconciler enqueued %d generations", enqueued)
+        return enqueued
+
+    async def run_housekeeping(self) -> None:
+        """Runs the registered housekeeping jobs (webhook delivery, credit expiry, ...) whose time has come."""
+        now = asyncio.get_running_loop().time()
+        for job in HOUSEKEEPING:
+            if now < self._housekeeping_at.get(job.name, 0.0):
+                continue
+            self._housekeeping_at[job.name] = now + job.interval
+            try:
+                await job.run(self.ctx)
+            except Exception:
+                log.exception("housekeeping job %s failed", job.name)
+
+    async def run_worker(self, *, concurrency: int, install_signal_handlers: bool = False) -> None:
+        await self.app.run_worker_async(
+            concurrency=concurrency,
+            name=self.owner,
+            fetch_job_polling_interval=self.settings.queue_poll_seconds,
+            update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
+            stalled_worker_timeout=3 * self.settings.queue_heartbeat_seconds,
+            delete_jobs="successful",
+            install_signal_handlers=install_signal_handlers,
+        )
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.task(name=DRIVE_TASK)
+        async def drive(generation_id: str, failures: int = 0) -> None:
+            with generation_context(generation_id):
+                try:
+                    again = await tasks.drive(self.ctx, generation_id, self.owner)
+                except Exception:
+                    log.exception("driving %s failed", generation_id)
+                    delay = timedelta(seconds=backoff(failures))
+                    await self.enqueue(generation_id, at=self.ctx.clock() + delay, failures=failures + 1)
+                    return
+            if again is not None:
+                await self.enqueue(generation_id, at=again)
+
+        seconds = max(1, min(59, self.settings.reconcile_interval_seconds))
+
+        @app.periodic(cron=f"*/{seconds} * * * * *")
+        @app.task(name="reelgate.reconcile", queueing_lock="reelgate.reconcile")
+        async def reconcile(timestamp: int) -> None:
+            await self.reconcile()
+            await self.run_housekeeping()
+
+        @app.periodic(cron="17 * * * *")
+        @app.task(name="reelgate.abort_stale_uploads", queueing_lock="reelgate.abort_stale_uploads")
+        async def abort_stale_uploads(timestamp: int) -> None:
+            abort = getattr(self.ctx.store, "abort_stale_uploads", None)
+            if abort is not None:
+                count = await abort(timedelta(hours=self.settings.stale_upload_hours))
+                if count:
+                    log.info("aborted %d abandoned multipart uploads", count)
+
+        self._drive = drive

@@ -1,0 +1,267 @@
+"""Production mode under load: 2 API and 2 worker processes on PostgreSQL and an S3 server, 200 sandbox
+generations from 20 users at once, one worker SIGKILLed mid-run; every job ends once, nothing is paid twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from reelgate.bootstrap import build_context, close_context
+from reelgate.db.tables import Generation, GenerationEvent
+from reelgate.services import accounts
+from reelgate.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+REELGATE = [sys.executable, "-m", "reelgate"]
+USERS, PER_USER = 20, 10
+TOTAL = USERS * PER_USER
+ORDER = {"model": "sandbox-t2v", "prompt": "a paper boat on a pond", "duration": 1, "resolution": "480p"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} did not answer")
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[str]:
+    """moto's S3 server in its own process, as MinIO would be."""
+    port = _free_port()
+    log = (tmp_path / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _environment(tmp_path: Path, database_url: str, endpoint: str, bucket: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REELGATE_", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's fixed test credentials
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
+        REELGATE_DATA_DIR=str(tmp_path / "data"),  # shared: the sandbox provider spools its jobs here
+        REELGATE_DATABASE_URL=database_url,
+        REELGATE_STORAGE_URL=f"s3://{bucket}/media",
+        REELGATE_S3_ENDPOINT_URL=endpoint,
+        REELGATE_SECRET_KEY="many-processes-test-secret-key",
+        REELGATE_EMBEDDED_WORKER="false",
+        REELGATE_SANDBOX_DELAY_SECONDS="0.5",
+        REELGATE_POLL_INITIAL_SECONDS="0.3",
+        REELGATE_POLL_MAX_SECONDS="1",
+        REELGATE_QUEUE_POLL_SECONDS="0.2",
+        REELGATE_QUEUE_HEARTBEAT_SECONDS="1",
+        REELGATE_RECONCILE_INTERVAL_SECONDS="1",
+        REELGATE_LEASE_SECONDS="10",
+        REELGATE_DATABASE_POOL_SIZE="4",  # 4 processes x (4 + 8 overflow) stay well inside max_connections
+        REELGATE_LOG_JSON="true",
+        REELGATE_LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+class Fleet:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen([*REELGATE, *args], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _make_users(settings: Settings) -> list[str]:
+    ctx = await build_context(settings, migrate=False)
+    try:
+        keys = []
+        for n in range(USERS):
+            user = await accounts.create_user(ctx, f"load-{n}@example.com", "correct horse battery", credits=1000)
+            keys.append((await accounts.create_api_key(ctx, user.id, "load")).secret)
+        return keys
+    finally:
+        await close_context(ctx)
+
+
+async def _submit_all(api_urls: list[str], keys: list[str]) -> list[str]:
+    async with httpx.AsyncClient(timeout=60) as client:
+
+        async def one(n: int) -> str:
+            key = keys[n % USERS]
+            response = await client.post(
+                f"{api_urls[n % len(api_urls)]}/api/v1/generations",
+                headers={"Authorization": f"Bearer {key}"},
+                json={**ORDER, "seed": n},
+            )
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+
+        return list(await asyncio.gather(*(one(n) for n in range(TOTAL))))
+
+
+async def _counts(settings: Settings) -> dict[str, int]:
+    ctx = await build_context(settings, migrate=False)
+    try:
+        async with ctx.db.reader() as session:
+            rows = await session.execute(select(Generation.status, func.count()).group_by(Generation.status))
+            return {status: int(count) for status, count in rows}
+    finally:
+        await close_context(ctx)
+
+
+async def _facts(settings: Settings) -> tuple[list[Generation], dict[tuple[str, str], int]]:
+    ctx = await build_context(settings, migrate=False)
+    try:
+        async with ctx.db.reader() as session:
+            generations = list((await session.execute(select(Generation))).scalars())
+            events = await session.execute(
+                select(GenerationEvent.generation_id, GenerationEvent.to_status, func.count()).group_by(
+                    GenerationEvent.generation_id, GenerationEvent.to_status
+                )
+            )
+            return generations, {(gid, status): int(n) for gid, status, n in events}
+    finally:
+        await close_context(ctx)
+
+
+def test_two_apis_two_workers_200_generations_and_a_sigkill(
+    tmp_path: Path, pg_database_url: str, s3_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    bucket = "reelgate-load"
+    env = _environment(tmp_path, pg_database_url, s3_server, bucket)
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)
+    subprocess.run([*REELGATE, "migrate"], env=env, check=True, capture_output=True)
+    settings = Settings(
+        database_url=pg_database_url, data_dir=tmp_path / "data", secret_key="many-processes-test-secret-key"
+    )
+    keys = asyncio.run(_make_users(settings))
+
+    logs = Path(os.environ.get("REELGATE_TEST_LOG_DIR", tmp_path))  # set it to keep the processes' logs
+    logs.mkdir(parents=True, exist_ok=True)
+    fleet = Fleet(env, logs)
+    ports = [_free_port(), _free_port()]
+    try:
+        for n, port in enumerate(ports):
+            fleet.start(f"api{n}", "serve", "--port", str(port))
+        doomed = fleet.start("worker0", "worker", "--concurrency", "8")
+        fleet.start("worker1", "worker", "--concurrency", "8")
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            _wait_http(f"{url}/healthz")
+        ready_at = time.monotonic()
+
+        ids = asyncio.run(_submit_all(urls, keys))
+        accepted_at = time.monotonic()
+        assert len(set(ids)) == TOTAL
+
+        # SIGKILL one worker while work is in flight: some done, most not.
+        while asyncio.run(_counts(settings)).get("succeeded", 0) < TOTAL // 5:
+            time.sleep(0.2)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        killed_at, at_kill = time.monotonic(), asyncio.run(_counts(settings))
+
+        deadline = time.monotonic() + 150
+        while True:
+            counts = asyncio.run(_counts(settings))
+            if sum(n for s, n in counts.items() if s in {"succeeded", "failed", "canceled", "expired"}) == TOTAL:
+                break
+            assert time.monotonic() < deadline, f"unfinished after the kill: {counts}"
+            time.sleep(0.5)
+        finished_at = time.monotonic()
+
+        metrics = httpx.get(f"{urls[0]}/metrics").text
+        ready = httpx.get(f"{urls[1]}/readyz").json()
+        ledger = subprocess.run([*REELGATE, "ledger", "check"], env=env, capture_output=True, text=True)
+    finally:
+        fleet.stop()
+
+    generations, events = asyncio.run(_facts(settings))
+    assert counts == {"succeeded": TOTAL}, counts
+    # One provider job per generation: one submission each, and one spooled job per generation.
+    assert all(events.get((g.id, "submitting")) == 1 for g in generations)
+    assert all(events.get((g.id, "succeeded")) == 1 for g in generations)
+    spooled = {p.name.removesuffix(".json") for p in (tmp_path / "data" / "sandbox").glob("sbx_*.json")}
+    assert spooled == {f"sbx_{g.id}" for g in generations}
+    assert len({g.provider_job_id for g in generations}) == TOTAL
+    assert ledger.returncode == 0, ledger.stdout + ledger.stderr
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for generation in generations:
+        head = s3.head_object(Bucket=bucket, Key=f"media/{generation.output_key}")
+        assert head["ContentLength"] == generation.output_size, generation.id
+        assert head["Metadata"]["sha256"] == generation.output_sha256, generation.id
+
+    assert ready["checks"]["queue"]["ok"] and ready["checks"]["storage"]["ok"], ready
+    assert 'reelgate_generations{model="sandbox-t2v",status="succeeded"} 200.0' in metrics
+    assert "reelgate_queue_depth" in metrics and "reelgate_credits_held 0.0" in metrics
+    for log in logs.glob("*.log"):
+        assert "many-processes-test-secret-key" not in log.read_text(errors="replace")
+    with capsys.disabled():
+        print(
+            f"\nmany processes: {TOTAL} generations from {USERS} users; processes ready in "
+            f"{ready_at - started:.1f}s, all accepted in {accepted_at - ready_at:.1f}s, worker killed at "
+            f"{killed_at - ready_at:.1f}s with {at_kill}, all finished {finished_at - ready_at:.1f}s after "
+            f"the first submit ({finished_at - killed_at:.1f}s after the kill); test took "
+            f"{time.monotonic() - started:.1f}s"
+        )
