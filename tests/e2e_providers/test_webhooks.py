@@ -1,0 +1,126 @@
+"""Webhooks that are duplicated, reordered, stale or forged change nothing they should not."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from reelgate.db.tables import GenerationEvent
+from tests.e2e_providers.conftest import Harness, Start, wire_body, with_query
+
+
+async def _succeeded_events(h: Harness, generation_id: str) -> int:
+    async with h.ctx.db.reader() as session:
+        count = await session.execute(
+            select(func.count())
+            .select_from(GenerationEvent)
+            .where(GenerationEvent.generation_id == generation_id, GenerationEvent.to_status == "succeeded")
+        )
+    return int(count.scalar_one())
+
+
+async def test_duplicate_webhooks_settle_once(e2e: Start) -> None:
+    h = await e2e()
+    before = await h.credits()
+    h.sim.webhooks.controls.duplicate = 2  # every delivery arrives three times, as a vendor retry would
+    generation_id = await h.create()
+    job = await h.started(generation_id)
+    h.sim.complete(job.id)
+    final = await h.final(generation_id)
+    await h.webhooks_idle()
+
+    assert final["status"] == "succeeded" and final["credits_charged"] == h.price
+    completions = [d for d in h.sim.webhooks.deliveries if d.body == h.sim.webhooks.deliveries[-1].body]
+    assert len(completions) == 3 and {d.status for d in completions} == {200}
+    assert await _succeeded_events(h, generation_id) == 1
+    assert len(h.sim.requests_to("output")) <= 1  # fetched once (RunPod's video is inline)
+    assert await h.credits() == {"available": before["available"] - h.price, "held": 0}
+    await h.check_ledger()
+
+
+async def test_reordered_and_stale_webhooks_change_nothing(e2e: Start) -> None:
+    """A "running" update delivered after the completion, and a failure after success, are ignored."""
+    h = await e2e()
+    generation_id = await h.create()
+    job = await h.started(generation_id)
+    url = job.webhook_url or ""
+    h.sim.run(job.id, progress=50)
+    running = wire_body(h.sim, job)
+
+    h.sim.webhooks.controls.hold = True
+    h.sim.webhooks.send(url, "progress", running)
+    h.sim.complete(job.id)
+    h.sim.webhooks.release(reverse=True)  # the completion lands first, the progress report after it
+    final = await h.final(generation_id)
+    await h.webhooks_idle()
+    assert final["status"] == "succeeded" and final["progress"] == 100, final
+    assert {d.status for d in h.sim.webhooks.deliveries} == {200}
+
+    # A genuine-looking failure for the same job, long after it succeeded.
+    with h.sim.lock:
+        job.state, job.error = "failed", "late failure"
+    late = wire_body(h.sim, job)
+    response = await h.post_webhook(url, late, h.sim.webhooks.build(late))
+    assert response.status_code == 200 and response.json()["result"] in ("ignored", "applied")
+    again = await h.get(generation_id)
+    assert again["status"] == "succeeded" and again["credits_charged"] == h.price and again["error"] is None
+    assert await _succeeded_events(h, generation_id) == 1
+    await h.check_ledger()
+
+
+FORGERIES = ["wrong_token", "no_token", "other_generation", "bad_signature", "stale_timestamp"]
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+async def test_forged_webhooks_are_refused_and_change_nothing(e2e: Start, forgery: str) -> None:
+    h = await e2e()
+    if h.provider == "runpod" and forgery in ("bad_signature", "stale_timestamp"):
+        pytest.skip("RunPod signs nothing (§1.8): its only proof is the token, tested by the other cases")
+    before = await h.credits()
+    generation_id = await h.create()
+    other_id = await h.create()
+    job = await h.started(generation_id)
+    url = job.webhook_url or ""
+    h.sim.webhooks.controls.hold = True
+    h.sim.complete(job.id)  # the genuine completion waits until the forgery was refused
+    body = wire_body(h.sim, job)
+
+    headers = h.sim.webhooks.build(body)
+    if forgery == "wrong_token":
+        url = with_query(url, t="A" * 32)
+    elif forgery == "no_token":
+        url = with_query(url, t=None)
+    elif forgery == "other_generation":
+        url = with_query(url, g=other_id)  # a real token, but of another generation
+    elif forgery == "bad_signature":
+        headers = h.sim.webhooks.build(body, corrupt=True)
+    else:
+        headers = h.sim.webhooks.build(body, timestamp=int(time.time()) - 3600)
+    response = await h.post_webhook(url, body, headers)
+
+    assert response.status_code == 401, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unauthorized" and set(error) == {"code", "message", "details"}
+    for gid in (generation_id, other_id):
+        unchanged = await h.get(gid)
+        assert unchanged["status"] in ("queued", "submitting", "processing"), unchanged
+        assert unchanged["progress"] < 100 and unchanged["credits_charged"] == 0
+    assert await h.credits() == {"available": before["available"] - 2 * h.price, "held": 2 * h.price}
+
+    h.sim.webhooks.release()
+    final = await h.final(generation_id)
+    assert final["status"] == "succeeded" and final["credits_charged"] == h.price
+    await h.client.post(f"/api/v1/generations/{other_id}/cancel", headers=h.headers)
+    await h.check_ledger()
+
+
+async def test_webhook_for_an_unknown_generation_is_refused(e2e: Start) -> None:
+    h = await e2e()
+    body = json.dumps({"id": "job-1", "taskId": "job-1", "status": "succeeded"}).encode()
+    url = f"{h.public_url}/webhooks/{h.provider}?g=gen_does_not_exist&t=whatever"
+    response = await h.post_webhook(url, body, h.sim.webhooks.build(body))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
