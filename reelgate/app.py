@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from reelgate import __version__
 from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
+from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
+from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
 from reelgate.services import expiry, pipeline
 from reelgate.settings import Settings
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(RequestTimeoutMiddleware, seconds=settings.request_timeout_seconds)
+    app.add_middleware(BodySizeLimitMiddleware, upload_cap=settings.max_upload_bytes)
     for module in (routes_health, routes_catalog, routes_generations, routes_account, routes_webhooks):
         app.include_router(module.router)
     _mount_optional(app)

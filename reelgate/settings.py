@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_pixels: int = 40_000_000
     idempotency_ttl_hours: int = 24
+    request_timeout_seconds: float = 30.0
     log_json: bool = False
     log_level: str = "INFO"
 
