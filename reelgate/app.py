@@ -12,6 +12,7 @@ from reelgate import __version__
 from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
 from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
+from reelgate.api.routes_client_webhooks import deliver_due as deliver_client_webhooks
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
 from reelgate.services import expiry, pipeline
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.embedded_worker:
             worker = Worker(ctx, concurrency=settings.worker_concurrency)
             ctx.wake = worker.wake
+            worker.add_periodic("client-webhooks", 1.0, deliver_client_webhooks)
             worker.add_periodic("credit-expiry", 3600, expiry.expire_credits)
             if settings.embedded:
                 # One process owns every job in embedded mode, so leases left by a killed process are stale.

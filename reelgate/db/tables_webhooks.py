@@ -64,9 +64,7 @@ class WebhookDelivery(Base):
     event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     # None for a generation's own callback_url (signed with the account's callback secret).
-    endpoint_id: Mapped[str | None] = mapped_column(
-        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
-    )
+    endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.tables import Generation
+from reelgate.services import client_webhooks
 
 
 async def record_terminal_event(session: AsyncSession, generation: Generation) -> None:
-    """Called by transition() when a generation reaches a terminal state; outbound webhooks hook in here."""
-    return None
+    """Called by transition() when a generation reaches a terminal state: queues the client webhooks."""
+    await client_webhooks.record_terminal_event(session, generation)
