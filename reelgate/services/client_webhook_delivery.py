@@ -23,7 +23,7 @@ from reelgate.db.tables_webhooks import WebhookAttempt, WebhookDelivery, Webhook
 from reelgate.services import client_webhooks
 from reelgate.services.client_webhooks import DeliveryStatus
 from reelgate.services.context import ServiceContext
-from reelgate.services.safe_fetch import UnsafeURL, check_url
+from reelgate.services.safe_fetch import UnsafeURL, check_url, make_guarded_client
 
 log = logging.getLogger("reelgate.client_webhooks")
 
@@ -231,7 +231,9 @@ async def run_due(ctx: ServiceContext, present: Presenter = basic_presenter, *, 
     """Claims and sends due deliveries, waiting for them; returns how many were attempted."""
     claimed = await _claim(ctx, limit)
     if claimed:
-        async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+        # The guarded client connects only to addresses it validated itself, closing the DNS-rebinding
+        # window between _guard's check and the connection.
+        async with make_guarded_client(allow_hosts=ctx.config.fetch_allow_hosts, timeout=ATTEMPT_TIMEOUT) as client:
             await asyncio.gather(*(_deliver_one(client, ctx, d, present) for d in claimed))
     return len(claimed)
 
