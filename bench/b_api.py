@@ -26,17 +26,35 @@ def webhook_requests(gens: list[Any]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     out = []
     for g in gens:
-        body = json.dumps({
-            "id": g.provider_job_id, "model": "wan-video/wan-2.1-t2v-14b", "version": "a" * 64, "input": {},
-            "output": "http://127.0.0.1:9/files/out.mp4", "logs": "", "error": None, "status": "succeeded",
-            "created_at": now.isoformat(), "metrics": {"predict_time": 1.5},
-        })
+        body = json.dumps(
+            {
+                "id": g.provider_job_id,
+                "model": "wan-video/wan-2.1-t2v-14b",
+                "version": "a" * 64,
+                "input": {},
+                "output": "http://127.0.0.1:9/files/out.mp4",
+                "logs": "",
+                "error": None,
+                "status": "succeeded",
+                "created_at": now.isoformat(),
+                "metrics": {"predict_time": 1.5},
+            }
+        )
         msg_id = f"msg_{g.id}"
-        headers = {"content-type": "application/json", "webhook-id": msg_id,
-                   "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": signer.sign(msg_id, now, body)}
-        out.append({"method": "POST", "path": f"/webhooks/replicate?g={g.id}&t={g.webhook_token}",
-                    "headers": headers, "body": body})
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signer.sign(msg_id, now, body),
+        }
+        out.append(
+            {
+                "method": "POST",
+                "path": f"/webhooks/replicate?g={g.id}&t={g.webhook_token}",
+                "headers": headers,
+                "body": body,
+            }
+        )
     return out
 
 
@@ -45,8 +63,16 @@ def run(quick: bool, databases: list[str]) -> Section:
     section = Section(
         "api",
         "Submit path and webhook ingest vs a trivial endpoint (same server)",
-        ["database", "c", "route", "rps (ratio to trivial)", "p50 ms (added)", "p99 ms (added)",
-         "server CPU ms/req", "errors"],
+        [
+            "database",
+            "c",
+            "route",
+            "rps (ratio to trivial)",
+            "p50 ms (added)",
+            "p99 ms (added)",
+            "server CPU ms/req",
+            "errors",
+        ],
     )
     for db in databases:
         if db == "postgresql" and not fixtures.pg_available():
@@ -80,8 +106,14 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
 
     key, gens = asyncio.run(setup())
     port = free_port()
-    server = spawn("server", SERVER_CPU, [PYTHON, "-m", "bench.server", "--port", str(port)],
-                   env=fixtures.settings_env(values), port=port, run_dir=run_dir)
+    server = spawn(
+        "server",
+        SERVER_CPU,
+        [PYTHON, "-m", "bench.server", "--port", str(port)],
+        env=fixtures.settings_env(values),
+        port=port,
+        run_dir=run_dir,
+    )
     base = f"http://127.0.0.1:{port}"
     auth = {"authorization": f"Bearer {key}"}
     results: dict[tuple[str, int], list[Load]] = {}
@@ -93,19 +125,32 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
                 used += per_run
                 plans = {
                     "trivial": [{"method": "GET", "path": "/bench/trivial"}],
-                    "submit": [{"method": "POST", "path": "/api/v1/generations", "body": SUBMIT_BODY,
-                                "headers": {**auth, "content-type": "application/json",
-                                            "idempotency-key": f"bench-{r}-{c}-{{i}}"}}],
+                    "submit": [
+                        {
+                            "method": "POST",
+                            "path": "/api/v1/generations",
+                            "body": SUBMIT_BODY,
+                            "headers": {
+                                **auth,
+                                "content-type": "application/json",
+                                "idempotency-key": f"bench-{r}-{c}-{{i}}",
+                            },
+                        }
+                    ],
                     "webhook": hooks,
                 }
                 order = ["trivial", "submit", "webhook"]
                 order = order[r % 3 :] + order[: r % 3]
                 for route in order:
-                    load = run_load(base, plans[route], n=n, concurrency=c, warmup=warm, run_dir=run_dir,
-                                    server=server, label=route)
+                    load = run_load(
+                        base, plans[route], n=n, concurrency=c, warmup=warm, run_dir=run_dir, server=server, label=route
+                    )
                     results.setdefault((route, c), []).append(load)
-                    print(f"  [{db}] round {r + 1} c={c} {route}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} ms "
-                          f"p99 {load.p99_ms:.2f} ms errors {load.errors} {load.statuses}", flush=True)
+                    print(
+                        f"  [{db}] round {r + 1} c={c} {route}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} ms "
+                        f"p99 {load.p99_ms:.2f} ms errors {load.errors} {load.statuses}",
+                        flush=True,
+                    )
         rss = server.rss()
     finally:
         server.stop()
@@ -114,14 +159,22 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
         ref_rps, ref50, ref99 = (median([getattr(x, a) for x in ref]) for a in ("rps", "p50_ms", "p99_ms"))
         for route in ("trivial", "submit", "webhook"):
             runs = results[(route, c)]
-            rps, p50, p99, cpu = (median([getattr(x, a) for x in runs])
-                                  for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req"))
+            rps, p50, p99, cpu = (
+                median([getattr(x, a) for x in runs]) for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")
+            )
             errors = sum(x.errors for x in runs)
             if route == "trivial":
                 row = [db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), str(errors)]
             else:
-                row = [db, str(c), route, f"{fmt(rps)} ({ratio(rps, ref_rps):.3f})",
-                       f"{fmt(p50)} (+{fmt(p50 - ref50)})", f"{fmt(p99)} (+{fmt(p99 - ref99)})", fmt(cpu),
-                       str(errors)]
+                row = [
+                    db,
+                    str(c),
+                    route,
+                    f"{fmt(rps)} ({ratio(rps, ref_rps):.3f})",
+                    f"{fmt(p50)} (+{fmt(p50 - ref50)})",
+                    f"{fmt(p99)} (+{fmt(p99 - ref99)})",
+                    fmt(cpu),
+                    str(errors),
+                ]
             section.rows.append(row)
     section.notes.append(f"{db}: server RSS after the run {rss:.0f} MB.")

@@ -48,20 +48,41 @@ def run(quick: bool) -> Section:
     async def setup() -> tuple[str, str]:
         async with fixtures.context(values) as ctx:
             user_id, key = await fixtures.user_with_key(ctx)
-            gen = (await fixtures.insert_generations(
-                ctx, user_id, 1, provider="sandbox", model="sandbox-t2v", status="succeeded", output_key=KEY,
-                output_content_type="video/mp4", output_size=SIZE))[0]
+            gen = (
+                await fixtures.insert_generations(
+                    ctx,
+                    user_id,
+                    1,
+                    provider="sandbox",
+                    model="sandbox-t2v",
+                    status="succeeded",
+                    output_key=KEY,
+                    output_content_type="video/mp4",
+                    output_size=SIZE,
+                )
+            )[0]
             return key, gen.id
 
     key, gid = asyncio.run(setup())
     port = free_port()
-    server = spawn("server", SERVER_CPU, [PYTHON, "-m", "bench.server", "--port", str(port)],
-                   env=fixtures.settings_env(values), port=port, run_dir=run_dir)
+    server = spawn(
+        "server",
+        SERVER_CPU,
+        [PYTHON, "-m", "bench.server", "--port", str(port)],
+        env=fixtures.settings_env(values),
+        port=port,
+        run_dir=run_dir,
+    )
     base = f"http://127.0.0.1:{port}"
     plans = {
         "static": [{"method": "GET", "path": "/bench/static/video-1g.mp4"}],
-        "content": [{"method": "GET", "path": f"/api/v1/generations/{gid}/content",
-                     "headers": {"authorization": f"Bearer {key}"}}],
+        "content": [
+            {
+                "method": "GET",
+                "path": f"/api/v1/generations/{gid}/content",
+                "headers": {"authorization": f"Bearer {key}"},
+            }
+        ],
     }
     results: dict[tuple[str, int], list[tuple[Load, float]]] = {}
     try:
@@ -69,16 +90,27 @@ def run(quick: bool) -> Section:
         rss0 = server.rss()
         for r in range(rounds):
             for c in (1, 4):
-                for route in (["static", "content"] if r % 2 == 0 else ["content", "static"]):
+                for route in ["static", "content"] if r % 2 == 0 else ["content", "static"]:
                     before = server.rss()
                     sampler = RssSampler(server.rss)
                     sampler.start()
-                    load = run_load(base, plans[route], n=c * 2, concurrency=c, warmup=0, run_dir=run_dir,
-                                    server=server, time_limit=300)
+                    load = run_load(
+                        base,
+                        plans[route],
+                        n=c * 2,
+                        concurrency=c,
+                        warmup=0,
+                        run_dir=run_dir,
+                        server=server,
+                        time_limit=300,
+                    )
                     growth = sampler.stop() - before
                     results.setdefault((route, c), []).append((load, growth))
-                    print(f"  round {r + 1} c={c} {route}: {load.mb_per_s:.0f} MB/s, peak RSS +{growth:.1f} MB, "
-                          f"cpu {load.server_cpu_ms_per_req:.0f} ms/GiB, {load.statuses}", flush=True)
+                    print(
+                        f"  round {r + 1} c={c} {route}: {load.mb_per_s:.0f} MB/s, peak RSS +{growth:.1f} MB, "
+                        f"cpu {load.server_cpu_ms_per_req:.0f} ms/GiB, {load.statuses}",
+                        flush=True,
+                    )
         rss1 = server.rss()
     finally:
         server.stop()
@@ -87,18 +119,29 @@ def run(quick: bool) -> Section:
     section = Section(
         "download",
         "Download of a 1 GiB stored video: authenticated content endpoint vs bare static FileResponse",
-        ["c", "content MB/s", "static MB/s", "ratio", "server CPU s/GiB content / static",
-         "peak RSS growth MB content / static"],
+        [
+            "c",
+            "content MB/s",
+            "static MB/s",
+            "ratio",
+            "server CPU s/GiB content / static",
+            "peak RSS growth MB content / static",
+        ],
     )
     for c in (1, 4):
         con, sta = results[("content", c)], results[("static", c)]
         cm, sm = median([x.mb_per_s for x, _ in con]), median([x.mb_per_s for x, _ in sta])
-        section.rows.append([
-            str(c), fmt(cm), fmt(sm), f"{ratio(cm, sm):.2f}",
-            f"{median([x.server_cpu_ms_per_req for x, _ in con]) / 1000:.2f} / "
-            f"{median([x.server_cpu_ms_per_req for x, _ in sta]) / 1000:.2f}",
-            f"{max(g for _, g in con):.1f} / {max(g for _, g in sta):.1f}",
-        ])
+        section.rows.append(
+            [
+                str(c),
+                fmt(cm),
+                fmt(sm),
+                f"{ratio(cm, sm):.2f}",
+                f"{median([x.server_cpu_ms_per_req for x, _ in con]) / 1000:.2f} / "
+                f"{median([x.server_cpu_ms_per_req for x, _ in sta]) / 1000:.2f}",
+                f"{max(g for _, g in con):.1f} / {max(g for _, g in sta):.1f}",
+            ]
+        )
     section.notes.append(
         f"Local store (embedded mode): both routes answer with Starlette's FileResponse of the same file (page "
         f"cache warm). {rounds} interleaved rounds × (c=1: 2 downloads, c=4: 8 downloads), medians; server RSS "

@@ -24,8 +24,16 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
     section = Section(
         "inflight",
         f"One worker tracking {jobs:,} in-flight provider jobs (Replicate simulator, loopback)",
-        ["database", "variant", "polls/s (needed)", "CPU ms/poll", "worker CPU share",
-         "lag p50 / p99 / max s", "lag 2nd half p50 / p99 s", "RSS start → end MB"],
+        [
+            "database",
+            "variant",
+            "polls/s (needed)",
+            "CPU ms/poll",
+            "worker CPU share",
+            "lag p50 / p99 / max s",
+            "lag 2nd half p50 / p99 s",
+            "RSS start → end MB",
+        ],
     )
     for db in databases:
         if db == "postgresql":
@@ -51,8 +59,12 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
 
 def _one(section: Section, db: str, url: str | None, seconds: float, jobs: int) -> None:
     run_dir = new_run_dir(f"inflight-{db}")
-    sim = spawn("simulator", CLIENT_CPU, [PYTHON, "-m", "bench.inflight_sim", "--count", str(jobs),
-                                          "--seconds", str(seconds + 600)], run_dir=run_dir)
+    sim = spawn(
+        "simulator",
+        CLIENT_CPU,
+        [PYTHON, "-m", "bench.inflight_sim", "--count", str(jobs), "--seconds", str(seconds + 600)],
+        run_dir=run_dir,
+    )
     try:
         deadline = time.monotonic() + 60
         sim_url = ""
@@ -70,16 +82,23 @@ def _one(section: Section, db: str, url: str | None, seconds: float, jobs: int) 
         sim.stop()
     (run_dir / "result.json").write_text(json.dumps(results, indent=1))
     for variant, r in results.items():
-        print(f"  [{db} {variant}] {r['polls']} polls in {r['seconds']:.0f}s: {r['polls_per_s']:.1f}/s, "
-              f"cpu {r['cpu_ms_per_poll']:.2f} ms/poll, lag p50 {r['lag_p50_s']:.2f}s p99 {r['lag_p99_s']:.2f}s",
-              flush=True)
-        section.rows.append([
-            db, variant, f"{fmt(r['polls_per_s'])} ({jobs / POLL_MAX:.0f})", fmt(r["cpu_ms_per_poll"]),
-            f"{r['cpu_share']:.0%}",
-            f"{fmt(r['lag_p50_s'])} / {fmt(r['lag_p99_s'])} / {fmt(r['lag_max_s'])}",
-            f"{fmt(r['lag_second_half_p50_s'])} / {fmt(r['lag_second_half_p99_s'])}",
-            f"{r['rss_start_mb']:.0f} → {r['rss_end_mb']:.0f}",
-        ])
+        print(
+            f"  [{db} {variant}] {r['polls']} polls in {r['seconds']:.0f}s: {r['polls_per_s']:.1f}/s, "
+            f"cpu {r['cpu_ms_per_poll']:.2f} ms/poll, lag p50 {r['lag_p50_s']:.2f}s p99 {r['lag_p99_s']:.2f}s",
+            flush=True,
+        )
+        section.rows.append(
+            [
+                db,
+                variant,
+                f"{fmt(r['polls_per_s'])} ({jobs / POLL_MAX:.0f})",
+                fmt(r["cpu_ms_per_poll"]),
+                f"{r['cpu_share']:.0%}",
+                f"{fmt(r['lag_p50_s'])} / {fmt(r['lag_p99_s'])} / {fmt(r['lag_max_s'])}",
+                f"{fmt(r['lag_second_half_p50_s'])} / {fmt(r['lag_second_half_p99_s'])}",
+                f"{r['rss_start_mb']:.0f} → {r['rss_end_mb']:.0f}",
+            ]
+        )
 
 
 def _variant(run_dir: Any, variant: str, url: str | None, sim_url: str, seconds: float, jobs: int) -> dict[str, Any]:
@@ -90,8 +109,9 @@ def _variant(run_dir: Any, variant: str, url: str | None, sim_url: str, seconds:
 
 
 def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, seconds: float, jobs: int) -> dict[str, Any]:
-    values = fixtures.settings_values(run_dir / f"data-{variant}", url, replicate_base_url=sim_url,
-                                      poll_max_seconds=POLL_MAX)
+    values = fixtures.settings_values(
+        run_dir / f"data-{variant}", url, replicate_base_url=sim_url, poll_max_seconds=POLL_MAX
+    )
 
     async def setup() -> None:
         async with fixtures.context(values) as ctx:
@@ -102,9 +122,13 @@ def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, secon
             await fixtures.insert_generations(ctx, user_id, jobs, next_poll_at=due, poll_count=30)
 
     asyncio.run(setup())
-    worker = spawn(f"worker-{variant}", SERVER_CPU, [PYTHON, "-m", "bench.inflight_worker", "--seconds",
-                                                     str(seconds), "--variant", variant],
-                   env=fixtures.settings_env(values), run_dir=run_dir)
+    worker = spawn(
+        f"worker-{variant}",
+        SERVER_CPU,
+        [PYTHON, "-m", "bench.inflight_worker", "--seconds", str(seconds), "--variant", variant],
+        env=fixtures.settings_env(values),
+        run_dir=run_dir,
+    )
     worker.popen.wait(seconds + 300)
     for line in worker.log.read_text().splitlines():
         if line.startswith("RESULT "):

@@ -17,10 +17,29 @@ CONCURRENCY = 8
 
 
 def _worker(url: str, mode: str, users: list[str], ops: int) -> dict[str, Any]:
-    cmd = [PYTHON, "-m", "bench.ledger_worker", "--url", url, "--mode", mode, "--users", json.dumps(users),
-           "--ops", str(ops), "--concurrency", str(CONCURRENCY)]
-    out = subprocess.run(pinned(SERVER_CPU, cmd), cwd=ROOT, capture_output=True, timeout=600, check=False,  # noqa: S603
-                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    cmd = [
+        PYTHON,
+        "-m",
+        "bench.ledger_worker",
+        "--url",
+        url,
+        "--mode",
+        mode,
+        "--users",
+        json.dumps(users),
+        "--ops",
+        str(ops),
+        "--concurrency",
+        str(CONCURRENCY),
+    ]
+    out = subprocess.run(
+        pinned(SERVER_CPU, cmd),
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+        check=False,  # noqa: S603
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     if out.returncode:
         raise RuntimeError(out.stderr.decode()[-2000:])
     return json.loads(out.stdout)
@@ -31,8 +50,16 @@ def run(quick: bool, databases: list[str]) -> Section:
     section = Section(
         "ledger",
         "Ledger hold + capture: reelgate's ledger vs raw SQL doing the same updates",
-        ["database", "accounts", "ours pairs/s", "raw pairs/s", "ratio ours/raw", "ours p50 / p99 ms",
-         "raw p50 / p99 ms", "CPU ms/pair ours / raw"],
+        [
+            "database",
+            "accounts",
+            "ours pairs/s",
+            "raw pairs/s",
+            "ratio ours/raw",
+            "ours p50 / p99 ms",
+            "raw p50 / p99 ms",
+            "CPU ms/pair ours / raw",
+        ],
     )
     for db in databases:
         if db == "postgresql":
@@ -71,8 +98,11 @@ def _one(section: Section, db: str, url: str | None, rounds: int, ops: int) -> N
             for mode in modes:
                 res = _worker(db_url, mode, accounts, ops)
                 results.setdefault((pattern, mode), []).append(res)
-                print(f"  [{db}] round {r + 1} {pattern} {mode}: {res['ops_per_s']:.0f} pairs/s "
-                      f"p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} cpu {res['cpu_ms_per_op']:.2f} ms", flush=True)
+                print(
+                    f"  [{db}] round {r + 1} {pattern} {mode}: {res['ops_per_s']:.0f} pairs/s "
+                    f"p50 {res['p50_ms']:.2f} p99 {res['p99_ms']:.2f} cpu {res['cpu_ms_per_op']:.2f} ms",
+                    flush=True,
+                )
 
     async def check() -> int:
         from reelgate.services.ledger import check_ledger
@@ -87,10 +117,18 @@ def _one(section: Section, db: str, url: str | None, rounds: int, ops: int) -> N
         def m(rs: list[dict[str, Any]], k: str) -> float:
             return median([x[k] for x in rs])
 
-        section.rows.append([
-            db, "100 (spread)" if pattern == "spread" else "1 (hot)",
-            fmt(m(o, "ops_per_s")), fmt(m(w, "ops_per_s")), f"{ratio(m(o, 'ops_per_s'), m(w, 'ops_per_s')):.2f}",
-            f"{fmt(m(o, 'p50_ms'))} / {fmt(m(o, 'p99_ms'))}", f"{fmt(m(w, 'p50_ms'))} / {fmt(m(w, 'p99_ms'))}",
-            f"{fmt(m(o, 'cpu_ms_per_op'))} / {fmt(m(w, 'cpu_ms_per_op'))}",
-        ])
-    section.notes.append(f"{db}: ledger invariant after the runs: {'holds' if not problems else f'{problems} problems'}.")
+        section.rows.append(
+            [
+                db,
+                "100 (spread)" if pattern == "spread" else "1 (hot)",
+                fmt(m(o, "ops_per_s")),
+                fmt(m(w, "ops_per_s")),
+                f"{ratio(m(o, 'ops_per_s'), m(w, 'ops_per_s')):.2f}",
+                f"{fmt(m(o, 'p50_ms'))} / {fmt(m(o, 'p99_ms'))}",
+                f"{fmt(m(w, 'p50_ms'))} / {fmt(m(w, 'p99_ms'))}",
+                f"{fmt(m(o, 'cpu_ms_per_op'))} / {fmt(m(w, 'cpu_ms_per_op'))}",
+            ]
+        )
+    section.notes.append(
+        f"{db}: ledger invariant after the runs: {'holds' if not problems else f'{problems} problems'}."
+    )

@@ -15,8 +15,20 @@ from typing import Any
 
 from bench import fixtures, mp4noise
 from bench.common import (
-    BENCH_DIR, CLIENT_CPU, PYTHON, ROOT, SERVER_CPU, Load, Proc, fmt, free_port, median, new_run_dir, ratio,
-    run_load, spawn,
+    BENCH_DIR,
+    CLIENT_CPU,
+    PYTHON,
+    ROOT,
+    SERVER_CPU,
+    Load,
+    Proc,
+    fmt,
+    free_port,
+    median,
+    new_run_dir,
+    ratio,
+    run_load,
+    spawn,
 )
 from bench.report import Section
 
@@ -24,8 +36,9 @@ PEER_VENV = BENCH_DIR / ".peer-venv"
 LITELLM_SPEC = os.environ.get("BENCH_LITELLM", "litellm[proxy]")
 MASTER_KEY = "sk-litellm-bench-master"
 UPSTREAM_KEY = "sk-upstream-bench"
-CREATE_BODY = json.dumps({"model": "sora-2", "prompt": "a red fox running through snow", "seconds": "4",
-                          "size": "1280x720"})
+CREATE_BODY = json.dumps(
+    {"model": "sora-2", "prompt": "a red fox running through snow", "seconds": "4", "size": "1280x720"}
+)
 GATEWAYS = ("direct", "litellm", "reelgate")
 
 
@@ -39,34 +52,50 @@ def ensure_litellm() -> Path:
 
 
 def litellm_version() -> str:
-    out = subprocess.run([str(PEER_VENV / "bin" / "python"), "-c",
-                          "from importlib.metadata import version; print(version('litellm'))"],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(PEER_VENV / "bin" / "python"), "-c", "from importlib.metadata import version; print(version('litellm'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return out.stdout.strip() or "?"
 
 
 def _post_json(url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
-    req = urllib.request.Request(url, data=body.encode(), method="POST",  # noqa: S310 - loopback only
-                                 headers={"content-type": "application/json", **headers})
+    headers = {"content-type": "application/json", **headers}
+    req = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)  # noqa: S310 - loopback
     with urllib.request.urlopen(req, timeout=30) as response:  # noqa: S310
         return dict(json.loads(response.read()))
 
 
-def run(quick: bool) -> Section:
+def run(quick: bool) -> Section:  # noqa: C901 - one linear script: start, interleave, tabulate
     rounds = 2
     n_json, n_content, warm = (300, 100, 30) if quick else (2000, 500, 50)
     section = Section(
         "peer",
         "Against the peer: reelgate vs LiteLLM proxy on the OpenAI Videos endpoints (same upstream, same load)",
-        ["route", "c", "direct rps", "LiteLLM rps (added p50/p99 ms)", "reelgate rps (added p50/p99 ms)",
-         "throughput reelgate/LiteLLM", "added p50 reelgate/LiteLLM", "server CPU ms/req LiteLLM / reelgate"],
+        [
+            "route",
+            "c",
+            "direct rps",
+            "LiteLLM rps (added p50/p99 ms)",
+            "reelgate rps (added p50/p99 ms)",
+            "throughput reelgate/LiteLLM",
+            "added p50 reelgate/LiteLLM",
+            "server CPU ms/req LiteLLM / reelgate",
+        ],
     )
     run_dir = new_run_dir("peer")
     content_path = run_dir / "content.mp4"
     mp4noise.make(content_path)
     up_port = free_port()
-    upstream = spawn("upstream", CLIENT_CPU, [PYTHON, "-m", "bench.upstream_sim", "--port", str(up_port),
-                                              "--content", str(content_path)], port=up_port, run_dir=run_dir)
+    upstream = spawn(
+        "upstream",
+        CLIENT_CPU,
+        [PYTHON, "-m", "bench.upstream_sim", "--port", str(up_port), "--content", str(content_path)],
+        port=up_port,
+        run_dir=run_dir,
+    )
     procs: list[Proc] = [upstream]
     missing: list[str] = []
     try:
@@ -97,17 +126,29 @@ def run(quick: bool) -> Section:
             for route in ("create", "retrieve", "content"):
                 for c in (1, 16):
                     order = [g for g in GATEWAYS if g in targets]
-                    order = order[r % len(order):] + order[: r % len(order)]
+                    order = order[r % len(order) :] + order[: r % len(order)]
                     for gw in order:
                         t = targets[gw]
                         plan = _plan(route, t)
                         n = n_content if route == "content" else n_json
-                        load = run_load(t["base"], plan, n=n, concurrency=c, warmup=warm, run_dir=run_dir,
-                                        server=t.get("proc"), label=f"{gw}-{route}", time_limit=300)
+                        load = run_load(
+                            t["base"],
+                            plan,
+                            n=n,
+                            concurrency=c,
+                            warmup=warm,
+                            run_dir=run_dir,
+                            server=t.get("proc"),
+                            label=f"{gw}-{route}",
+                            time_limit=300,
+                        )
                         results.setdefault((gw, route, c), []).append(load)
-                        print(f"  round {r + 1} {route} c={c} {gw}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} "
-                              f"p99 {load.p99_ms:.2f} cpu {load.server_cpu_ms_per_req:.2f} ms errors {load.errors} "
-                              f"{load.statuses}", flush=True)
+                        print(
+                            f"  round {r + 1} {route} c={c} {gw}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} "
+                            f"p99 {load.p99_ms:.2f} cpu {load.server_cpu_ms_per_req:.2f} ms errors {load.errors} "
+                            f"{load.statuses}",
+                            flush=True,
+                        )
         for name in rss:
             if name in targets:
                 rss[name].append(targets[name]["proc"].rss())
@@ -121,7 +162,8 @@ def run(quick: bool) -> Section:
         f"`--num_workers 1`, master key, no database; reelgate API process, SQLite synchronous=FULL, embedded worker "
         f"off). Load: closed-loop aiohttp on CPU {CLIENT_CPU}, keep-alive, {warm} warm-up then {n_json} requests "
         f"({n_content} for content) per run, {rounds} interleaved rounds (gateway order rotated), medians. Added = "
-        "gateway − direct to the upstream in the same round. Content requests send `Accept-Encoding: gzip` like the SDK."
+        "gateway − direct to the upstream in the same round. Content requests send `Accept-Encoding: gzip` like "
+        "the SDK."
     )
     section.notes.append(
         "What each side does per request: LiteLLM forwards every call to the upstream. reelgate's create "
@@ -140,8 +182,14 @@ def run(quick: bool) -> Section:
 def _plan(route: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     headers = dict(t["headers"])
     if route == "create":
-        return [{"method": "POST", "path": "/v1/videos", "body": CREATE_BODY,
-                 "headers": {**headers, "content-type": "application/json"}}]
+        return [
+            {
+                "method": "POST",
+                "path": "/v1/videos",
+                "body": CREATE_BODY,
+                "headers": {**headers, "content-type": "application/json"},
+            }
+        ]
     suffix = "/content" if route == "content" else ""
     if route == "content":
         headers["accept-encoding"] = "gzip"
@@ -152,8 +200,11 @@ def _start_reelgate(run_dir: Path, up: str, content: Path, procs: list[Proc]) ->
     if not (ROOT / "reelgate" / "api" / "openai_compat").exists():
         raise RuntimeError("reelgate/api/openai_compat (the /v1/videos API) is not in the tree yet")
     values = fixtures.settings_values(
-        run_dir / "data", None, catalog=str(ROOT / "examples" / "catalogs" / "wave2-providers.yaml"),
-        openai_videos_base_url=f"{up}/v1", openai_videos_api_key=UPSTREAM_KEY,
+        run_dir / "data",
+        None,
+        catalog=str(ROOT / "examples" / "catalogs" / "wave2-providers.yaml"),
+        openai_videos_base_url=f"{up}/v1",
+        openai_videos_api_key=UPSTREAM_KEY,
     )
     key_name = "bench/content.mp4"
     stored = run_dir / "data" / "media" / key_name
@@ -164,14 +215,28 @@ def _start_reelgate(run_dir: Path, up: str, content: Path, procs: list[Proc]) ->
         async with fixtures.context(values) as ctx:
             user_id, key = await fixtures.user_with_key(ctx)
             gens = await fixtures.insert_generations(
-                ctx, user_id, 200, provider="openai_videos", model="sora-2", status="succeeded",
-                output_key=key_name, output_content_type="video/mp4", output_size=stored.stat().st_size)
+                ctx,
+                user_id,
+                200,
+                provider="openai_videos",
+                model="sora-2",
+                status="succeeded",
+                output_key=key_name,
+                output_content_type="video/mp4",
+                output_size=stored.stat().st_size,
+            )
             return key, [g.id for g in gens]
 
     key, ids = asyncio.run(setup())
     port = free_port()
-    proc = spawn("reelgate", SERVER_CPU, [PYTHON, "-m", "bench.server", "--port", str(port)],
-                 env=fixtures.settings_env(values), port=port, run_dir=run_dir)
+    proc = spawn(
+        "reelgate",
+        SERVER_CPU,
+        [PYTHON, "-m", "bench.server", "--port", str(port)],
+        env=fixtures.settings_env(values),
+        port=port,
+        run_dir=run_dir,
+    )
     procs.append(proc)
     base = f"http://127.0.0.1:{port}"
     headers = {"authorization": f"Bearer {key}"}
@@ -195,11 +260,21 @@ def _start_litellm(run_dir: Path, up: str, procs: list[Proc]) -> dict[str, Any]:
         f"  master_key: {MASTER_KEY}\n"
     )
     port = free_port()
-    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True",
-           "PATH": f"{exe.parent}:/usr/bin:/bin"}
-    proc = spawn("litellm", SERVER_CPU, [str(exe), "--config", str(config), "--port", str(port), "--host",
-                                         "127.0.0.1", "--num_workers", "1"], env=env, port=port, run_dir=run_dir,
-                 timeout=240)
+    env = {
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "DISABLE_ADMIN_UI": "True",
+        "PATH": f"{exe.parent}:/usr/bin:/bin",
+    }
+    proc = spawn(
+        "litellm",
+        SERVER_CPU,
+        [str(exe), "--config", str(config), "--port", str(port), "--host", "127.0.0.1", "--num_workers", "1"],
+        env=env,
+        port=port,
+        run_dir=run_dir,
+        timeout=240,
+    )
     procs.append(proc)
     base = f"http://127.0.0.1:{port}"
     headers = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -225,17 +300,30 @@ def _table(section: Section, results: dict[tuple[str, str, int], list[Load]], ta
             d50, d99 = m("direct", route, c, "p50_ms"), m("direct", route, c, "p99_ms")
             cells = {}
             for gw in ("litellm", "reelgate"):
-                cells[gw] = (m(gw, route, c, "rps"), m(gw, route, c, "p50_ms") - d50, m(gw, route, c, "p99_ms") - d99,
-                             m(gw, route, c, "server_cpu_ms_per_req"))
+                cells[gw] = (
+                    m(gw, route, c, "rps"),
+                    m(gw, route, c, "p50_ms") - d50,
+                    m(gw, route, c, "p99_ms") - d99,
+                    m(gw, route, c, "server_cpu_ms_per_req"),
+                )
             lite, reel = cells["litellm"], cells["reelgate"]
-            section.rows.append([
-                route, str(c), fmt(m("direct", route, c, "rps")),
-                f"{fmt(lite[0])} (+{fmt(lite[1])} / +{fmt(lite[2])})",
-                f"{fmt(reel[0])} (+{fmt(reel[1])} / +{fmt(reel[2])})",
-                f"{ratio(reel[0], lite[0]):.1f}×", f"{ratio(reel[1], lite[1]):.2f}", f"{fmt(lite[3])} / {fmt(reel[3])}",
-            ])
-    errors = {f"{gw} {route} c={c}": sum(x.errors for x in runs) for (gw, route, c), runs in results.items()
-              if sum(x.errors for x in runs)}
+            section.rows.append(
+                [
+                    route,
+                    str(c),
+                    fmt(m("direct", route, c, "rps")),
+                    f"{fmt(lite[0])} (+{fmt(lite[1])} / +{fmt(lite[2])})",
+                    f"{fmt(reel[0])} (+{fmt(reel[1])} / +{fmt(reel[2])})",
+                    f"{ratio(reel[0], lite[0]):.1f}×",
+                    f"{ratio(reel[1], lite[1]):.2f}",
+                    f"{fmt(lite[3])} / {fmt(reel[3])}",
+                ]
+            )
+    errors = {
+        f"{gw} {route} c={c}": sum(x.errors for x in runs)
+        for (gw, route, c), runs in results.items()
+        if sum(x.errors for x in runs)
+    }
     if errors:
         section.notes.append(f"Errors (non-2xx or transport): {errors}")
     del targets

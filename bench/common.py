@@ -51,8 +51,21 @@ def machine() -> dict[str, str]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
                 mem_kb = int(line.split()[1])
-    libs = ["reelgate", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "aiosqlite",
-            "psycopg", "aiohttp", "httpx", "av", "pydantic"]
+    libs = [
+        "reelgate",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "sqlalchemy",
+        "aiosqlite",
+        "psycopg",
+        "aiohttp",
+        "httpx",
+        "av",
+        "pydantic",
+    ]
     return {
         "cpu": f"{_cpu_model()}, {os.cpu_count()} cores",
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
@@ -178,8 +191,14 @@ class Proc:
 
 
 def spawn(
-    name: str, cpu: str, argv: Sequence[str], *, env: dict[str, str] | None = None, port: int | None = None,
-    run_dir: Path, timeout: float = 90.0,
+    name: str,
+    cpu: str,
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    run_dir: Path,
+    timeout: float = 90.0,
 ) -> Proc:
     log = run_dir / f"{name}.log"
     if name in os.environ.get("BENCH_PYSPY", "").split(","):
@@ -260,10 +279,25 @@ def run_load(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def go(count: int, offset: int) -> dict[str, Any]:
-        cmd = [*argv, "--n", str(count), "--concurrency", str(concurrency), "--offset", str(offset),
-               "--time-limit", str(time_limit)]
-        out = subprocess.run(pinned(CLIENT_CPU, cmd), cwd=ROOT, env=env, capture_output=True, check=False,  # noqa: S603
-                             timeout=time_limit + 60)
+        cmd = [
+            *argv,
+            "--n",
+            str(count),
+            "--concurrency",
+            str(concurrency),
+            "--offset",
+            str(offset),
+            "--time-limit",
+            str(time_limit),
+        ]
+        out = subprocess.run(
+            pinned(CLIENT_CPU, cmd),
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            check=False,  # noqa: S603
+            timeout=time_limit + 60,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"loadgen failed: {out.stderr.decode()[-2000:]}")
         return json.loads(out.stdout)

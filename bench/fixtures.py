@@ -22,7 +22,9 @@ from reelgate.services import accounts, projects
 from reelgate.services.context import ServiceContext
 from reelgate.settings import Settings
 
-PG_ADMIN_URL = os.environ.get("REELGATE_BENCH_PG", os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+PG_ADMIN_URL = os.environ.get(
+    "REELGATE_BENCH_PG", os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+)
 REPLICATE_SECRET = "whsec_" + base64.b64encode(b"reelgate-bench-webhook-secret-0123").decode()
 
 
@@ -120,8 +122,17 @@ async def insert_generations(
                 status=status,
                 progress=0,
                 prompt="a red fox running through snow",
-                params={"duration": 5, "resolution": "720p", "aspect_ratio": "16:9", "width": 1280, "height": 720,
-                        "seed": 1, "audio": False, "enhance_prompt": False, "options": {}},
+                params={
+                    "duration": 5,
+                    "resolution": "720p",
+                    "aspect_ratio": "16:9",
+                    "width": 1280,
+                    "height": 720,
+                    "seed": 1,
+                    "audio": False,
+                    "enhance_prompt": False,
+                    "options": {},
+                },
                 quote_total=20,
                 quote_breakdown={},
                 credits_held=0,

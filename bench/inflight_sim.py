@@ -29,8 +29,12 @@ def main() -> None:
     sim.requests = _Counter()
     for i in range(args.count):
         job = Job(id=f"job{i:07d}", body={"input": {"prompt": "bench"}}, state="running", progress=40)
-        job.extra.update(model="wan-video/wan-2.1-t2v-14b", version="a" * 64, created_at="2026-01-01T00:00:00Z",
-                         started_at="2026-01-01T00:00:01Z")
+        job.extra.update(
+            model="wan-video/wan-2.1-t2v-14b",
+            version="a" * 64,
+            created_at="2026-01-01T00:00:00Z",
+            started_at="2026-01-01T00:00:01Z",
+        )
         sim.jobs[job.id] = job
     print("URL", sim.start(), flush=True)
     stop = threading.Event()

@@ -63,12 +63,20 @@ async def main(seconds: float, concurrency: int, variant: str) -> dict[str, Any]
     half = seconds / 2
     late = sorted(lag for t, lag in lags if t >= half)
     return {
-        "polls": len(lags), "seconds": elapsed, "polls_per_s": len(lags) / elapsed, "cpu_s": cpu,
+        "polls": len(lags),
+        "seconds": elapsed,
+        "polls_per_s": len(lags) / elapsed,
+        "cpu_s": cpu,
         "cpu_ms_per_poll": cpu * 1000 / len(lags) if lags else float("nan"),
         "cpu_share": cpu / elapsed,
-        "lag_p50_s": _pct(values, 50), "lag_p99_s": _pct(values, 99), "lag_max_s": values[-1] if values else float("nan"),
-        "lag_second_half_p50_s": _pct(late, 50), "lag_second_half_p99_s": _pct(late, 99),
-        "rss_start_mb": rss0, "rss_end_mb": _rss_mb(), "rss_max_mb": max(s["rss_mb"] for s in samples),
+        "lag_p50_s": _pct(values, 50),
+        "lag_p99_s": _pct(values, 99),
+        "lag_max_s": values[-1] if values else float("nan"),
+        "lag_second_half_p50_s": _pct(late, 50),
+        "lag_second_half_p99_s": _pct(late, 99),
+        "rss_start_mb": rss0,
+        "rss_end_mb": _rss_mb(),
+        "rss_max_mb": max(s["rss_mb"] for s in samples),
         "samples": samples,
     }
 

@@ -12,10 +12,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-HOLD_SQL = "UPDATE balances SET available = available - {p}, held = held + {p}, updated_at = {p} " \
-           "WHERE user_id = {p} AND available >= {p}"
-ENTRY_SQL = "INSERT INTO ledger_entries (user_id, kind, amount, reference, generation_id, note, created_at) " \
-            "VALUES ({p}, {p}, {p}, {p}, {p}, '', {p}) ON CONFLICT DO NOTHING"
+HOLD_SQL = (
+    "UPDATE balances SET available = available - {p}, held = held + {p}, updated_at = {p} "
+    "WHERE user_id = {p} AND available >= {p}"
+)
+ENTRY_SQL = (
+    "INSERT INTO ledger_entries (user_id, kind, amount, reference, generation_id, note, created_at) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, '', {p}) ON CONFLICT DO NOTHING"
+)
 CAPTURE_SQL = "UPDATE balances SET held = held - {p}, captured = captured + {p}, updated_at = {p} WHERE user_id = {p}"
 AMOUNT = 5
 
@@ -129,8 +133,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     latencies = await _one_run(args, users, args.ops)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu0
     latencies.sort()
-    return {"ops": len(latencies), "seconds": seconds, "ops_per_s": len(latencies) / seconds,
-            "p50_ms": _pct(latencies, 50), "p99_ms": _pct(latencies, 99), "cpu_ms_per_op": cpu * 1000 / len(latencies)}
+    return {
+        "ops": len(latencies),
+        "seconds": seconds,
+        "ops_per_s": len(latencies) / seconds,
+        "p50_ms": _pct(latencies, 50),
+        "p99_ms": _pct(latencies, 99),
+        "cpu_ms_per_op": cpu * 1000 / len(latencies),
+    }
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ async def main(plan: dict[str, Any], n: int, concurrency: int, offset: int, time
                     async for chunk in response.content.iter_chunked(1 << 20):
                         received += len(chunk)
                     status = response.status
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 errors += 1
                 continue
             latencies.append((time.perf_counter() - started) * 1000)

@@ -27,7 +27,9 @@ async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
     now = ctx.clock()
     free = or_(Generation.lease_until.is_(None), Generation.lease_until < now)
     expired_parts = [
-        select(Generation.id).where(Generation.status == s.value, Generation.deadline_at < now, free).limit(limit)
+        select(Generation.id)
+        .where(Generation.status == s.value, Generation.deadline_at < now, free)
+        .limit(limit)
         .subquery()
         for s in ACTIVE_STATES
     ]
@@ -36,12 +38,16 @@ async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
         due_parts.append(
             select(Generation.id, Generation.status, Generation.next_poll_at, Generation.created_at)
             .where(Generation.status == status, Generation.next_poll_at <= now, free)
-            .order_by(Generation.next_poll_at).limit(limit).subquery()
+            .order_by(Generation.next_poll_at)
+            .limit(limit)
+            .subquery()
         )
         due_parts.append(
             select(Generation.id, Generation.status, Generation.next_poll_at, Generation.created_at)
             .where(Generation.status == status, Generation.next_poll_at.is_(None), free)
-            .order_by(Generation.created_at).limit(limit).subquery()
+            .order_by(Generation.created_at)
+            .limit(limit)
+            .subquery()
         )
     async with ctx.db.reader() as session:
         expired = await session.execute(union_all(*(select(p) for p in expired_parts)))

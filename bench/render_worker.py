@@ -15,12 +15,18 @@ import av
 
 from reelgate import media_render
 from reelgate.media import render_preview_video
-from reelgate.media_render import RenderSpec, TextScene, X264_OPTIONS, even, frame_count
+from reelgate.media_render import X264_OPTIONS, RenderSpec, TextScene, even, frame_count
 
 
 def spec(duration: float) -> RenderSpec:
-    return RenderSpec(width=1280, height=720, duration=duration, fps=24, seed=7,
-                      prompt="a red fox running through snow at dawn, cinematic")
+    return RenderSpec(
+        width=1280,
+        height=720,
+        duration=duration,
+        fps=24,
+        seed=7,
+        prompt="a red fox running through snow at dawn, cinematic",
+    )
 
 
 def raw_encode(frames: list[av.VideoFrame], path: Path, width: int, height: int, fps: int) -> None:
@@ -40,13 +46,18 @@ def main(duration: float, rounds: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         render_preview_video(spec(1), Path(tmp) / "warm.mp4")  # imports, fonts
         for r in range(rounds):
-            for mode in (("render", "raw") if r % 2 == 0 else ("raw", "render")):
+            for mode in ("render", "raw") if r % 2 == 0 else ("raw", "render"):
                 path = Path(tmp) / f"{mode}-{r}.mp4"
                 if mode == "render":
                     c0, w0 = time.process_time(), time.perf_counter()
                     render_preview_video(s, path)
-                    out["render"].append({"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0,
-                                          "bytes": path.stat().st_size})
+                    out["render"].append(
+                        {
+                            "cpu": time.process_time() - c0,
+                            "wall": time.perf_counter() - w0,
+                            "bytes": path.stat().st_size,
+                        }
+                    )
                 else:
                     c0, w0 = time.process_time(), time.perf_counter()
                     scene = TextScene(s, width, height, total)
@@ -54,10 +65,20 @@ def main(duration: float, rounds: int) -> dict[str, object]:
                     out["draw"].append({"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0})
                     c0, w0 = time.process_time(), time.perf_counter()
                     raw_encode(frames, path, width, height, s.fps)
-                    out["raw"].append({"cpu": time.process_time() - c0, "wall": time.perf_counter() - w0,
-                                       "bytes": path.stat().st_size})
-    return {"video_seconds": total / s.fps, "frames": total, "codec": f"libx264 {X264_OPTIONS}",
-            "renderer": media_render.__name__, **out}
+                    out["raw"].append(
+                        {
+                            "cpu": time.process_time() - c0,
+                            "wall": time.perf_counter() - w0,
+                            "bytes": path.stat().st_size,
+                        }
+                    )
+    return {
+        "video_seconds": total / s.fps,
+        "frames": total,
+        "codec": f"libx264 {X264_OPTIONS}",
+        "renderer": media_render.__name__,
+        **out,
+    }
 
 
 if __name__ == "__main__":

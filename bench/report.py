@@ -41,8 +41,9 @@ class Section:
         return "\n".join(lines)
 
     def text(self) -> str:
-        widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c)
-                  for i, c in enumerate(self.columns)]
+        widths = [
+            max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c) for i, c in enumerate(self.columns)
+        ]
         out = [f"\n== {self.title}", "  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
         out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in self.rows)
         out.extend(f"  * {n}" for n in self.notes)
@@ -55,8 +56,7 @@ ORDER = ["api", "ledger", "inflight", "download", "render", "peer", "profile"]
 def write(sections: list[Section]) -> None:
     existing = RESULTS.read_text() if RESULTS.exists() else ""
     blocks: dict[str, str] = {
-        m.group(1): m.group(0)
-        for m in re.finditer(r"<!-- bench:(\w+) -->.*?<!-- /bench:\1 -->", existing, flags=re.S)
+        m.group(1): m.group(0) for m in re.finditer(r"<!-- bench:(\w+) -->.*?<!-- /bench:\1 -->", existing, flags=re.S)
     }
     for section in sections:
         blocks[section.key] = section.markdown()

@@ -14,10 +14,21 @@ from aiohttp import web
 
 
 def video(video_id: str, status: str, model: str = "sora-2", prompt: str = "") -> dict[str, object]:
-    return {"id": video_id, "object": "video", "model": model, "status": status,
-            "progress": 100 if status == "completed" else 0, "created_at": int(time.time()),
-            "completed_at": int(time.time()) if status == "completed" else None, "expires_at": None,
-            "seconds": "4", "size": "1280x720", "prompt": prompt, "remixed_from_video_id": None, "error": None}
+    return {
+        "id": video_id,
+        "object": "video",
+        "model": model,
+        "status": status,
+        "progress": 100 if status == "completed" else 0,
+        "created_at": int(time.time()),
+        "completed_at": int(time.time()) if status == "completed" else None,
+        "expires_at": None,
+        "seconds": "4",
+        "size": "1280x720",
+        "prompt": prompt,
+        "remixed_from_video_id": None,
+        "error": None,
+    }
 
 
 def build(content: bytes) -> web.Application:
@@ -48,8 +59,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--content", required=True)
     args = parser.parse_args()
-    web.run_app(build(Path(args.content).read_bytes()), host="127.0.0.1", port=args.port, access_log=None,
-                print=None)
+    web.run_app(build(Path(args.content).read_bytes()), host="127.0.0.1", port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
