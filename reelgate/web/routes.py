@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from reelgate.web import account, admin_pages, auth, gallery, studio
+from reelgate.web import account, admin_pages, auth, gallery, studio, webhooks_page
 from reelgate.web.common import AdminOnly, LoginRequired, PageViewer, render, viewer
 
 STATIC = Path(__file__).parent / "static"
@@ -37,7 +37,7 @@ async def guide(request: Request, current: PageViewer) -> HTMLResponse:
 
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, studio, gallery, account, admin_pages):
+    for module in (auth, studio, gallery, account, webhooks_page, admin_pages):
         app.include_router(module.router)
     app.add_api_route("/guide", guide, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     app.add_exception_handler(LoginRequired, _login_required)
