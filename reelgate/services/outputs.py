@@ -88,6 +88,13 @@ def discard_spilled(ctx: ServiceContext, update_: ProviderUpdate | None) -> None
         spilled.unlink(missing_ok=True)
 
 
+def discard_stored_spill(ctx: ServiceContext, raw_provider: dict[str, Any] | None) -> None:
+    """Removes the spilled file of a generation that ended before its output was stored (expired, canceled)."""
+    spilled = _spilled_path(ctx, (raw_provider or {}).get("output") or {})
+    if spilled is not None:
+        spilled.unlink(missing_ok=True)
+
+
 def _spilled_path(ctx: ServiceContext, output: dict[str, Any]) -> Path | None:
     """A `path` output inside our staging dir was spilled by us and is ours to delete (sandbox files are not)."""
     raw = output.get("path")

@@ -22,7 +22,7 @@ from reelgate.providers.base import (
     SubmitOutcomeUnknown,
 )
 from reelgate.services.context import ServiceContext
-from reelgate.services.outputs import discard_spilled, spill_inline_output
+from reelgate.services.outputs import discard_spilled, discard_stored_spill, spill_inline_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
 
 log = logging.getLogger("reelgate.worker")
@@ -376,7 +376,7 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
         except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
             log.warning("cancel at provider failed for expired %s", generation_id)
     async with ctx.db.transaction() as session:
-        await fail(
+        ended = await fail(
             session,
             generation_id,
             now=now,
@@ -384,6 +384,8 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
             target=_S.EXPIRED,
             message="The provider did not finish in time; your credits were returned.",
         )
+    if ended is not None:
+        discard_stored_spill(ctx, generation.raw_provider)
 
 
 async def resume_all(ctx: ServiceContext) -> int:

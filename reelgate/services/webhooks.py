@@ -45,7 +45,9 @@ async def ingest_provider_webhook(
         log.warning("rejected %s webhook for %s: %s", provider_name, generation_id, exc)
         raise Unauthorized(f"Webhook rejected: {exc}") from exc
     # Decode an inline video to a file before the transaction; drop the file if the update is not applied.
-    update_ = await spill_inline_output(ctx, generation_id, event.update)
+    # A generation past `processing` ignores the update anyway, so a redelivered video is not decoded again.
+    active = generation.status in (GenerationStatus.SUBMITTING.value, GenerationStatus.PROCESSING.value)
+    update_ = await spill_inline_output(ctx, generation_id, event.update) if active else event.update
     kept = False
     try:
         result, kept = await _record_and_apply(ctx, provider_name, generation_id, event.delivery_id, update_)
