@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _READONLY = "reelgate_readonly"
+_WRITE_LOCK_WAIT = 30.0  # the same patience as SQLite's busy_timeout
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -58,6 +60,10 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = create_engine_for(url, pool_size=pool_size)
+        # SQLite has one writer at a time. Queueing writers in the process (FIFO, no polling) beats letting
+        # them sleep in SQLite's busy handler, whose back-off turns a burst into multi-second tail latency.
+        # Other processes (the CLI) still wait on busy_timeout.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if url.startswith("sqlite") else None
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False)
 
@@ -68,8 +74,17 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commits when the block ends, rolls back if it raises."""
-        async with self._write() as session, session.begin():
-            yield session
+        if self._write_lock is None:
+            async with self._write() as session, session.begin():
+                yield session
+            return
+        async with asyncio.timeout(_WRITE_LOCK_WAIT):
+            await self._write_lock.acquire()
+        try:
+            async with self._write() as session, session.begin():
+                yield session
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -150,17 +151,50 @@ async def revoke_api_key(ctx: ServiceContext, user_id: str, key_id: str) -> None
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound("API key not found.")
+    forget_cached_user(user_id)
+
+
+class _KeyCache:
+    """Recently authenticated keys, so each API call need not open a database session just to find its user.
+
+    Entries live for `ttl` seconds; revoking a key or disabling a user clears this process's copy at once,
+    and other processes see it within the TTL.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 4096) -> None:
+        self.ttl, self.size = ttl, size
+        self._entries: dict[str, tuple[float, User]] = {}
+
+    def get(self, key_hash: str) -> User | None:
+        found = self._entries.get(key_hash)
+        if found is None or found[0] < time.monotonic():
+            return None
+        return found[1]
+
+    def put(self, key_hash: str, user: User) -> None:
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # crude but bounded; a refill costs one query per key
+        self._entries[key_hash] = (time.monotonic() + self.ttl, user)
+
+    def forget_user(self, user_id: str) -> None:
+        for key_hash in [h for h, (_, u) in self._entries.items() if u.id == user_id]:
+            del self._entries[key_hash]
+
+
+_key_cache = _KeyCache()
 
 
 async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
     if not secret.startswith(API_KEY_PREFIX):
         raise Unauthorized("Invalid API key.")
+    key_hash = hash_api_key(secret)
+    cached = _key_cache.get(key_hash)
+    if cached is not None:
+        return cached
     async with ctx.db.reader() as session:
         row = (
             await session.execute(
-                select(ApiKey, User)
-                .join(User, User.id == ApiKey.user_id)
-                .where(ApiKey.key_hash == hash_api_key(secret))
+                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == key_hash)
             )
         ).first()
     if row is None:
@@ -172,7 +206,13 @@ async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         async with ctx.db.transaction() as session:
             await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    _key_cache.put(key_hash, user)
     return user
+
+
+def forget_cached_user(user_id: str) -> None:
+    """Called when a user's keys or account change, so this process stops trusting its cached copy."""
+    _key_cache.forget_user(user_id)
 
 
 async def get_user(ctx: ServiceContext, user_id: str) -> User:
@@ -205,6 +245,7 @@ async def count_users(ctx: ServiceContext) -> int:
 async def update_profile(ctx: ServiceContext, user_id: str, *, display_name: str) -> None:
     async with ctx.db.transaction() as session:
         await session.execute(update(User).where(User.id == user_id).values(display_name=display_name.strip()[:120]))
+    forget_cached_user(user_id)
 
 
 def utc_day_start(moment: datetime) -> datetime:
