@@ -55,6 +55,8 @@ def generation_out(generation: Generation, public_url: str) -> GenerationOut:
         created_at=generation.created_at.isoformat(),
         updated_at=generation.updated_at.isoformat(),
         completed_at=generation.completed_at.isoformat() if generation.completed_at else None,
+        served_model=generation.served_model,
+        enhanced_prompt=generation.enhanced_prompt,
     )
 
 

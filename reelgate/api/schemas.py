@@ -91,6 +91,10 @@ class GenerationOut(BaseModel):
     created_at: str
     updated_at: str
     completed_at: str | None
+    # The catalog model that served the job: `model` itself, or one of its fallbacks (then `provider`
+    # is the fallback's). The price is the quote accepted for `model` either way.
+    served_model: str | None = None
+    enhanced_prompt: str | None = None
 
 
 class GenerationList(BaseModel):

@@ -192,6 +192,13 @@ class Generation(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
+    # Routing: the catalog model whose route the job is bound to (`model` or one of its fallbacks; set
+    # before the provider is called), and the provider account it was submitted with: a fingerprint
+    # and base URL, never the credentials themselves. `provider` and `provider_model` follow the route.
+    served_model: Mapped[str | None] = mapped_column(String(80))
+    provider_account: Mapped[dict[str, Any] | None] = mapped_column()
+    # The prompt actually sent when the user asked for prompt enhancement.
+    enhanced_prompt: Mapped[str | None] = mapped_column(Text)
 
 
 class GenerationEvent(Base):

@@ -201,7 +201,9 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
 def _job(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
     spec = _spec(ctx, generation.model)
     revenue = entry.amount * credit_micros
-    cost = _provider_cost_micros(ctx, generation, spec)
+    # A fallback's provider cost is what the operator paid; the user paid the chosen model's quote.
+    served = _spec(ctx, generation.served_model) if generation.served_model else spec
+    cost = _provider_cost_micros(ctx, generation, served)
     return JobMargin(
         generation_id=generation.id,
         user_id=generation.user_id,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from reelgate.db.engine import Database
 from reelgate.domain.catalog import Catalog
+from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.storage import ObjectStore
 
@@ -60,3 +61,5 @@ class ServiceContext:
     clock: Callable[[], datetime] = _utcnow
     # Providers found out of credit or failing health, for /readyz and routing.
     degraded_providers: dict[str, str] = field(default_factory=dict)
+    # Routing's recent health checks: provider name -> (time.monotonic() of the check, report).
+    provider_health: dict[str, tuple[float, HealthReport]] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailab
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
-from reelgate.services import ledger, limits, projects
+from reelgate.services import ledger, limits, projects, prompting, routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
@@ -143,6 +143,8 @@ async def create_generation(
     available, why = model_available(ctx, quoted.spec)
     if not available:
         raise ModelUnavailable(why, details={"model": order.model})
+    if quoted.request.enhance_prompt:
+        prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
     await limits.check_submission(ctx, user_id, quoted.quote.total)
     project_id = await _check_references(ctx, user_id, order)
@@ -274,7 +276,7 @@ async def cancel_generation(ctx: ServiceContext, user_id: str, generation_id: st
     if GenerationStatus(generation.status) in TERMINAL_STATES:
         raise Conflict(f"This generation already {generation.status}.", details={"status": generation.status})
     if generation.provider_job_id:
-        provider = ctx.providers.get(generation.provider)
+        provider = routing.bound_provider(ctx, generation)
         try:
             await provider.cancel(generation.provider_job_id)
         except Exception:  # noqa: BLE001 - the job ends for the user either way; polling stops with it

@@ -21,6 +21,7 @@ from reelgate.providers.base import (
     RetryLater,
     SubmitOutcomeUnknown,
 )
+from reelgate.services import routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.outputs import discard_spilled, discard_stored_spill, spill_inline_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
@@ -140,7 +141,7 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
         generation_id=generation.id,
         model_ref=generation.provider_model,
         kind=generation.kind,
-        prompt=generation.prompt,
+        prompt=generation.enhanced_prompt or generation.prompt,
         duration=int(params["duration"]),
         resolution=params["resolution"],
         aspect_ratio=params["aspect_ratio"],
@@ -169,18 +170,21 @@ async def submit(ctx: ServiceContext, generation_id: str) -> None:
 
 
 async def _send(ctx: ServiceContext, generation: Generation) -> None:
-    provider = ctx.providers.get(generation.provider)
-    try:
-        result = await provider.submit(await job_request(ctx, generation))
-    except RetryLater as exc:
-        await _submit_later(ctx, generation, str(exc), exc.after)
+    # Routing tries the model, then its fallbacks; `generation` comes back bound to the last route tried.
+    attempt = await routing.submit_routed(ctx, generation, job_request)
+    if attempt is None:
         return
-    except ProviderRejected as exc:
-        await _rejected(ctx, generation, exc)
+    generation, provider, error = attempt.generation, attempt.provider, attempt.error
+    if isinstance(error, RetryLater):
+        await _submit_later(ctx, generation, str(error), error.after)
         return
-    except SubmitOutcomeUnknown as exc:
-        await _outcome_unknown(ctx, generation, provider, str(exc))
+    if isinstance(error, ProviderRejected):
+        await _rejected(ctx, generation, error)
         return
+    if isinstance(error, SubmitOutcomeUnknown) or attempt.result is None:
+        await _outcome_unknown(ctx, generation, provider, str(error))
+        return
+    result = attempt.result
     crash_point(AFTER_PROVIDER_ACCEPTED)
     if ctx.degraded_providers.get(generation.provider) == "out of provider credit":
         ctx.degraded_providers.pop(generation.provider, None)
@@ -234,6 +238,7 @@ async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str
             from_states=frozenset({_S.SUBMITTING}),
             next_poll_at=now + timedelta(seconds=delay),
             detail={"retry_in": delay, "reason": reason},
+            served_model=None,  # no job was started: the next submit may route anew
         )
 
 
@@ -281,7 +286,7 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
     generation = await _load(ctx, generation_id)
     if generation is None or generation.status != _S.SUBMITTING.value:
         return
-    provider = ctx.providers.get(generation.provider)
+    provider = routing.bound_provider(ctx, generation)
     if provider.idempotent_submit:
         await _send(ctx, generation)
         return
@@ -312,7 +317,7 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
     generation = await _load(ctx, generation_id)
     if generation is None or generation.status != _S.PROCESSING.value or not generation.provider_job_id:
         return
-    provider = ctx.providers.get(generation.provider)
+    provider = routing.bound_provider(ctx, generation)
     try:
         update_ = await provider.status(generation.provider_job_id, await job_request(ctx, generation))
     except RetryLater as exc:
@@ -372,7 +377,7 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
         return
     if generation.provider_job_id:
         try:
-            await ctx.providers.get(generation.provider).cancel(generation.provider_job_id)
+            await routing.bound_provider(ctx, generation).cancel(generation.provider_job_id)
         except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
             log.warning("cancel at provider failed for expired %s", generation_id)
     async with ctx.db.transaction() as session:

@@ -14,6 +14,7 @@ from reelgate.db.tables import Generation, WebhookInbox
 from reelgate.domain.errors import NotFound, Unauthorized
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import ProviderUpdate, WebhookRejected
+from reelgate.services import routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.outputs import discard_spilled, spill_inline_output
 from reelgate.services.transitions import apply_provider_update
@@ -27,7 +28,6 @@ async def ingest_provider_webhook(
     """Returns "applied", "duplicate" or "ignored". Raises Unauthorized for a bad token or signature."""
     if provider_name not in ctx.providers.names():
         raise NotFound(f"Unknown provider {provider_name!r}.")
-    provider = ctx.providers.get(provider_name)
     generation_id, token = query.get("g", ""), query.get("t", "")
     async with ctx.db.reader() as session:
         generation = (
@@ -39,6 +39,8 @@ async def ingest_provider_webhook(
     if generation is None or not hmac.compare_digest(generation.webhook_token.encode(), token.encode()):
         log.warning("rejected %s webhook: unknown generation or bad token (g=%r)", provider_name, generation_id)
         raise Unauthorized("Unknown generation or bad webhook token.")
+    # Verified with the account the job was submitted with (its webhook secret), even after a key change.
+    provider = routing.bound_provider(ctx, generation)
     try:
         event = provider.verify_and_parse_webhook(headers, body, query)
     except WebhookRejected as exc:
