@@ -12,12 +12,11 @@ from reelgate import __version__
 from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
 from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
-from reelgate.api.routes_client_webhooks import deliver_due as deliver_client_webhooks
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
-from reelgate.services import expiry, pipeline
+from reelgate.services import pipeline
 from reelgate.settings import Settings
-from reelgate.worker import Worker
+from reelgate.worker import Worker, register_default_housekeeping
 
 log = logging.getLogger("reelgate")
 
@@ -31,17 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         worker: Worker | None = None
         queue = None
-        if not settings.embedded and not settings.embedded_worker:
+        if not settings.runs_embedded_worker:
             # Production mode: this process serves the API and enqueues work for `reelgate worker` processes.
             from reelgate.queue import Queue
 
             queue = app.state.queue = Queue(settings, pool_size=4)
             await queue.open(ctx)
-        if settings.embedded_worker:
+        else:
+            register_default_housekeeping()
             worker = Worker(ctx, concurrency=settings.worker_concurrency)
             ctx.wake = worker.wake
-            worker.add_periodic("client-webhooks", 1.0, deliver_client_webhooks)
-            worker.add_periodic("credit-expiry", 3600, expiry.expire_credits)
             if settings.embedded:
                 # One process owns every job in embedded mode, so leases left by a killed process are stale.
                 resumed = await pipeline.resume_all(ctx)

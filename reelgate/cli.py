@@ -8,7 +8,6 @@ import secrets
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -28,7 +27,7 @@ from reelgate.services import accounts, generations, ledger, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
-from reelgate.worker import Worker, register_housekeeping
+from reelgate.worker import Worker, register_default_housekeeping
 
 app = typer.Typer(help="reelgate: sell AI video generation.", no_args_is_help=True, add_completion=False)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -100,8 +99,8 @@ def serve(
         )
         console.print(f"(the first sign-in is kept in {settings.data_dir / FIRST_ADMIN_FILE})\n")
     configure_logging(settings)
-    if not settings.embedded and settings.embedded_worker:
-        console.print("production mode: run `reelgate worker` processes; set REELGATE_EMBEDDED_WORKER=false here")
+    if not settings.runs_embedded_worker:
+        console.print("production mode: this process serves the API; run `reelgate worker` processes for the jobs")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
 
 
@@ -120,14 +119,8 @@ def worker(
 
 async def _work(settings: Settings, concurrency: int) -> None:
     from reelgate.queue import Queue
-    from reelgate.services import expiry
 
-    # The housekeeping the embedded worker runs in `reelgate serve` (see app.py) runs here in production.
-    register_housekeeping("credit-expiry", 3600, expiry.expire_credits)
-    with suppress(ModuleNotFoundError):
-        from reelgate.api.routes_client_webhooks import deliver_due
-
-        register_housekeeping("client-webhooks", 1.0, deliver_due)
+    register_default_housekeeping()
     ctx = await build_context(settings)
     queue = Queue(settings, pool_size=concurrency + 2)
     await queue.open(ctx)

@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     sandbox_delay_seconds: float = 3.0
     host: str = "127.0.0.1"
     port: int = 8000
-    # In embedded mode the worker runs inside `reelgate serve`; off for API-only processes.
-    embedded_worker: bool = True
+    # None: on with SQLite (one process does everything), off with PostgreSQL (`reelgate worker` runs the jobs).
+    embedded_worker: bool | None = None
     worker_concurrency: int = 4
     poll_initial_seconds: float = 2.0
     poll_max_seconds: float = 60.0
@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """Embedded mode: SQLite under the data dir, no external services needed."""
         return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def runs_embedded_worker(self) -> bool:
+        return self.embedded if self.embedded_worker is None else self.embedded_worker
 
     @cached_property
     def resolved_database_url(self) -> str:

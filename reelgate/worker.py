@@ -43,6 +43,15 @@ def register_housekeeping(name: str, interval: float, run: Callable[[ServiceCont
         HOUSEKEEPING.append(Periodic(name, interval, run))
 
 
+def register_default_housekeeping() -> None:
+    """The periodic jobs every worker runs, embedded in `reelgate serve` or as `reelgate worker`."""
+    from reelgate.api.routes_client_webhooks import deliver_due  # the API layer owns the webhook payload shape
+    from reelgate.services import expiry
+
+    register_housekeeping("client-webhooks", 1.0, deliver_due)
+    register_housekeeping("credit-expiry", 3600, expiry.expire_credits)
+
+
 class Worker:
     def __init__(self, ctx: ServiceContext, *, concurrency: int = 4, idle_seconds: float = 1.0) -> None:
         self.ctx = ctx

@@ -123,6 +123,8 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "poll_max_seconds": 0.5,
         "public_url": "http://testserver",
         "secret_key": "test-secret-key-for-reelgate-tests",
+        # The spine's tests run PostgreSQL in embedded style too; production-mode tests turn this off.
+        "embedded_worker": True,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

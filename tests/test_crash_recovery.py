@@ -31,7 +31,7 @@ def _env(data_dir: Path, port: int, database_url: str) -> dict[str, str]:
         REELGATE_DATA_DIR=str(data_dir),
         REELGATE_PORT=str(port),
         REELGATE_DATABASE_URL=database_url,
-        REELGATE_SANDBOX_DELAY_SECONDS="4",
+        REELGATE_SANDBOX_DELAY_SECONDS="4", REELGATE_EMBEDDED_WORKER="true",
         REELGATE_POLL_INITIAL_SECONDS="0.2",
         REELGATE_POLL_MAX_SECONDS="0.5",
         REELGATE_SECRET_KEY="crash-test-secret-key",

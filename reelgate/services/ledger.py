@@ -100,7 +100,12 @@ async def hold(session: AsyncSession, user_id: str, amount: int, *, generation_i
     cannot afford it, the raised InsufficientCredits rolls the entry back with the transaction.
     """
     inserted = await _insert_entry_once(
-        session, user_id=user_id, kind=EntryKind.HOLD, amount=amount, reference=generation_id, generation_id=generation_id
+        session,
+        user_id=user_id,
+        kind=EntryKind.HOLD,
+        amount=amount,
+        reference=generation_id,
+        generation_id=generation_id,
     )
     if not inserted:
         raise RuntimeError(f"generation {generation_id} already has a hold")
