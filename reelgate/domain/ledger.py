@@ -61,7 +61,9 @@ def expected_balance(entries: Iterable[tuple[EntryKind, int]]) -> BalanceSnapsho
     return BalanceSnapshot(available, held, captured)
 
 
-def check_account(account: str, entries: list[tuple[EntryKind, int]], stored: BalanceSnapshot) -> list[InvariantViolation]:
+def check_account(
+    account: str, entries: list[tuple[EntryKind, int]], stored: BalanceSnapshot
+) -> list[InvariantViolation]:
     """deposits = available + held + captured, the stored row equals the replay, nothing negative."""
     problems: list[InvariantViolation] = []
     replay = expected_balance(entries)
