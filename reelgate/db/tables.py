@@ -143,6 +143,9 @@ class Generation(Base):
         Index("ix_generations_user_created", "user_id", "created_at"),
         Index("ix_generations_status_next_poll", "status", "next_poll_at"),
         Index("ix_generations_provider_job", "provider", "provider_job_id"),
+        # A user's jobs in flight (the in-flight cap), and the worker's deadline sweep, read index ranges.
+        Index("ix_generations_user_status", "user_id", "status"),
+        Index("ix_generations_status_deadline", "status", "deadline_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

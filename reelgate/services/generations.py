@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.tables import Generation, IdempotencyKey, Project, Upload
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
@@ -96,24 +97,21 @@ def _input_of(order: GenerationOrder) -> GenerationInput:
     )
 
 
-async def _check_references(ctx: ServiceContext, user_id: str, order: GenerationOrder) -> str:
+async def _check_references(session: AsyncSession, user_id: str, order: GenerationOrder) -> str:
     """Uploads and the project must belong to the caller; another user's id reads as not found."""
-    async with ctx.db.reader() as session:
-        for field_name in ("start_image", "end_image"):
-            upload_id = getattr(order, field_name)
-            if upload_id is None:
-                continue
-            found = await session.execute(select(Upload.id).where(Upload.id == upload_id, Upload.user_id == user_id))
-            if found.scalar_one_or_none() is None:
-                raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
-        if order.project_id is not None:
-            found = await session.execute(
-                select(Project.id).where(Project.id == order.project_id, Project.user_id == user_id)
-            )
-            if found.scalar_one_or_none() is None:
-                raise NotFound("Project not found.", details={"field": "project_id"})
-            return order.project_id
-    return await projects.default_project_id(ctx, user_id)
+    for field_name in ("start_image", "end_image"):
+        upload_id = getattr(order, field_name)
+        if upload_id is None:
+            continue
+        found = await session.execute(select(Upload.id).where(Upload.id == upload_id, Upload.user_id == user_id))
+        if found.scalar_one_or_none() is None:
+            raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
+    if order.project_id is None:
+        return await projects.default_project_in(session, user_id)
+    found = await session.execute(select(Project.id).where(Project.id == order.project_id, Project.user_id == user_id))
+    if found.scalar_one_or_none() is None:
+        raise NotFound("Project not found.", details={"field": "project_id"})
+    return order.project_id
 
 
 def _check_callback(ctx: ServiceContext, url: str | None) -> None:
@@ -135,10 +133,6 @@ async def create_generation(
 ) -> tuple[Generation, bool]:
     """Validates, quotes, and in ONE transaction records the idempotency key, holds the credits and
     inserts the generation. Returns (generation, replayed)."""
-    if idempotency_key is not None:
-        replay = await _replay(ctx, user_id, idempotency_key, order)
-        if replay is not None:
-            return replay, True
     quoted = estimate(ctx, _input_of(order), order.model, require_prompt=True)
     available, why = model_available(ctx, quoted.spec)
     if not available:
@@ -146,26 +140,28 @@ async def create_generation(
     if quoted.request.enhance_prompt:
         prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
-    await limits.check_submission(ctx, user_id, quoted.quote.total)
-    project_id = await _check_references(ctx, user_id, order)
-    generation = _new_generation(ctx, user_id, project_id, order, quoted)
-    generation.retry_of = retry_of
     try:
+        # Everything that reads or writes the database happens in this one transaction: one session and,
+        # on SQLite, one turn at the write lock per submit.
         async with ctx.db.transaction() as session:
             if idempotency_key is not None:
-                session.add(
-                    IdempotencyKey(
-                        user_id=user_id,
-                        key=idempotency_key,
-                        request_hash=order.fingerprint(),
-                        generation_id=generation.id,
-                        created_at=ctx.clock(),
-                    )
+                replay = await _claim_key(ctx, session, user_id, idempotency_key, order)
+                if replay is not None:
+                    return replay, True
+            project_id = await _check_references(session, user_id, order)
+            await limits.check_submission(ctx, user_id, quoted.quote.total, session)
+            generation = _new_generation(ctx, user_id, project_id, order, quoted)
+            generation.retry_of = retry_of
+            if idempotency_key is not None:
+                await session.execute(
+                    update(IdempotencyKey)
+                    .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
+                    .values(generation_id=generation.id)
                 )
-                await session.flush()  # a concurrent twin fails here, before any credit moves
             await ledger.hold(session, user_id, quoted.quote.total, generation_id=generation.id)
             session.add(generation)
     except IntegrityError:
+        # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
         if idempotency_key is None:
             raise
         replay = await _replay(ctx, user_id, idempotency_key, order)
@@ -174,6 +170,25 @@ async def create_generation(
         return replay, True
     ctx.wake(generation.id)
     return generation, False
+
+
+async def _claim_key(
+    ctx: ServiceContext, session: AsyncSession, user_id: str, key: str, order: GenerationOrder
+) -> Generation | None:
+    """Records the key, or returns the generation it already made (Stripe's semantics: first response replayed)."""
+    record = await session.get(IdempotencyKey, (user_id, key))
+    if record is not None and record.created_at >= ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
+        if record.request_hash != order.fingerprint():
+            raise IdempotencyConflict(
+                "This Idempotency-Key was already used with a different request body.", details={"key": key}
+            )
+        return await session.get(Generation, record.generation_id) if record.generation_id else None
+    if record is not None:
+        await session.delete(record)  # expired: the key may be used again
+        await session.flush()
+    session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=order.fingerprint(), created_at=ctx.clock()))
+    await session.flush()  # a concurrent twin fails here, before any credit moves
+    return None
 
 
 def _new_generation(

@@ -12,16 +12,17 @@ from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.tables import ApiKey, Generation
 from reelgate.domain.errors import RateLimited, ReelgateError
-from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
+from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
 
 # A refunded job spent nothing; everything else (held or charged) counts towards a spend cap.
 _REFUNDED = [GenerationStatus.FAILED.value, GenerationStatus.CANCELED.value, GenerationStatus.EXPIRED.value]
-_TERMINAL = [s.value for s in TERMINAL_STATES]
+_ACTIVE = [s.value for s in ACTIVE_STATES]
 IN_FLIGHT_RETRY_AFTER = 5  # seconds: the sandbox finishes a job in about that time
 
 
@@ -93,7 +94,7 @@ def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def spent_today(ctx: ServiceContext, user_id: str | None) -> int:
+async def spent_today(ctx: ServiceContext, user_id: str | None, session: AsyncSession | None = None) -> int:
     """Credits held or charged by generations created since UTC midnight (one user, or everyone)."""
     start = _day_start(ctx.clock())
     query = select(func.coalesce(func.sum(Generation.quote_total), 0)).where(
@@ -103,17 +104,23 @@ async def spent_today(ctx: ServiceContext, user_id: str | None) -> int:
     )
     if user_id is not None:
         query = query.where(Generation.user_id == user_id)
-    async with ctx.db.reader() as session:
+    if session is not None:
         return int((await session.execute(query)).scalar_one())
+    async with ctx.db.reader() as own:
+        return int((await own.execute(query)).scalar_one())
 
 
-async def in_flight(ctx: ServiceContext, user_id: str) -> int:
-    query = select(func.count()).where(Generation.user_id == user_id, Generation.status.not_in(_TERMINAL))
-    async with ctx.db.reader() as session:
+async def in_flight(ctx: ServiceContext, user_id: str, session: AsyncSession | None = None) -> int:
+    # `status IN (active)` rather than NOT IN (terminal): it ranges over the (user_id, status) index
+    # instead of reading the user's whole history.
+    query = select(func.count()).where(Generation.user_id == user_id, Generation.status.in_(_ACTIVE))
+    if session is not None:
         return int((await session.execute(query)).scalar_one())
+    async with ctx.db.reader() as own:
+        return int((await own.execute(query)).scalar_one())
 
 
-async def check_submission(ctx: ServiceContext, user_id: str, total: int) -> None:
+async def check_submission(ctx: ServiceContext, user_id: str, total: int, session: AsyncSession | None = None) -> None:
     """Refuses a new generation over the in-flight cap (429) or a daily spend cap (402).
 
     Checked before the hold's transaction, so two racing submissions may both pass at the edge: the caps
@@ -121,7 +128,7 @@ async def check_submission(ctx: ServiceContext, user_id: str, total: int) -> Non
     """
     config = ctx.config
     if config.max_in_flight > 0:
-        running = await in_flight(ctx, user_id)
+        running = await in_flight(ctx, user_id, session)
         if running >= config.max_in_flight:
             raise RateLimited(
                 f"You already have {running} generations in progress (the limit is {config.max_in_flight}); "
@@ -132,7 +139,7 @@ async def check_submission(ctx: ServiceContext, user_id: str, total: int) -> Non
     for cap, scope in ((config.daily_spend_cap_user, "user"), (config.daily_spend_cap_global, "global")):
         if cap <= 0:
             continue
-        spent = await spent_today(ctx, user_id if scope == "user" else None)
+        spent = await spent_today(ctx, user_id if scope == "user" else None, session)
         if spent + total > cap:
             who = "Your account" if scope == "user" else "This service"
             raise SpendCapReached(

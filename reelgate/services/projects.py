@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.tables import Generation, Project
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
@@ -33,6 +34,20 @@ async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Pro
     if project is None:
         raise NotFound("Project not found.")
     return project
+
+
+async def default_project_in(session: AsyncSession, user_id: str) -> str:
+    """The user's first project, created inside the caller's transaction if they have none."""
+    project_id = (
+        await session.execute(
+            select(Project.id).where(Project.user_id == user_id).order_by(Project.created_at).limit(1)
+        )
+    ).scalar_one_or_none()
+    if project_id is None:
+        project = Project(id=new_id("prj"), user_id=user_id, name="My videos")
+        session.add(project)
+        return project.id
+    return str(project_id)
 
 
 async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
