@@ -30,13 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         worker: Worker | None = None
         queue = None
-        if not settings.runs_embedded_worker:
-            # Production mode: this process serves the API and enqueues work for `reelgate worker` processes.
-            from reelgate.queue import Queue
-
-            queue = app.state.queue = Queue(settings, pool_size=4)
-            await queue.open(ctx)
-        else:
+        if settings.runs_embedded_worker:
             register_default_housekeeping()
             worker = Worker(ctx, concurrency=settings.worker_concurrency)
             ctx.wake = worker.wake
@@ -46,6 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if resumed:
                     log.info("resuming %d unfinished generations", resumed)
             await worker.start()
+        elif not settings.embedded:
+            # Production mode: this process serves the API and enqueues work for `reelgate worker` processes.
+            from reelgate.queue import Queue
+
+            queue = app.state.queue = Queue(settings, pool_size=4)
+            await queue.open(ctx)
+        # Otherwise (SQLite with the worker off): an API-only process; another process drives the jobs.
         try:
             yield
         finally:
