@@ -3,10 +3,11 @@
 Rules (the price is never re-quoted: the user pays the quote they accepted, whichever route serves it,
 and the operator's margin absorbs any difference in provider cost):
 - Routes are the chosen model, then its `fallbacks` in catalog order. A fallback is used only when its
-  provider is configured, it is before its sunset, and the job's request fits its capabilities.
+  provider is configured, it is before its sunset, and the job's request (options included) fits it.
 - When the routes span more than one provider, providers that are degraded (out of credit) or fail a
   health check (cached for HEALTH_TTL seconds) are skipped. When nothing is left, the chosen model is
-  tried anyway, so a job without an alternative behaves as it would without routing.
+  tried anyway, so a job without an alternative behaves as it would without routing. Health and
+  out-of-credit marks live in each process (each worker learns them on its own).
 - During one submit step, a refusal for provider credit or capacity moves on to the next route; so does
   RetryLater once the job's submit attempts are used up. Any other refusal fails the job.
 - Before the provider is called, the generation records the route (`served_model`, `provider`,
@@ -96,12 +97,9 @@ def _fits(ctx: ServiceContext, spec: ModelSpec, generation: Generation) -> bool:
         return False
     if not spec.accepting_jobs(ctx.clock().date()):
         return False
-    given = _given(generation)
-    if spec.id != generation.model:
-        # Options are model specific (e.g. a mode only one model has): a fallback gets its own defaults.
-        given = GenerationInput(**{**given.__dict__, "options": {}})
     try:
-        resolve_request(spec, given, require_prompt=True)
+        # The whole request must fit, options included: a "pro" order is never served by a model without it.
+        resolve_request(spec, _given(generation), require_prompt=True)
     except ValidationFailed:
         return False
     return True
@@ -183,6 +181,9 @@ async def _bind(ctx: ServiceContext, generation: Generation, route: Route) -> Ge
 def _note_refusal(ctx: ServiceContext, route: Route, exc: ProviderRejected) -> None:
     if exc.code == ProviderRejected.OUT_OF_CREDIT:
         ctx.degraded_providers[route.spec.provider] = OUT_OF_CREDIT
+        # Counts as a fresh failed check, so the mark holds a full HEALTH_TTL before the account is probed again.
+        report = HealthReport(healthy=False, detail=OUT_OF_CREDIT, out_of_credit=True)
+        ctx.provider_health[route.spec.provider] = (time.monotonic(), report)
     log.warning("route %s (%s) refused: %s; trying the next one", route.spec.id, route.spec.provider, exc)
 
 
@@ -198,7 +199,10 @@ async def submit_routed(
         return Attempt(generation, ctx.providers.get(generation.provider), error=exc)
     routes = await choose_route(ctx, generation)
     attempt: Attempt | None = None
+    out_of_credit: set[str] = set()  # an account without credit refuses every model it serves
     for index, route in enumerate(routes):
+        if route.spec.provider in out_of_credit:
+            continue
         bound = await _bind(ctx, generation, route)
         if bound is None:
             return None
@@ -215,6 +219,8 @@ async def submit_routed(
             if last or exc.code not in REROUTABLE:
                 return attempt
             _note_refusal(ctx, route, exc)
+            if exc.code == ProviderRejected.OUT_OF_CREDIT:
+                out_of_credit.add(route.spec.provider)
             continue
         except SubmitOutcomeUnknown as exc:
             return Attempt(generation, route.provider, error=exc)

@@ -1,0 +1,195 @@
+"""Routing rules with scripted providers: when a submit moves to a fallback, when it waits, and when it
+stays pinned to the route it may already have reached."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reelgate.db.engine import Database
+from reelgate.db.migrate import upgrade_to_head
+from reelgate.db.tables import Generation
+from reelgate.domain.catalog import parse_catalog
+from reelgate.providers.base import (
+    HealthReport,
+    JobRequest,
+    Provider,
+    ProviderConfig,
+    ProviderRejected,
+    ProviderUpdate,
+    RetryLater,
+    SubmitOutcomeUnknown,
+    SubmitResult,
+)
+from reelgate.providers.registry import ProviderRegistry
+from reelgate.services import accounts, pipeline
+from reelgate.services.context import ServiceConfig, ServiceContext
+from reelgate.services.generations import GenerationOrder, create_generation
+from reelgate.storage import store_from_url
+
+PROMPT = "a lighthouse at dusk, waves rolling in"
+Outcome = SubmitResult | Exception
+
+
+class Scripted(Provider):
+    """Answers each submit with the next scripted outcome (then accepts); records the model refs sent."""
+
+    idempotent_submit = True
+
+    def __init__(self, name: str, outcomes: list[Outcome] | None = None) -> None:
+        super().__init__(ProviderConfig(api_key=f"{name}-key"))
+        self.name = name
+        self.outcomes = list(outcomes or [])
+        self.sent: list[str] = []
+        self.health_report = HealthReport(healthy=True)
+
+    async def submit(self, request: JobRequest) -> SubmitResult:
+        self.sent.append(request.model_ref)
+        outcome = self.outcomes.pop(0) if self.outcomes else SubmitResult(f"{self.name}-job-{len(self.sent)}")
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
+        raise NotImplementedError
+
+    async def health(self) -> HealthReport:
+        return self.health_report
+
+
+class ScriptedRegistry(ProviderRegistry):
+    def __init__(self, providers: Mapping[str, Scripted]) -> None:
+        super().__init__({name: p.config for name, p in providers.items()})
+        self.providers = dict(providers)
+
+    def get(self, name: str) -> Provider:
+        return self.providers[name]
+
+
+def _catalog() -> Any:
+    def model(model_id: str, provider: str, durations: list[int], fallbacks: list[str]) -> dict[str, Any]:
+        return {
+            "id": model_id,
+            "name": model_id,
+            "provider": provider,
+            "provider_model": f"{model_id}-ref",
+            "kind": "t2v",
+            "capabilities": {"durations": durations},
+            "pricing": {"rule": "per_second", "credits_per_second": 2},
+            "fallbacks": fallbacks,
+        }
+
+    return parse_catalog(
+        {
+            "models": [
+                model("primary", "runway", [5, 10], ["short-only", "twin", "fallback"]),
+                model("short-only", "luma", [5], []),  # cannot take a 10 s request: never a route for one
+                model("twin", "runway", [5, 10], []),  # another model on the primary's account
+                model("fallback", "luma", [5, 10], []),
+            ]
+        },
+        source="routing-test",
+    )
+
+
+@pytest.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}")
+    await upgrade_to_head(db.engine)
+    providers = {"runway": Scripted("runway"), "luma": Scripted("luma")}
+    context = ServiceContext(
+        db=db,
+        catalog=_catalog(),
+        providers=ScriptedRegistry(providers),
+        store=store_from_url(f"file://{tmp_path / 'media'}"),
+        config=ServiceConfig(max_submit_attempts=2),
+    )
+    yield context
+    await db.dispose()
+
+
+def _scripted(ctx: ServiceContext, name: str) -> Scripted:
+    provider = ctx.providers.get(name)
+    assert isinstance(provider, Scripted)
+    return provider
+
+
+async def _submitted(ctx: ServiceContext) -> Generation:
+    user = await accounts.create_user(ctx, "routing@example.com", None, credits=100)
+    generation, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    await pipeline.submit(ctx, generation.id)
+    async with ctx.db.reader() as session:
+        found = await session.get(Generation, generation.id)
+    assert found is not None
+    return found
+
+
+async def _submit_again(ctx: ServiceContext, generation_id: str) -> Generation:
+    await pipeline.submit(ctx, generation_id)
+    async with ctx.db.reader() as session:
+        found = await session.get(Generation, generation_id)
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize(
+    ("code", "served", "provider"),
+    [
+        # No capacity for one model: the next route, here another model of the same account.
+        (ProviderRejected.CAPACITY, "twin", "runway"),
+        # No credit: the whole account is skipped, so the twin is never tried.
+        (ProviderRejected.OUT_OF_CREDIT, "fallback", "luma"),
+    ],
+)
+async def test_capacity_or_credit_refusal_moves_on_in_the_same_step(
+    ctx: ServiceContext, code: str, served: str, provider: str
+) -> None:
+    _scripted(ctx, "runway").outcomes = [ProviderRejected("no room", code=code)]
+    generation = await _submitted(ctx)
+    assert generation.status == "processing" and generation.served_model == served
+    assert generation.provider == provider and (generation.provider_job_id or "").startswith(provider)
+    assert f"{served}-ref" in _scripted(ctx, provider).sent
+    assert "short-only-ref" not in _scripted(ctx, "luma").sent  # a 10 s request never fits a 5 s model
+    assert generation.credits_held == generation.quote_total == 20  # the primary's quote, not re-quoted
+    assert generation.provider_account is not None and generation.provider_account["fingerprint"]
+
+
+async def test_retry_later_waits_on_the_primary_until_attempts_run_out(ctx: ServiceContext) -> None:
+    _scripted(ctx, "runway").outcomes = [RetryLater("busy", after=0), RetryLater("busy", after=0)]
+    first = await _submitted(ctx)
+    assert first.status == "queued" and first.served_model is None and _scripted(ctx, "luma").sent == []
+    second = await _submit_again(ctx, first.id)  # the second attempt is the last one allowed
+    assert second.status == "processing" and second.served_model == "twin"
+
+
+async def test_an_unknown_outcome_pins_the_job_to_its_route(ctx: ServiceContext) -> None:
+    """The first provider may have started the job: it is resent there (idempotent), never elsewhere."""
+    runway = _scripted(ctx, "runway")
+    runway.outcomes = [SubmitOutcomeUnknown("connection reset after sending")]
+    first = await _submitted(ctx)
+    assert first.status == "queued" and first.served_model == "primary"
+    runway.health_report = HealthReport(healthy=False, detail="down")  # would otherwise route around it
+    second = await _submit_again(ctx, first.id)
+    assert second.status == "processing" and second.provider == "runway"
+    assert runway.sent == ["primary-ref", "primary-ref"] and _scripted(ctx, "luma").sent == []
+
+
+async def test_unhealthy_primary_is_skipped_and_a_bad_request_never_falls_back(ctx: ServiceContext) -> None:
+    _scripted(ctx, "runway").health_report = HealthReport(healthy=False, detail="HTTP 503")
+    _scripted(ctx, "luma").outcomes = [ProviderRejected("bad prompt", code=ProviderRejected.BAD_INPUT)]
+    generation = await _submitted(ctx)
+    assert generation.status == "failed" and generation.error_code == ProviderRejected.BAD_INPUT
+    assert _scripted(ctx, "runway").sent == [] and generation.credits_refunded == 20
+
+
+async def test_out_of_credit_on_the_only_account_fails_after_one_refusal(ctx: ServiceContext) -> None:
+    _scripted(ctx, "luma").health_report = HealthReport(healthy=False, detail="down")
+    _scripted(ctx, "runway").outcomes = [ProviderRejected("top up", code=ProviderRejected.OUT_OF_CREDIT)]
+    generation = await _submitted(ctx)
+    assert generation.status == "failed" and generation.error_code == ProviderRejected.OUT_OF_CREDIT
+    assert _scripted(ctx, "runway").sent == ["primary-ref"] and ctx.degraded_providers == {
+        "runway": "out of provider credit"
+    }
