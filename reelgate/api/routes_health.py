@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from reelgate.api.deps import Ctx
+from reelgate.services import provider_marks
 
 router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT = 3.0
@@ -55,6 +57,9 @@ async def _check_queue(request: Request) -> dict[str, Any]:
 
 @router.get("/readyz")
 async def readyz(request: Request, ctx: Ctx) -> JSONResponse:
+    # Marks set by worker processes (e.g. a provider out of credit) reach this process through the database.
+    with contextlib.suppress(Exception):  # a database outage is reported by its own check below
+        await asyncio.wait_for(provider_marks.sync(ctx), timeout=_CHECK_TIMEOUT)
     configured = [n for n in ctx.providers.names() if ctx.providers.get(n).configured()]
     database, storage, queue, *provider_results = await asyncio.gather(
         _timed(_check_database(ctx)),

@@ -241,3 +241,13 @@ class WebhookInbox(Base):
     delivery_id: Mapped[str] = mapped_column(String(255))
     generation_id: Mapped[str | None] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderMark(Base):
+    """A provider some process found degraded (out of credit, failing), shared so /readyz and every worker see it."""
+
+    __tablename__ = "provider_marks"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -45,6 +45,33 @@ class ServiceConfig:
     daily_spend_cap_global: int = 0
 
 
+class ProviderMarks(dict[str, str]):
+    """Providers this process found degraded (e.g. out of provider credit), remembering what it changed so
+    services/provider_marks.py can share the changes with every other process through the database."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: dict[str, str | None] = {}
+
+    def __setitem__(self, provider: str, reason: str) -> None:
+        super().__setitem__(provider, reason)
+        self.changed[provider] = reason
+
+    def __delitem__(self, provider: str) -> None:
+        super().__delitem__(provider)
+        self.changed[provider] = None
+
+    def pop(self, provider: str, default: object = None) -> object:  # type: ignore[override]
+        if provider in self:
+            self.changed[provider] = None
+        return super().pop(provider, default)
+
+    def replace_all(self, marks: dict[str, str]) -> None:
+        """Adopt the shared view without recording it as this process's own change."""
+        super().clear()
+        super().update(marks)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -60,6 +87,6 @@ class ServiceContext:
     wake: Callable[[str], None] = lambda _generation_id: None
     clock: Callable[[], datetime] = _utcnow
     # Providers found out of credit or failing health, for /readyz and routing.
-    degraded_providers: dict[str, str] = field(default_factory=dict)
+    degraded_providers: ProviderMarks = field(default_factory=ProviderMarks)
     # Routing's recent health checks: provider name -> (time.monotonic() of the check, report).
     provider_health: dict[str, tuple[float, HealthReport]] = field(default_factory=dict)
