@@ -33,9 +33,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: a deferred transaction that later upgrades to a
         # write can fail with SQLITE_BUSY without waiting. Read-only sessions keep WAL's free reads.
-        if conn.get_execution_options().get(_READONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
+        # Read-only sessions run in autocommit: a WAL read needs no transaction, and each BEGIN is one more
+        # trip to aiosqlite's thread.
+        if not conn.get_execution_options().get(_READONLY):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -44,7 +44,9 @@ def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # No reset-on-return: every session here ends in an explicit commit or rollback, and the extra
+        # ROLLBACK would be another thread hop per request.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         _configure_sqlite(engine)
         return engine
     # Bounded waits: a dead or blackholed database must turn into an error (503), not a hung request.
