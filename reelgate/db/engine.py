@@ -51,7 +51,11 @@ def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
         return engine
     # Bounded waits: a dead or blackholed database must turn into an error (503), not a hung request.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=10,
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size * 2,
+        pool_pre_ping=True,
+        pool_timeout=10,
         connect_args={"connect_timeout": 5},
     )
 
