@@ -311,27 +311,32 @@ async def cancel_generation(ctx: ServiceContext, user_id: str, generation_id: st
     return ended
 
 
+def order_from_generation(generation: Generation, *, prompt: str | None = None) -> GenerationOrder:
+    """The order that made `generation` (optionally with a new prompt): for retries and remixes."""
+    params = generation.params or {}
+    return GenerationOrder(
+        model=generation.model,
+        prompt=prompt if prompt is not None else (generation.prompt or None),
+        negative_prompt=generation.negative_prompt,
+        duration=params.get("duration"),
+        resolution=params.get("resolution"),
+        aspect_ratio=params.get("aspect_ratio"),
+        seed=params.get("seed"),
+        start_image=generation.start_upload_id,
+        end_image=generation.end_upload_id,
+        audio=bool(params.get("audio")),
+        enhance_prompt=bool(params.get("enhance_prompt")),
+        project_id=generation.project_id,
+        callback_url=generation.callback_url,
+        options=dict(params.get("options") or {}),
+    )
+
+
 async def retry_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
     """Starts a new generation with the same settings (a new quote and hold); the old one stays as it was."""
     old = await get_generation(ctx, user_id, generation_id)
     if GenerationStatus(old.status) not in _RETRYABLE:
         raise Conflict("Only failed, canceled or expired generations can be retried.", details={"status": old.status})
-    params = old.params
-    order = GenerationOrder(
-        model=old.model,
-        prompt=old.prompt or None,
-        negative_prompt=old.negative_prompt,
-        duration=params.get("duration"),
-        resolution=params.get("resolution"),
-        aspect_ratio=params.get("aspect_ratio"),
-        seed=params.get("seed"),
-        start_image=old.start_upload_id,
-        end_image=old.end_upload_id,
-        audio=bool(params.get("audio")),
-        enhance_prompt=bool(params.get("enhance_prompt")),
-        project_id=old.project_id,
-        callback_url=old.callback_url,
-        options=dict(params.get("options") or {}),
-    )
+    order = order_from_generation(old)
     generation, _ = await create_generation(ctx, user_id, order, retry_of=old.id)
     return generation

@@ -11,7 +11,6 @@ from reelgate.domain.errors import Conflict, NotFound
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
-from reelgate.services.generations import GenerationOrder
 
 
 def _not_deleted() -> ColumnElement[bool]:
@@ -79,23 +78,7 @@ async def remix_video(
     source = await get_video(ctx, user_id, video_id)
     if source.status != GenerationStatus.SUCCEEDED.value:
         raise Conflict("Only a completed video can be remixed.", details={"status": source.status})
-    params = source.params or {}
-    order = GenerationOrder(
-        model=source.model,
-        prompt=prompt,
-        negative_prompt=source.negative_prompt,
-        duration=params.get("duration"),
-        resolution=params.get("resolution"),
-        aspect_ratio=params.get("aspect_ratio"),
-        seed=params.get("seed"),
-        start_image=source.start_upload_id,
-        end_image=source.end_upload_id,
-        audio=bool(params.get("audio")),
-        enhance_prompt=bool(params.get("enhance_prompt")),
-        project_id=source.project_id,
-        callback_url=source.callback_url,
-        options=dict(params.get("options") or {}),
-    )
+    order = generations.order_from_generation(source, prompt=prompt)
     generation, replayed = await generations.create_generation(ctx, user_id, order, idempotency_key=idempotency_key)
     if not replayed:
         async with ctx.db.transaction() as session:
