@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 from sqlalchemy import select, update
 
 from reelgate import media
@@ -26,7 +26,14 @@ from reelgate.services import accounts, generations, ledger, outputs, pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.services.transitions import apply_provider_update, transition
-from tests.conftest import make_settings
+from tests.conftest import (
+    PG_AVAILABLE,
+    _create_pg_database,
+    _drop_pg_database,
+    _pg_url,
+    _skip_or_fail_without_pg,
+    make_settings,
+)
 
 _TINY = Path(tempfile.gettempdir()) / "reelgate-stateful-tiny.mp4"
 
@@ -45,13 +52,15 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.tmp = Path(tempfile.mkdtemp(prefix="reelgate-stateful-"))
-        settings_ = make_settings(self.tmp, f"sqlite+aiosqlite:///{self.tmp / 'db.sqlite'}")
-        self.ctx: ServiceContext = self.run(build_context(settings_))
+        self.ctx: ServiceContext = self.run(build_context(make_settings(self.tmp, self.database_url())))
         self.deposits: dict[str, int] = {}
         self.counter = 0
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
+
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.tmp / 'db.sqlite'}"
 
     def teardown(self) -> None:
         self.run(close_context(self.ctx))
@@ -180,11 +189,30 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(body())
 
 
-TestLedgerMachine = LedgerMachine.TestCase
-TestLedgerMachine.settings = settings(
+class PostgresLedgerMachine(LedgerMachine):
+    """The same machine on PostgreSQL: a fresh database per example, dropped afterwards."""
+
+    def database_url(self) -> str:
+        self.pg_name = _create_pg_database()
+        return _pg_url(self.pg_name)
+
+    def teardown(self) -> None:
+        super().teardown()
+        _drop_pg_database(self.pg_name)
+
+
+_SETTINGS = settings(
     max_examples=20,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+TestLedgerMachine = LedgerMachine.TestCase
+TestLedgerMachine.settings = _SETTINGS
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
+def test_ledger_machine_on_postgresql() -> None:
+    if not PG_AVAILABLE:
+        _skip_or_fail_without_pg()
+    run_state_machine_as_test(PostgresLedgerMachine, settings=settings(_SETTINGS, max_examples=10))
