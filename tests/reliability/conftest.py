@@ -6,16 +6,20 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 
+from reelgate import media_render
 from reelgate.app import create_app
 from reelgate.services import accounts
 from tests.conftest import make_settings
+from tests.e2e_providers.conftest import Connections
+from tests.reliability.gateway import Gateway
 
 
 @dataclass
@@ -66,3 +70,53 @@ def _server_loop(server: uvicorn.Server) -> asyncio.AbstractEventLoop:
     if not server.servers:
         raise RuntimeError("server has no listening socket yet")
     return server.servers[0].get_loop()
+
+
+@pytest.fixture
+def loopback_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
+    """Every TCP connection this process attempts; any off loopback is refused, recorded and fails the test."""
+    record = Connections()
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        record.check(sock, address)
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        record.check(sock, address)
+        return real_connect_ex(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield record
+    assert record.refused == [], f"connections attempted off loopback: {record.refused}"
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real, small H.264 MP4 for the simulators to return (outputs are probed)."""
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    media_render.encode_preview(
+        media_render.RenderSpec(width=160, height=96, duration=1.0, fps=8, seed=3, prompt="lighthouse"), path
+    )
+    return path.read_bytes()
+
+
+@pytest.fixture
+async def start_gateway(
+    tmp_path: Path, clip: bytes, loopback_guard: Connections
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """`await start_gateway(["replicate", "pollo"], deadline=..., **settings)`: simulators plus one app on loopback."""
+    gateways: list[Gateway] = []
+
+    async def start(providers: list[str], **options: Any) -> Gateway:
+        gateway = Gateway(tmp_path, clip, providers, **options)
+        gateways.append(gateway)
+        await gateway.start()
+        return gateway
+
+    try:
+        yield start
+    finally:
+        for gateway in gateways:
+            await gateway.stop()
