@@ -11,10 +11,10 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.tables import ApiKey, Generation
+from reelgate.db.tables import ApiKey, Balance, Generation
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
@@ -120,13 +120,26 @@ async def in_flight(ctx: ServiceContext, user_id: str, session: AsyncSession | N
         return int((await own.execute(query)).scalar_one())
 
 
+_GLOBAL_CAP_LOCK = 0x7265656C  # pg_advisory_xact_lock key for the global spend cap ("reel")
+
+
+async def _serialize_submissions(session: AsyncSession, user_id: str, *, global_cap: bool) -> None:
+    if global_cap:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _GLOBAL_CAP_LOCK})
+    await session.execute(select(Balance.user_id).where(Balance.user_id == user_id).with_for_update())
+
+
 async def check_submission(ctx: ServiceContext, user_id: str, total: int, session: AsyncSession | None = None) -> None:
     """Refuses a new generation over the in-flight cap (429) or a daily spend cap (402).
 
-    Checked before the hold's transaction, so two racing submissions may both pass at the edge: the caps
-    bound runaway use, while the hold alone guarantees no credit is overspent.
+    Given the submit's own transaction, the count and the insert that follows are serialized: SQLite's
+    BEGIN IMMEDIATE already does that; on PostgreSQL (read committed) we lock the user's balance row,
+    and take a transaction-scoped advisory lock when the global cap is on, so a burst cannot all count
+    the same "before" and overshoot the caps.
     """
     config = ctx.config
+    if session is not None and ctx.db.dialect == "postgresql":
+        await _serialize_submissions(session, user_id, global_cap=config.daily_spend_cap_global > 0)
     if config.max_in_flight > 0:
         running = await in_flight(ctx, user_id, session)
         if running >= config.max_in_flight:

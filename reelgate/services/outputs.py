@@ -133,6 +133,20 @@ async def _fetch(ctx: ServiceContext, output: dict[str, Any], dest: Path) -> Non
         raise OutputProblem("provider_no_output", "The provider returned no output.")
 
 
+async def _fetch_in_time(ctx: ServiceContext, generation: Generation, output: dict[str, Any], dest: Path) -> None:
+    """A read timeout alone lets a host that trickles a byte at a time hold a worker forever: the whole
+    download gets a budget, never past the model's deadline (the next scan then expires the job)."""
+    remaining = (generation.deadline_at - ctx.clock()).total_seconds()
+    budget = max(1.0, min(ctx.config.max_output_fetch_seconds, remaining))
+    try:
+        async with asyncio.timeout(budget):
+            await _fetch(ctx, output, dest)
+    except TimeoutError as exc:
+        raise OutputProblem(
+            "output_unavailable", f"Downloading the output took longer than {budget:.0f} s.", retryable=True
+        ) from exc
+
+
 def _check(kind: str, path: Path) -> CheckedOutput:
     """Magic bytes and a real decode: the file must be the media it claims to be."""
     try:
@@ -168,7 +182,7 @@ async def store_output(ctx: ServiceContext, generation_id: str) -> None:
     spilled = _spilled_path(ctx, output)
     done = False  # an unexpected error keeps the spilled file for the next try
     try:
-        await _fetch(ctx, output, staging)
+        await _fetch_in_time(ctx, generation, output, staging)
         crash_point(DURING_OUTPUT_FETCH)
         checked = await asyncio.to_thread(_check, generation.kind, staging)
         await _commit_output(ctx, generation, checked)

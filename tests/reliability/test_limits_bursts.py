@@ -85,21 +85,9 @@ async def _burst(client: httpx.AsyncClient, headers: list[dict[str, str]]) -> li
 
 
 SETTINGS = {"rate_limit_per_key": "20/minute", "max_in_flight": IN_FLIGHT, "daily_spend_cap_global": GLOBAL_CAP}
-# On PostgreSQL the caps are read and the generation inserted under READ COMMITTED, so concurrent submits of one
-# user (or of everyone, for the global cap) all see the same count and all pass.
-RACE = (
-    "caps are checked then inserted without serialisation on PostgreSQL: a burst passes the in-flight and global "
-    "spend caps many times over"
-)
-
-
-def _xfail_on_postgresql(request: pytest.FixtureRequest, database_url: str) -> None:
-    if database_url.startswith("postgresql"):
-        request.node.add_marker(pytest.mark.xfail(strict=True, reason=RACE))
 
 
 async def test_burst_from_one_user(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> None:
-    _xfail_on_postgresql(request, database_url)
     with live(tmp_path, database_url, **SETTINGS) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             # One key, 60 at once: 20 pass the rate limit and 5 of those fit under the in-flight cap.
@@ -116,7 +104,6 @@ async def test_burst_from_one_user(tmp_path: Path, database_url: str, request: p
 
 
 async def test_burst_from_many_users(tmp_path: Path, database_url: str, request: pytest.FixtureRequest) -> None:
-    _xfail_on_postgresql(request, database_url)
     with live(tmp_path, database_url, **SETTINGS) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             # Twelve users, six each, all at once: nobody above the in-flight cap, everyone together stopped by
