@@ -59,6 +59,7 @@ def _one_round(client: httpx.Client, users: list[dict[str, str]], rng: random.Ra
 
 @pytest.mark.slow
 @pytest.mark.soak
+@pytest.mark.timeout(DURATION + 300)  # the run itself plus start-up and checkpoints
 def test_soak(tmp_path: Path, sqlite_url: str) -> None:
     port = _free_port()
     env = _env(tmp_path / "data", port, sqlite_url)
