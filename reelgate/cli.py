@@ -212,7 +212,7 @@ def ledger_check() -> None:
     """Verify deposits = available + held + captured for every account, nothing negative, no stray hold."""
 
     async def body(ctx: ServiceContext) -> int:
-        async with ctx.db.reader() as session:
+        async with ctx.db.snapshot() as session:
             problems = await ledger.check_ledger(session)
         for problem in problems:
             console.print(f"[red]{problem.account}[/red]: {problem.message}")

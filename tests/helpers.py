@@ -39,7 +39,7 @@ def png_bytes(
 
 
 async def assert_ledger_ok(ctx: ServiceContext) -> None:
-    async with ctx.db.reader() as session:
+    async with ctx.db.snapshot() as session:
         problems = await ledger.check_ledger(session)
     assert problems == [], problems
 

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _READONLY = "reelgate_readonly"
+_SNAPSHOT = "reelgate_snapshot"
 _WRITE_LOCK_WAIT = 30.0  # the same patience as SQLite's busy_timeout
 
 
@@ -35,7 +36,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # write can fail with SQLITE_BUSY without waiting. Read-only sessions keep WAL's free reads.
         # Read-only sessions run in autocommit: a WAL read needs no transaction, and each BEGIN is one more
         # trip to aiosqlite's thread.
-        if not conn.get_execution_options().get(_READONLY):
+        options = conn.get_execution_options()
+        if options.get(_SNAPSHOT):
+            conn.exec_driver_sql("BEGIN")  # deferred: the first read pins one WAL snapshot for the session
+        elif not options.get(_READONLY):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -72,6 +76,9 @@ class Database:
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if url.startswith("sqlite") else None
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False)
+        # One consistent view across several statements (e.g. `ledger check` on a live database).
+        snapshot_options = {_SNAPSHOT: True} if url.startswith("sqlite") else {"isolation_level": "REPEATABLE READ"}
+        self._snapshot = async_sessionmaker(self.engine.execution_options(**snapshot_options), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -95,6 +102,12 @@ class Database:
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
         async with self._read() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session whose statements all see the same committed state."""
+        async with self._snapshot() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:

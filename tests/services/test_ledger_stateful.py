@@ -174,7 +174,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def ledger_balances(self) -> None:
         async def body() -> None:
-            async with self.ctx.db.reader() as session:
+            async with self.ctx.db.snapshot() as session:
                 assert await ledger.check_ledger(session) == []
                 for user, deposited in self.deposits.items():
                     c = await ledger.credits_of(session, user)
