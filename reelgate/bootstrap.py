@@ -19,11 +19,16 @@ from reelgate.storage import store_from_url
 log = logging.getLogger("reelgate")
 
 
+def provider_spool_dir(settings: Settings) -> str:
+    """Where adapters whose outputs need the API key to download (Veo, OpenAI Videos) put them; the output
+    step deletes each file once its video is stored."""
+    return str((settings.provider_spool_dir or settings.data_dir / "spool").resolve())
+
+
 def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
     """Credentials and base URLs per provider; every base URL can be overridden for tests and proxies."""
     s = settings
-    # Adapters whose outputs need the API key to download (Veo, OpenAI Videos) spool them here.
-    spool = str((s.provider_spool_dir or s.data_dir / "spool").resolve())
+    spool = provider_spool_dir(s)
     return {
         "sandbox": ProviderConfig(
             api_key="local",
@@ -120,6 +125,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         max_in_flight=settings.max_in_flight,
         daily_spend_cap_user=settings.daily_spend_cap_user,
         daily_spend_cap_global=settings.daily_spend_cap_global,
+        provider_spool_dir=provider_spool_dir(settings),
     )
 
 

@@ -21,6 +21,7 @@ class ServiceConfig:
     signup_credits: int = 100
     fetch_allow_hosts: frozenset[str] = frozenset()
     max_output_bytes: int = 2 * 1024**3
+    provider_spool_dir: str = ""  # adapters' downloaded outputs; deleted once stored (see outputs.py)
     max_output_fetch_seconds: float = 900.0  # the most one output download may take, whatever its pace
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_pixels: int = 40_000_000

@@ -96,12 +96,16 @@ def discard_stored_spill(ctx: ServiceContext, raw_provider: dict[str, Any] | Non
 
 
 def _spilled_path(ctx: ServiceContext, output: dict[str, Any]) -> Path | None:
-    """A `path` output inside our staging dir was spilled by us and is ours to delete (sandbox files are not)."""
+    """A `path` output we own and delete once stored: spilled into our staging dir, or downloaded by an adapter
+    into the provider spool (Veo, OpenAI Videos). The sandbox's own renders are not ours to delete."""
     raw = output.get("path")
     if not isinstance(raw, str):
         return None
-    path = Path(raw)
-    return path if path.parent.resolve() == ctx.store.staging_dir().resolve() else None
+    path = Path(raw).resolve()
+    if path.parent == ctx.store.staging_dir().resolve():
+        return path
+    spool = ctx.config.provider_spool_dir
+    return path if spool and path.is_relative_to(Path(spool).resolve()) else None
 
 
 async def _fetch(ctx: ServiceContext, output: dict[str, Any], dest: Path) -> None:

@@ -3,6 +3,7 @@ deadline; the ledger holds after each."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,6 +52,8 @@ async def test_success_by_webhook_or_polling(wave2: Start, provider_name: str, v
         assert {d.status for d in h.sim.webhooks.deliveries} == {200}
         assert h.sim.requests_to("status") == []  # the result came by webhook: nothing was polled
     assert await h.credits() == {"available": before["available"] - h.price, "held": 0}
+    spool = Path(h.ctx.config.provider_spool_dir)
+    assert not [p for p in spool.rglob("*") if p.is_file()], "a downloaded output outlived its storing"
     await h.check_ledger()
 
 
