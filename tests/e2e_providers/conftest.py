@@ -4,13 +4,12 @@ provider simulator per test, a short-deadline catalog, and a socket guard that r
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -25,6 +24,7 @@ from reelgate.app import create_app
 from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
 from tests.helpers import assert_ledger_ok, credits, wait_for_terminal
+from tests.loopback_guard import Connections, guard_loopback
 from tests.simulators.base import Job, Simulator
 from tests.simulators.pollo import PolloSimulator
 from tests.simulators.replicate import ReplicateSimulator
@@ -40,44 +40,11 @@ ORDERS: dict[str, tuple[dict[str, Any], int]] = {
 }
 METADATA_HOST = "169.254.169.254"
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
-
-
-@dataclass
-class Connections:
-    """Every TCP connection attempted in this process; anything off loopback is refused and recorded."""
-
-    attempted: list[tuple[str, int]] = field(default_factory=list)
-    refused: list[tuple[str, int]] = field(default_factory=list)
-
-    def check(self, sock: socket.socket, address: object) -> None:
-        if sock.family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
-            return
-        host, port = str(address[0]), int(address[1])
-        self.attempted.append((host, port))
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            self.refused.append((host, port))
-            raise ConnectionRefusedError(errno.ECONNREFUSED, f"e2e tests stay on loopback, not {host}")
-
 
 @pytest.fixture(autouse=True)
 def connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
     """Autouse: no test here may even try to leave loopback (a refused attempt fails the test)."""
-    record = Connections()
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        record.check(sock, address)
-        _real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> int:
-        record.check(sock, address)
-        return _real_connect_ex(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    yield record
-    assert record.refused == [], f"connections attempted off loopback: {record.refused}"
+    yield from guard_loopback(monkeypatch)
 
 
 @pytest.fixture(scope="session")

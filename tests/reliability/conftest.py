@@ -18,7 +18,7 @@ from reelgate import media_render
 from reelgate.app import create_app
 from reelgate.services import accounts
 from tests.conftest import make_settings
-from tests.e2e_providers.conftest import Connections
+from tests.loopback_guard import Connections, guard_loopback
 from tests.reliability.gateway import Gateway
 
 
@@ -75,21 +75,7 @@ def _server_loop(server: uvicorn.Server) -> asyncio.AbstractEventLoop:
 @pytest.fixture
 def loopback_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
     """Every TCP connection this process attempts; any off loopback is refused, recorded and fails the test."""
-    record = Connections()
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def connect(sock: socket.socket, address: Any) -> None:
-        record.check(sock, address)
-        real_connect(sock, address)
-
-    def connect_ex(sock: socket.socket, address: Any) -> int:
-        record.check(sock, address)
-        return real_connect_ex(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-    yield record
-    assert record.refused == [], f"connections attempted off loopback: {record.refused}"
+    yield from guard_loopback(monkeypatch)
 
 
 @pytest.fixture(scope="session")
