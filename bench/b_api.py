@@ -74,15 +74,8 @@ def run(quick: bool, databases: list[str]) -> Section:
             "errors",
         ],
     )
-    for db in databases:
-        if db == "postgresql" and not fixtures.pg_available():
-            section.notes.append("PostgreSQL not reachable: skipped.")
-            continue
-        if db == "postgresql":
-            with fixtures.pg_database() as url:
-                _one(section, db, url, rounds, n, warm)
-        else:
-            _one(section, db, None, rounds, n, warm)
+    for db, url in fixtures.database_urls(databases, section.notes):
+        _one(section, db, url, rounds, n, warm)
     section.notes.append(
         f"{rounds} interleaved rounds (trivial, submit, webhook; order rotated each round), {warm} warm-up + {n} "
         "measured requests per run, closed loop with keep-alive; figures are medians over rounds. "

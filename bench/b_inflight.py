@@ -35,15 +35,8 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
             "RSS start → end MB",
         ],
     )
-    for db in databases:
-        if db == "postgresql":
-            if not fixtures.pg_available():
-                section.notes.append("PostgreSQL not reachable: skipped.")
-                continue
-            with fixtures.pg_database() as url:
-                _one(section, db, url, seconds, jobs)
-        else:
-            _one(section, db, None, seconds, jobs)
+    for db, url in fixtures.database_urls(databases, section.notes):
+        _one(section, db, url, seconds, jobs)
     section.notes.append(
         f"Steady state of long jobs: each generation has been polled 30 times, so its next poll comes after the "
         f"default maximum interval ({POLL_MAX:.0f} s, jittered ±20 %); the first polls are spread evenly over "

@@ -61,15 +61,8 @@ def run(quick: bool, databases: list[str]) -> Section:
             "CPU ms/pair ours / raw",
         ],
     )
-    for db in databases:
-        if db == "postgresql":
-            if not fixtures.pg_available():
-                section.notes.append("PostgreSQL not reachable: skipped.")
-                continue
-            with fixtures.pg_database() as url:
-                _one(section, db, url, rounds, ops)
-        else:
-            _one(section, db, None, rounds, ops)
+    for db, url in fixtures.database_urls(databases, section.notes):
+        _one(section, db, url, rounds, ops)
     section.notes.append(
         f"Each pair is two transactions (hold: conditional balance update + hold entry; capture: capture entry "
         f"+ balance update), as the submit and the terminal transition run them. {CONCURRENCY} concurrent tasks, "

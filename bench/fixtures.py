@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,19 @@ def pg_database() -> Any:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_urls(databases: Sequence[str], notes: list[str]) -> Iterator[tuple[str, str | None]]:
+    """(name, url) per requested database: SQLite as None (the benchmark's own file), PostgreSQL as a fresh
+    database dropped after its run, or a note in the section when no PostgreSQL is reachable."""
+    for db in databases:
+        if db != "postgresql":
+            yield db, None
+        elif not pg_available():
+            notes.append("PostgreSQL not reachable: skipped.")
+        else:
+            with pg_database() as url:
+                yield db, url
 
 
 def settings_values(data_dir: Path, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
