@@ -83,11 +83,19 @@ class WebhookSender:
         with self._lock:
             held, self._held = self._held, []
             self.controls.hold = False
-        for url, event, body, msg_id in reversed(held) if reverse else held:
-            self._schedule(url, event, body, msg_id)
+        ordered = list(reversed(held)) if reverse else held
+        # One task sends them one after another: concurrent sends could land in any order, and the
+        # order is what a test of reordering is about.
+        self._track(self.server.submit(self._deliver_in_order(ordered)))
+
+    async def _deliver_in_order(self, held: list[tuple[str, str, bytes, str]]) -> None:
+        for url, event, body, msg_id in held:
+            await self._deliver(url, event, body, msg_id)
 
     def _schedule(self, url: str, event: str, body: bytes, msg_id: str) -> None:
-        future = self.server.submit(self._deliver(url, event, body, msg_id))
+        self._track(self.server.submit(self._deliver(url, event, body, msg_id)))
+
+    def _track(self, future: Future[Any]) -> None:
         with self._lock:
             self._pending.append(future)
 
