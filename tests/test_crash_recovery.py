@@ -36,6 +36,9 @@ def _env(data_dir: Path, port: int, database_url: str) -> dict[str, str]:
         REELGATE_POLL_INITIAL_SECONDS="0.2",
         REELGATE_POLL_MAX_SECONDS="0.5",
         REELGATE_SECRET_KEY="crash-test-secret-key",
+        # On PostgreSQL a restarted server cannot tell a dead process's lease from another worker's, so it waits
+        # for the lease to lapse; keep that within the test's patience.
+        REELGATE_LEASE_SECONDS="10",
     )
     return env
 

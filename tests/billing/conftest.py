@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -14,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from reelgate.app import create_app
 from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
 from tests.helpers import assert_ledger_ok
+from tests.simulators.base import listening_socket, serve_on_this_loop
 from tests.simulators.stripe import StripeSimulator
 
 # A small package so a test can spend most of it with a few sandbox jobs (10 credits each).
@@ -81,22 +80,6 @@ class Shop:
         await assert_ledger_ok(self.ctx)
 
 
-async def _serve(stack: AsyncExitStack, app: Any, sock: socket.socket) -> None:
-    """uvicorn on the test's own loop, so webhooks, the worker and the test share one event loop."""
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def stop() -> None:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-
-    stack.push_async_callback(stop)
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-
-
 StartShop = Callable[..., Awaitable[Shop]]
 
 
@@ -109,8 +92,7 @@ async def start_shop(tmp_path: Path, database_url: str) -> AsyncIterator[StartSh
             sim = StripeSimulator()
             sim.start()
             stack.callback(sim.stop)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
+            sock = listening_socket()
             public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             values: dict[str, Any] = {
                 "public_url": public_url,
@@ -123,7 +105,7 @@ async def start_shop(tmp_path: Path, database_url: str) -> AsyncIterator[StartSh
             settings = make_settings(tmp_path / "data", database_url, **values)
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            await _serve(stack, app, sock)
+            await serve_on_this_loop(stack, app, sock)
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=public_url, timeout=30.0))
             sim.webhook_url = f"{public_url}/webhooks/stripe"
             return Shop(sim=sim, ctx=app.state.ctx, client=client, public_url=public_url)

@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from reelgate import media_render
@@ -25,7 +24,7 @@ from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
 from tests.helpers import assert_ledger_ok, credits, wait_for_terminal
 from tests.loopback_guard import Connections, guard_loopback
-from tests.simulators.base import Job, Simulator
+from tests.simulators.base import Job, Simulator, listening_socket, serve_on_this_loop
 from tests.simulators.pollo import PolloSimulator
 from tests.simulators.replicate import ReplicateSimulator
 from tests.simulators.runpod import RunPodSimulator
@@ -214,23 +213,6 @@ def _provider_settings(provider: str, sim: Simulator) -> dict[str, Any]:
     return {"pollo_api_key": "test-key", "pollo_base_url": sim.url, "pollo_webhook_secret": sim.webhook_secret}
 
 
-async def _serve(stack: AsyncExitStack, app: Any, sock: socket.socket) -> None:
-    """uvicorn on our own event loop, so the test, the worker and the webhook handler share one loop."""
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def stop() -> None:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=10)
-
-    stack.push_async_callback(stop)
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-
-
 Start = Callable[..., Awaitable[Harness]]
 
 
@@ -249,8 +231,7 @@ async def e2e(provider_name: str, tmp_path: Path, video_bytes: bytes) -> AsyncIt
             stack.callback(sim.stop)
             trap = Trap()
             stack.callback(trap.close)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
+            sock = listening_socket()
             public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             sim_host = urlsplit(sim.url).netloc
             database_url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
@@ -278,7 +259,7 @@ async def e2e(provider_name: str, tmp_path: Path, video_bytes: bytes) -> AsyncIt
                 from tests.production.harness import queue_worker
 
                 await stack.enter_async_context(queue_worker(settings))
-            await _serve(stack, app, sock)
+            await serve_on_this_loop(stack, app, sock)
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=public_url, timeout=30.0))
             ctx: ServiceContext = app.state.ctx
             account = await make_account(ctx, credits=1000)

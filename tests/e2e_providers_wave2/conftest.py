@@ -3,7 +3,6 @@ simulators, a catalog of the default models plus the wave-2 example models, and 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from tests.e2e_providers.conftest import (  # noqa: F401 - connections and video
     PROMPT,
     Harness,
     Trap,
-    _serve,
     connections,
     video_bytes,
 )
-from tests.simulators.base import Job, Simulator
+from tests.simulators.base import Job, Simulator, listening_socket, serve_on_this_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key"
@@ -168,8 +166,7 @@ async def wave2(tmp_path: Path, video_bytes: bytes) -> AsyncIterator[Start]:  # 
                 stack.callback(sims[name].stop)
             trap = Trap()
             stack.callback(trap.close)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
+            sock = listening_socket()
             public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             configured: dict[str, Any] = {}
             for name, sim in sims.items():
@@ -187,7 +184,7 @@ async def wave2(tmp_path: Path, video_bytes: bytes) -> AsyncIterator[Start]:  # 
             )
             app = create_app(settings)
             await stack.enter_async_context(app.router.lifespan_context(app))
-            await _serve(stack, app, sock)
+            await serve_on_this_loop(stack, app, sock)
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=public_url, timeout=30.0))
             ctx: ServiceContext = app.state.ctx
             account = await make_account(ctx, credits=5000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Awaitable, Iterator
@@ -18,6 +17,7 @@ from fastapi import FastAPI
 from reelgate.app import create_app
 from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
+from tests.simulators.base import listening_socket
 
 T = TypeVar("T")
 
@@ -42,8 +42,7 @@ class LiveServer:
 
 
 def serve(app: FastAPI) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     holder: dict[str, Any] = {}

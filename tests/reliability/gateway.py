@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -20,7 +19,7 @@ from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
 from tests.e2e_providers.conftest import ORDERS, PROMPT, _catalog, _provider_settings, _simulator
 from tests.helpers import assert_ledger_ok, wait_for_terminal
-from tests.simulators.base import Job, Simulator
+from tests.simulators.base import Job, Simulator, listening_socket
 
 TERMINAL = {"succeeded", "failed", "canceled", "expired"}
 
@@ -56,8 +55,7 @@ class Gateway:
     async def start(self) -> None:
         for sim in self.sims.values():
             sim.start()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock = listening_socket()
         self.public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         await self.boot()
         config = uvicorn.Config(

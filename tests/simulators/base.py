@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,34 @@ from tests.simulators.webhooks import WebhookSender
 ASGIApp = Callable[..., Awaitable[None]]
 # Credentials never land in the request log, so tests can assert on it (and print it) freely.
 _SECRET_HEADERS = {"authorization", "x-api-key"}
+
+
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A loopback socket on a free port for uvicorn's `sockets=`. IPPROTO_TCP is named explicitly: asyncio only
+    sets TCP_NODELAY on sockets whose proto says TCP, and without it every answer written in two parts waits
+    ~40 ms for the client's delayed ACK (Nagle)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, 0))  # port 0: the OS picks a free port, so parallel tests never collide
+    return sock
+
+
+async def serve_on_this_loop(stack: AsyncExitStack, app: Any, sock: socket.socket) -> None:
+    """uvicorn on the caller's event loop (so the test, the worker and webhook handlers share one loop), stopped
+    when `stack` closes."""
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def stop() -> None:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+    stack.push_async_callback(stop)
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
 
 
 class AppServer:
@@ -39,9 +68,7 @@ class AppServer:
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))  # port 0: the OS picks a free port, so parallel tests never collide
+        sock = listening_socket(self.host)
         config = uvicorn.Config(
             self.app,
             log_level="critical",

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import json
-import socket
 import tempfile
 import threading
 import time
@@ -26,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.simulators.base import AppServer, Job, Simulator
+from tests.simulators.base import AppServer, Job, Simulator, listening_socket
 
 WIRE_STATUS = {"queued": "IN_QUEUE", "running": "IN_PROGRESS"}
 USER_ID = "sim-user-1"
@@ -71,9 +70,7 @@ class TlsAppServer(AppServer):
         self.cert_file, self.key_file = loopback_certificate(Path(self._dir.name))
 
     def start(self, timeout: float = 10.0) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock = listening_socket(self.host)
         config = uvicorn.Config(
             self.app,
             log_level="critical",
