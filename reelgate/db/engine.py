@@ -6,10 +6,22 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.util import await_
+
+from reelgate.db import sqlite_inline
+
+# What services run statements on: an ORM session, or a bare Core connection on hot paths.
+Executor: TypeAlias = AsyncSession | AsyncConnection
 
 _READONLY = "reelgate_readonly"
 _SNAPSHOT = "reelgate_snapshot"
@@ -27,8 +39,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-        # Let us issue BEGIN ourselves (the driver's implicit transactions would start DEFERRED).
-        dbapi_connection.isolation_level = None
+        # Let us issue BEGIN ourselves (the driver's implicit transactions would start DEFERRED). The inline
+        # driver opens its connections this way already.
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -36,11 +50,13 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # write can fail with SQLITE_BUSY without waiting. Read-only sessions keep WAL's free reads.
         # Read-only sessions run in autocommit: a WAL read needs no transaction, and each BEGIN is one more
         # trip to aiosqlite's thread.
+        # BEGIN goes straight to the driver: a full SQLAlchemy execution for it costs more than the statement.
         options = conn.get_execution_options()
-        if options.get(_SNAPSHOT):
-            conn.exec_driver_sql("BEGIN")  # deferred: the first read pins one WAL snapshot for the session
-        elif not options.get(_READONLY):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if options.get(_READONLY):
+            return
+        driver = conn.connection.driver_connection
+        # A snapshot begins deferred: its first read pins one WAL snapshot for the session.
+        await_(driver.begin("BEGIN" if options.get(_SNAPSHOT) else "BEGIN IMMEDIATE"))
 
 
 def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -49,8 +65,12 @@ def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # No reset-on-return: every session here ends in an explicit commit or rollback, and the extra
-        # ROLLBACK would be another thread hop per request.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_reset_on_return=None)
+        # ROLLBACK would be one more statement per request.
+        engine = create_async_engine(
+            url,
+            async_creator=sqlite_inline.creator(path or ":memory:", timeout=30),
+            pool_reset_on_return=None,
+        )
         _configure_sqlite(engine)
         return engine
     # Bounded waits: a dead or blackholed database must turn into an error (503), not a hung request.
@@ -75,7 +95,8 @@ class Database:
         # Other processes (the CLI) still wait on busy_timeout.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if url.startswith("sqlite") else None
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._read = async_sessionmaker(self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False)
+        self._read_engine = self.engine.execution_options(**{_READONLY: True})
+        self._read = async_sessionmaker(self._read_engine, expire_on_commit=False)
         # One consistent view across several statements (e.g. `ledger check` on a live database).
         snapshot_options = {_SNAPSHOT: True} if url.startswith("sqlite") else {"isolation_level": "REPEATABLE READ"}
         self._snapshot = async_sessionmaker(self.engine.execution_options(**snapshot_options), expire_on_commit=False)
@@ -85,19 +106,39 @@ class Database:
         return self.engine.dialect.name
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction: commits when the block ends, rolls back if it raises."""
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """This process's turn at SQLite's single writer (a no-op on PostgreSQL, whose rows lock themselves)."""
         if self._write_lock is None:
-            async with self._write() as session, session.begin():
-                yield session
+            yield
             return
-        async with asyncio.timeout(_WRITE_LOCK_WAIT):
-            await self._write_lock.acquire()
+        if self._write_lock.locked():
+            async with asyncio.timeout(_WRITE_LOCK_WAIT):
+                await self._write_lock.acquire()
+        else:
+            await self._write_lock.acquire()  # free: no timer to arm and cancel
         try:
-            async with self._write() as session, session.begin():
-                yield session
+            yield
         finally:
             self._write_lock.release()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: commits when the block ends, rolls back if it raises."""
+        async with self._write_turn(), self._write() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """The same write transaction on a bare Core connection, for hot paths that need no ORM unit of work
+        (a Session's flush and identity map cost more than the statements themselves)."""
+        async with self._write_turn(), self.engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only Core connection (autocommit reads on SQLite), for hot read paths."""
+        async with self._read_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
