@@ -1,0 +1,26 @@
+"""Whole rows for Core inserts on hot paths, so the ORM object can be built without a Session's flush."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table
+
+
+def with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """Every column of `table`: the given value, else the column's Python-side default, else None.
+
+    That is what a flush would have put on the ORM object; inserting all of it and building the object from
+    the same dict keeps the two identical.
+    """
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.key in values:
+            row[column.key] = values[column.key]
+        elif column.default is None or column.default.is_sequence:
+            row[column.key] = None
+        elif column.default.is_callable:
+            row[column.key] = column.default.arg(None)  # type: ignore[attr-defined]
+        else:
+            row[column.key] = column.default.arg  # type: ignore[attr-defined]
+    return row
