@@ -11,14 +11,16 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, literal_column, select, text
 
+from reelgate.db.engine import Executor
+from reelgate.db.prepared import Prepared
 from reelgate.db.tables import ApiKey, Balance, Generation
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
+from reelgate.services.rate_window import LocalMovingWindow
 
 # A refunded job spent nothing; everything else (held or charged) counts towards a spend cap.
 _REFUNDED = [GenerationStatus.FAILED.value, GenerationStatus.CANCELED.value, GenerationStatus.EXPIRED.value]
@@ -34,13 +36,17 @@ class SpendCapReached(ReelgateError):
 
 
 class RequestLimiter:
-    """Moving-window request limits (the `limits` library): in memory, or in Redis shared by processes."""
+    """Moving-window request limits: counted in this process (`memory://`), or in Redis shared by processes
+    (the `limits` library)."""
 
     def __init__(self, storage_uri: str, per_key: str, per_user: str) -> None:
-        uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-        options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
-        self.storage = storage_from_string(uri, **options)
-        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.limiter: LocalMovingWindow | MovingWindowRateLimiter
+        if storage_uri.removeprefix("async+").startswith("memory://"):
+            self.limiter = LocalMovingWindow()
+        else:
+            uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+            options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
+            self.limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
         self.per_key: RateLimitItem = parse(per_key)
         self.per_user: RateLimitItem = parse(per_user)
         # API key hash -> user id, so a key's requests also count against its owner without a query each time.
@@ -87,14 +93,17 @@ class RequestLimiter:
         return key_hash, owner
 
     async def reset(self) -> None:
-        await self.limiter.storage.reset()
+        if isinstance(self.limiter, LocalMovingWindow):
+            await self.limiter.reset()
+        else:
+            await self.limiter.storage.reset()
 
 
 def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def spent_today(ctx: ServiceContext, user_id: str | None, session: AsyncSession | None = None) -> int:
+async def spent_today(ctx: ServiceContext, user_id: str | None, session: Executor | None = None) -> int:
     """Credits held or charged by generations created since UTC midnight (one user, or everyone)."""
     start = _day_start(ctx.clock())
     query = select(func.coalesce(func.sum(Generation.quote_total), 0)).where(
@@ -110,26 +119,34 @@ async def spent_today(ctx: ServiceContext, user_id: str | None, session: AsyncSe
         return int((await own.execute(query)).scalar_one())
 
 
-async def in_flight(ctx: ServiceContext, user_id: str, session: AsyncSession | None = None) -> int:
-    # `status IN (active)` rather than NOT IN (terminal): it ranges over the (user_id, status) index
-    # instead of reading the user's whole history.
-    query = select(func.count()).where(Generation.user_id == user_id, Generation.status.in_(_ACTIVE))
+# `status IN (active)` rather than NOT IN (terminal): it ranges over the (user_id, status) index instead of
+# reading the user's whole history. The states are written into the SQL (they never change), so the statement
+# is built and compiled once, with no list to expand per call: every submit runs it.
+_IN_FLIGHT = Prepared(
+    select(func.count()).where(
+        Generation.user_id == bindparam("user_id"),
+        Generation.status.in_([literal_column(f"'{state}'") for state in _ACTIVE]),
+    )
+)
+
+
+async def in_flight(ctx: ServiceContext, user_id: str, session: Executor | None = None) -> int:
     if session is not None:
-        return int((await session.execute(query)).scalar_one())
-    async with ctx.db.reader() as own:
-        return int((await own.execute(query)).scalar_one())
+        return int((await _IN_FLIGHT.run(session, {"user_id": user_id})).scalar())
+    async with ctx.db.read_connection() as own:
+        return int((await _IN_FLIGHT.run(own, {"user_id": user_id})).scalar())
 
 
 _GLOBAL_CAP_LOCK = 0x7265656C  # pg_advisory_xact_lock key for the global spend cap ("reel")
 
 
-async def _serialize_submissions(session: AsyncSession, user_id: str, *, global_cap: bool) -> None:
+async def _serialize_submissions(session: Executor, user_id: str, *, global_cap: bool) -> None:
     if global_cap:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _GLOBAL_CAP_LOCK})
     await session.execute(select(Balance.user_id).where(Balance.user_id == user_id).with_for_update())
 
 
-async def check_submission(ctx: ServiceContext, user_id: str, total: int, session: AsyncSession | None = None) -> None:
+async def check_submission(ctx: ServiceContext, user_id: str, total: int, session: Executor | None = None) -> None:
     """Refuses a new generation over the in-flight cap (429) or a daily spend cap (402).
 
     Given the submit's own transaction, the count and the insert that follows are serialized: SQLite's
