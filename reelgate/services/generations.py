@@ -8,12 +8,14 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from reelgate.db.prepared import Prepared
+from reelgate.db.rows import with_defaults
 from reelgate.db.tables import Generation, IdempotencyKey, Project, Upload
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
@@ -23,10 +25,30 @@ from reelgate.domain.pricing import Quote, quote
 from reelgate.services import ledger, limits, projects, prompting, routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
-from reelgate.services.transitions import transition
+from reelgate.services.transitions import generation_by_id, transition
 
 log = logging.getLogger("reelgate.generations")
 _RETRYABLE = frozenset({GenerationStatus.FAILED, GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
+
+# The submit path's statements, built once (building one costs more than SQLite takes to run it) and run on a
+# bare connection: the submit needs no ORM unit of work, only these few reads and inserts.
+_GENERATIONS = cast(Table, Generation.__table__)
+_KEYS = cast(Table, IdempotencyKey.__table__)
+_INSERT_GENERATION = Prepared(insert(_GENERATIONS), column_keys=[column.key for column in _GENERATIONS.columns])
+_UPLOAD_OF_USER = Prepared(
+    select(Upload.id).where(Upload.id == bindparam("upload_id"), Upload.user_id == bindparam("user_id"))
+)
+_PROJECT_OF_USER = Prepared(
+    select(Project.id).where(Project.id == bindparam("project_id"), Project.user_id == bindparam("user_id"))
+)
+_KEY_RECORD = select(_KEYS).where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
+_DELETE_KEY = delete(_KEYS).where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
+_INSERT_KEY = insert(_KEYS)
+_LINK_KEY = (
+    update(_KEYS)
+    .where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
+    .values(generation_id=bindparam("k_generation"))
+)
 
 
 @dataclass(frozen=True)
@@ -97,19 +119,19 @@ def _input_of(order: GenerationOrder) -> GenerationInput:
     )
 
 
-async def _check_references(session: AsyncSession, user_id: str, order: GenerationOrder) -> str:
+async def _check_references(connection: AsyncConnection, user_id: str, order: GenerationOrder) -> str:
     """Uploads and the project must belong to the caller; another user's id reads as not found."""
     for field_name in ("start_image", "end_image"):
         upload_id = getattr(order, field_name)
         if upload_id is None:
             continue
-        found = await session.execute(select(Upload.id).where(Upload.id == upload_id, Upload.user_id == user_id))
-        if found.scalar_one_or_none() is None:
+        found = await _UPLOAD_OF_USER.run(connection, {"upload_id": upload_id, "user_id": user_id})
+        if found.scalar() is None:
             raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
     if order.project_id is None:
-        return await projects.default_project_in(session, user_id)
-    found = await session.execute(select(Project.id).where(Project.id == order.project_id, Project.user_id == user_id))
-    if found.scalar_one_or_none() is None:
+        return await projects.default_project_in(connection, user_id)
+    found = await _PROJECT_OF_USER.run(connection, {"project_id": order.project_id, "user_id": user_id})
+    if found.scalar() is None:
         raise NotFound("Project not found.", details={"field": "project_id"})
     return order.project_id
 
@@ -141,25 +163,23 @@ async def create_generation(
         prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
     try:
-        # Everything that reads or writes the database happens in this one transaction: one session and,
+        # Everything that reads or writes the database happens in this one transaction: one connection and,
         # on SQLite, one turn at the write lock per submit.
-        async with ctx.db.transaction() as session:
+        async with ctx.db.write_connection() as connection:
             if idempotency_key is not None:
-                replay = await _claim_key(ctx, session, user_id, idempotency_key, order)
+                replay = await _claim_key(ctx, connection, user_id, idempotency_key, order)
                 if replay is not None:
                     return replay, True
-            project_id = await _check_references(session, user_id, order)
-            await limits.check_submission(ctx, user_id, quoted.quote.total, session)
-            generation = _new_generation(ctx, user_id, project_id, order, quoted)
-            generation.retry_of = retry_of
+            project_id = await _check_references(connection, user_id, order)
+            await limits.check_submission(ctx, user_id, quoted.quote.total, connection)
+            row = _new_generation_row(ctx, user_id, project_id, order, quoted)
+            row["retry_of"] = retry_of
             if idempotency_key is not None:
-                await session.execute(
-                    update(IdempotencyKey)
-                    .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == idempotency_key)
-                    .values(generation_id=generation.id)
-                )
-            await ledger.hold(session, user_id, quoted.quote.total, generation_id=generation.id)
-            session.add(generation)
+                link = {"k_user": user_id, "k_key": idempotency_key, "k_generation": row["id"]}
+                await connection.execute(_LINK_KEY, link)
+            await ledger.hold(connection, user_id, quoted.quote.total, generation_id=row["id"])
+            await _INSERT_GENERATION.run(connection, row)
+        generation = Generation(**row)
     except IntegrityError:
         # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
         if idempotency_key is None:
@@ -173,27 +193,28 @@ async def create_generation(
 
 
 async def _claim_key(
-    ctx: ServiceContext, session: AsyncSession, user_id: str, key: str, order: GenerationOrder
+    ctx: ServiceContext, connection: AsyncConnection, user_id: str, key: str, order: GenerationOrder
 ) -> Generation | None:
     """Records the key, or returns the generation it already made (Stripe's semantics: first response replayed)."""
-    record = await session.get(IdempotencyKey, (user_id, key))
+    names = {"k_user": user_id, "k_key": key}
+    record = (await connection.execute(_KEY_RECORD, names)).first()
     if record is not None and record.created_at >= ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
         if record.request_hash != order.fingerprint():
             raise IdempotencyConflict(
                 "This Idempotency-Key was already used with a different request body.", details={"key": key}
             )
-        return await session.get(Generation, record.generation_id) if record.generation_id else None
+        return await generation_by_id(connection, record.generation_id) if record.generation_id else None
     if record is not None:
-        await session.delete(record)  # expired: the key may be used again
-        await session.flush()
-    session.add(IdempotencyKey(user_id=user_id, key=key, request_hash=order.fingerprint(), created_at=ctx.clock()))
-    await session.flush()  # a concurrent twin fails here, before any credit moves
+        await connection.execute(_DELETE_KEY, names)  # expired: the key may be used again
+    # A concurrent twin fails here (unique key), before any credit moves.
+    key_row = {"user_id": user_id, "key": key, "request_hash": order.fingerprint(), "created_at": ctx.clock()}
+    await connection.execute(_INSERT_KEY, key_row)
     return None
 
 
-def _new_generation(
+def _new_generation_row(
     ctx: ServiceContext, user_id: str, project_id: str, order: GenerationOrder, quoted: Estimate
-) -> Generation:
+) -> dict[str, Any]:
     spec, resolved, now = quoted.spec, quoted.request, ctx.clock()
     params = {
         "duration": resolved.duration,
@@ -206,7 +227,7 @@ def _new_generation(
         "enhance_prompt": resolved.enhance_prompt,
         "options": dict(resolved.options),
     }
-    return Generation(
+    given = dict(
         id=new_id("gen"),
         user_id=user_id,
         project_id=project_id,
@@ -230,6 +251,7 @@ def _new_generation(
         created_at=now,
         updated_at=now,
     )
+    return with_defaults(_GENERATIONS, given)
 
 
 async def _replay(ctx: ServiceContext, user_id: str, key: str, order: GenerationOrder) -> Generation | None:

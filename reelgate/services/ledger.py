@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from reelgate.db.engine import Executor
+from reelgate.db.prepared import Prepared
 from reelgate.db.tables import Balance, LedgerEntry
 from reelgate.db.types import utcnow
 from reelgate.domain.errors import InsufficientCredits
@@ -23,8 +25,40 @@ class Credits:
     captured: int
 
 
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+_BALANCES = cast(Table, Balance.__table__)
+# Built once: constructing a statement costs more than SQLite takes to run it. They name the tables, not the
+# mapped classes, so a Session runs them as plain Core (no ORM bulk path) and a Connection runs them as they are.
+# No conflict target: any unique constraint (kind+reference, or the one-settlement index) makes it a no-op.
+# RETURNING tells whether a row went in; psycopg reports rowcount -1 for this statement on PostgreSQL.
+_ENTRY_KEYS = ("user_id", "kind", "amount", "reference", "generation_id", "note", "created_at")
+_INSERT_ENTRY_ONCE = {
+    "sqlite": Prepared(
+        sqlite_insert(_ENTRIES).on_conflict_do_nothing().returning(_ENTRIES.c.id), column_keys=_ENTRY_KEYS
+    ),
+    "postgresql": Prepared(
+        pg_insert(_ENTRIES).on_conflict_do_nothing().returning(_ENTRIES.c.id), column_keys=_ENTRY_KEYS
+    ),
+}
+_HOLD = Prepared(
+    update(_BALANCES)
+    .where(_BALANCES.c.user_id == bindparam("b_user"), _BALANCES.c.available >= bindparam("b_amount"))
+    .values(
+        available=_BALANCES.c.available - bindparam("b_amount"),
+        held=_BALANCES.c.held + bindparam("b_amount"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def _dialect(executor: Executor) -> str:
+    if isinstance(executor, AsyncConnection):
+        return executor.dialect.name
+    return executor.bind.dialect.name if executor.bind is not None else "sqlite"
+
+
 async def _insert_entry_once(
-    session: AsyncSession,
+    session: Executor,
     *,
     user_id: str,
     kind: EntryKind,
@@ -43,13 +77,8 @@ async def _insert_entry_once(
         "note": note,
         "created_at": utcnow(),
     }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # No conflict target: any unique constraint (kind+reference, or the one-settlement index) makes it a no-op.
-    # RETURNING tells whether a row went in; psycopg reports rowcount -1 for this statement on PostgreSQL.
-    statement = insert(LedgerEntry).values(**values).on_conflict_do_nothing().returning(LedgerEntry.id)
-    result = await session.execute(statement)
-    return result.first() is not None
+    statement = _INSERT_ENTRY_ONCE["postgresql" if _dialect(session) == "postgresql" else "sqlite"]
+    return (await statement.run(session, values)).first() is not None
 
 
 async def open_account(session: AsyncSession, user_id: str) -> None:
@@ -93,7 +122,7 @@ async def debit_available(
     return taken
 
 
-async def hold(session: AsyncSession, user_id: str, amount: int, *, generation_id: str) -> None:
+async def hold(session: Executor, user_id: str, amount: int, *, generation_id: str) -> None:
     """Move credits from available to held; a conditional update that cannot overdraw.
 
     The entry goes in first, so a repeated hold is refused before any balance moves; if the user
@@ -109,29 +138,39 @@ async def hold(session: AsyncSession, user_id: str, amount: int, *, generation_i
     )
     if not inserted:
         raise RuntimeError(f"generation {generation_id} already has a hold")
-    result = await session.execute(
-        update(Balance)
-        .where(Balance.user_id == user_id, Balance.available >= amount)
-        .values(available=Balance.available - amount, held=Balance.held + amount, updated_at=utcnow())
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    result = await _HOLD.run(session, {"b_user": user_id, "b_amount": amount, "b_now": utcnow()})
+    if result.rowcount != 1:
         available = (await session.execute(select(Balance.available).where(Balance.user_id == user_id))).scalar_one()
         raise InsufficientCredits(required=amount, available=int(available))
 
 
-async def settle(session: AsyncSession, user_id: str, amount: int, *, generation_id: str, capture: bool) -> bool:
+_SETTLE = {
+    # capture: held -> captured; release: held -> available
+    capture: Prepared(
+        update(_BALANCES)
+        .where(_BALANCES.c.user_id == bindparam("b_user"))
+        .values(
+            {
+                _BALANCES.c.held: _BALANCES.c.held - bindparam("b_amount"),
+                (_BALANCES.c.captured if capture else _BALANCES.c.available): (
+                    (_BALANCES.c.captured if capture else _BALANCES.c.available) + bindparam("b_amount")
+                ),
+                _BALANCES.c.updated_at: bindparam("b_now"),
+            }
+        )
+    )
+    for capture in (True, False)
+}
+
+
+async def settle(session: Executor, user_id: str, amount: int, *, generation_id: str, capture: bool) -> bool:
     """End a hold with exactly one capture or one release; a second settlement is a no-op."""
     kind = EntryKind.CAPTURE if capture else EntryKind.RELEASE
     if not await _insert_entry_once(
         session, user_id=user_id, kind=kind, amount=amount, reference=generation_id, generation_id=generation_id
     ):
         return False
-    values: dict[str, Any] = {"held": Balance.held - amount, "updated_at": utcnow()}
-    if capture:
-        values["captured"] = Balance.captured + amount
-    else:
-        values["available"] = Balance.available + amount
-    await session.execute(update(Balance).where(Balance.user_id == user_id).values(**values))
+    await _SETTLE[capture].run(session, {"b_user": user_id, "b_amount": amount, "b_now": utcnow()})
     return True
 
 

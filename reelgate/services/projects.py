@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import cast
 
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelgate.db.prepared import Prepared
 from reelgate.db.tables import Generation, Project
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
@@ -36,17 +39,19 @@ async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Pro
     return project
 
 
-async def default_project_in(session: AsyncSession, user_id: str) -> str:
+_FIRST_PROJECT = Prepared(
+    select(Project.id).where(Project.user_id == bindparam("user_id")).order_by(Project.created_at).limit(1)
+)
+
+
+async def default_project_in(connection: AsyncConnection, user_id: str) -> str:
     """The user's first project, created inside the caller's transaction if they have none."""
-    project_id = (
-        await session.execute(
-            select(Project.id).where(Project.user_id == user_id).order_by(Project.created_at).limit(1)
-        )
-    ).scalar_one_or_none()
+    project_id = (await _FIRST_PROJECT.run(connection, {"user_id": user_id})).scalar()
     if project_id is None:
-        project = Project(id=new_id("prj"), user_id=user_id, name="My videos")
-        session.add(project)
-        return project.id
+        project_id = new_id("prj")
+        await connection.execute(
+            insert(cast(Table, Project.__table__)).values(id=project_id, user_id=user_id, name="My videos")
+        )
     return str(project_id)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import String, Table, bindparam, literal_column, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reelgate.db.engine import Executor
 from reelgate.db.tables import Generation, GenerationEvent
+from reelgate.db.types import UTCDateTime
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus, ProviderState, allowed_sources, settles_by_capture
 from reelgate.providers.base import OutputRef, ProviderUpdate
 from reelgate.services import events, ledger
@@ -113,6 +116,26 @@ def _trim_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
+_G = cast(Table, Generation.__table__)
+# Every poll and webhook runs these: built once, and table-level so a Session runs them as plain Core. The
+# names are not column names (UPDATE reserves those for its SET values).
+_GENERATION = select(_G).where(_G.c.id == bindparam("gid", type_=String()))
+_PROGRESS = (
+    update(_G)
+    .where(
+        _G.c.id == bindparam("gid", type_=String()),
+        _G.c.status == literal_column(f"'{GenerationStatus.PROCESSING.value}'", String()),
+    )
+    .values(progress=bindparam("new_progress"), updated_at=bindparam("now", type_=UTCDateTime()))
+)
+
+
+async def generation_by_id(executor: Executor, generation_id: str) -> Generation | None:
+    """The whole row as a detached Generation (no Session involved): the hot paths' read of one generation."""
+    row = (await executor.execute(_GENERATION, {"gid": generation_id})).first()
+    return None if row is None else Generation(**row._asdict())
+
+
 async def apply_provider_update(
     session: AsyncSession, generation_id: str, update_: ProviderUpdate, *, now: datetime
 ) -> Generation | None:
@@ -120,7 +143,7 @@ async def apply_provider_update(
 
     Returns the generation after the update, or None when the update was ignored.
     """
-    generation = (await session.execute(select(Generation).where(Generation.id == generation_id))).scalar_one_or_none()
+    generation = await generation_by_id(session, generation_id)
     if generation is None or GenerationStatus(generation.status) in TERMINAL_STATES:
         return None
     if generation.provider_job_id and update_.provider_job_id and generation.provider_job_id != update_.provider_job_id:
@@ -199,9 +222,10 @@ async def _note_progress(
         )
     if status is not GenerationStatus.PROCESSING or progress == generation.progress:
         return None
-    await session.execute(
-        update(Generation)
-        .where(Generation.id == generation.id, Generation.status == GenerationStatus.PROCESSING.value)
-        .values(progress=progress, updated_at=now)
-    )
-    return await session.get(Generation, generation.id, populate_existing=True)
+    result = await session.execute(_PROGRESS, {"gid": generation.id, "new_progress": progress, "now": now})
+    if not cast(CursorResult[Any], result).rowcount:
+        # The status moved on since the read: answer with the row as it is now.
+        return await session.get(Generation, generation.id, populate_existing=True)
+    generation.progress = progress
+    generation.updated_at = now
+    return generation

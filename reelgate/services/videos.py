@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, select
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from reelgate.db.tables import Generation
@@ -19,15 +21,32 @@ def _not_deleted() -> ColumnElement[bool]:
 
 async def get_video(ctx: ServiceContext, user_id: str, video_id: str) -> Generation:
     """The generation behind a video id; deleted videos and other users' read as not found."""
-    async with ctx.db.reader() as session:
-        generation = (
-            await session.execute(
-                select(Generation).where(Generation.id == video_id, Generation.user_id == user_id, _not_deleted())
-            )
-        ).scalar_one_or_none()
-    if generation is None:
-        raise NotFound(f"No video found with id '{video_id}'.", details={"video_id": video_id})
+    generation, _ = await get_video_and_source(ctx, user_id, video_id)
     return generation
+
+
+_GENERATIONS = cast(Table, Generation.__table__)
+# The hot retrieve path: built once, run on a bare connection (polling clients call it every few hundred ms).
+_VIDEO_AND_SOURCE = (
+    select(_GENERATIONS, VideoRemix.source_id.label("remixed_from"))
+    .outerjoin(VideoRemix, VideoRemix.generation_id == _GENERATIONS.c.id)
+    .where(
+        _GENERATIONS.c.id == bindparam("video_id"),
+        _GENERATIONS.c.user_id == bindparam("user_id"),
+        ~exists().where(VideoDeletion.generation_id == _GENERATIONS.c.id),
+    )
+)
+
+
+async def get_video_and_source(ctx: ServiceContext, user_id: str, video_id: str) -> tuple[Generation, str | None]:
+    """The video and, when it is a remix, the video it was remixed from: one query."""
+    async with ctx.db.read_connection() as connection:
+        row = (await connection.execute(_VIDEO_AND_SOURCE, {"video_id": video_id, "user_id": user_id})).first()
+    if row is None:
+        raise NotFound(f"No video found with id '{video_id}'.", details={"video_id": video_id})
+    values = row._asdict()
+    remixed_from = values.pop("remixed_from")
+    return Generation(**values), remixed_from
 
 
 async def list_videos(

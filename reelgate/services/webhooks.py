@@ -5,21 +5,34 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from reelgate.db.tables import Generation, WebhookInbox
+from reelgate.db.prepared import Prepared
+from reelgate.db.tables import WebhookInbox
 from reelgate.domain.errors import NotFound, Unauthorized
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import ProviderUpdate, WebhookRejected
-from reelgate.services import routing
+from reelgate.services import pipeline, routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.outputs import discard_spilled, spill_inline_output
 from reelgate.services.transitions import apply_provider_update
 
 log = logging.getLogger("reelgate.webhooks")
+
+_INBOX = cast(Table, WebhookInbox.__table__)
+# Built once; the table, not the mapped class, so a Session runs it as plain Core. RETURNING because rowcount is
+# unreliable for ON CONFLICT under psycopg.
+_RECORD_DELIVERY = {
+    dialect: Prepared(
+        insert(_INBOX).on_conflict_do_nothing().returning(_INBOX.c.id),
+        column_keys=("provider", "delivery_id", "generation_id", "received_at"),
+    )
+    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 async def ingest_provider_webhook(
@@ -29,12 +42,9 @@ async def ingest_provider_webhook(
     if provider_name not in ctx.providers.names():
         raise NotFound(f"Unknown provider {provider_name!r}.")
     generation_id, token = query.get("g", ""), query.get("t", "")
-    async with ctx.db.reader() as session:
-        generation = (
-            await session.execute(
-                select(Generation).where(Generation.id == generation_id, Generation.provider == provider_name)
-            )
-        ).scalar_one_or_none()
+    generation = await pipeline.read_generation(ctx, generation_id)
+    if generation is not None and generation.provider != provider_name:
+        generation = None
     # The token is checked for every provider; for unsigned ones (RunPod, ModelsLab) it is the only proof.
     if generation is None or not hmac.compare_digest(generation.webhook_token.encode(), token.encode()):
         log.warning("rejected %s webhook: unknown generation or bad token (g=%r)", provider_name, generation_id)
@@ -64,19 +74,14 @@ async def _record_and_apply(
 ) -> tuple[str, bool]:
     """The inbox row and the update commit together, so a redelivery can neither skip nor repeat the update."""
     async with ctx.db.transaction() as session:
-        insert = pg_insert if ctx.db.dialect == "postgresql" else sqlite_insert
-        inbox = await session.execute(
-            insert(WebhookInbox)
-            .values(
-                provider=provider_name,
-                delivery_id=delivery_id,
-                generation_id=generation_id,
-                received_at=ctx.clock(),
-            )
-            .on_conflict_do_nothing()
-            .returning(WebhookInbox.id)  # rowcount is unreliable for ON CONFLICT under psycopg
-        )
-        if inbox.first() is None:
+        record = _RECORD_DELIVERY["postgresql" if ctx.db.dialect == "postgresql" else "sqlite"]
+        delivery = {
+            "provider": provider_name,
+            "delivery_id": delivery_id,
+            "generation_id": generation_id,
+            "received_at": ctx.clock(),
+        }
+        if (await record.run(session, delivery)).first() is None:
             return "duplicate", False
         updated = await apply_provider_update(session, generation_id, update_, now=ctx.clock())
     if updated is None:
