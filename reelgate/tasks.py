@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from reelgate.db.tables import Generation
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services import outputs, pipeline
 from reelgate.services.context import ServiceContext
@@ -44,8 +43,7 @@ async def run_step(ctx: ServiceContext, step: Step, generation_id: str, owner: s
 
 async def next_step(ctx: ServiceContext, generation_id: str, owner: str) -> tuple[Step, datetime] | None:
     """What the generation needs next and from when, read from its row; None once it has ended."""
-    async with ctx.db.reader() as session:
-        generation = await session.get(Generation, generation_id)
+    generation = await pipeline.read_generation(ctx, generation_id)
     if generation is None or generation.status not in _ACTIVE:
         return None
     now = ctx.clock()

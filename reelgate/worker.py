@@ -54,13 +54,25 @@ def register_default_housekeeping() -> None:
 
 
 class Worker:
-    def __init__(self, ctx: ServiceContext, *, concurrency: int = 4, idle_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        *,
+        concurrency: int = 4,
+        poll_concurrency: int | None = None,
+        idle_seconds: float = 1.0,
+    ) -> None:
         self.ctx = ctx
         self.concurrency = concurrency
+        # A poll is one small request that mostly waits on the provider (often 100 ms or more), so polls get
+        # their own, wider budget: with 10,000 jobs in flight, four at a time could never keep up, and they must
+        # not take the slots of submits and downloads either.
+        self.poll_concurrency = poll_concurrency if poll_concurrency is not None else max(32, concurrency * 8)
         self.idle_seconds = idle_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        self._polling: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -90,12 +102,13 @@ class Worker:
 
     async def _loop(self) -> None:
         while not self._stopping:
+            # Cleared before the scan: a step that finishes during it must leave the wake-up set.
+            self._wakeup.clear()
             try:
                 await self.run_once()
                 await self._run_periodic()
             except Exception:  # the loop must outlive any single failure (e.g. a database blip)
                 log.exception("worker scan failed")
-            self._wakeup.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self.idle_seconds)
 
@@ -112,19 +125,25 @@ class Worker:
 
     async def run_once(self) -> int:
         """Starts every due step there is room for; returns how many were started."""
-        room = self.concurrency - len(self._running)
-        if room <= 0:
+        room = self.concurrency - (len(self._running) - len(self._polling))
+        poll_room = self.poll_concurrency - len(self._polling)
+        if room <= 0 and poll_room <= 0:
             return 0
         started = 0
-        for work in await pipeline.due_work(self.ctx, limit=room * 4):
-            if started >= room:
-                break
-            if work.generation_id in self._busy:
+        for work in await pipeline.due_work(self.ctx, limit=(max(room, 0) + max(poll_room, 0)) * 2):
+            polls = work.step is pipeline.Step.POLL
+            if (poll_room if polls else room) <= 0 or work.generation_id in self._busy:
                 continue
             self._busy.add(work.generation_id)
             task = asyncio.create_task(self._run(work))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+            if polls:
+                self._polling.add(task)
+                task.add_done_callback(self._polling.discard)
+                poll_room -= 1
+            else:
+                room -= 1
             started += 1
         return started
 

@@ -7,10 +7,14 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import or_, select, union_all, update
+from sqlalchemy import Integer, String, Table, bindparam, literal_column, null, or_, select, union_all, update
+from sqlalchemy.sql import ColumnElement, Executable
 
+from reelgate.db.prepared import Prepared
 from reelgate.db.tables import Generation, Upload
+from reelgate.db.types import UTCDateTime
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.faults import AFTER_PROVIDER_ACCEPTED, crash_point
 from reelgate.providers.base import (
@@ -24,7 +28,7 @@ from reelgate.providers.base import (
 from reelgate.services import routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.outputs import discard_spilled, discard_stored_spill, spill_inline_output
-from reelgate.services.transitions import apply_provider_update, fail, transition
+from reelgate.services.transitions import apply_provider_update, fail, generation_by_id, transition
 
 log = logging.getLogger("reelgate.worker")
 
@@ -65,6 +69,41 @@ _STEP_OF = {
 }
 
 
+_G = cast(Table, Generation.__table__)
+
+
+def _literal(status: str) -> ColumnElement[str]:
+    return literal_column(f"'{status}'", String())
+
+
+_NOW = bindparam("now", type_=UTCDateTime())
+_LIMIT = bindparam("limit", type_=Integer())
+# The states are written into the SQL (they never change): no list to expand, one compiled statement.
+_ACTIVE_SQL = [_literal(s.value) for s in ACTIVE_STATES]
+
+
+def _due_work_statement() -> Executable:
+    """Every branch of the scan in one UNION ALL, built once; `expired` tells the two kinds of rows apart."""
+    c = _G.c
+    free = or_(c.lease_until.is_(None), c.lease_until < _NOW)
+    columns = (c.id, c.status, c.next_poll_at, c.created_at)
+    parts = [
+        select(*columns, literal_column("1").label("expired"))
+        .where(c.status == _literal(s.value), c.deadline_at < _NOW, free)
+        .limit(_LIMIT)
+        for s in ACTIVE_STATES
+    ]
+    for status in _STEP_OF:
+        at_status = (c.status == _literal(status), free)
+        due: tuple[ColumnElement[object], ...] = (*columns, literal_column("0").label("expired"))
+        parts.append(select(*due).where(*at_status, c.next_poll_at <= _NOW).order_by(c.next_poll_at).limit(_LIMIT))
+        parts.append(select(*due).where(*at_status, c.next_poll_at.is_(None)).order_by(c.created_at).limit(_LIMIT))
+    return union_all(*(p.subquery().select() for p in parts))
+
+
+_DUE_WORK = _due_work_statement()
+
+
 async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
     """What the worker should do now. The database row is the truth, so this also re-drives anything a
     lost wake-up, a crash or a restart left behind.
@@ -72,63 +111,60 @@ async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
     Each branch is one status with a plain range condition (`next_poll_at <= now`, NULLs in a branch of
     their own, deadlines on (status, deadline_at)), so the scan reads index ranges instead of every
     active row: with 10,000 jobs in flight that is the difference between ~0.1 ms and ~80 ms a scan.
+    The worker scans after every finished step, so the statement is built and compiled once.
     """
-    now = ctx.clock()
-    free = or_(Generation.lease_until.is_(None), Generation.lease_until < now)
-    expired_parts = [
-        select(Generation.id).where(Generation.status == s.value, Generation.deadline_at < now, free).limit(limit)
-        for s in ACTIVE_STATES
-    ]
-    columns = (Generation.id, Generation.status, Generation.next_poll_at, Generation.created_at)
-    due_parts = []
-    for status in _STEP_OF:
-        at_status = (Generation.status == status, free)
-        due_parts.append(
-            select(*columns).where(*at_status, Generation.next_poll_at <= now).order_by(Generation.next_poll_at)
-        )
-        due_parts.append(
-            select(*columns).where(*at_status, Generation.next_poll_at.is_(None)).order_by(Generation.created_at)
-        )
-    async with ctx.db.reader() as session:
-        expired = await session.execute(union_all(*(p.subquery().select() for p in expired_parts)))
-        work = [DueWork(gid, Step.EXPIRE) for gid in list(expired.scalars())[:limit]]
-        parts = (p.limit(limit).subquery().select() for p in due_parts)
-        rows = list(await session.execute(union_all(*parts)))
+    async with ctx.db.read_connection() as connection:
+        result = await connection.execute(_DUE_WORK, {"now": ctx.clock(), "limit": limit})
+        found = result.all()
+    expired = [r[0] for r in found if r[4]][:limit]
+    rows = [r for r in found if not r[4]]
+    work = [DueWork(gid, Step.EXPIRE) for gid in expired]
     # Never-scheduled work first (new submissions), then the most overdue.
     rows.sort(key=lambda r: (r[2] is not None, r[2] or r[3], r[3]))
-    seen = {w.generation_id for w in work}
-    work.extend(DueWork(gid, _STEP_OF[status]) for gid, status, _, _ in rows[:limit] if gid not in seen)
+    seen = set(expired)
+    work.extend(DueWork(r[0], _STEP_OF[r[1]]) for r in rows[:limit] if r[0] not in seen)
     return work
+
+
+_ID = bindparam("gid", type_=String())  # not a column name: UPDATE reserves those for its SET values
+_CLAIM = Prepared(
+    update(_G)
+    .where(
+        _G.c.id == _ID,
+        _G.c.status.in_(_ACTIVE_SQL),
+        or_(_G.c.lease_until.is_(None), _G.c.lease_until < _NOW, _G.c.lease_owner == bindparam("owner")),
+    )
+    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=UTCDateTime()))
+)
+_RELEASE_CLAIM = Prepared(
+    update(_G)
+    .where(_G.c.id == _ID, _G.c.lease_owner == bindparam("owner"))
+    .values(lease_owner=null(), lease_until=null())
+)
 
 
 async def claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
     """A lease per generation keeps two workers from handling it at once; it lapses if the holder dies."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(
-                Generation.id == generation_id,
-                Generation.status.in_([s.value for s in ACTIVE_STATES]),
-                or_(Generation.lease_until.is_(None), Generation.lease_until < now, Generation.lease_owner == owner),
-            )
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=ctx.config.lease_seconds))
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    until = now + timedelta(seconds=ctx.config.lease_seconds)
+    async with ctx.db.write_connection() as connection:
+        result = await _CLAIM.run(connection, {"gid": generation_id, "now": now, "owner": owner, "until": until})
+        return bool(result.rowcount)
 
 
 async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> None:
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Generation)
-            .where(Generation.id == generation_id, Generation.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None)
-        )
+    async with ctx.db.write_connection() as connection:
+        await _RELEASE_CLAIM.run(connection, {"gid": generation_id, "owner": owner})
+
+
+async def read_generation(ctx: ServiceContext, generation_id: str) -> Generation | None:
+    """The row as a detached Generation, without a Session (every worker step starts with this read)."""
+    async with ctx.db.read_connection() as connection:
+        return await generation_by_id(connection, generation_id)
 
 
 async def _load(ctx: ServiceContext, generation_id: str) -> Generation | None:
-    async with ctx.db.reader() as session:
-        return await session.get(Generation, generation_id)
+    return await read_generation(ctx, generation_id)
 
 
 async def _image_input(ctx: ServiceContext, upload_id: str | None) -> ImageInput | None:
@@ -325,6 +361,17 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
         )
 
 
+_NEXT_POLL_AT = bindparam("next_poll", type_=UTCDateTime())
+_POLLED = Prepared(
+    update(_G)
+    .where(_G.c.id == _ID, _G.c.status == _literal(_S.PROCESSING.value))
+    .values(poll_count=_G.c.poll_count + 1, transient_errors=0, next_poll_at=_NEXT_POLL_AT)
+)
+_TRANSIENT = Prepared(
+    update(_G).where(_G.c.id == _ID).values(transient_errors=_G.c.transient_errors + 1, next_poll_at=_NEXT_POLL_AT)
+)
+
+
 async def poll(ctx: ServiceContext, generation_id: str) -> None:
     generation = await _load(ctx, generation_id)
     if generation is None or generation.status != _S.PROCESSING.value or not generation.provider_job_id:
@@ -346,16 +393,8 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
             updated = await apply_provider_update(session, generation.id, update_, now=now)
             kept = updated is not None and updated.status == _S.STORING.value
             # A good answer ends a run of transient errors: the bound is on failures in a row.
-            await session.execute(
-                update(Generation)
-                .where(Generation.id == generation.id, Generation.status == _S.PROCESSING.value)
-                .values(
-                    poll_count=Generation.poll_count + 1,
-                    transient_errors=0,
-                    next_poll_at=now
-                    + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds)),
-                )
-            )
+            delay = poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds)
+            await _POLLED.run(session, {"gid": generation.id, "next_poll": now + timedelta(seconds=delay)})
     finally:
         if not kept:
             discard_spilled(ctx, update_)
@@ -374,11 +413,7 @@ async def _transient(ctx: ServiceContext, generation: Generation, reason: str, a
             )
             return
         delay = after if after is not None else poll_delay(ctx, generation.poll_count + 1)
-        await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id)
-            .values(transient_errors=Generation.transient_errors + 1, next_poll_at=now + timedelta(seconds=delay))
-        )
+        await _TRANSIENT.run(session, {"gid": generation.id, "next_poll": now + timedelta(seconds=delay)})
 
 
 async def expire(ctx: ServiceContext, generation_id: str) -> None:
