@@ -13,6 +13,14 @@ from reelgate.storage import ObjectStore
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+class MediaFileResponse(FileResponse):
+    """Starlette's FileResponse with bigger reads. It reads each chunk through a worker thread; at its default
+    64 KiB a 1 MiB video costs sixteen thread round trips, more CPU than sending the bytes. One 1 MiB chunk in
+    flight per download keeps memory bounded all the same."""
+
+    chunk_size = 1024 * 1024
+
+
 class RangeNotSatisfiable(ReelgateError):
     status_code = 416
     code = "range_not_satisfiable"
@@ -45,7 +53,9 @@ async def serve_object(
     disposition = "attachment" if download else "inline"
     local = store.local_path(key)
     if local is not None:
-        return FileResponse(local, media_type=content_type, filename=filename, content_disposition_type=disposition)
+        return MediaFileResponse(
+            local, media_type=content_type, filename=filename, content_disposition_type=disposition
+        )
     if presign:
         url = await store.presigned_url(key, expires_in=300)
         if url:

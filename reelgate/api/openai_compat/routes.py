@@ -207,9 +207,8 @@ async def list_videos(
 
 @router.get("/{video_id}")
 async def retrieve_video(video_id: str, user: CurrentUser, ctx: Ctx) -> JSONResponse:
-    generation = await videos.get_video(ctx, user.id, video_id)
-    remixes = await videos.remix_sources(ctx, [generation.id])
-    return _video_response(video_out(generation, remixes.get(generation.id)))
+    generation, remixed_from = await videos.get_video_and_source(ctx, user.id, video_id)
+    return _video_response(video_out(generation, remixed_from))
 
 
 @router.delete("/{video_id}")
