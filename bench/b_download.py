@@ -143,8 +143,10 @@ def run(quick: bool) -> Section:
             ]
         )
     section.notes.append(
-        f"Local store (embedded mode): both routes answer with Starlette's FileResponse of the same file (page "
-        f"cache warm). {rounds} interleaved rounds × (c=1: 2 downloads, c=4: 8 downloads), medians; server RSS "
+        "Local store (embedded mode): the static route answers with Starlette's FileResponse (64 KiB reads, each "
+        "through a worker thread), the content endpoint with reelgate's MediaFileResponse (the same class reading "
+        "1 MiB at a time, so one chunk per download is in memory), of the same file (page cache warm). "
+        f"{rounds} interleaved rounds × (c=1: 2 downloads, c=4: 8 downloads), medians; server RSS "
         f"sampled every 20 ms during each run (growth = peak − RSS before the run); server RSS {rss0:.0f} MB "
         f"before the first download, {rss1:.0f} MB after the last. The client (aiohttp, CPU 0) reads and discards."
     )

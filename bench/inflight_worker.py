@@ -30,10 +30,6 @@ def _pct(ordered: list[float], q: float) -> float:
 async def main(seconds: float, concurrency: int, variant: str) -> dict[str, Any]:
     settings = Settings(**json.loads(os.environ["BENCH_SETTINGS"]))
     ctx = await build_context(settings, migrate=False)
-    if variant == "proposed":
-        from bench import proposed
-
-        await proposed.install(ctx)
     lags: list[tuple[float, float]] = []  # (seconds since start, lag seconds)
     original_load = pipeline._load
     started = time.monotonic()
@@ -85,7 +81,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--variant", choices=["current", "proposed"], default="current")
+    parser.add_argument("--variant", choices=["current"], default="current")
     a = parser.parse_args()
     import uvloop
 
