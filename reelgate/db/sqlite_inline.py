@@ -181,10 +181,17 @@ class InlineConnection:
     async def commit(self) -> None:
         if not self._conn.in_transaction:
             return
-        if self._conn.total_changes == self._changes_at_begin:
-            self._conn.commit()  # no row written: nothing to sync to disk, so no reason to leave the loop
-        else:
-            await _in_executor(self._conn.commit)
+        try:
+            if self._conn.total_changes == self._changes_at_begin:
+                self._conn.commit()  # no row written: nothing to sync to disk, so no reason to leave the loop
+            else:
+                await _in_executor(self._conn.commit)
+        except sqlite3.Error:
+            # A COMMIT refused (a deferred constraint, a full disk) leaves the transaction open, holding the write
+            # lock; nothing resets a pooled connection on return, so end it here.
+            if self._conn.in_transaction:
+                self._conn.rollback()
+            raise
 
     async def rollback(self) -> None:
         self._conn.rollback()
