@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_
 
 from reelgate.db import sqlite_inline
+from reelgate.db.write_batch import WriteBatch
 
 # What services run statements on: an ORM session, or a bare Core connection on hot paths.
 Executor: TypeAlias = AsyncSession | AsyncConnection
@@ -94,6 +96,9 @@ class Database:
         # them sleep in SQLite's busy handler, whose back-off turns a burst into multi-second tail latency.
         # Other processes (the CLI) still wait on busy_timeout.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if url.startswith("sqlite") else None
+        self._queued_writers = 0  # waiting for the write turn right now
+        self._batch: WriteBatch | None = None  # SQLite's open group-commit transaction (db/write_batch.py)
+        self._committers: set[asyncio.Task[None]] = set()
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = self.engine.execution_options(**{_READONLY: True})
         self._read = async_sessionmaker(self._read_engine, expire_on_commit=False)
@@ -112,8 +117,12 @@ class Database:
             yield
             return
         if self._write_lock.locked():
-            async with asyncio.timeout(_WRITE_LOCK_WAIT):
-                await self._write_lock.acquire()
+            self._queued_writers += 1
+            try:
+                async with asyncio.timeout(_WRITE_LOCK_WAIT):
+                    await self._write_lock.acquire()
+            finally:
+                self._queued_writers -= 1
         else:
             await self._write_lock.acquire()  # free: no timer to arm and cancel
         try:
@@ -124,15 +133,62 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commits when the block ends, rolls back if it raises."""
-        async with self._write_turn(), self._write() as session, session.begin():
-            yield session
+        async with self._write_turn():
+            await self._commit_open_batch()  # its connection holds SQLite's write lock
+            async with self._write() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:
         """The same write transaction on a bare Core connection, for hot paths that need no ORM unit of work
-        (a Session's flush and identity map cost more than the statements themselves)."""
-        async with self._write_turn(), self.engine.begin() as connection:
-            yield connection
+        (a Session's flush and identity map cost more than the statements themselves).
+
+        On SQLite, writers queued behind each other share one COMMIT (db/write_batch.py); each caller's block
+        still returns only once its work is durable, or raises."""
+        if self._write_lock is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._write_turn():
+            batch = self._batch
+            if batch is not None and (batch.closed or batch.full):
+                await self._commit_open_batch()
+                batch = None
+            if batch is None:
+                batch = self._batch = await WriteBatch.open(self.engine)
+            try:
+                async with batch.member() as connection:
+                    yield connection
+            finally:
+                if batch.closed and self._batch is batch:
+                    self._batch = None
+            if self._queued_writers == 0:
+                # Nobody to share the COMMIT with: commit now, in this turn, as a plain transaction would.
+                self._batch = None
+                await batch.commit()
+                return
+            if batch.members == 1:
+                # Others are queued: they join this transaction, and a committer queued behind them commits it.
+                committer = asyncio.create_task(self._commit_after_queue(batch))
+                self._committers.add(committer)
+                committer.add_done_callback(self._committers.discard)
+        await batch.wait_committed()
+
+    async def _commit_after_queue(self, batch: WriteBatch) -> None:
+        # The lock is FIFO, so every writer queued before this task has had its turn (and joined) when it gets
+        # its own. No timeout: the members are waiting on this COMMIT.
+        assert self._write_lock is not None
+        async with self._write_lock:
+            if self._batch is batch:
+                self._batch = None
+            with contextlib.suppress(Exception):  # the members get the error through the batch
+                await batch.commit()
+
+    async def _commit_open_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch is not None:
+            with contextlib.suppress(Exception):  # the members get the error through the batch
+                await batch.commit()
 
     @asynccontextmanager
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
@@ -152,4 +208,7 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self._write_lock is not None:
+            async with self._write_lock:
+                await self._commit_open_batch()
         await self.engine.dispose()
