@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
+
+from reelgate.db.tables import Base
+
+ModelT = TypeVar("ModelT", bound=Base)
 
 
 def with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -24,3 +28,12 @@ def with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
         else:
             row[column.key] = column.default.arg  # type: ignore[attr-defined]
     return row
+
+
+def instance_from_row(model: type[ModelT], row: dict[str, Any]) -> ModelT:
+    """A detached ORM object holding `row` (every column), built the way the ORM's own loader builds one:
+    values go straight into the instance dict, without the per-attribute change events a constructor fires
+    (which cost more than the statement that wrote the row). It is in no Session; nothing tracks it."""
+    instance: ModelT = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    instance.__dict__.update(row)
+    return instance

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelgate.db.prepared import Prepared
-from reelgate.db.rows import with_defaults
+from reelgate.db.rows import instance_from_row, with_defaults
 from reelgate.db.tables import Generation, IdempotencyKey, Project, Upload
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
@@ -179,7 +179,7 @@ async def create_generation(
                 await connection.execute(_LINK_KEY, link)
             await ledger.hold(connection, user_id, quoted.quote.total, generation_id=row["id"])
             await _INSERT_GENERATION.run(connection, row)
-        generation = Generation(**row)
+        generation = instance_from_row(Generation, row)
     except IntegrityError:
         # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
         if idempotency_key is None:

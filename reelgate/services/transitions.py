@@ -12,6 +12,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reelgate.db.engine import Executor
+from reelgate.db.rows import instance_from_row
 from reelgate.db.tables import Generation, GenerationEvent
 from reelgate.db.types import UTCDateTime
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus, ProviderState, allowed_sources, settles_by_capture
@@ -133,7 +134,7 @@ _PROGRESS = (
 async def generation_by_id(executor: Executor, generation_id: str) -> Generation | None:
     """The whole row as a detached Generation (no Session involved): the hot paths' read of one generation."""
     row = (await executor.execute(_GENERATION, {"gid": generation_id})).first()
-    return None if row is None else Generation(**row._asdict())
+    return None if row is None else instance_from_row(Generation, row._asdict())
 
 
 async def apply_provider_update(

@@ -7,6 +7,7 @@ from typing import cast
 from sqlalchemy import ColumnElement, Table, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from reelgate.db.rows import instance_from_row
 from reelgate.db.tables import Generation
 from reelgate.db.tables_webhooks import VideoDeletion, VideoRemix
 from reelgate.domain.errors import Conflict, NotFound
@@ -46,7 +47,7 @@ async def get_video_and_source(ctx: ServiceContext, user_id: str, video_id: str)
         raise NotFound(f"No video found with id '{video_id}'.", details={"video_id": video_id})
     values = row._asdict()
     remixed_from = values.pop("remixed_from")
-    return Generation(**values), remixed_from
+    return instance_from_row(Generation, values), remixed_from
 
 
 async def list_videos(
