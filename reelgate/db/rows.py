@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sqlalchemy import Table
+from sqlalchemy.orm import configure_mappers
 
 from reelgate.db.tables import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
+_CONFIGURED: set[type[Base]] = set()
 
 
 def with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -34,6 +36,11 @@ def instance_from_row(model: type[ModelT], row: dict[str, Any]) -> ModelT:
     """A detached ORM object holding `row` (every column), built the way the ORM's own loader builds one:
     values go straight into the instance dict, without the per-attribute change events a constructor fires
     (which cost more than the statement that wrote the row). It is in no Session; nothing tracks it."""
+    if model not in _CONFIGURED:
+        # A constructor's first call sets up every mapper's attributes; this path skips the constructor, so in a
+        # process whose first object is built here (a worker) it must do so itself.
+        configure_mappers()
+        _CONFIGURED.add(model)
     instance: ModelT = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
     instance.__dict__.update(row)
     return instance

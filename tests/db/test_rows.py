@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from sqlalchemy import inspect
 
 from reelgate.db.rows import instance_from_row, with_defaults
@@ -37,3 +40,16 @@ def test_instance_from_row_keeps_its_own_copy_of_the_values() -> None:
     assert loaded.status == "queued"
     loaded.status = "processing"  # still an ordinary instrumented attribute
     assert loaded.status == "processing" and row["status"] == "failed"
+
+
+def test_instance_from_row_works_as_a_process_first_orm_object() -> None:
+    # A worker process may build its first ORM object here, before any constructor has set the mappers up.
+    script = (
+        "from reelgate.db.rows import instance_from_row, with_defaults\n"
+        "from reelgate.db.tables import Generation\n"
+        "row = with_defaults(Generation.__table__, {'id': 'gen_1', 'status': 'processing'})\n"
+        "print(instance_from_row(Generation, row).status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "processing"
