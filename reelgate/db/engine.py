@@ -100,6 +100,7 @@ class Database:
         self._batch: WriteBatch | None = None  # SQLite's open group-commit transaction (db/write_batch.py)
         self._committers: set[asyncio.Task[None]] = set()
         self._write = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._joined = async_sessionmaker(expire_on_commit=False, join_transaction_mode="create_savepoint")
         self._read_engine = self.engine.execution_options(**{_READONLY: True})
         self._read = async_sessionmaker(self._read_engine, expire_on_commit=False)
         # One consistent view across several statements (e.g. `ledger check` on a live database).
@@ -133,10 +134,15 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commits when the block ends, rolls back if it raises."""
-        async with self._write_turn():
-            await self._commit_open_batch()  # its connection holds SQLite's write lock
+        if self._write_lock is None:
             async with self._write() as session, session.begin():
                 yield session
+            return
+        # On SQLite the session joins the group commit on the batch's connection. Its own SAVEPOINT keeps a
+        # rollback (a failed flush, an exception in the block) to its own work; committing it only releases
+        # the SAVEPOINT, and the block returns once the batch's COMMIT has made the work durable.
+        async with self.write_connection() as connection, self._joined(bind=connection) as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:

@@ -18,25 +18,19 @@ import pytest
 from sqlalchemy import exc, text
 
 from reelgate.db.engine import Database
+from tests.db.conftest import scratch_database
 
 HOLD_SECONDS = 0.5
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "inline.db"
-
-
-@pytest.fixture
 async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{db_path}")
-    async with database.write_connection() as connection:
-        await connection.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL)"))
-        await connection.execute(text("INSERT INTO items (id, label) VALUES (1, 'seed')"))
-    try:
+    async with scratch_database(
+        db_path,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL)",
+        "INSERT INTO items (id, label) VALUES (1, 'seed')",
+    ) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 def committed_rows(path: Path) -> list[tuple[int, str]]:

@@ -1,7 +1,7 @@
 """Group commit on SQLite (db/write_batch.py), driven through `Database.write_connection` as services drive it:
 queued writers share one COMMIT, yet each block returns only once its own work is durable, a writer that
 fails undoes only its own statements, a COMMIT that fails fails every member, and other kinds of writers
-(ORM transactions) never wait behind an open batch."""
+(ORM sessions) join the same batch under a SAVEPOINT of their own."""
 
 from __future__ import annotations
 
@@ -16,30 +16,20 @@ from sqlalchemy import exc, text
 from reelgate.db import write_batch
 from reelgate.db.engine import Database
 from reelgate.db.write_batch import WriteBatch
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "batch.db"
+from tests.db.conftest import scratch_database
 
 
 @pytest.fixture
 async def db(db_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{db_path}")
-    async with database.write_connection() as connection:
-        await connection.execute(text("CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL)"))
-        await connection.execute(text("CREATE TABLE parents (id INTEGER PRIMARY KEY)"))
+    async with scratch_database(
+        db_path,
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL)",
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY)",
         # Checked at COMMIT, not per statement: the way to make a COMMIT itself fail.
-        await connection.execute(
-            text(
-                "CREATE TABLE children (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL "
-                "REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)"
-            )
-        )
-    try:
+        "CREATE TABLE children (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL "
+        "REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)",
+    ) as database:
         yield database
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture
@@ -138,14 +128,33 @@ async def test_a_failed_commit_fails_every_member_and_keeps_nothing(db: Database
     assert committed_labels(db_path) == ["later"]
 
 
-async def test_an_orm_transaction_commits_an_open_batch_first(db: Database, db_path: Path) -> None:
-    async def orm_writer() -> None:
+async def test_orm_transactions_join_the_batch_and_share_its_commit(
+    db: Database, db_path: Path, commits: list[int]
+) -> None:
+    async def orm_writer(label: str) -> None:
         async with db.transaction() as session:
-            await session.execute(text("INSERT INTO items (label) VALUES ('orm')"))
+            await session.execute(text("INSERT INTO items (label) VALUES (:label)"), {"label": label})
 
-    async with asyncio.timeout(10):  # a deadlock between the batch and the session would hang here
-        await asyncio.gather(insert(db, "batch-1", pause=0.01), insert(db, "batch-2"), orm_writer())
-    assert sorted(committed_labels(db_path)) == ["batch-1", "batch-2", "orm"]
+    async with asyncio.timeout(10):  # a deadlock between the batch and a session would hang here
+        await asyncio.gather(
+            insert(db, "core-1", pause=0.01), orm_writer("orm-1"), insert(db, "core-2"), orm_writer("orm-2")
+        )
+    assert sorted(committed_labels(db_path)) == ["core-1", "core-2", "orm-1", "orm-2"]
+    assert sum(commits) == 4 and len(commits) < 4
+
+
+async def test_a_failing_orm_transaction_undoes_only_its_own_work(db: Database, db_path: Path) -> None:
+    async def failing_orm_writer() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO items (label) VALUES ('orm-broken')"))
+            await session.execute(text("INSERT INTO items (id, label) VALUES (1, 'duplicate id')"))
+
+    results = await asyncio.gather(
+        insert(db, "first", pause=0.01), failing_orm_writer(), insert(db, "last"), return_exceptions=True
+    )
+    assert results[0] == "first" and results[2] == "last"
+    assert isinstance(results[1], exc.IntegrityError)
+    assert committed_labels(db_path) == ["first", "last"]
 
 
 async def test_a_member_cancelled_while_waiting_for_the_commit_still_has_its_work_committed(
