@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, literal_column, select, update
+from sqlalchemy import String, Table, Update, bindparam, literal_column, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ClauseElement
 
 from reelgate.db.engine import Executor
 from reelgate.db.rows import instance_from_row
@@ -20,6 +22,32 @@ from reelgate.providers.base import OutputRef, ProviderUpdate
 from reelgate.services import events, ledger
 
 log = logging.getLogger("reelgate.jobs")
+
+
+_G = cast(Table, Generation.__table__)
+_INSERT_EVENT = cast(Table, GenerationEvent.__table__).insert()
+# What a terminal transition records beside the ledger entry: the credits charged, or refunded.
+_RECORD_SETTLEMENT = {
+    capture: update(_G)
+    .where(_G.c.id == bindparam("gid", type_=String()))
+    .values({"credits_charged" if capture else "credits_refunded": bindparam("amount")})
+    for capture in (True, False)
+}
+
+
+@functools.lru_cache(maxsize=128)
+def _compare_and_set(sources: tuple[str, ...], keys: tuple[str, ...]) -> Update:
+    """The status change as one UPDATE: built once per shape (source states and columns set), as every webhook,
+    poll and worker step runs one. Values bind as `v_<column>` (UPDATE reserves the column names)."""
+    return (
+        update(_G)
+        .where(
+            _G.c.id == bindparam("gid", type_=String()),
+            _G.c.status.in_([literal_column(f"'{state}'", String()) for state in sources]),
+        )
+        .values({key: bindparam(f"v_{key}", type_=_G.c[key].type) for key in keys})
+        .returning(_G.c.user_id, _G.c.credits_held)
+    )
 
 
 async def transition(
@@ -42,32 +70,31 @@ async def transition(
     if target in TERMINAL_STATES:
         values.setdefault("completed_at", now)
         values.update(lease_owner=None, lease_until=None, next_poll_at=None)
-    result = await session.execute(
-        update(Generation)
-        .where(Generation.id == generation_id, Generation.status.in_([s.value for s in sources]))
-        .values(**values)
-        .returning(Generation.user_id, Generation.credits_held)
-        .execution_options(synchronize_session=False)
-    )
-    row = result.first()
+    # A value given as SQL (`submit_attempts + 1`) is written into the statement; the rest are bound.
+    computed = {key: value for key, value in values.items() if isinstance(value, ClauseElement)}
+    bound = {key: value for key, value in values.items() if key not in computed}
+    statement = _compare_and_set(tuple(sorted(s.value for s in sources)), tuple(sorted(bound)))
+    if computed:
+        statement = statement.values(computed)
+    params = {f"v_{key}": value for key, value in bound.items()}
+    params["gid"] = generation_id
+    row = (await session.execute(statement, params)).first()
     if row is None:
         return None
     user_id, held = row
     previous = next(iter(sources)) if len(sources) == 1 else None
-    session.add(
-        GenerationEvent(
-            generation_id=generation_id,
-            from_status=previous and previous.value,
-            to_status=target.value,
-            detail=dict(detail or {}),
-            at=now,
-        )
-    )
+    event = {
+        "generation_id": generation_id,
+        "from_status": previous and previous.value,
+        "to_status": target.value,
+        "detail": dict(detail or {}),
+        "at": now,
+    }
+    await session.execute(_INSERT_EVENT, event)
     if target in TERMINAL_STATES and held > 0:
         capture = settles_by_capture(target)
         await ledger.settle(session, user_id, held, generation_id=generation_id, capture=capture)
-        settlement = {"credits_charged": held} if capture else {"credits_refunded": held}
-        await session.execute(update(Generation).where(Generation.id == generation_id).values(**settlement))
+        await session.execute(_RECORD_SETTLEMENT[capture], {"gid": generation_id, "amount": held})
     generation = await session.get(Generation, generation_id, populate_existing=True)
     if generation is not None and target in TERMINAL_STATES:
         await events.record_terminal_event(session, generation)
@@ -117,7 +144,6 @@ def _trim_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
-_G = cast(Table, Generation.__table__)
 # Every poll and webhook runs these: built once, and table-level so a Session runs them as plain Core. The
 # names are not column names (UPDATE reserves those for its SET values).
 _GENERATION = select(_G).where(_G.c.id == bindparam("gid", type_=String()))
