@@ -14,10 +14,10 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import exc
+from sqlalchemy import String, exc, literal_column
 from sqlalchemy.engine import Compiled, CursorResult, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from reelgate.db.sqlite_inline import InlineConnection
@@ -37,6 +37,14 @@ class Outcome:
 
     def scalar(self) -> Any:
         return None if self._first is None else self._first[0]
+
+
+def sql_constant(value: str) -> ColumnElement[str]:
+    """A fixed string (a status name) written into the SQL instead of bound: a statement built once then has no
+    list to expand per call and compiles once. Only for the code's own constants, never for input."""
+    if "'" in value:
+        raise ValueError(f"not a plain constant: {value!r}")
+    return literal_column(f"'{value}'", String())
 
 
 class Prepared:

@@ -11,10 +11,10 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import bindparam, func, literal_column, select, text
+from sqlalchemy import bindparam, func, select, text
 
 from reelgate.db.engine import Executor
-from reelgate.db.prepared import Prepared
+from reelgate.db.prepared import Prepared, sql_constant
 from reelgate.db.tables import ApiKey, Balance, Generation
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
@@ -125,7 +125,7 @@ async def spent_today(ctx: ServiceContext, user_id: str | None, session: Executo
 _IN_FLIGHT = Prepared(
     select(func.count()).where(
         Generation.user_id == bindparam("user_id"),
-        Generation.status.in_([literal_column(f"'{state}'") for state in _ACTIVE]),
+        Generation.status.in_([sql_constant(state) for state in _ACTIVE]),
     )
 )
 

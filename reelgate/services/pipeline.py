@@ -12,7 +12,7 @@ from typing import cast
 from sqlalchemy import Integer, String, Table, bindparam, literal_column, null, or_, select, union_all, update
 from sqlalchemy.sql import ColumnElement, Executable
 
-from reelgate.db.prepared import Prepared
+from reelgate.db.prepared import Prepared, sql_constant
 from reelgate.db.tables import Generation, Upload
 from reelgate.db.types import UTCDateTime
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
@@ -72,14 +72,10 @@ _STEP_OF = {
 _G = cast(Table, Generation.__table__)
 
 
-def _literal(status: str) -> ColumnElement[str]:
-    return literal_column(f"'{status}'", String())
-
-
 _NOW = bindparam("now", type_=UTCDateTime())
 _LIMIT = bindparam("limit", type_=Integer())
 # The states are written into the SQL (they never change): no list to expand, one compiled statement.
-_ACTIVE_SQL = [_literal(s.value) for s in ACTIVE_STATES]
+_ACTIVE_SQL = [sql_constant(s.value) for s in ACTIVE_STATES]
 
 
 def _due_work_statement() -> Executable:
@@ -89,12 +85,12 @@ def _due_work_statement() -> Executable:
     columns = (c.id, c.status, c.next_poll_at, c.created_at)
     parts = [
         select(*columns, literal_column("1").label("expired"))
-        .where(c.status == _literal(s.value), c.deadline_at < _NOW, free)
+        .where(c.status == sql_constant(s.value), c.deadline_at < _NOW, free)
         .limit(_LIMIT)
         for s in ACTIVE_STATES
     ]
     for status in _STEP_OF:
-        at_status = (c.status == _literal(status), free)
+        at_status = (c.status == sql_constant(status), free)
         due: tuple[ColumnElement[object], ...] = (*columns, literal_column("0").label("expired"))
         parts.append(select(*due).where(*at_status, c.next_poll_at <= _NOW).order_by(c.next_poll_at).limit(_LIMIT))
         parts.append(select(*due).where(*at_status, c.next_poll_at.is_(None)).order_by(c.created_at).limit(_LIMIT))
@@ -364,7 +360,7 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
 _NEXT_POLL_AT = bindparam("next_poll", type_=UTCDateTime())
 _POLLED = Prepared(
     update(_G)
-    .where(_G.c.id == _ID, _G.c.status == _literal(_S.PROCESSING.value))
+    .where(_G.c.id == _ID, _G.c.status == sql_constant(_S.PROCESSING.value))
     .values(poll_count=_G.c.poll_count + 1, transient_errors=0, next_poll_at=_NEXT_POLL_AT)
 )
 _TRANSIENT = Prepared(

@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import String, Table, Update, bindparam, literal_column, select, update
+from sqlalchemy import String, Table, Update, bindparam, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
 from reelgate.db.engine import Executor
+from reelgate.db.prepared import sql_constant
 from reelgate.db.rows import instance_from_row
 from reelgate.db.tables import Generation, GenerationEvent
 from reelgate.db.types import UTCDateTime
@@ -43,7 +44,7 @@ def _compare_and_set(sources: tuple[str, ...], keys: tuple[str, ...]) -> Update:
         update(_G)
         .where(
             _G.c.id == bindparam("gid", type_=String()),
-            _G.c.status.in_([literal_column(f"'{state}'", String()) for state in sources]),
+            _G.c.status.in_([sql_constant(state) for state in sources]),
         )
         .values({key: bindparam(f"v_{key}", type_=_G.c[key].type) for key in keys})
         .returning(_G.c.user_id, _G.c.credits_held)
@@ -151,7 +152,7 @@ _PROGRESS = (
     update(_G)
     .where(
         _G.c.id == bindparam("gid", type_=String()),
-        _G.c.status == literal_column(f"'{GenerationStatus.PROCESSING.value}'", String()),
+        _G.c.status == sql_constant(GenerationStatus.PROCESSING.value),
     )
     .values(progress=bindparam("new_progress"), updated_at=bindparam("now", type_=UTCDateTime()))
 )

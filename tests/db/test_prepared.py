@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelgate.bootstrap import build_context, close_context
-from reelgate.db.prepared import Prepared
+from reelgate.db.prepared import Prepared, sql_constant
 from reelgate.db.tables import Generation, LedgerEntry
 from reelgate.domain.ledger import EntryKind
 from reelgate.services import accounts, projects
@@ -314,3 +314,9 @@ async def test_a_fast_path_write_on_an_unbegun_connection_is_rolled_back(sqlite_
         found = await session.get(Generation, row["id"])
     assert found is not None
     assert found.status == "queued"
+
+
+def test_sql_constant_is_written_into_the_sql_and_refuses_anything_but_a_plain_value() -> None:
+    assert str(sql_constant("queued")) == "'queued'"
+    with pytest.raises(ValueError):
+        sql_constant("x' OR '1'='1")
