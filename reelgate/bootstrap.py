@@ -7,6 +7,7 @@ import logging
 
 from reelgate.api.metrics import InstrumentedRegistry
 from reelgate.catalog.loader import load_catalog, load_default_catalog
+from reelgate.data_dir import ensure_private_dir
 from reelgate.db.engine import Database
 from reelgate.db.migrate import upgrade_to_head
 from reelgate.domain.catalog import Catalog
@@ -130,8 +131,8 @@ def service_config(settings: Settings) -> ServiceConfig:
 
 
 async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceContext:
-    settings.check_production_safety()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.data_dir)
+    settings.session_secret  # noqa: B018 - refuses a missing or public key, or makes and keeps one, at start-up
     db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
     if migrate:
         await upgrade_to_head(db.engine)

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from reelgate.bootstrap import load_configured_catalog, provider_configs
 from reelgate.db.engine import Database
 from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
-from reelgate.settings import DEFAULT_SECRET_KEY, Settings
+from reelgate.settings import Settings
 from reelgate.storage import store_from_url
 
 _TIMEOUT = 5.0
@@ -79,8 +79,8 @@ def _settings_checks(settings: Settings) -> list[Check]:
     checks = [Check("mode", True, mode), Check("public url", True, settings.public_url)]
     try:
         settings.check_production_safety()
-        weak = settings.secret_key == DEFAULT_SECRET_KEY
-        checks.append(Check("secret key", True, "built-in default (fine for embedded mode)" if weak else "set"))
+        kept = "set" if settings.secret_key else f"made on first start, kept in {settings.data_dir}"
+        checks.append(Check("secret key", True, kept))
     except RuntimeError as exc:
         checks.append(Check("secret key", False, str(exc), fatal=True))
     try:

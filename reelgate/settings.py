@@ -8,7 +8,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_SECRET_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S105 - a known placeholder, refused in production
+# The placeholder earlier releases signed sessions with when no key was set. It is public, so it is refused.
+PUBLIC_PLACEHOLDER_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S105 - refused, never used
 
 
 def _alias(name: str) -> AliasChoices:
@@ -24,7 +25,9 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
     catalog: Path | None = None
-    secret_key: str = DEFAULT_SECRET_KEY
+    # Signs studio sessions. Unset: embedded mode makes a random one and keeps it in the data dir (0600);
+    # production mode refuses to start, since processes on several hosts must share one key.
+    secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     redis_url: str | None = None
     signup_credits: int = 100
@@ -145,8 +148,23 @@ class Settings(BaseSettings):
         return frozenset(h.strip().lower() for h in self.fetch_allow_hosts.split(",") if h.strip())
 
     def check_production_safety(self) -> None:
-        """Outside embedded mode a known secret key would let anyone forge sessions."""
-        if not self.embedded and self.secret_key == DEFAULT_SECRET_KEY:
+        """A known or missing secret key would let anyone who knows a user's id forge that user's session."""
+        if self.secret_key == PUBLIC_PLACEHOLDER_KEY:
             raise RuntimeError(
-                "REELGATE_SECRET_KEY is the built-in default; set a long random value before running with PostgreSQL."
+                "REELGATE_SECRET_KEY is the placeholder published with reelgate's source; set a long random value "
+                "(or unset it in embedded mode to have one made and kept in the data dir)."
             )
+        if not self.embedded and not self.secret_key:
+            raise RuntimeError(
+                "REELGATE_SECRET_KEY is not set; production mode needs the same long random value in every process."
+            )
+
+    @cached_property
+    def session_secret(self) -> str:
+        """The key studio sessions and flash messages are signed with."""
+        self.check_production_safety()
+        if self.secret_key:
+            return self.secret_key
+        from reelgate.data_dir import secret_key
+
+        return secret_key(self.data_dir)

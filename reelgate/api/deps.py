@@ -36,7 +36,7 @@ class StudioSession:
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.settings.secret_key, salt="reelgate-session")
+    return URLSafeTimedSerializer(request.app.state.settings.session_secret, salt="reelgate-session")
 
 
 def issue_session(request: Request, response: Response, user_id: str) -> StudioSession:

@@ -106,7 +106,7 @@ AdminFormViewer = Annotated[Viewer, Depends(admin_form_viewer)]
 
 
 def _flash_serializer(request: Request) -> URLSafeSerializer:
-    return URLSafeSerializer(request.app.state.settings.secret_key, salt="reelgate-flash")
+    return URLSafeSerializer(request.app.state.settings.session_secret, salt="reelgate-flash")
 
 
 def redirect(request: Request, url: str, *, notice: str = "", error: str = "") -> RedirectResponse:

@@ -11,11 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from reelgate.bootstrap import build_context
 from reelgate.logging_setup import JsonFormatter, Redactor, generation_context, request_id_var, secrets_of
-from reelgate.settings import DEFAULT_SECRET_KEY, Settings
+from reelgate.settings import Settings
 from tests.conftest import Account, Running
 from tests.helpers import wait_for_terminal
 
@@ -67,14 +64,6 @@ def test_json_logs_carry_ids_and_never_secrets() -> None:
     assert line["generation_id"] == "gen_abc" and line["request_id"] == "req-42" and line["level"] == "warning"
     for secret in ("rpa_LIVEKEY", "rg_0123", "db-password", "s3cret-signing", "tok-0123"):
         assert secret not in line["message"], line["message"]
-
-
-async def test_production_refuses_the_default_secret_key(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, database_url="postgresql://postgres@127.0.0.1/none")
-    assert settings.secret_key == DEFAULT_SECRET_KEY
-    with pytest.raises(RuntimeError, match="REELGATE_SECRET_KEY"):
-        await build_context(settings)
-    Settings(data_dir=tmp_path).check_production_safety()  # embedded mode accepts it
 
 
 def _doctor(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
