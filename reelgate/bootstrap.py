@@ -8,8 +8,7 @@ import logging
 from reelgate.api.metrics import InstrumentedRegistry
 from reelgate.catalog.loader import load_catalog, load_default_catalog
 from reelgate.data_dir import ensure_private_dir
-from reelgate.db.engine import Database
-from reelgate.db.migrate import upgrade_to_head
+from reelgate.db.database import open_database
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import ProviderConfig
 from reelgate.providers.registry import PROVIDER_CLASSES
@@ -133,9 +132,7 @@ def service_config(settings: Settings) -> ServiceConfig:
 async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceContext:
     ensure_private_dir(settings.data_dir)
     settings.session_secret  # noqa: B018 - refuses a missing or public key, or makes and keeps one, at start-up
-    db = Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
-    if migrate:
-        await upgrade_to_head(db.engine)
+    db = await open_database(settings.resolved_database_url, pool_size=settings.database_pool_size, migrate=migrate)
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
@@ -148,4 +145,4 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
 
 async def close_context(ctx: ServiceContext) -> None:
     await ctx.providers.aclose()
-    await ctx.db.dispose()
+    await ctx.db.close()

@@ -21,9 +21,8 @@ from reelgate.cli_billing import register as _register_billing
 from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
-from reelgate.domain.ledger import EntryKind
 from reelgate.logging_setup import configure_logging
-from reelgate.services import accounts, generations, ledger, uploads
+from reelgate.services import accounts, billing, generations, ledger, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
@@ -194,12 +193,8 @@ def credits_grant(
 
     async def body(ctx: ServiceContext) -> None:
         user = await accounts.find_user_by_email(ctx, email)
-        async with ctx.db.transaction() as session:
-            await ledger.credit(
-                session, user.id, amount, kind=EntryKind.GRANT, reference=f"grant:{secrets.token_hex(8)}", note=reason
-            )
-            balance = await ledger.credits_of(session, user.id)
-        console.print(f"granted {amount} credits to {user.email}; available now {balance.available}")
+        result = await billing.grant_credits(ctx, user.id, amount, reason=reason)
+        console.print(f"granted {amount} credits to {user.email}; available now {result.available}")
 
     if amount <= 0:
         console.print("[red]error:[/red] amount must be positive")
@@ -212,8 +207,7 @@ def ledger_check() -> None:
     """Verify deposits = available + held + captured for every account, nothing negative, no stray hold."""
 
     async def body(ctx: ServiceContext) -> int:
-        async with ctx.db.snapshot() as session:
-            problems = await ledger.check_ledger(session)
+        problems = await ledger.check_ledger(ctx)
         for problem in problems:
             console.print(f"[red]{problem.account}[/red]: {problem.message}")
         if not problems:

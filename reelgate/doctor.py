@@ -7,11 +7,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-
 from reelgate.bootstrap import load_configured_catalog, provider_configs
-from reelgate.db.engine import Database
+from reelgate.db.database import Database, database_for
 from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.services import health
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
 
@@ -38,14 +37,10 @@ async def _probe(name: str, probe: Awaitable[str], *, fatal: bool) -> Check:
 
 
 async def _database(db: Database) -> str:
-    async with db.reader() as session:
-        await session.execute(text("SELECT 1"))
-    try:
-        async with db.reader() as session:
-            version = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-    except Exception:  # noqa: BLE001 - reachable but empty: `serve` and `migrate` create the schema
-        version = []
-    return f"{db.dialect}, schema {', '.join(sorted(version)) or 'not created yet (run `reelgate migrate`)'}"
+    await db.open()
+    await health.ping_database(db)
+    version = await health.schema_versions(db)  # reachable but empty: `serve` and `migrate` create the schema
+    return f"{db.dialect}, schema {', '.join(version) or 'not created yet (run `reelgate migrate`)'}"
 
 
 async def _queue(settings: Settings) -> str:
@@ -93,7 +88,7 @@ def _settings_checks(settings: Settings) -> list[Check]:
 
 async def diagnose(settings: Settings) -> list[Check]:
     checks = _settings_checks(settings)
-    db = Database(settings.resolved_database_url)
+    db = database_for(settings.resolved_database_url)
     registry = ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES})
     configured = [n for n in registry.names() if registry.get(n).configured()]
     probes: list[Awaitable[Check]] = [
@@ -107,7 +102,7 @@ async def diagnose(settings: Settings) -> list[Check]:
         results: list[Any] = list(await asyncio.gather(*probes))
     finally:
         await registry.aclose()
-        await db.dispose()
+        await db.close()
     unconfigured = sorted(set(registry.names()) - set(configured))
     if unconfigured:
         results.append(Check("providers without keys", True, ", ".join(unconfigured)))

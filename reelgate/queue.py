@@ -47,12 +47,11 @@ _HURRY_SQL = "UPDATE procrastinate_jobs SET scheduled_at = NULL WHERE queueing_l
 
 
 def conninfo(settings: Settings) -> str:
-    """The plain libpq URL of our database (SQLAlchemy's `+psycopg` suffix removed)."""
+    """The libpq URL of our database."""
     url = settings.resolved_database_url
-    scheme, _, rest = url.partition("://")
-    if not scheme.startswith("postgresql"):
+    if not url.startswith("postgresql://"):
         raise RuntimeError("the job queue needs PostgreSQL (REELGATE_DATABASE_URL)")
-    return f"postgresql://{rest}"
+    return url
 
 
 def backoff(failures: int) -> float:

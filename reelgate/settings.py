@@ -128,16 +128,13 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            url = self.database_url
-            # Accept the URLs operators paste from their hosting panels; we drive PostgreSQL with psycopg 3.
-            for prefix in ("postgres://", "postgresql://", "postgresql+asyncpg://"):
-                if url.startswith(prefix):
-                    return "postgresql+psycopg://" + url[len(prefix) :]
-            if url.startswith("sqlite://") and "+aiosqlite" not in url:
-                return url.replace("sqlite://", "sqlite+aiosqlite://", 1)
-            return url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
+        """`sqlite:///path` or `postgresql://...`: the URLs operators paste from hosting panels (`postgres://`, a
+        `+driver` suffix) are accepted and normalized."""
+        if not self.database_url:
+            return f"sqlite:///{(self.data_dir / 'reelgate.db').resolve()}"
+        scheme, _, rest = self.database_url.partition("://")
+        base = scheme.split("+", 1)[0]
+        return f"{'postgresql' if base == 'postgres' else base}://{rest}"
 
     @property
     def resolved_storage_url(self) -> str:

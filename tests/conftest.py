@@ -3,7 +3,6 @@ reachable), a running app with its embedded worker, and signed-up users with API
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from reelgate.app import create_app
-from reelgate.db.engine import Database
+from reelgate.db.database import sqlalchemy_url
 from reelgate.db.migrate import upgrade_to_head
 from reelgate.services import accounts
 from reelgate.services.context import ServiceContext
@@ -44,7 +43,7 @@ def _skip_or_fail_without_pg() -> None:
 
 def _pg_url(name: str) -> str:
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    return f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    return f"postgresql://{base.split('://', 1)[1]}/{name}"
 
 
 def _create_pg_database(template: str | None = None) -> str:
@@ -66,14 +65,7 @@ def pg_template() -> Iterator[str]:
         _skip_or_fail_without_pg()
     name = _create_pg_database()
 
-    async def migrate() -> None:
-        db = Database(_pg_url(name))
-        try:
-            await upgrade_to_head(db.engine)
-        finally:
-            await db.dispose()
-
-    asyncio.run(migrate())
+    upgrade_to_head(sqlalchemy_url(_pg_url(name)))
     try:
         yield name
     finally:
@@ -105,13 +97,13 @@ def empty_pg_database_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
+        return f"sqlite:///{tmp_path / 'reelgate.db'}"
     return request.getfixturevalue("pg_database_url")
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
+    return f"sqlite:///{tmp_path / 'reelgate.db'}"
 
 
 def make_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:

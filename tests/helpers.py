@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from PIL import Image
 
+from reelgate.db.queries import generations, users
+from reelgate.db.records import Generation
 from reelgate.domain.jobs import is_terminal
 from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
@@ -38,9 +43,48 @@ def png_bytes(
     return buffer.getvalue()
 
 
+async def make_admin(ctx: ServiceContext, user_id: str) -> None:
+    await ctx.db.write(lambda tx: users.set_admin(tx, user_id, True))
+
+
+async def generation_row(ctx: ServiceContext, generation_id: str) -> Generation:
+    """The generation's row as stored (tests look past the API at columns it does not show)."""
+    found = await ctx.db.read(lambda tx: generations.generation_by_id(tx, generation_id))
+    assert found is not None, generation_id
+    return found
+
+
+def generation_record(**given: Any) -> Generation:
+    """A Generation record with every column at the value a fresh submit would give it, then `given`."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {field.name: None for field in dataclasses.fields(Generation)}
+    values.update(
+        progress=0,
+        prompt="",
+        params={},
+        quote_total=0,
+        quote_breakdown={},
+        credits_held=0,
+        credits_charged=0,
+        credits_refunded=0,
+        provider_cost_micros=0,
+        needs_review=False,
+        output_meta={},
+        submit_attempts=0,
+        poll_count=0,
+        transient_errors=0,
+        raw_provider={},
+        created_at=now,
+        updated_at=now,
+        deadline_at=now + timedelta(hours=1),
+        webhook_token=secrets.token_hex(16),
+    )
+    values.update(given)
+    return Generation(**values)
+
+
 async def assert_ledger_ok(ctx: ServiceContext) -> None:
-    async with ctx.db.snapshot() as session:
-        problems = await ledger.check_ledger(session)
+    problems = await ledger.check_ledger(ctx)
     assert problems == [], problems
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from reelgate.db.tables import User
+from reelgate.db.records import User
 from reelgate.domain.errors import Forbidden, Unauthorized
 from reelgate.services import accounts
 from reelgate.services.context import ServiceContext

@@ -8,11 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reelgate.domain.errors import RateLimited, ReelgateError
+from reelgate.domain.errors import RateLimited, ReelgateError, ServiceUnavailable
 
 log = logging.getLogger("reelgate.api")
 
@@ -60,9 +58,15 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("validation_error", _describe(first), details), status_code=422)
 
 
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelgateError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, ServiceUnavailable):
+        # A dependency is down (the database, a payment provider): nothing was changed, and a retry may work.
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc.message)
+        headers = {"Retry-After": str(exc.details.get("retry_after", 5))}
     return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers)
 
 
@@ -73,10 +77,10 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
 
-async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:
-    """The database refused, reset or timed out: nothing was committed, so the client may retry."""
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    body = error_body("service_unavailable", "The database is unavailable; nothing was changed. Try again shortly.")
+async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:
+    """A dependency's connection failed outside the database layer's own handling: a retry may work."""
+    log.warning("connection failed on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    body = error_body("service_unavailable", "A service reelgate depends on is unavailable. Try again shortly.")
     return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
@@ -89,7 +93,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ReelgateError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _dependency_down)
-    app.add_exception_handler(PoolTimeout, _dependency_down)
-    app.add_exception_handler(ConnectionError, _dependency_down)
+    app.add_exception_handler(ConnectionError, _connection_lost)
     app.add_exception_handler(Exception, _unexpected)

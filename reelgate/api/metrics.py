@@ -13,12 +13,11 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
 
-from reelgate.db.tables import Balance, Generation
 from reelgate.logging_setup import generation_id_var, request_id_var
 from reelgate.providers.base import Provider
 from reelgate.providers.registry import ProviderRegistry
+from reelgate.services import analytics
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.metrics")
@@ -119,13 +118,7 @@ class ObservabilityMiddleware:
 
 async def refresh_database_figures(ctx: ServiceContext, queue: QueueStats | None) -> None:
     """Figures read from the database at scrape time, so every API process reports the same truth."""
-    async with ctx.db.reader() as session:
-        rows = (
-            await session.execute(
-                select(Generation.status, Generation.model, func.count()).group_by(Generation.status, Generation.model)
-            )
-        ).all()
-        held = (await session.execute(select(func.coalesce(func.sum(Balance.held), 0)))).scalar_one()
+    rows, held = await analytics.database_figures(ctx)
     GENERATIONS.clear()
     for status, model, count in rows:
         GENERATIONS.labels(status, model).set(count)

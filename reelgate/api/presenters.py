@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, UploadOut
-from reelgate.db.tables import Generation, Project, Upload
+from reelgate.db.records import Generation, Project, Upload
 from reelgate.domain.jobs import GenerationStatus, is_terminal
 
 

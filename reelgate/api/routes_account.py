@@ -18,8 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["account"])
 
 @router.get("/me", response_model=MeOut)
 async def me(user: CurrentUser, ctx: Ctx) -> MeOut:
-    async with ctx.db.reader() as session:
-        credits = await ledger.credits_of(session, user.id)
+    credits = await ledger.credits_of(ctx, user.id)
     return MeOut(
         id=user.id,
         email=user.email,

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.presenters import generation_out
-from reelgate.db.tables import Generation
-from reelgate.db.tables_webhooks import CallbackSecret, WebhookEndpoint
+from reelgate.db.records import CallbackSecret, Generation, WebhookEndpoint
 from reelgate.services import client_webhook_delivery, client_webhooks
 from reelgate.services.client_webhooks import DeliveryRecord
 from reelgate.services.context import ServiceContext

@@ -8,10 +8,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from reelgate.api.deps import Ctx
-from reelgate.services import provider_marks
+from reelgate.services import health, provider_marks
 
 router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT = 3.0
@@ -23,8 +22,7 @@ async def healthz() -> dict[str, str]:
 
 
 async def _check_database(ctx: Any) -> dict[str, Any]:
-    async with ctx.db.reader() as session:
-        await session.execute(text("SELECT 1"))
+    await health.ping_database(ctx.db)
     return {"ok": True}
 
 

@@ -1,13 +1,12 @@
-"""Runs Alembic migrations programmatically (at start-up and for `reelgate migrate`)."""
+"""Runs Alembic migrations (at start-up and for `reelgate migrate`); blocking, so callers use a thread."""
 
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import create_engine
 
 
 def alembic_config() -> Config:
@@ -16,12 +15,13 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
-    def _run(connection: Any) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        # "heads": feature migrations may branch from the same parent; all of them are applied.
-        command.upgrade(config, "heads")
-
-    async with engine.begin() as conn:
-        await conn.run_sync(_run)
+def upgrade_to_head(sqlalchemy_url: str) -> None:
+    engine = create_engine(sqlalchemy_url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            # "heads": feature migrations may branch from the same parent; all of them are applied.
+            command.upgrade(config, "heads")
+    finally:
+        engine.dispose()

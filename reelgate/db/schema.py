@@ -2,6 +2,6 @@
 
 from reelgate.db import tables, tables_billing, tables_queue, tables_webhooks
 
-metadata = tables.Base.metadata
+metadata = tables.metadata
 
 __all__ = ["metadata", "tables", "tables_billing", "tables_queue", "tables_webhooks"]

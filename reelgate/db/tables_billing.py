@@ -1,48 +1,43 @@
-"""Tables of the billing feature (declared on the shared Base in reelgate.db.tables)."""
+"""Tables of the billing feature: Stripe payments and the Stripe events already applied."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from reelgate.db.tables import metadata
+from reelgate.db.types import UTCDateTime
 
-from reelgate.db.tables import Base
-from reelgate.db.types import utcnow
-
-
-class Payment(Base):
-    """One Stripe Checkout Session for a credit package; its credits are granted once, as `payment:<id>`."""
-
-    __tablename__ = "payments"
-    __table_args__ = (Index("ix_payments_user_created", "user_id", "created_at"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    stripe_session_id: Mapped[str] = mapped_column(String(255), unique=True)
+# One Stripe Checkout Session for a credit package; its credits are granted once, as `payment:<id>`.
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("stripe_session_id", String(255), nullable=False, unique=True),
     # Known once the session completes; refunds and disputes name the payment intent, not the session.
-    stripe_payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
-    package: Mapped[str] = mapped_column(String(40))
-    credits: Mapped[int] = mapped_column(BigInteger)  # including the bonus
-    bonus: Mapped[int] = mapped_column(BigInteger, default=0)
-    amount: Mapped[int] = mapped_column(BigInteger)  # in the currency's minor unit (cents)
-    currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(16), default="open")
-    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
-    amount_disputed: Mapped[int] = mapped_column(BigInteger, default=0)
+    Column("stripe_payment_intent", String(255), index=True),
+    Column("package", String(40), nullable=False),
+    Column("credits", BigInteger, nullable=False),  # including the bonus
+    Column("bonus", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),  # in the currency's minor unit (cents)
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount_refunded", BigInteger, nullable=False),
+    Column("amount_disputed", BigInteger, nullable=False),
     # Credits taken back for refunds and disputes, and the part the balance could not cover.
-    credits_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
-    credits_unrecovered: Mapped[int] = mapped_column(BigInteger, default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    paid_at: Mapped[datetime | None] = mapped_column()
+    Column("credits_reversed", BigInteger, nullable=False),
+    Column("credits_unrecovered", BigInteger, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("paid_at", UTCDateTime()),
+    Index("ix_payments_user_created", "user_id", "created_at"),
+)
 
-
-class StripeEvent(Base):
-    """Stripe events already applied; a redelivered event id is rejected by the primary key."""
-
-    __tablename__ = "stripe_events"
-
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    type: Mapped[str] = mapped_column(String(80))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+# Stripe events already applied; a redelivered event id is rejected by the primary key.
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("type", String(80), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)

@@ -2,110 +2,104 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
-
-from reelgate.db.tables import Base
-from reelgate.db.types import utcnow
+from reelgate.db.tables import metadata
+from reelgate.db.types import UTCDateTime
 
 
-class WebhookEndpoint(Base):
-    """An account's webhook URL. Deleting keeps the row (deleted_at) so its delivery log stays readable."""
+def _fk(target: str) -> ForeignKey:
+    return ForeignKey(target, ondelete="CASCADE")
 
-    __tablename__ = "webhook_endpoints"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(Text)
-    description: Mapped[str] = mapped_column(String(255), default="")
-    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+# An account's webhook URL. Deleting keeps the row (deleted_at) so its delivery log stays readable.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), _fk("users.id"), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("events", JSON, nullable=False),
     # Stored in clear: HMAC signing needs the key itself. The previous key signs too until it expires.
-    secret: Mapped[str] = mapped_column(String(128))
-    previous_secret: Mapped[str | None] = mapped_column(String(128))
-    previous_secret_expires_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    deleted_at: Mapped[datetime | None] = mapped_column()
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128)),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("deleted_at", UTCDateTime()),
+)
 
+# One signing secret per account for the per-generation callback_url deliveries.
+webhook_callback_secrets = Table(
+    "webhook_callback_secrets",
+    metadata,
+    Column("user_id", String(40), _fk("users.id"), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128)),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
 
-class CallbackSecret(Base):
-    """One signing secret per account for the per-generation callback_url deliveries."""
+# A generation's terminal event, written in the same transaction as the state change (the outbox).
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), _fk("users.id"), nullable=False, index=True),
+    Column("type", String(40), nullable=False),
+    Column("generation_id", String(40), _fk("generations.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
 
-    __tablename__ = "webhook_callback_secrets"
-
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
-    secret: Mapped[str] = mapped_column(String(128))
-    previous_secret: Mapped[str | None] = mapped_column(String(128))
-    previous_secret_expires_at: Mapped[datetime | None] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class WebhookEvent(Base):
-    """A generation's terminal event, written in the same transaction as the state change (the outbox)."""
-
-    __tablename__ = "webhook_events"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(40))
-    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class WebhookDelivery(Base):
-    """One event to one URL. Its id is the `webhook-id` header, the same on every retry."""
-
-    __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+# One event to one URL. Its id is the `webhook-id` header, the same on every retry.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), _fk("webhook_events.id"), nullable=False, index=True),
+    Column("user_id", String(40), _fk("users.id"), nullable=False, index=True),
     # None for a generation's own callback_url (signed with the account's callback secret).
-    endpoint_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer)
+    Column("endpoint_id", String(40), _fk("webhook_endpoints.id"), index=True),
+    Column("url", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
     # Also the claim: a worker pushes it forward before sending, so no two workers send at once.
-    next_attempt_at: Mapped[datetime | None] = mapped_column()
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column()
+    Column("next_attempt_at", UTCDateTime()),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+)
 
+# Every try of a delivery: what came back and how long it took.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), _fk("webhook_deliveries.id"), nullable=False, index=True),
+    Column("attempted_at", UTCDateTime(), nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Column("detail", JSON, nullable=False),
+)
 
-class WebhookAttempt(Base):
-    """Every try of a delivery: what came back and how long it took."""
+# A generation deleted through DELETE /v1/videos/{id}: hidden from the videos API from then on.
+video_deletions = Table(
+    "video_deletions",
+    metadata,
+    Column("generation_id", String(40), _fk("generations.id"), primary_key=True),
+    Column("user_id", String(40), _fk("users.id"), nullable=False, index=True),
+    Column("deleted_at", UTCDateTime(), nullable=False),
+)
 
-    __tablename__ = "webhook_attempts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True)
-    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    error: Mapped[str | None] = mapped_column(Text)
-    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
-    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-
-
-class VideoDeletion(Base):
-    """A generation deleted through DELETE /v1/videos/{id}: hidden from the videos API from then on."""
-
-    __tablename__ = "video_deletions"
-
-    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class VideoRemix(Base):
-    """Which video a remix came from (the videos API's remixed_from_video_id)."""
-
-    __tablename__ = "video_remixes"
-
-    generation_id: Mapped[str] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"), primary_key=True)
-    source_id: Mapped[str] = mapped_column(String(40))
+# Which video a remix came from (the videos API's remixed_from_video_id).
+video_remixes = Table(
+    "video_remixes",
+    metadata,
+    Column("generation_id", String(40), _fk("generations.id"), primary_key=True),
+    Column("source_id", String(40), nullable=False),
+)

@@ -12,19 +12,21 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from reelgate.db.tables import ApiKey, Project, User
+from reelgate.db.errors import UniqueViolation
+from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries import projects as project_queries
+from reelgate.db.queries import users as user_queries
+from reelgate.db.records import ApiKey, User
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
+from reelgate.services.projects import DEFAULT_PROJECT_NAME, new_project
 
 _hasher = PasswordHasher()
 API_KEY_PREFIX = "rg_"
-DEFAULT_PROJECT_NAME = "My videos"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every request
 
 
@@ -82,26 +84,35 @@ async def create_user(
     password_hash = await hash_password(password) if password is not None else None
     grant = ctx.config.signup_credits if credits is None else credits
     user = User(
-        id=new_id("usr"), email=email, password_hash=password_hash, is_admin=is_admin, display_name=display_name
+        id=new_id("usr"),
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name,
+        is_admin=is_admin,
+        flagged=False,
+        disabled=False,
+        created_at=ctx.clock(),
     )
+
+    def create(tx: Tx) -> None:
+        user_queries.insert_user(tx, user)
+        ledger_queries.open_account(tx, user.id)
+        project_queries.insert_project(tx, new_project(ctx, user.id, DEFAULT_PROJECT_NAME))
+        if grant > 0:
+            reference = f"signup:{user.id}"
+            ledger_queries.credit_account(
+                tx, user.id, grant, kind=EntryKind.GRANT, reference=reference, note="Sign-up credits"
+            )
+
     try:
-        async with ctx.db.transaction() as session:
-            session.add(user)
-            await session.flush()
-            await ledger.open_account(session, user.id)
-            session.add(Project(id=new_id("prj"), user_id=user.id, name=DEFAULT_PROJECT_NAME))
-            if grant > 0:
-                await ledger.credit(
-                    session, user.id, grant, kind=EntryKind.GRANT, reference=f"signup:{user.id}", note="Sign-up credits"
-                )
-    except IntegrityError as exc:
+        await ctx.db.write(create)
+    except UniqueViolation as exc:
         raise Conflict("An account with this email already exists.", details={"field": "email"}) from exc
     return user
 
 
 async def authenticate_password(ctx: ServiceContext, email: str, password: str) -> User:
-    async with ctx.db.reader() as session:
-        user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    user = await ctx.db.read(lambda tx: user_queries.user_by_email(tx, email.strip().lower()))
     if user is None or user.password_hash is None or user.disabled:
         # Spend the same time as a real check so response timing does not reveal which emails exist.
         await _verify_password(_dummy_hash(), password)
@@ -118,39 +129,37 @@ def _dummy_hash() -> str:
 
 
 async def change_password(ctx: ServiceContext, user_id: str, current: str, new: str) -> None:
-    async with ctx.db.reader() as session:
-        user = await session.get(User, user_id)
+    user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
     if user is None or user.password_hash is None or not await _verify_password(user.password_hash, current):
         raise ValidationFailed("current_password", "The current password is not correct.")
     _check_password(new)
     new_hash = await hash_password(new)
-    async with ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
+    await ctx.db.write(lambda tx: user_queries.set_password_hash(tx, user_id, new_hash))
 
 
 async def create_api_key(ctx: ServiceContext, user_id: str, name: str = "") -> NewApiKey:
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(id=new_id("key"), user_id=user_id, name=name[:120], prefix=secret[:10], key_hash=hash_api_key(secret))
-    async with ctx.db.transaction() as session:
-        session.add(key)
+    key = ApiKey(
+        id=new_id("key"),
+        user_id=user_id,
+        name=name[:120],
+        prefix=secret[:10],
+        key_hash=hash_api_key(secret),
+        created_at=ctx.clock(),
+        last_used_at=None,
+        revoked_at=None,
+    )
+    await ctx.db.write(lambda tx: user_queries.insert_api_key(tx, key))
     return NewApiKey(id=key.id, name=key.name, secret=secret)
 
 
 async def list_api_keys(ctx: ServiceContext, user_id: str) -> list[ApiKey]:
-    async with ctx.db.reader() as session:
-        rows = await session.execute(select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at.desc()))
-        return list(rows.scalars())
+    return await ctx.db.read(lambda tx: user_queries.api_keys_of(tx, user_id))
 
 
 async def revoke_api_key(ctx: ServiceContext, user_id: str, key_id: str) -> None:
-    async with ctx.db.transaction() as session:
-        result = await session.execute(
-            update(ApiKey)
-            .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
-            .values(revoked_at=ctx.clock())
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise NotFound("API key not found.")
+    if not await ctx.db.write(lambda tx: user_queries.revoke_api_key(tx, user_id, key_id, ctx.clock())):
+        raise NotFound("API key not found.")
     forget_cached_user(user_id)
 
 
@@ -191,12 +200,7 @@ async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
     cached = _key_cache.get(key_hash)
     if cached is not None:
         return cached
-    async with ctx.db.reader() as session:
-        row = (
-            await session.execute(
-                select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == key_hash)
-            )
-        ).first()
+    row = await ctx.db.read(lambda tx: user_queries.key_and_owner(tx, key_hash))
     if row is None:
         raise Unauthorized("Invalid API key.")
     key, user = row
@@ -204,8 +208,7 @@ async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
         raise Unauthorized("This API key has been revoked.")
     now = ctx.clock()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-        async with ctx.db.transaction() as session:
-            await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+        await ctx.db.write(lambda tx: user_queries.touch_api_key(tx, key.id, now))
     _key_cache.put(key_hash, user)
     return user
 
@@ -216,35 +219,29 @@ def forget_cached_user(user_id: str) -> None:
 
 
 async def get_user(ctx: ServiceContext, user_id: str) -> User:
-    async with ctx.db.reader() as session:
-        user = await session.get(User, user_id)
+    user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
     if user is None:
         raise NotFound("User not found.")
     return user
 
 
 async def find_user_by_email(ctx: ServiceContext, email: str) -> User:
-    async with ctx.db.reader() as session:
-        user = (await session.execute(select(User).where(User.email == email.strip().lower()))).scalar_one_or_none()
+    user = await ctx.db.read(lambda tx: user_queries.user_by_email(tx, email.strip().lower()))
     if user is None:
         raise NotFound(f"No user with email {email}.")
     return user
 
 
 async def first_admin(ctx: ServiceContext) -> User | None:
-    async with ctx.db.reader() as session:
-        rows = await session.execute(select(User).where(User.is_admin.is_(True)).order_by(User.created_at).limit(1))
-        return rows.scalar_one_or_none()
+    return await ctx.db.read(user_queries.first_admin)
 
 
 async def count_users(ctx: ServiceContext) -> int:
-    async with ctx.db.reader() as session:
-        return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+    return await ctx.db.read(user_queries.count_users)
 
 
 async def update_profile(ctx: ServiceContext, user_id: str, *, display_name: str) -> None:
-    async with ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == user_id).values(display_name=display_name.strip()[:120]))
+    await ctx.db.write(lambda tx: user_queries.set_display_name(tx, user_id, display_name.strip()[:120]))
     forget_cached_user(user_id)
 
 

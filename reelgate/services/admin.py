@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select
-
-from reelgate.db.tables import Balance, Generation, LedgerEntry, User
+from reelgate.db.queries import admin as admin_queries
+from reelgate.db.queries import analytics as analytics_queries
+from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries.users import user_exists
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
@@ -74,52 +77,42 @@ class RevenueSummary:
 
 
 async def credits_of(ctx: ServiceContext, user_id: str) -> ledger.Credits:
-    async with ctx.db.reader() as session:
-        return await ledger.credits_of(session, user_id)
+    return await ledger.credits_of(ctx, user_id)
 
 
 async def search_users(ctx: ServiceContext, query: str = "", *, limit: int = 50) -> list[UserRow]:
-    statement = select(User, Balance).join(Balance, Balance.user_id == User.id, isouter=True)
-    query = query.strip().lower()
-    if query:
-        pattern = f"%{query}%"
-        statement = statement.where(or_(User.email.like(pattern), func.lower(User.display_name).like(pattern)))
-    async with ctx.db.reader() as session:
-        rows = await session.execute(statement.order_by(User.created_at.desc()).limit(limit))
-        return [
-            UserRow(
-                id=user.id,
-                email=user.email,
-                display_name=user.display_name,
-                is_admin=user.is_admin,
-                disabled=user.disabled,
-                created_at=user.created_at,
-                available=balance.available if balance else 0,
-                held=balance.held if balance else 0,
-                captured=balance.captured if balance else 0,
-            )
-            for user, balance in rows
-        ]
+    rows = await ctx.db.read(lambda tx: admin_queries.users_with_balances(tx, query.strip(), limit=limit))
+    return [
+        UserRow(
+            id=user.id,
+            email=user.email,
+            display_name=user.display_name,
+            is_admin=user.is_admin,
+            disabled=user.disabled,
+            created_at=user.created_at,
+            available=balance.available,
+            held=balance.held,
+            captured=balance.captured,
+        )
+        for user, balance in rows
+    ]
 
 
 async def list_transactions(ctx: ServiceContext, user_id: str, *, limit: int = 50) -> list[Transaction]:
     """A user's ledger, newest first: what the credits page shows as transaction history."""
-    async with ctx.db.reader() as session:
-        rows = await session.execute(
-            select(LedgerEntry).where(LedgerEntry.user_id == user_id).order_by(LedgerEntry.id.desc()).limit(limit)
+    entries = await ctx.db.read(lambda tx: ledger_queries.entries_of(tx, user_id, limit=limit))
+    return [
+        Transaction(
+            id=e.id,
+            kind=e.kind,
+            amount=e.amount,
+            reference=e.reference,
+            generation_id=e.generation_id,
+            note=e.note,
+            created_at=e.created_at,
         )
-        return [
-            Transaction(
-                id=e.id,
-                kind=e.kind,
-                amount=e.amount,
-                reference=e.reference,
-                generation_id=e.generation_id,
-                note=e.note,
-                created_at=e.created_at,
-            )
-            for e in rows.scalars()
-        ]
+        for e in entries
+    ]
 
 
 async def grant_credits(ctx: ServiceContext, admin_user_id: str, user_id: str, amount: int, reason: str) -> None:
@@ -129,33 +122,24 @@ async def grant_credits(ctx: ServiceContext, admin_user_id: str, user_id: str, a
         raise ValidationFailed("reason", "Say why these credits are granted.")
     if not 1 <= amount <= MAX_GRANT:
         raise ValidationFailed("amount", f"Grant between 1 and {MAX_GRANT} credits.", allowed={"max": MAX_GRANT})
-    async with ctx.db.transaction() as session:
-        if await session.get(User, user_id) is None:
+    reference = f"admin-grant:{new_id('grt')}"
+    note = f"{reason[:500]} (by {admin_user_id})"
+
+    def grant(tx: Tx) -> None:
+        if not user_exists(tx, user_id):
             raise NotFound("User not found.")
-        await ledger.credit(
-            session,
-            user_id,
-            amount,
-            kind=EntryKind.GRANT,
-            reference=f"admin-grant:{new_id('grt')}",
-            note=f"{reason[:500]} (by {admin_user_id})",
-        )
+        ledger_queries.credit_account(tx, user_id, amount, kind=EntryKind.GRANT, reference=reference, note=note)
+
+    await ctx.db.write(grant)
 
 
 async def list_all_generations(
     ctx: ServiceContext, *, status: str = "", model: str = "", email: str = "", limit: int = 100
 ) -> list[tuple[Generation, str]]:
     """Every user's generations with the owner's email, newest first, for the admin's filterable table."""
-    statement = select(Generation, User.email).join(User, User.id == Generation.user_id)
-    if status:
-        statement = statement.where(Generation.status == status)
-    if model:
-        statement = statement.where(Generation.model == model)
-    if email:
-        statement = statement.where(User.email.like(f"%{email.strip().lower()}%"))
-    async with ctx.db.reader() as session:
-        rows = await session.execute(statement.order_by(Generation.id.desc()).limit(limit))
-        return [(generation, owner) for generation, owner in rows]
+    return await ctx.db.read(
+        lambda tx: admin_queries.all_generations(tx, status=status, model=model, email=email, limit=limit)
+    )
 
 
 async def _health_of(ctx: ServiceContext, name: str) -> tuple[bool, str]:
@@ -189,24 +173,15 @@ async def provider_health(ctx: ServiceContext) -> list[ProviderHealth]:
 
 async def revenue_summary(ctx: ServiceContext) -> RevenueSummary:
     """Money in and out from the ledger and the generations' recorded provider cost."""
-    async with ctx.db.reader() as session:
-        sums = dict(
-            (kind, int(total or 0))
-            for kind, total in await session.execute(
-                select(LedgerEntry.kind, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.kind)
-            )
+
+    def read(tx: Tx) -> tuple[dict[str, int], dict[str, int], int]:
+        return (
+            analytics_queries.ledger_sums_per_kind(tx),
+            analytics_queries.generations_per_status(tx),
+            analytics_queries.recorded_provider_cost_micros(tx),
         )
-        by_status = {
-            status: int(count)
-            for status, count in await session.execute(
-                select(Generation.status, func.count()).group_by(Generation.status)
-            )
-        }
-        cost_micros = (
-            await session.execute(
-                select(func.sum(Generation.provider_cost_micros)).where(Generation.status == "succeeded")
-            )
-        ).scalar_one()
+
+    sums, by_status, cost_micros = await ctx.db.read(read, snapshot=True)
     unit = ctx.catalog.credit_unit
     captured = sums.get(EntryKind.CAPTURE.value, 0)
     return RevenueSummary(

@@ -6,12 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import select
-
-from reelgate.db.tables import Generation, LedgerEntry, User
-from reelgate.db.tables_billing import Payment
+from reelgate.db.queries import analytics as analytics_queries
+from reelgate.db.records import Generation, LedgerEntry, Payment
+from reelgate.db.sql import Tx
 from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import NotFound
 from reelgate.domain.jobs import GenerationStatus
@@ -144,35 +142,8 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
     end = until or ctx.clock()
     start = end - timedelta(days=days)
     credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
-    async with ctx.db.reader() as session:
-        captures = (
-            await session.execute(
-                select(LedgerEntry, Generation)
-                .join(Generation, Generation.id == LedgerEntry.generation_id)
-                .where(LedgerEntry.kind == "capture", LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
-                .order_by(LedgerEntry.id.desc())
-            )
-        ).all()
-        created = list(
-            (
-                await session.execute(
-                    select(Generation).where(Generation.created_at >= start, Generation.created_at < end)
-                )
-            ).scalars()
-        )
-        payments = list(
-            (await session.execute(select(Payment).where(Payment.paid_at >= start, Payment.paid_at < end))).scalars()
-        )
-        releases = (
-            await session.execute(
-                select(LedgerEntry.amount).where(
-                    LedgerEntry.kind == "release", LedgerEntry.created_at >= start, LedgerEntry.created_at < end
-                )
-            )
-        ).scalars()
-        refunds = await _refunds(session, start, end, list(releases))
-        emails = {user_id: email for user_id, email in await session.execute(select(User.id, User.email))}
-
+    facts = await ctx.db.read(lambda tx: _facts(tx, start, end), snapshot=True)
+    captures, created, payments, refunds, emails = facts
     jobs = [_job(ctx, entry, generation, credit_micros) for entry, generation in captures]
     totals = Bucket("all")
     groups: dict[str, dict[str, Bucket]] = {"day": {}, "model": {}, "provider": {}, "tier": {}}
@@ -266,32 +237,37 @@ def _sales(payments: list[Payment]) -> list[SalesDay]:
     return [days[k] for k in sorted(days)]
 
 
-async def _refunds(session: Any, start: datetime, end: datetime, released: list[int]) -> Refunds:
-    # Reversal entries are the negative adjustments referencing a payment ("payment:<id>:<event>").
-    reversals = (
-        await session.execute(
-            select(LedgerEntry.reference, LedgerEntry.amount).where(
-                LedgerEntry.kind == "adjust",
-                LedgerEntry.reference.startswith("payment:"),
-                LedgerEntry.amount < 0,
-                LedgerEntry.created_at >= start,
-                LedgerEntry.created_at < end,
-            )
-        )
-    ).all()
-    reversed_payments = (
-        await session.execute(
-            select(Payment).where(
-                Payment.updated_at >= start,
-                Payment.updated_at < end,
-                (Payment.amount_refunded + Payment.amount_disputed) > 0,
-            )
-        )
-    ).scalars()
+_Facts = tuple[list[tuple[LedgerEntry, Generation]], list[Generation], list[Payment], "Refunds", dict[str, str]]
+
+
+def _facts(tx: Tx, start: datetime, end: datetime) -> _Facts:
+    """Everything the summary is computed from, read in one snapshot."""
+    released = analytics_queries.released_amounts_between(tx, start, end)
+    return (
+        analytics_queries.captures_between(tx, start, end),
+        analytics_queries.generations_created_between(tx, start, end),
+        analytics_queries.payments_paid_between(tx, start, end),
+        _refunds(tx, start, end, released),
+        analytics_queries.user_emails(tx),
+    )
+
+
+def _refunds(tx: Tx, start: datetime, end: datetime, released: list[int]) -> Refunds:
     result = Refunds(jobs_refunded=len(released), credits_released=sum(released))
-    result.credits_reversed = -sum(amount for _ref, amount in reversals)
-    for payment in reversed_payments:
+    result.credits_reversed = -sum(
+        amount for _ref, amount in analytics_queries.payment_reversals_between(tx, start, end)
+    )
+    for payment in analytics_queries.payments_reversed_between(tx, start, end):
         result.payments_reversed += 1
         result.amount_reversed += min(payment.amount, payment.amount_refunded + payment.amount_disputed)
         result.credits_unrecovered += payment.credits_unrecovered
     return result
+
+
+async def database_figures(ctx: ServiceContext) -> tuple[list[tuple[str, str, int]], int]:
+    """(status, model, count) of every generation, and the credits held across accounts, for /metrics."""
+
+    def read(tx: Tx) -> tuple[list[tuple[str, str, int]], int]:
+        return analytics_queries.generations_per_status_and_model(tx), analytics_queries.total_held(tx)
+
+    return await ctx.db.read(read, snapshot=True)

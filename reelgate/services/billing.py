@@ -9,10 +9,12 @@ from functools import lru_cache
 from typing import Any
 
 import stripe
-from sqlalchemy import select, update
 
-from reelgate.db.tables import User
-from reelgate.db.tables_billing import Payment
+from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries import payments as payment_queries
+from reelgate.db.queries import users as user_queries
+from reelgate.db.records import Payment
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ServiceUnavailable, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
@@ -127,8 +129,7 @@ async def start_checkout(
     key = ctx.config.stripe_secret_key
     if not key:
         raise ServiceUnavailable("Credit purchases are not configured (STRIPE_SECRET_KEY is unset).")
-    async with ctx.db.reader() as session:
-        user = await session.get(User, user_id)
+    user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
     if user is None:
         raise NotFound("User not found.")
     payment_id = new_id("pay")
@@ -163,22 +164,26 @@ async def start_checkout(
     }
     created = await _create_session(ctx, key, params, idempotency_key=payment_id)
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        session.add(
-            Payment(
-                id=payment_id,
-                user_id=user.id,
-                stripe_session_id=str(created["id"]),
-                package=package.id,
-                credits=package.total_credits,
-                bonus=package.bonus,
-                amount=package.price,
-                currency=package.currency,
-                status="open",
-                created_at=now,
-                updated_at=now,
-            )
-        )
+    payment = Payment(
+        id=payment_id,
+        user_id=user.id,
+        stripe_session_id=str(created["id"]),
+        stripe_payment_intent=None,
+        package=package.id,
+        credits=package.total_credits,
+        bonus=package.bonus,
+        amount=package.price,
+        currency=package.currency,
+        status="open",
+        amount_refunded=0,
+        amount_disputed=0,
+        credits_reversed=0,
+        credits_unrecovered=0,
+        created_at=now,
+        updated_at=now,
+        paid_at=None,
+    )
+    await ctx.db.write(lambda tx: payment_queries.insert_payment(tx, payment))
     return Checkout(payment_id=payment_id, session_id=str(created["id"]), url=str(created["url"]))
 
 
@@ -221,11 +226,7 @@ async def _create_session(
 
 
 async def list_payments(ctx: ServiceContext, user_id: str | None = None, *, limit: int = 50) -> list[Payment]:
-    query = select(Payment).order_by(Payment.created_at.desc()).limit(limit)
-    if user_id is not None:
-        query = query.where(Payment.user_id == user_id)
-    async with ctx.db.reader() as session:
-        return list((await session.execute(query)).scalars())
+    return await ctx.db.read(lambda tx: payment_queries.recent_payments(tx, user_id, limit=limit))
 
 
 # ---------------------------------------------------------------- admin grants and adjustments
@@ -248,8 +249,7 @@ def _reason(reason: str) -> str:
 async def _actor_note(ctx: ServiceContext, reason: str, actor_id: str | None) -> str:
     if actor_id is None:
         return reason
-    async with ctx.db.reader() as session:
-        actor = await session.get(User, actor_id)
+    actor = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, actor_id))
     return f"{reason} (by {actor.email if actor else actor_id})"
 
 
@@ -260,11 +260,14 @@ async def grant_credits(
     if amount <= 0:
         raise ValidationFailed("amount", "A grant must be a positive number of credits.")
     note = await _actor_note(ctx, _reason(reason), actor_id)
-    async with ctx.db.transaction() as session:
-        await _require_user(session, user_id)
-        await ledger.credit(session, user_id, amount, kind=EntryKind.GRANT, reference=new_id("grant"), note=note)
-        balance = await ledger.credits_of(session, user_id)
-    return AdjustResult(requested=amount, applied=amount, available=balance.available)
+    reference = new_id("grant")
+
+    def grant(tx: Tx) -> AdjustResult:
+        _require_user(tx, user_id)
+        ledger_queries.credit_account(tx, user_id, amount, kind=EntryKind.GRANT, reference=reference, note=note)
+        return AdjustResult(requested=amount, applied=amount, available=ledger.credits_in(tx, user_id).available)
+
+    return await ctx.db.write(grant)
 
 
 async def adjust_credits(
@@ -275,26 +278,27 @@ async def adjust_credits(
         raise ValidationFailed("amount", "An adjustment must not be zero.")
     note = await _actor_note(ctx, _reason(reason), actor_id)
     reference = new_id("adj")
-    async with ctx.db.transaction() as session:
-        await _require_user(session, user_id)
+
+    def adjust(tx: Tx) -> AdjustResult:
+        _require_user(tx, user_id)
         if amount > 0:
-            await ledger.credit(session, user_id, amount, kind=EntryKind.ADJUST, reference=reference, note=note)
+            ledger_queries.credit_account(tx, user_id, amount, kind=EntryKind.ADJUST, reference=reference, note=note)
             applied = amount
         else:
-            taken = await ledger.debit_available(
-                session, user_id, -amount, kind=EntryKind.ADJUST, reference=reference, note=note
+            taken = ledger_queries.debit_available(
+                tx, user_id, -amount, kind=EntryKind.ADJUST, reference=reference, note=note
             )
             applied = -taken
-        balance = await ledger.credits_of(session, user_id)
-    return AdjustResult(requested=amount, applied=applied, available=balance.available)
+        return AdjustResult(requested=amount, applied=applied, available=ledger.credits_in(tx, user_id).available)
+
+    return await ctx.db.write(adjust)
 
 
-async def _require_user(session: Any, user_id: str) -> None:
-    if (await session.execute(select(User.id).where(User.id == user_id))).scalar_one_or_none() is None:
+def _require_user(tx: Tx, user_id: str) -> None:
+    if not user_queries.user_exists(tx, user_id):
         raise NotFound("User not found.")
 
 
 async def set_flagged(ctx: ServiceContext, user_id: str, flagged: bool) -> None:
     """Clears (or sets) the flag a refund or dispute left on an account the balance could not cover."""
-    async with ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == user_id).values(flagged=flagged))
+    await ctx.db.write(lambda tx: user_queries.set_flagged(tx, user_id, flagged))

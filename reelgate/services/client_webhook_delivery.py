@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import select, update
 from standardwebhooks.webhooks import Webhook
 
-from reelgate.db.tables import Generation
-from reelgate.db.tables_webhooks import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from reelgate.db.queries import client_webhooks as webhook_queries
+from reelgate.db.queries.generations import generation_by_id
+from reelgate.db.records import Generation, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from reelgate.db.sql import Tx
 from reelgate.services import client_webhooks
 from reelgate.services.client_webhooks import DeliveryStatus
 from reelgate.services.context import ServiceContext
@@ -71,44 +72,37 @@ def retry_delay(attempt: int) -> float:
 async def _claim(ctx: ServiceContext, limit: int) -> list[str]:
     """Pushes next_attempt_at forward with a compare-and-set, so two workers never send the same delivery."""
     now = ctx.clock()
-    async with ctx.db.reader() as session:
-        rows = await session.execute(
-            select(WebhookDelivery.id)
-            .where(WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= now)
-            .order_by(WebhookDelivery.next_attempt_at)
-            .limit(limit)
-        )
-        candidates = list(rows.scalars())
-    claimed: list[str] = []
+    candidates = await ctx.db.read(lambda tx: webhook_queries.due_deliveries(tx, now, limit))
     if not candidates:
-        return claimed
-    async with ctx.db.transaction() as session:
-        for delivery_id in candidates:
-            result = await session.execute(
-                update(WebhookDelivery)
-                .where(
-                    WebhookDelivery.id == delivery_id,
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                    WebhookDelivery.next_attempt_at <= now,
-                )
-                .values(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
-                .execution_options(synchronize_session=False)
-            )
-            if getattr(result, "rowcount", 0) == 1:
-                claimed.append(delivery_id)
-    return claimed
+        return []
+    until = now + timedelta(seconds=CLAIM_SECONDS)
+
+    def claim(tx: Tx) -> list[str]:
+        return [d for d in candidates if webhook_queries.claim_delivery(tx, d, now=now, until=until)]
+
+    return await ctx.db.write(claim)
+
+
+_Parts = tuple[WebhookDelivery, WebhookEvent, Generation, WebhookEndpoint | None]
+
+
+def _parts(tx: Tx, delivery_id: str) -> _Parts | None:
+    delivery = webhook_queries.delivery_by_id(tx, delivery_id)
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return None
+    event = webhook_queries.event_by_id(tx, delivery.event_id)
+    generation = generation_by_id(tx, event.generation_id) if event else None
+    if event is None or generation is None:
+        return None
+    endpoint = webhook_queries.endpoint_by_id(tx, delivery.endpoint_id) if delivery.endpoint_id else None
+    return delivery, event, generation, endpoint
 
 
 async def _prepare(ctx: ServiceContext, delivery_id: str, present: Presenter) -> Outgoing | None:
-    async with ctx.db.reader() as session:
-        delivery = await session.get(WebhookDelivery, delivery_id)
-        if delivery is None or delivery.status != DeliveryStatus.PENDING:
-            return None
-        event = await session.get(WebhookEvent, delivery.event_id)
-        generation = await session.get(Generation, event.generation_id) if event else None
-        endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery.endpoint_id else None
-    if event is None or generation is None:
+    parts = await ctx.db.read(lambda tx: _parts(tx, delivery_id), snapshot=True)
+    if parts is None:
         return None
+    delivery, event, generation, endpoint = parts
     holder = endpoint if endpoint is not None else await client_webhooks.callback_secret(ctx, delivery.user_id)
     keys = client_webhooks.signing_secrets(holder, ctx.clock())
     payload = {"type": event.type, "timestamp": event.created_at.isoformat(), "data": present(generation, ctx)}
@@ -189,31 +183,33 @@ def _ms(started: float) -> int:
 
 async def _record(ctx: ServiceContext, delivery_id: str, outcome: Outcome) -> None:
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        delivery = await session.get(WebhookDelivery, delivery_id)
+
+    def record(tx: Tx) -> None:
+        delivery = webhook_queries.delivery_by_id(tx, delivery_id)
         if delivery is None:
             return
-        session.add(
-            WebhookAttempt(
-                delivery_id=delivery_id,
-                attempted_at=now,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-            )
+        webhook_queries.insert_attempt(
+            tx,
+            delivery_id,
+            at=now,
+            status_code=outcome.status_code,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
         )
         delivery.attempts += 1
         delivery.last_status_code = outcome.status_code
         delivery.last_error = outcome.error
         delivery.updated_at = now
-        if delivery.status != DeliveryStatus.PENDING:
-            return  # its endpoint was deleted meanwhile: keep the attempt, not the retry
-        if outcome.ok:
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
-        elif outcome.final or delivery.attempts >= delivery.max_attempts:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-        else:
-            delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts))
+        if delivery.status == DeliveryStatus.PENDING:  # else its endpoint was deleted meanwhile: no retry
+            if outcome.ok:
+                delivery.status, delivery.delivered_at, delivery.next_attempt_at = DeliveryStatus.SUCCEEDED, now, None
+            elif outcome.final or delivery.attempts >= delivery.max_attempts:
+                delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
+            else:
+                delivery.next_attempt_at = now + timedelta(seconds=retry_delay(delivery.attempts))
+        webhook_queries.save_delivery(tx, delivery)
+
+    await ctx.db.write(record)
 
 
 async def _deliver_one(client: httpx.AsyncClient, ctx: ServiceContext, delivery_id: str, present: Presenter) -> None:

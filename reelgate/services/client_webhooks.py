@@ -17,12 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from reelgate.db.tables import Generation
-from reelgate.db.tables_webhooks import CallbackSecret, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from reelgate.db.queries import client_webhooks as webhook_queries
+from reelgate.db.records import (
+    CallbackSecret,
+    Generation,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.services.context import ServiceContext
@@ -72,67 +76,54 @@ async def create_endpoint(
     ctx: ServiceContext, user_id: str, url: str, *, description: str = "", events: Sequence[str] | None = None
 ) -> WebhookEndpoint:
     _check_url(ctx, url)
-    chosen = _check_events(events)
-    async with ctx.db.transaction() as session:
-        existing = await session.execute(
-            select(WebhookEndpoint.id).where(WebhookEndpoint.user_id == user_id, WebhookEndpoint.deleted_at.is_(None))
-        )
-        if len(existing.all()) >= MAX_ENDPOINTS:
+    endpoint = WebhookEndpoint(
+        id=new_id("we"),
+        user_id=user_id,
+        url=url,
+        description=description[:255],
+        events=_check_events(events),
+        secret=new_secret(),
+        previous_secret=None,
+        previous_secret_expires_at=None,
+        created_at=ctx.clock(),
+        deleted_at=None,
+    )
+
+    def create(tx: Tx) -> None:
+        if webhook_queries.live_endpoint_count(tx, user_id) >= MAX_ENDPOINTS:
             raise Conflict(f"An account may have at most {MAX_ENDPOINTS} webhook endpoints.", code="too_many_endpoints")
-        endpoint = WebhookEndpoint(
-            id=new_id("we"),
-            user_id=user_id,
-            url=url,
-            description=description[:255],
-            events=chosen,
-            secret=new_secret(),
-            created_at=ctx.clock(),
-        )
-        session.add(endpoint)
+        webhook_queries.insert_endpoint(tx, endpoint)
+
+    await ctx.db.write(create)
     return endpoint
 
 
 async def list_endpoints(ctx: ServiceContext, user_id: str) -> list[WebhookEndpoint]:
-    async with ctx.db.reader() as session:
-        rows = await session.execute(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.user_id == user_id, WebhookEndpoint.deleted_at.is_(None))
-            .order_by(WebhookEndpoint.id)
-        )
-        return list(rows.scalars())
+    return await ctx.db.read(lambda tx: webhook_queries.live_endpoints(tx, user_id))
 
 
-async def _owned_endpoint(session: AsyncSession, user_id: str, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = (
-        await session.execute(
-            select(WebhookEndpoint).where(
-                WebhookEndpoint.id == endpoint_id,
-                WebhookEndpoint.user_id == user_id,
-                WebhookEndpoint.deleted_at.is_(None),
-            )
-        )
-    ).scalar_one_or_none()
+def _owned_endpoint(tx: Tx, user_id: str, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = webhook_queries.endpoint_of_user(tx, user_id, endpoint_id)
     if endpoint is None:
         raise NotFound("Webhook endpoint not found.")
     return endpoint
 
 
 async def get_endpoint(ctx: ServiceContext, user_id: str, endpoint_id: str) -> WebhookEndpoint:
-    async with ctx.db.reader() as session:
-        return await _owned_endpoint(session, user_id, endpoint_id)
+    return await ctx.db.read(lambda tx: _owned_endpoint(tx, user_id, endpoint_id))
 
 
 async def delete_endpoint(ctx: ServiceContext, user_id: str, endpoint_id: str) -> None:
     """Stops deliveries to it at once; the row and its log stay for the delivery history."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        endpoint = await _owned_endpoint(session, user_id, endpoint_id)
+
+    def delete(tx: Tx) -> None:
+        endpoint = _owned_endpoint(tx, user_id, endpoint_id)
         endpoint.deleted_at = now
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == DeliveryStatus.PENDING)
-            .values(status=DeliveryStatus.CANCELED, next_attempt_at=None, updated_at=now)
-        )
+        webhook_queries.save_endpoint(tx, endpoint)
+        webhook_queries.cancel_pending_deliveries(tx, endpoint_id, now)
+
+    await ctx.db.write(delete)
 
 
 def _rotate(holder: WebhookEndpoint | CallbackSecret, now: datetime) -> None:
@@ -142,38 +133,45 @@ def _rotate(holder: WebhookEndpoint | CallbackSecret, now: datetime) -> None:
 
 
 async def rotate_endpoint_secret(ctx: ServiceContext, user_id: str, endpoint_id: str) -> WebhookEndpoint:
-    async with ctx.db.transaction() as session:
-        endpoint = await _owned_endpoint(session, user_id, endpoint_id)
+    def rotate(tx: Tx) -> WebhookEndpoint:
+        endpoint = _owned_endpoint(tx, user_id, endpoint_id)
         _rotate(endpoint, ctx.clock())
-    return endpoint
+        webhook_queries.save_endpoint(tx, endpoint)
+        return endpoint
+
+    return await ctx.db.write(rotate)
+
+
+def _callback_secret_in(tx: Tx, user_id: str, now: datetime) -> CallbackSecret:
+    """The account's callback secret, created on first use (a concurrent twin simply wins)."""
+    found = webhook_queries.callback_secret_of(tx, user_id)
+    if found is not None:
+        return found
+    created = CallbackSecret(
+        user_id=user_id, secret=new_secret(), previous_secret=None, previous_secret_expires_at=None, created_at=now
+    )
+    if webhook_queries.insert_callback_secret(tx, created):
+        return created
+    again = webhook_queries.callback_secret_of(tx, user_id)
+    assert again is not None
+    return again
 
 
 async def callback_secret(ctx: ServiceContext, user_id: str) -> CallbackSecret:
-    """The account's callback secret, created on first use (a concurrent twin simply wins)."""
-    async with ctx.db.reader() as session:
-        found = await session.get(CallbackSecret, user_id)
+    found = await ctx.db.read(lambda tx: webhook_queries.callback_secret_of(tx, user_id))
     if found is not None:
         return found
-    try:
-        async with ctx.db.transaction() as session:
-            created = CallbackSecret(user_id=user_id, secret=new_secret(), created_at=ctx.clock())
-            session.add(created)
-        return created
-    except IntegrityError:
-        async with ctx.db.reader() as session:
-            again = await session.get(CallbackSecret, user_id)
-        if again is None:
-            raise
-        return again
+    return await ctx.db.write(lambda tx: _callback_secret_in(tx, user_id, ctx.clock()))
 
 
 async def rotate_callback_secret(ctx: ServiceContext, user_id: str) -> CallbackSecret:
-    await callback_secret(ctx, user_id)
-    async with ctx.db.transaction() as session:
-        holder = await session.get(CallbackSecret, user_id)
-        assert holder is not None
+    def rotate(tx: Tx) -> CallbackSecret:
+        holder = _callback_secret_in(tx, user_id, ctx.clock())
         _rotate(holder, ctx.clock())
-    return holder
+        webhook_queries.save_callback_secret(tx, holder)
+        return holder
+
+    return await ctx.db.write(rotate)
 
 
 def signing_secrets(holder: WebhookEndpoint | CallbackSecret, now: datetime) -> list[str]:
@@ -192,7 +190,7 @@ def event_type_of(status: str) -> str:
     return f"generation.{status}"
 
 
-async def record_terminal_event(session: AsyncSession, generation: Generation) -> None:
+def record_terminal_event(tx: Tx, generation: Generation) -> None:
     """Inside the transition's transaction: one event, one delivery per subscribed endpoint and one for
     the generation's callback_url. Nothing here may fail the transition, so there are no unique inserts."""
     event_type = event_type_of(generation.status)
@@ -202,33 +200,32 @@ async def record_terminal_event(session: AsyncSession, generation: Generation) -
     event = WebhookEvent(
         id=new_id("evt"), user_id=generation.user_id, type=event_type, generation_id=generation.id, created_at=now
     )
-    session.add(event)
-    endpoints = await session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events).where(
-            WebhookEndpoint.user_id == generation.user_id, WebhookEndpoint.deleted_at.is_(None)
-        )
-    )
+    webhook_queries.insert_event(tx, event)
     targets: list[tuple[str | None, str]] = [
-        (endpoint_id, url) for endpoint_id, url, events in endpoints.all() if event_type in (events or EVENT_TYPES)
+        (endpoint.id, endpoint.url)
+        for endpoint in webhook_queries.live_endpoints(tx, generation.user_id)
+        if event_type in (endpoint.events or EVENT_TYPES)
     ]
     if generation.callback_url:
         targets.append((None, generation.callback_url))
     for endpoint_id, url in targets:
-        session.add(
-            WebhookDelivery(
-                id=new_id("msg"),
-                event_id=event.id,
-                user_id=generation.user_id,
-                endpoint_id=endpoint_id,
-                url=url,
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                max_attempts=len(RETRY_DELAYS) + 1,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+        delivery = WebhookDelivery(
+            id=new_id("msg"),
+            event_id=event.id,
+            user_id=generation.user_id,
+            endpoint_id=endpoint_id,
+            url=url,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            max_attempts=len(RETRY_DELAYS) + 1,
+            next_attempt_at=now,
+            last_status_code=None,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+            delivered_at=None,
         )
+        webhook_queries.insert_delivery(tx, delivery)
 
 
 # ---------------------------------------------------------------- the delivery log
@@ -241,6 +238,13 @@ class DeliveryRecord:
     attempts: list[WebhookAttempt]
 
 
+def _with_attempts(tx: Tx, pairs: list[tuple[WebhookDelivery, WebhookEvent]]) -> list[DeliveryRecord]:
+    attempts: dict[str, list[WebhookAttempt]] = {delivery.id: [] for delivery, _ in pairs}
+    for attempt in webhook_queries.attempts_of(tx, list(attempts)):
+        attempts[attempt.delivery_id].append(attempt)
+    return [DeliveryRecord(delivery, event, attempts[delivery.id]) for delivery, event in pairs]
+
+
 async def list_deliveries(
     ctx: ServiceContext,
     user_id: str,
@@ -251,66 +255,45 @@ async def list_deliveries(
     limit: int = 50,
 ) -> list[DeliveryRecord]:
     """Newest first, each with its attempts; scoped to the owner."""
-    query = (
-        select(WebhookDelivery, WebhookEvent)
-        .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-        .where(WebhookDelivery.user_id == user_id)
-    )
-    if endpoint_id is not None:
-        query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
-    if callbacks_only:
-        query = query.where(WebhookDelivery.endpoint_id.is_(None))
-    if generation_id is not None:
-        query = query.where(WebhookEvent.generation_id == generation_id)
-    async with ctx.db.reader() as session:
-        if endpoint_id is not None:
-            found = await session.execute(
-                select(WebhookEndpoint.id).where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.user_id == user_id)
-            )
-            if found.scalar_one_or_none() is None:
-                raise NotFound("Webhook endpoint not found.")
-        pairs = (await session.execute(query.order_by(WebhookDelivery.id.desc()).limit(limit))).all()
-        ids = [delivery.id for delivery, _ in pairs]
-        attempts: dict[str, list[WebhookAttempt]] = {i: [] for i in ids}
-        if ids:
-            rows = await session.execute(
-                select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)).order_by(WebhookAttempt.id)
-            )
-            for attempt in rows.scalars():
-                attempts[attempt.delivery_id].append(attempt)
-    return [DeliveryRecord(delivery, event, attempts[delivery.id]) for delivery, event in pairs]
+
+    def read(tx: Tx) -> list[DeliveryRecord]:
+        if endpoint_id is not None and not webhook_queries.user_has_endpoint(tx, user_id, endpoint_id):
+            raise NotFound("Webhook endpoint not found.")
+        pairs = webhook_queries.deliveries_of_user(
+            tx,
+            user_id,
+            endpoint_id=endpoint_id,
+            generation_id=generation_id,
+            callbacks_only=callbacks_only,
+            limit=limit,
+        )
+        return _with_attempts(tx, pairs)
+
+    return await ctx.db.read(read, snapshot=True)
+
+
+def _delivery_record(tx: Tx, user_id: str, delivery_id: str) -> DeliveryRecord:
+    pair = webhook_queries.delivery_of_user(tx, user_id, delivery_id)
+    if pair is None:
+        raise NotFound("Webhook delivery not found.")
+    return _with_attempts(tx, [pair])[0]
 
 
 async def get_delivery(ctx: ServiceContext, user_id: str, delivery_id: str) -> DeliveryRecord:
-    async with ctx.db.reader() as session:
-        pair = (
-            await session.execute(
-                select(WebhookDelivery, WebhookEvent)
-                .join(WebhookEvent, WebhookEvent.id == WebhookDelivery.event_id)
-                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.user_id == user_id)
-            )
-        ).first()
-        if pair is None:
-            raise NotFound("Webhook delivery not found.")
-        rows = await session.execute(
-            select(WebhookAttempt).where(WebhookAttempt.delivery_id == delivery_id).order_by(WebhookAttempt.id)
-        )
-        return DeliveryRecord(pair[0], pair[1], list(rows.scalars()))
+    return await ctx.db.read(lambda tx: _delivery_record(tx, user_id, delivery_id), snapshot=True)
 
 
 async def redeliver(ctx: ServiceContext, user_id: str, delivery_id: str) -> DeliveryRecord:
     """Queues one more attempt now, with the same webhook-id; a pending delivery is simply brought forward."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        delivery = (
-            await session.execute(
-                select(WebhookDelivery).where(WebhookDelivery.id == delivery_id, WebhookDelivery.user_id == user_id)
-            )
-        ).scalar_one_or_none()
-        if delivery is None:
+
+    def requeue(tx: Tx) -> DeliveryRecord:
+        pair = webhook_queries.delivery_of_user(tx, user_id, delivery_id)
+        if pair is None:
             raise NotFound("Webhook delivery not found.")
+        delivery = pair[0]
         if delivery.endpoint_id is not None:
-            endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
+            endpoint = webhook_queries.endpoint_by_id(tx, delivery.endpoint_id)
             if endpoint is None or endpoint.deleted_at is not None:
                 raise Conflict("Its webhook endpoint was deleted.", code="endpoint_deleted")
         if delivery.status != DeliveryStatus.PENDING:
@@ -318,5 +301,9 @@ async def redeliver(ctx: ServiceContext, user_id: str, delivery_id: str) -> Deli
         delivery.status = DeliveryStatus.PENDING
         delivery.next_attempt_at = now
         delivery.updated_at = now
+        webhook_queries.save_delivery(tx, delivery)
+        return _delivery_record(tx, user_id, delivery_id)
+
+    record = await ctx.db.write(requeue)
     ctx.wake("")
-    return await get_delivery(ctx, user_id, delivery_id)
+    return record

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from reelgate.db.engine import Database
+from reelgate.db.database import Database
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry

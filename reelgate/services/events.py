@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from reelgate.db.tables import Generation
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.services import client_webhooks
 
 
-async def record_terminal_event(session: AsyncSession, generation: Generation) -> None:
+def record_terminal_event(tx: Tx, generation: Generation) -> None:
     """Called by transition() when a generation reaches a terminal state: queues the client webhooks."""
-    await client_webhooks.record_terminal_event(session, generation)
+    client_webhooks.record_terminal_event(tx, generation)

@@ -5,16 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
-from reelgate.db.tables import Balance, LedgerEntry
+from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.sql import Tx
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.expiry")
-# Kinds that bring credits in; each entry is a "lot" that ages from its own date.
-_DEPOSITS = (EntryKind.GRANT.value, EntryKind.PURCHASE.value, EntryKind.ADJUST.value)
 
 
 async def expire_credits(ctx: ServiceContext) -> int:
@@ -29,8 +25,7 @@ async def expire_credits(ctx: ServiceContext) -> int:
         return 0
     now = ctx.clock()
     cutoff = now - timedelta(days=days)
-    async with ctx.db.reader() as session:
-        candidates = list((await session.execute(select(Balance.user_id).where(Balance.available > 0))).scalars())
+    candidates = await ctx.db.read(ledger_queries.accounts_with_available)
     total = 0
     for user_id in candidates:
         total += await _expire_account(ctx, user_id, cutoff, days)
@@ -41,30 +36,20 @@ async def expire_credits(ctx: ServiceContext) -> int:
 
 async def _expire_account(ctx: ServiceContext, user_id: str, cutoff: datetime, days: int) -> int:
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        # Lock the balance first so the amount computed below is the amount taken (PostgreSQL; SQLite
-        # write transactions are already serialized by BEGIN IMMEDIATE).
-        available = (
-            await session.execute(select(Balance.available).where(Balance.user_id == user_id).with_for_update())
-        ).scalar_one()
-        recent = (
-            await session.execute(
-                select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                    LedgerEntry.user_id == user_id,
-                    LedgerEntry.kind.in_(_DEPOSITS),
-                    LedgerEntry.amount > 0,
-                    LedgerEntry.created_at >= cutoff,
-                )
-            )
-        ).scalar_one()
-        lapsed = available - int(recent)
+
+    def expire(tx: Tx) -> int:
+        # The balance is locked first, so the amount computed here is the amount taken.
+        available = ledger_queries.available_locked(tx, user_id)
+        lapsed = available - ledger_queries.deposited_since(tx, user_id, cutoff)
         if lapsed <= 0:
             return 0
-        return await ledger.debit_available(
-            session,
+        return ledger_queries.debit_available(
+            tx,
             user_id,
             lapsed,
             kind=EntryKind.EXPIRE,
             reference=f"expiry:{user_id}:{now.isoformat(timespec='seconds')}",
             note=f"Credits older than {days} days expired",
         )
+
+    return await ctx.db.write(expire)

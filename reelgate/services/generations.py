@@ -7,48 +7,29 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from reelgate.db.prepared import Prepared
-from reelgate.db.rows import instance_from_row, with_defaults
-from reelgate.db.tables import Generation, IdempotencyKey, Project, Upload
+from reelgate.db.errors import UniqueViolation
+from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries import idempotency
+from reelgate.db.queries import projects as project_queries
+from reelgate.db.queries.ledger import hold_credits
+from reelgate.db.queries.uploads import owns_upload
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
-from reelgate.services import ledger, limits, projects, prompting, routing
+from reelgate.services import limits, projects, prompting, routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
-from reelgate.services.transitions import generation_by_id, transition
+from reelgate.services.transitions import transition
 
 log = logging.getLogger("reelgate.generations")
 _RETRYABLE = frozenset({GenerationStatus.FAILED, GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
-
-# The submit path's statements, built once (building one costs more than SQLite takes to run it) and run on a
-# bare connection: the submit needs no ORM unit of work, only these few reads and inserts.
-_GENERATIONS = cast(Table, Generation.__table__)
-_KEYS = cast(Table, IdempotencyKey.__table__)
-_INSERT_GENERATION = Prepared(insert(_GENERATIONS), column_keys=[column.key for column in _GENERATIONS.columns])
-_UPLOAD_OF_USER = Prepared(
-    select(Upload.id).where(Upload.id == bindparam("upload_id"), Upload.user_id == bindparam("user_id"))
-)
-_PROJECT_OF_USER = Prepared(
-    select(Project.id).where(Project.id == bindparam("project_id"), Project.user_id == bindparam("user_id"))
-)
-_KEY_RECORD = select(_KEYS).where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
-_DELETE_KEY = delete(_KEYS).where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
-_INSERT_KEY = insert(_KEYS)
-_LINK_KEY = (
-    update(_KEYS)
-    .where(_KEYS.c.user_id == bindparam("k_user"), _KEYS.c.key == bindparam("k_key"))
-    .values(generation_id=bindparam("k_generation"))
-)
 
 
 @dataclass(frozen=True)
@@ -119,19 +100,15 @@ def _input_of(order: GenerationOrder) -> GenerationInput:
     )
 
 
-async def _check_references(connection: AsyncConnection, user_id: str, order: GenerationOrder) -> str:
+def _check_references(tx: Tx, user_id: str, order: GenerationOrder) -> str:
     """Uploads and the project must belong to the caller; another user's id reads as not found."""
     for field_name in ("start_image", "end_image"):
         upload_id = getattr(order, field_name)
-        if upload_id is None:
-            continue
-        found = await _UPLOAD_OF_USER.run(connection, {"upload_id": upload_id, "user_id": user_id})
-        if found.scalar() is None:
+        if upload_id is not None and not owns_upload(tx, user_id, upload_id):
             raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
     if order.project_id is None:
-        return await projects.default_project_in(connection, user_id)
-    found = await _PROJECT_OF_USER.run(connection, {"project_id": order.project_id, "user_id": user_id})
-    if found.scalar() is None:
+        return projects.default_project_in(tx, user_id)
+    if project_queries.project_of_user(tx, user_id, order.project_id) is None:
         raise NotFound("Project not found.", details={"field": "project_id"})
     return order.project_id
 
@@ -162,60 +139,64 @@ async def create_generation(
     if quoted.request.enhance_prompt:
         prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
+    now = ctx.clock()
+
+    def submit(tx: Tx) -> tuple[Generation, bool]:
+        # Everything the submit reads or writes happens in this one transaction (one hop to the database).
+        if idempotency_key is not None:
+            replay = _claim_key(ctx, tx, user_id, idempotency_key, order, now)
+            if replay is not None:
+                return replay, True
+        project_id = _check_references(tx, user_id, order)
+        limits.check_submission(ctx, tx, user_id, quoted.quote.total, now)
+        generation = _new_generation(ctx, user_id, project_id, order, quoted, now)
+        generation.retry_of = retry_of
+        if idempotency_key is not None:
+            idempotency.link_key(tx, user_id, idempotency_key, generation.id)
+        hold_credits(tx, user_id, quoted.quote.total, generation_id=generation.id)
+        generation_queries.insert_generation(tx, generation)
+        return generation, False
+
     try:
-        # Everything that reads or writes the database happens in this one transaction: one connection and,
-        # on SQLite, one turn at the write lock per submit.
-        async with ctx.db.write_connection() as connection:
-            if idempotency_key is not None:
-                replay = await _claim_key(ctx, connection, user_id, idempotency_key, order)
-                if replay is not None:
-                    return replay, True
-            project_id = await _check_references(connection, user_id, order)
-            await limits.check_submission(ctx, user_id, quoted.quote.total, connection)
-            row = _new_generation_row(ctx, user_id, project_id, order, quoted)
-            row["retry_of"] = retry_of
-            if idempotency_key is not None:
-                link = {"k_user": user_id, "k_key": idempotency_key, "k_generation": row["id"]}
-                await connection.execute(_LINK_KEY, link)
-            await ledger.hold(connection, user_id, quoted.quote.total, generation_id=row["id"])
-            await _INSERT_GENERATION.run(connection, row)
-        generation = instance_from_row(Generation, row)
-    except IntegrityError:
+        generation, replayed = await ctx.db.write(submit)
+    except UniqueViolation:
         # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
         if idempotency_key is None:
             raise
-        replay = await _replay(ctx, user_id, idempotency_key, order)
+        replay = await ctx.db.read(lambda tx: _replay(ctx, tx, user_id, idempotency_key, order))
         if replay is None:
             raise
         return replay, True
-    ctx.wake(generation.id)
-    return generation, False
+    if not replayed:
+        ctx.wake(generation.id)
+    return generation, replayed
 
 
-async def _claim_key(
-    ctx: ServiceContext, connection: AsyncConnection, user_id: str, key: str, order: GenerationOrder
+def _key_conflict(key: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        "This Idempotency-Key was already used with a different request body.", details={"key": key}
+    )
+
+
+def _claim_key(
+    ctx: ServiceContext, tx: Tx, user_id: str, key: str, order: GenerationOrder, now: datetime
 ) -> Generation | None:
     """Records the key, or returns the generation it already made (Stripe's semantics: first response replayed)."""
-    names = {"k_user": user_id, "k_key": key}
-    record = (await connection.execute(_KEY_RECORD, names)).first()
-    if record is not None and record.created_at >= ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
+    record = idempotency.key_record(tx, user_id, key)
+    if record is not None and record.created_at >= now - timedelta(hours=ctx.config.idempotency_ttl_hours):
         if record.request_hash != order.fingerprint():
-            raise IdempotencyConflict(
-                "This Idempotency-Key was already used with a different request body.", details={"key": key}
-            )
-        return await generation_by_id(connection, record.generation_id) if record.generation_id else None
+            raise _key_conflict(key)
+        return generation_queries.generation_by_id(tx, record.generation_id) if record.generation_id else None
     if record is not None:
-        await connection.execute(_DELETE_KEY, names)  # expired: the key may be used again
-    # A concurrent twin fails here (unique key), before any credit moves.
-    key_row = {"user_id": user_id, "key": key, "request_hash": order.fingerprint(), "created_at": ctx.clock()}
-    await connection.execute(_INSERT_KEY, key_row)
+        idempotency.forget_key(tx, user_id, key)  # expired: the key may be used again
+    idempotency.insert_key(tx, user_id, key, order.fingerprint(), now)
     return None
 
 
-def _new_generation_row(
-    ctx: ServiceContext, user_id: str, project_id: str, order: GenerationOrder, quoted: Estimate
-) -> dict[str, Any]:
-    spec, resolved, now = quoted.spec, quoted.request, ctx.clock()
+def _new_generation(
+    ctx: ServiceContext, user_id: str, project_id: str, order: GenerationOrder, quoted: Estimate, now: datetime
+) -> Generation:
+    spec, resolved = quoted.spec, quoted.request
     params = {
         "duration": resolved.duration,
         "resolution": resolved.resolution,
@@ -227,7 +208,7 @@ def _new_generation_row(
         "enhance_prompt": resolved.enhance_prompt,
         "options": dict(resolved.options),
     }
-    given = dict(
+    return Generation(
         id=new_id("gen"),
         user_id=user_id,
         project_id=project_id,
@@ -245,37 +226,51 @@ def _new_generation_row(
         quote_total=quoted.quote.total,
         quote_breakdown=dict(quoted.quote.breakdown),
         credits_held=quoted.quote.total,
+        credits_charged=0,
+        credits_refunded=0,
+        provider_cost_micros=0,
+        provider_job_id=None,
         webhook_token=secrets.token_urlsafe(24),
+        error_code=None,
+        error_message=None,
+        needs_review=False,
+        output_key=None,
+        output_content_type=None,
+        output_size=None,
+        output_sha256=None,
+        output_meta={},
+        thumbnail_key=None,
+        submit_attempts=0,
+        poll_count=0,
+        transient_errors=0,
+        next_poll_at=None,
         deadline_at=now + timedelta(seconds=spec.deadline_seconds),
+        lease_owner=None,
+        lease_until=None,
         callback_url=order.callback_url,
+        retry_of=None,
+        raw_provider={},
         created_at=now,
         updated_at=now,
+        submitted_at=None,
+        completed_at=None,
+        served_model=None,
+        provider_account=None,
+        enhanced_prompt=None,
     )
-    return with_defaults(_GENERATIONS, given)
 
 
-async def _replay(ctx: ServiceContext, user_id: str, key: str, order: GenerationOrder) -> Generation | None:
-    async with ctx.db.reader() as session:
-        record = await session.get(IdempotencyKey, (user_id, key))
-        if record is None:
-            return None
-        if record.created_at < ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
-            return None
-        if record.request_hash != order.fingerprint():
-            raise IdempotencyConflict(
-                "This Idempotency-Key was already used with a different request body.", details={"key": key}
-            )
-        generation = await session.get(Generation, record.generation_id) if record.generation_id else None
-    return generation
+def _replay(ctx: ServiceContext, tx: Tx, user_id: str, key: str, order: GenerationOrder) -> Generation | None:
+    record = idempotency.key_record(tx, user_id, key)
+    if record is None or record.created_at < ctx.clock() - timedelta(hours=ctx.config.idempotency_ttl_hours):
+        return None
+    if record.request_hash != order.fingerprint():
+        raise _key_conflict(key)
+    return generation_queries.generation_by_id(tx, record.generation_id) if record.generation_id else None
 
 
 async def get_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
-    async with ctx.db.reader() as session:
-        generation = (
-            await session.execute(
-                select(Generation).where(Generation.id == generation_id, Generation.user_id == user_id)
-            )
-        ).scalar_one_or_none()
+    generation = await ctx.db.read(lambda tx: generation_queries.generation_of_user(tx, user_id, generation_id))
     if generation is None:
         raise NotFound("Generation not found.")
     return generation
@@ -292,17 +287,19 @@ async def list_generations(
     ctx: ServiceContext, user_id: str, *, filters: GenerationFilter, limit: int = 20, cursor: str | None = None
 ) -> tuple[list[Generation], str | None]:
     """Newest first. The cursor is the last id seen: ids are time-ordered, so this is keyset pagination."""
-    query = select(Generation).where(Generation.user_id == user_id)
-    if filters.status:
-        query = query.where(Generation.status == filters.status)
-    if filters.project_id:
-        query = query.where(Generation.project_id == filters.project_id)
-    if filters.model:
-        query = query.where(Generation.model == filters.model)
-    if cursor:
-        query = query.where(Generation.id < cursor)
-    async with ctx.db.reader() as session:
-        rows = list((await session.execute(query.order_by(Generation.id.desc()).limit(limit + 1))).scalars())
+
+    def page(tx: Tx) -> list[Generation]:
+        return generation_queries.generations_of_user(
+            tx,
+            user_id,
+            status=filters.status,
+            project_id=filters.project_id,
+            model=filters.model,
+            before_id=cursor,
+            limit=limit + 1,
+        )
+
+    rows = await ctx.db.read(page)
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor
 
@@ -318,15 +315,16 @@ async def cancel_generation(ctx: ServiceContext, user_id: str, generation_id: st
             await provider.cancel(generation.provider_job_id)
         except Exception:  # noqa: BLE001 - the job ends for the user either way; polling stops with it
             log.warning("provider cancel failed for %s", generation_id, exc_info=True)
-    async with ctx.db.transaction() as session:
-        ended = await transition(
-            session,
+    ended = await ctx.db.write(
+        lambda tx: transition(
+            tx,
             generation_id,
             GenerationStatus.CANCELED,
             now=ctx.clock(),
             error_code="canceled",
             error_message="Canceled by the user.",
         )
+    )
     if ended is None:
         # It finished while we were canceling; report what actually happened.
         return await get_generation(ctx, user_id, generation_id)

@@ -11,20 +11,15 @@ from typing import Any
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from sqlalchemy import bindparam, func, select, text
 
-from reelgate.db.engine import Executor
-from reelgate.db.prepared import Prepared, sql_constant
-from reelgate.db.tables import ApiKey, Balance, Generation
+from reelgate.db.queries import limits as limit_queries
+from reelgate.db.queries.users import owner_of_key
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import RateLimited, ReelgateError
-from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
 from reelgate.services.rate_window import LocalMovingWindow
 
-# A refunded job spent nothing; everything else (held or charged) counts towards a spend cap.
-_REFUNDED = [GenerationStatus.FAILED.value, GenerationStatus.CANCELED.value, GenerationStatus.EXPIRED.value]
-_ACTIVE = [s.value for s in ACTIVE_STATES]
 IN_FLIGHT_RETRY_AFTER = 5  # seconds: the sandbox finishes a job in about that time
 
 
@@ -83,9 +78,7 @@ class RequestLimiter:
             return key_hash, self._owners[key_hash]
         owner: str | None = None
         if secret.startswith(API_KEY_PREFIX):
-            async with ctx.db.reader() as session:
-                found = await session.execute(select(ApiKey.user_id).where(ApiKey.key_hash == key_hash))
-                owner = found.scalar_one_or_none()
+            owner = await ctx.db.read(lambda tx: owner_of_key(tx, key_hash))
         if owner is not None:  # unknown keys are not cached: a flood of random keys cannot fill the map
             self._owners[key_hash] = owner
             if len(self._owners) > 10_000:
@@ -103,62 +96,28 @@ def _day_start(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def spent_today(ctx: ServiceContext, user_id: str | None, session: Executor | None = None) -> int:
+def _spent_today(tx: Tx, user_id: str | None, now: datetime) -> int:
+    start = _day_start(now)
+    return limit_queries.spent_between(tx, user_id, start, start + timedelta(days=1))
+
+
+async def spent_today(ctx: ServiceContext, user_id: str | None) -> int:
     """Credits held or charged by generations created since UTC midnight (one user, or everyone)."""
-    start = _day_start(ctx.clock())
-    query = select(func.coalesce(func.sum(Generation.quote_total), 0)).where(
-        Generation.created_at >= start,
-        Generation.created_at < start + timedelta(days=1),
-        Generation.status.not_in(_REFUNDED),
-    )
-    if user_id is not None:
-        query = query.where(Generation.user_id == user_id)
-    if session is not None:
-        return int((await session.execute(query)).scalar_one())
-    async with ctx.db.reader() as own:
-        return int((await own.execute(query)).scalar_one())
+    now = ctx.clock()
+    return await ctx.db.read(lambda tx: _spent_today(tx, user_id, now))
 
 
-# `status IN (active)` rather than NOT IN (terminal): it ranges over the (user_id, status) index instead of
-# reading the user's whole history. The states are written into the SQL (they never change), so the statement
-# is built and compiled once, with no list to expand per call: every submit runs it.
-_IN_FLIGHT = Prepared(
-    select(func.count()).where(
-        Generation.user_id == bindparam("user_id"),
-        Generation.status.in_([sql_constant(state) for state in _ACTIVE]),
-    )
-)
+async def in_flight(ctx: ServiceContext, user_id: str) -> int:
+    return await ctx.db.read(lambda tx: limit_queries.in_flight(tx, user_id))
 
 
-async def in_flight(ctx: ServiceContext, user_id: str, session: Executor | None = None) -> int:
-    if session is not None:
-        return int((await _IN_FLIGHT.run(session, {"user_id": user_id})).scalar())
-    async with ctx.db.read_connection() as own:
-        return int((await _IN_FLIGHT.run(own, {"user_id": user_id})).scalar())
-
-
-_GLOBAL_CAP_LOCK = 0x7265656C  # pg_advisory_xact_lock key for the global spend cap ("reel")
-
-
-async def _serialize_submissions(session: Executor, user_id: str, *, global_cap: bool) -> None:
-    if global_cap:
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _GLOBAL_CAP_LOCK})
-    await session.execute(select(Balance.user_id).where(Balance.user_id == user_id).with_for_update())
-
-
-async def check_submission(ctx: ServiceContext, user_id: str, total: int, session: Executor | None = None) -> None:
-    """Refuses a new generation over the in-flight cap (429) or a daily spend cap (402).
-
-    Given the submit's own transaction, the count and the insert that follows are serialized: SQLite's
-    BEGIN IMMEDIATE already does that; on PostgreSQL (read committed) we lock the user's balance row,
-    and take a transaction-scoped advisory lock when the global cap is on, so a burst cannot all count
-    the same "before" and overshoot the caps.
-    """
+def check_submission(ctx: ServiceContext, tx: Tx, user_id: str, total: int, now: datetime) -> None:
+    """Inside the submit's transaction: refuses a new generation over the in-flight cap (429) or a daily spend
+    cap (402). The count and the insert that follows are one step (see limit_queries.serialize_submissions)."""
     config = ctx.config
-    if session is not None and ctx.db.dialect == "postgresql":
-        await _serialize_submissions(session, user_id, global_cap=config.daily_spend_cap_global > 0)
+    limit_queries.serialize_submissions(tx, user_id, global_cap=config.daily_spend_cap_global > 0)
     if config.max_in_flight > 0:
-        running = await in_flight(ctx, user_id, session)
+        running = limit_queries.in_flight(tx, user_id)
         if running >= config.max_in_flight:
             raise RateLimited(
                 f"You already have {running} generations in progress (the limit is {config.max_in_flight}); "
@@ -169,7 +128,7 @@ async def check_submission(ctx: ServiceContext, user_id: str, total: int, sessio
     for cap, scope in ((config.daily_spend_cap_user, "user"), (config.daily_spend_cap_global, "global")):
         if cap <= 0:
             continue
-        spent = await spent_today(ctx, user_id if scope == "user" else None, session)
+        spent = _spent_today(tx, user_id if scope == "user" else None, now)
         if spent + total > cap:
             who = "Your account" if scope == "user" else "This service"
             raise SpendCapReached(

@@ -15,10 +15,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
-
 from reelgate import media
-from reelgate.db.tables import Generation
+from reelgate.db.queries import generations as generation_queries
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.jobs import GenerationStatus, ProviderState
 from reelgate.faults import AFTER_STORE_BEFORE_COMMIT, DURING_OUTPUT_FETCH, crash_point
 from reelgate.providers.base import OutputRef, ProviderUpdate
@@ -177,8 +177,7 @@ def _check(kind: str, path: Path) -> CheckedOutput:
 
 async def store_output(ctx: ServiceContext, generation_id: str) -> None:
     """storing → succeeded (+capture), or failed (+release) when the output is unusable."""
-    async with ctx.db.reader() as session:
-        generation = await session.get(Generation, generation_id)
+    generation = await ctx.db.read(lambda tx: generation_queries.generation_by_id(tx, generation_id))
     if generation is None or generation.status != GenerationStatus.STORING.value:
         return
     output = (generation.raw_provider or {}).get("output") or {}
@@ -216,9 +215,9 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         await ctx.store.put_file(thumbnail_key(generation.id), thumb_local, "image/jpeg")
     except media.MediaError:
         thumb_key = None  # a video without a thumbnail is still a video the user paid for
-    async with ctx.db.transaction() as session:
-        done = await transition(
-            session,
+    done = await ctx.db.write(
+        lambda tx: transition(
+            tx,
             generation.id,
             GenerationStatus.SUCCEEDED,
             now=ctx.clock(),
@@ -232,6 +231,7 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
             error_code=None,
             error_message=None,
         )
+    )
     if done is None:
         # Canceled or expired while we were storing: the object has no record, so remove it.
         await ctx.store.delete(key)
@@ -240,15 +240,16 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
 async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> bool:
     """Schedules another try (True) or fails the generation and releases its hold (False)."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
+
+    def failed(tx: Tx) -> bool:
         if problem.retryable and generation.transient_errors + 1 < ctx.config.max_transient_errors:
             delay = problem.retry_after or min(2.0 ** (generation.transient_errors + 1), ctx.config.poll_max)
-            await session.execute(
-                update(Generation)
-                .where(Generation.id == generation.id)
-                .values(transient_errors=Generation.transient_errors + 1, next_poll_at=now + timedelta(seconds=delay))
-            )
+            generation_queries.note_transient_error(tx, generation.id, now + timedelta(seconds=delay))
             return True
-        await fail(session, generation.id, now=now, code=problem.code, message=str(problem))
+        fail(tx, generation.id, now=now, code=problem.code, message=str(problem))
+        return False
+
+    if await ctx.db.write(failed):
+        return True
     log.warning("output of %s rejected: %s", generation.id, problem, extra={"generation_id": generation.id})
     return False

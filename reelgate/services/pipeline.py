@@ -7,15 +7,12 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import cast
 
-from sqlalchemy import Integer, String, Table, bindparam, literal_column, null, or_, select, union_all, update
-from sqlalchemy.sql import ColumnElement, Executable
-
-from reelgate.db.prepared import Prepared, sql_constant
-from reelgate.db.tables import Generation, Upload
-from reelgate.db.types import UTCDateTime
-from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
+from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries.uploads import upload_by_id
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
+from reelgate.domain.jobs import GenerationStatus
 from reelgate.faults import AFTER_PROVIDER_ACCEPTED, crash_point
 from reelgate.providers.base import (
     ImageInput,
@@ -28,7 +25,7 @@ from reelgate.providers.base import (
 from reelgate.services import routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.outputs import discard_spilled, discard_stored_spill, spill_inline_output
-from reelgate.services.transitions import apply_provider_update, fail, generation_by_id, transition
+from reelgate.services.transitions import apply_provider_update, fail, transition
 
 log = logging.getLogger("reelgate.worker")
 
@@ -69,49 +66,11 @@ _STEP_OF = {
 }
 
 
-_G = cast(Table, Generation.__table__)
-
-
-_NOW = bindparam("now", type_=UTCDateTime())
-_LIMIT = bindparam("limit", type_=Integer())
-# The states are written into the SQL (they never change): no list to expand, one compiled statement.
-_ACTIVE_SQL = [sql_constant(s.value) for s in ACTIVE_STATES]
-
-
-def _due_work_statement() -> Executable:
-    """Every branch of the scan in one UNION ALL, built once; `expired` tells the two kinds of rows apart."""
-    c = _G.c
-    free = or_(c.lease_until.is_(None), c.lease_until < _NOW)
-    columns = (c.id, c.status, c.next_poll_at, c.created_at)
-    parts = [
-        select(*columns, literal_column("1").label("expired"))
-        .where(c.status == sql_constant(s.value), c.deadline_at < _NOW, free)
-        .limit(_LIMIT)
-        for s in ACTIVE_STATES
-    ]
-    for status in _STEP_OF:
-        at_status = (c.status == sql_constant(status), free)
-        due: tuple[ColumnElement[object], ...] = (*columns, literal_column("0").label("expired"))
-        parts.append(select(*due).where(*at_status, c.next_poll_at <= _NOW).order_by(c.next_poll_at).limit(_LIMIT))
-        parts.append(select(*due).where(*at_status, c.next_poll_at.is_(None)).order_by(c.created_at).limit(_LIMIT))
-    return union_all(*(p.subquery().select() for p in parts))
-
-
-_DUE_WORK = _due_work_statement()
-
-
 async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
-    """What the worker should do now. The database row is the truth, so this also re-drives anything a
-    lost wake-up, a crash or a restart left behind.
-
-    Each branch is one status with a plain range condition (`next_poll_at <= now`, NULLs in a branch of
-    their own, deadlines on (status, deadline_at)), so the scan reads index ranges instead of every
-    active row: with 10,000 jobs in flight that is the difference between ~0.1 ms and ~80 ms a scan.
-    The worker scans after every finished step, so the statement is built and compiled once.
-    """
-    async with ctx.db.read_connection() as connection:
-        result = await connection.execute(_DUE_WORK, {"now": ctx.clock(), "limit": limit})
-        found = result.all()
+    """What the worker should do now. The database row is the truth, so this also re-drives anything a lost
+    wake-up, a crash or a restart left behind (see generation_queries.due_work for how the scan stays cheap)."""
+    now = ctx.clock()
+    found = await ctx.db.read(lambda tx: generation_queries.due_work(tx, now=now, limit=limit))
     expired = [r[0] for r in found if r[4]][:limit]
     rows = [r for r in found if not r[4]]
     work = [DueWork(gid, Step.EXPIRE) for gid in expired]
@@ -122,41 +81,20 @@ async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
     return work
 
 
-_ID = bindparam("gid", type_=String())  # not a column name: UPDATE reserves those for its SET values
-_CLAIM = Prepared(
-    update(_G)
-    .where(
-        _G.c.id == _ID,
-        _G.c.status.in_(_ACTIVE_SQL),
-        or_(_G.c.lease_until.is_(None), _G.c.lease_until < _NOW, _G.c.lease_owner == bindparam("owner")),
-    )
-    .values(lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=UTCDateTime()))
-)
-_RELEASE_CLAIM = Prepared(
-    update(_G)
-    .where(_G.c.id == _ID, _G.c.lease_owner == bindparam("owner"))
-    .values(lease_owner=null(), lease_until=null())
-)
-
-
 async def claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
     """A lease per generation keeps two workers from handling it at once; it lapses if the holder dies."""
     now = ctx.clock()
     until = now + timedelta(seconds=ctx.config.lease_seconds)
-    async with ctx.db.write_connection() as connection:
-        result = await _CLAIM.run(connection, {"gid": generation_id, "now": now, "owner": owner, "until": until})
-        return bool(result.rowcount)
+    return await ctx.db.write(lambda tx: generation_queries.claim(tx, generation_id, owner, now=now, until=until))
 
 
 async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> None:
-    async with ctx.db.write_connection() as connection:
-        await _RELEASE_CLAIM.run(connection, {"gid": generation_id, "owner": owner})
+    await ctx.db.write(lambda tx: generation_queries.release_claim(tx, generation_id, owner))
 
 
 async def read_generation(ctx: ServiceContext, generation_id: str) -> Generation | None:
-    """The row as a detached Generation, without a Session (every worker step starts with this read)."""
-    async with ctx.db.read_connection() as connection:
-        return await generation_by_id(connection, generation_id)
+    """The row as every worker step starts with it."""
+    return await ctx.db.read(lambda tx: generation_queries.generation_by_id(tx, generation_id))
 
 
 async def _load(ctx: ServiceContext, generation_id: str) -> Generation | None:
@@ -166,8 +104,7 @@ async def _load(ctx: ServiceContext, generation_id: str) -> Generation | None:
 async def _image_input(ctx: ServiceContext, upload_id: str | None) -> ImageInput | None:
     if upload_id is None:
         return None
-    async with ctx.db.reader() as session:
-        upload = await session.get(Upload, upload_id)
+    upload = await ctx.db.read(lambda tx: upload_by_id(tx, upload_id))
     if upload is None:
         return None
     data = await ctx.store.read_bytes(upload.object_key)
@@ -204,10 +141,9 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
 async def submit(ctx: ServiceContext, generation_id: str) -> None:
     """queued → submitting → provider call → processing (job id stored the moment it is known)."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
-        generation = await transition(
-            session, generation_id, _S.SUBMITTING, now=now, submit_attempts=Generation.submit_attempts + 1
-        )
+    generation = await ctx.db.write(
+        lambda tx: transition(tx, generation_id, _S.SUBMITTING, now=now, increments=("submit_attempts",))
+    )
     if generation is None:
         return
     await _send(ctx, generation)
@@ -235,38 +171,33 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
         log.info("provider %s accepts jobs again", generation.provider)
     now = ctx.clock()
     first_poll = now + timedelta(seconds=poll_delay(ctx, 0))
-    async with ctx.db.transaction() as session:
-        moved = await transition(
-            session,
+    job_id = result.provider_job_id
+
+    def accepted(tx: Tx) -> None:
+        moved = transition(
+            tx,
             generation.id,
             _S.PROCESSING,
             now=now,
             from_states=frozenset({_S.SUBMITTING}),
-            provider_job_id=result.provider_job_id,
+            provider_job_id=job_id,
             submitted_at=now,
             needs_review=False,
             next_poll_at=first_poll,
         )
         if moved is None:
-            # A "started" webhook beat this answer and already recorded the job: keep the polling schedule.
-            await session.execute(
-                update(Generation)
-                .where(
-                    Generation.id == generation.id,
-                    Generation.status == _S.PROCESSING.value,
-                    Generation.provider_job_id == result.provider_job_id,
-                    Generation.submitted_at.is_(None),
-                )
-                .values(submitted_at=now, next_poll_at=first_poll)
-            )
+            generation_queries.note_submit_answered(tx, generation.id, job_id, now, first_poll)
+
+    await ctx.db.write(accepted)
 
 
 async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
+
+    def later(tx: Tx) -> None:
         if generation.submit_attempts >= ctx.config.max_submit_attempts:
-            await fail(
-                session,
+            fail(
+                tx,
                 generation.id,
                 now=now,
                 code="provider_unavailable",
@@ -274,8 +205,8 @@ async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str
             )
             return
         delay = after if after is not None else _jitter(2.0**generation.submit_attempts)
-        await transition(
-            session,
+        transition(
+            tx,
             generation.id,
             _S.QUEUED,
             now=now,
@@ -285,6 +216,8 @@ async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str
             served_model=None,  # no job was started: the next submit may route anew
         )
 
+    await ctx.db.write(later)
+
 
 async def _rejected(ctx: ServiceContext, generation: Generation, exc: ProviderRejected) -> None:
     """A permanent refusal fails the job with the provider's reason and releases the hold."""
@@ -292,17 +225,17 @@ async def _rejected(ctx: ServiceContext, generation: Generation, exc: ProviderRe
         # /readyz reports the provider degraded until a submit succeeds again (the operator topped up).
         ctx.degraded_providers[generation.provider] = "out of provider credit"
         log.error("provider %s is out of credit: top up the account (%s)", generation.provider, exc)
-    async with ctx.db.transaction() as session:
-        await fail(session, generation.id, now=ctx.clock(), code=exc.code, message=str(exc))
+    await ctx.db.write(lambda tx: fail(tx, generation.id, now=ctx.clock(), code=exc.code, message=str(exc)))
 
 
 async def _outcome_unknown(ctx: ServiceContext, generation: Generation, provider: Provider, reason: str) -> None:
     """The request may have started a job; resending could run and bill it twice at the provider."""
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
+
+    def unknown(tx: Tx) -> None:
         if provider.idempotent_submit:
-            await transition(
-                session,
+            transition(
+                tx,
                 generation.id,
                 _S.QUEUED,
                 now=now,
@@ -310,18 +243,18 @@ async def _outcome_unknown(ctx: ServiceContext, generation: Generation, provider
                 next_poll_at=now + timedelta(seconds=_jitter(2.0)),
                 detail={"reason": reason},
             )
-        else:
-            # Stay in `submitting`: reconcile by lookup where the API allows, else wait for the operator.
-            await session.execute(
-                update(Generation)
-                .where(Generation.id == generation.id, Generation.status == _S.SUBMITTING.value)
-                .values(
-                    needs_review=not provider.supports_lookup,
-                    error_message=f"Submit outcome unknown: {reason}",
-                    next_poll_at=now + timedelta(seconds=poll_delay(ctx, 1)),
-                    updated_at=now,
-                )
-            )
+            return
+        # Stay in `submitting`: reconcile by lookup where the API allows, else wait for the operator.
+        generation_queries.note_outcome_unknown(
+            tx,
+            generation.id,
+            needs_review=not provider.supports_lookup,
+            reason=f"Submit outcome unknown: {reason}",
+            now=now,
+            next_poll=now + timedelta(seconds=poll_delay(ctx, 1)),
+        )
+
+    await ctx.db.write(unknown)
     log.warning("submit outcome unknown for %s: %s", generation.id, reason, extra={"generation_id": generation.id})
 
 
@@ -338,8 +271,8 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
     now = ctx.clock()
     if found is not None:
         found = await spill_inline_output(ctx, generation.id, found)
-        async with ctx.db.transaction() as session:
-            updated = await apply_provider_update(session, generation.id, found, now=now)
+        update_ = found
+        updated = await ctx.db.write(lambda tx: apply_provider_update(tx, generation.id, update_, now=now))
         if updated is None or updated.status != _S.STORING.value:
             discard_spilled(ctx, found)
         return
@@ -349,23 +282,8 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
         generation.provider,
         extra={"generation_id": generation.id},
     )
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == _S.SUBMITTING.value)
-            .values(needs_review=True, next_poll_at=now + timedelta(seconds=ctx.config.poll_max), updated_at=now)
-        )
-
-
-_NEXT_POLL_AT = bindparam("next_poll", type_=UTCDateTime())
-_POLLED = Prepared(
-    update(_G)
-    .where(_G.c.id == _ID, _G.c.status == sql_constant(_S.PROCESSING.value))
-    .values(poll_count=_G.c.poll_count + 1, transient_errors=0, next_poll_at=_NEXT_POLL_AT)
-)
-_TRANSIENT = Prepared(
-    update(_G).where(_G.c.id == _ID).values(transient_errors=_G.c.transient_errors + 1, next_poll_at=_NEXT_POLL_AT)
-)
+    next_poll = now + timedelta(seconds=ctx.config.poll_max)
+    await ctx.db.write(lambda tx: generation_queries.mark_needs_review(tx, generation.id, now=now, next_poll=next_poll))
 
 
 async def poll(ctx: ServiceContext, generation_id: str) -> None:
@@ -383,14 +301,17 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
         return
     update_ = await spill_inline_output(ctx, generation.id, update_)
     now = ctx.clock()
+    # A good answer ends a run of transient errors: the bound is on failures in a row.
+    next_poll = now + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds))
+
+    def polled(tx: Tx) -> bool:
+        updated = apply_provider_update(tx, generation.id, update_, now=now)
+        generation_queries.note_polled(tx, generation.id, next_poll)
+        return updated is not None and updated.status == _S.STORING.value
+
     kept = False
     try:
-        async with ctx.db.transaction() as session:
-            updated = await apply_provider_update(session, generation.id, update_, now=now)
-            kept = updated is not None and updated.status == _S.STORING.value
-            # A good answer ends a run of transient errors: the bound is on failures in a row.
-            delay = poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds)
-            await _POLLED.run(session, {"gid": generation.id, "next_poll": now + timedelta(seconds=delay)})
+        kept = await ctx.db.write(polled)
     finally:
         if not kept:
             discard_spilled(ctx, update_)
@@ -398,18 +319,17 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
 
 async def _transient(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
     now = ctx.clock()
-    async with ctx.db.transaction() as session:
+
+    def transient(tx: Tx) -> None:
         if generation.transient_errors + 1 >= ctx.config.max_transient_errors:
-            await fail(
-                session,
-                generation.id,
-                now=now,
-                code="provider_unavailable",
-                message=f"The provider kept failing: {reason}",
+            fail(
+                tx, generation.id, now=now, code="provider_unavailable", message=f"The provider kept failing: {reason}"
             )
             return
         delay = after if after is not None else poll_delay(ctx, generation.poll_count + 1)
-        await _TRANSIENT.run(session, {"gid": generation.id, "next_poll": now + timedelta(seconds=delay)})
+        generation_queries.note_transient_error(tx, generation.id, now + timedelta(seconds=delay))
+
+    await ctx.db.write(transient)
 
 
 async def expire(ctx: ServiceContext, generation_id: str) -> None:
@@ -423,28 +343,23 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
             await routing.bound_provider(ctx, generation).cancel(generation.provider_job_id)
         except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
             log.warning("cancel at provider failed for expired %s", generation_id)
-    async with ctx.db.transaction() as session:
-        ended = await fail(
-            session,
+    ended = await ctx.db.write(
+        lambda tx: fail(
+            tx,
             generation_id,
             now=now,
             code="deadline_exceeded",
             target=_S.EXPIRED,
             message="The provider did not finish in time; your credits were returned.",
         )
+    )
     if ended is not None:
         discard_stored_spill(ctx, generation.raw_provider)
 
 
 async def resume_all(ctx: ServiceContext) -> int:
     """At start-up: drop leases held by processes that no longer exist, so every active job is re-driven."""
-    async with ctx.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.status.in_([s.value for s in ACTIVE_STATES]), Generation.lease_owner.is_not(None))
-            .values(lease_owner=None, lease_until=None)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+    return await ctx.db.write(generation_queries.drop_all_leases)
 
 
 def now_plus(moment: datetime, seconds: float) -> datetime:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import cast
-
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from reelgate.db.prepared import Prepared
-from reelgate.db.tables import Generation, Project
+from reelgate.db.codec import utc_now
+from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries import projects as project_queries
+from reelgate.db.records import Project
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.services.context import ServiceContext
+
+DEFAULT_PROJECT_NAME = "My videos"
 
 
 def _clean_name(name: str) -> str:
@@ -23,81 +23,78 @@ def _clean_name(name: str) -> str:
     return name
 
 
+def new_project(ctx: ServiceContext, user_id: str, name: str, description: str = "") -> Project:
+    now = ctx.clock()
+    return Project(
+        id=new_id("prj"), user_id=user_id, name=name, description=description, created_at=now, updated_at=now
+    )
+
+
 async def list_projects(ctx: ServiceContext, user_id: str) -> list[Project]:
-    async with ctx.db.reader() as session:
-        rows = await session.execute(select(Project).where(Project.user_id == user_id).order_by(Project.created_at))
-        return list(rows.scalars())
+    return await ctx.db.read(lambda tx: project_queries.projects_of_user(tx, user_id))
 
 
-async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Project:
-    async with ctx.db.reader() as session:
-        project = (
-            await session.execute(select(Project).where(Project.id == project_id, Project.user_id == user_id))
-        ).scalar_one_or_none()
+def _project_in(tx: Tx, user_id: str, project_id: str) -> Project:
+    project = project_queries.project_of_user(tx, user_id, project_id)
     if project is None:
         raise NotFound("Project not found.")
     return project
 
 
-_FIRST_PROJECT = Prepared(
-    select(Project.id).where(Project.user_id == bindparam("user_id")).order_by(Project.created_at).limit(1)
-)
+async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Project:
+    return await ctx.db.read(lambda tx: _project_in(tx, user_id, project_id))
 
 
-async def default_project_in(connection: AsyncConnection, user_id: str) -> str:
+def default_project_in(tx: Tx, user_id: str) -> str:
     """The user's first project, created inside the caller's transaction if they have none."""
-    project_id = (await _FIRST_PROJECT.run(connection, {"user_id": user_id})).scalar()
+    project_id = project_queries.first_project_id(tx, user_id)
     if project_id is None:
+        now = utc_now()
         project_id = new_id("prj")
-        await connection.execute(
-            insert(cast(Table, Project.__table__)).values(id=project_id, user_id=user_id, name="My videos")
+        project = Project(
+            id=project_id, user_id=user_id, name=DEFAULT_PROJECT_NAME, description="", created_at=now, updated_at=now
         )
-    return str(project_id)
-
-
-async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
-    async with ctx.db.reader() as session:
-        project_id = (
-            await session.execute(
-                select(Project.id).where(Project.user_id == user_id).order_by(Project.created_at).limit(1)
-            )
-        ).scalar_one_or_none()
-    if project_id is None:
-        return (await create_project(ctx, user_id, "My videos")).id
+        project_queries.insert_project(tx, project)
     return project_id
 
 
+async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
+    found = await ctx.db.read(lambda tx: project_queries.first_project_id(tx, user_id))
+    if found is not None:
+        return found
+    return await ctx.db.write(lambda tx: default_project_in(tx, user_id))
+
+
 async def create_project(ctx: ServiceContext, user_id: str, name: str, description: str = "") -> Project:
-    project = Project(id=new_id("prj"), user_id=user_id, name=_clean_name(name), description=description[:2000])
-    async with ctx.db.transaction() as session:
-        session.add(project)
+    project = new_project(ctx, user_id, _clean_name(name), description[:2000])
+    await ctx.db.write(lambda tx: project_queries.insert_project(tx, project))
     return project
 
 
 async def update_project(
     ctx: ServiceContext, user_id: str, project_id: str, *, name: str | None = None, description: str | None = None
 ) -> Project:
-    values: dict[str, object] = {"updated_at": ctx.clock()}
-    if name is not None:
-        values["name"] = _clean_name(name)
-    if description is not None:
-        values["description"] = description[:2000]
-    async with ctx.db.transaction() as session:
-        result = await session.execute(
-            update(Project).where(Project.id == project_id, Project.user_id == user_id).values(**values)
+    clean_name = _clean_name(name) if name is not None else None
+    clean_description = description[:2000] if description is not None else None
+
+    def update(tx: Tx) -> Project:
+        changed = project_queries.update_project(
+            tx, user_id, project_id, name=clean_name, description=clean_description, now=ctx.clock()
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if not changed:
             raise NotFound("Project not found.")
-    return await get_project(ctx, user_id, project_id)
+        return _project_in(tx, user_id, project_id)
+
+    return await ctx.db.write(update)
 
 
 async def delete_project(ctx: ServiceContext, user_id: str, project_id: str) -> None:
     """Only empty projects can be deleted, so no video (or its billing record) disappears by accident."""
-    async with ctx.db.transaction() as session:
-        owned = await session.execute(select(Project.id).where(Project.id == project_id, Project.user_id == user_id))
-        if owned.scalar_one_or_none() is None:
-            raise NotFound("Project not found.")
-        count = await session.execute(select(func.count()).where(Generation.project_id == project_id))
-        if count.scalar_one():
+
+    def delete(tx: Tx) -> None:
+        _project_in(tx, user_id, project_id)
+        if generation_queries.count_in_project(tx, project_id):
             raise Conflict("This project still has generations; move or keep them before deleting it.")
-        await session.execute(delete(Project).where(Project.id == project_id))
+        project_queries.delete_project(tx, user_id, project_id)
+
+    await ctx.db.write(delete)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import update
-
-from reelgate.db.tables import Generation
+from reelgate.db.queries.generations import save_enhanced_prompt
+from reelgate.db.records import Generation
 from reelgate.domain.errors import ValidationFailed
-from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import ProviderRejected, RetryLater, SubmitOutcomeUnknown
 from reelgate.services.context import ServiceContext
 
@@ -57,11 +55,5 @@ async def enhance_once(ctx: ServiceContext, generation: Generation) -> Generatio
     except ProviderRejected as exc:
         raise ProviderRejected(f"Prompt enhancement failed: {exc}", code=ENHANCEMENT_FAILED) from exc
     text = text.strip()[:MAX_ENHANCED_CHARS] or generation.prompt
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == GenerationStatus.SUBMITTING.value)
-            .values(enhanced_prompt=text, updated_at=ctx.clock())
-        )
-        refreshed = await session.get(Generation, generation.id, populate_existing=True)
+    refreshed = await ctx.db.write(lambda tx: save_enhanced_prompt(tx, generation.id, text, ctx.clock()))
     return refreshed if refreshed is not None else generation

@@ -3,11 +3,8 @@ the API's /readyz and the other workers' routing through one small table."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-from reelgate.db.tables import ProviderMark
+from reelgate.db.queries import provider_marks as mark_queries
+from reelgate.db.sql import Tx
 from reelgate.services.context import ServiceContext
 
 
@@ -16,20 +13,16 @@ async def sync(ctx: ServiceContext) -> dict[str, str]:
     marks = ctx.degraded_providers
     changed, marks.changed = dict(marks.changed), {}
     if changed:
-        insert = pg_insert if ctx.db.dialect == "postgresql" else sqlite_insert
-        async with ctx.db.transaction() as session:
+        now = ctx.clock()
+
+        def write(tx: Tx) -> None:
             for provider, reason in changed.items():
                 if reason is None:
-                    await session.execute(delete(ProviderMark).where(ProviderMark.provider == provider))
-                    continue
-                statement = insert(ProviderMark).values(provider=provider, reason=reason, updated_at=ctx.clock())
-                await session.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[ProviderMark.provider],
-                        set_={"reason": reason, "updated_at": ctx.clock()},
-                    )
-                )
-    async with ctx.db.reader() as session:
-        shared = {row.provider: row.reason for row in (await session.execute(select(ProviderMark))).scalars()}
+                    mark_queries.clear_mark(tx, provider)
+                else:
+                    mark_queries.set_mark(tx, provider, reason, now)
+
+        await ctx.db.write(write)
+    shared = await ctx.db.read(mark_queries.all_marks)
     marks.replace_all(shared)
     return shared

@@ -23,12 +23,10 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import update
-
-from reelgate.db.tables import Generation
+from reelgate.db.queries.generations import bind_route
+from reelgate.db.records import Generation
 from reelgate.domain.catalog import GenerationInput, ModelSpec, resolve_request
 from reelgate.domain.errors import NotFound, ValidationFailed
-from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import (
     HealthReport,
     JobRequest,
@@ -161,21 +159,17 @@ async def choose_route(ctx: ServiceContext, generation: Generation) -> list[Rout
 
 async def _bind(ctx: ServiceContext, generation: Generation, route: Route) -> Generation | None:
     """Records the route before the call, so a webhook racing the answer finds the right provider."""
-    async with ctx.db.transaction() as session:
-        result = await session.execute(
-            update(Generation)
-            .where(Generation.id == generation.id, Generation.status == GenerationStatus.SUBMITTING.value)
-            .values(
-                provider=route.spec.provider,
-                provider_model=route.spec.provider_model,
-                served_model=route.spec.id,
-                provider_account=route.account,
-                updated_at=ctx.clock(),
-            )
+    return await ctx.db.write(
+        lambda tx: bind_route(
+            tx,
+            generation.id,
+            provider=route.spec.provider,
+            provider_model=route.spec.provider_model,
+            served_model=route.spec.id,
+            provider_account=route.account,
+            now=ctx.clock(),
         )
-        if not result.rowcount:  # type: ignore[attr-defined]
-            return None  # canceled or expired meanwhile
-        return await session.get(Generation, generation.id, populate_existing=True)
+    )
 
 
 def _note_refusal(ctx: ServiceContext, route: Route, exc: ProviderRejected) -> None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import stripe
-from sqlalchemy import Select, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from reelgate.db.tables import User
-from reelgate.db.tables_billing import Payment, StripeEvent
+from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries import payments as payment_queries
+from reelgate.db.queries import users as user_queries
+from reelgate.db.records import Payment
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, ReelgateError, ServiceUnavailable
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.billing")
@@ -52,35 +50,43 @@ async def handle_stripe_webhook(ctx: ServiceContext, payload: bytes, signature: 
     handler = _HANDLERS.get(event_type)
     if handler is None:
         return "ignored"
-    async with ctx.db.transaction() as session:
-        if not await _record_event(session, event_id, event_type, ctx):
+    now = ctx.clock()
+
+    def apply(tx: Tx) -> str:
+        if not payment_queries.record_stripe_event(tx, event_id, event_type, now):
             return "duplicate"
-        result = await handler(ctx, session, event_id, obj)
+        result, payment = handler(_Event(tx, now, event_id), obj)
+        if payment is not None:
+            payment_queries.save_payment(tx, payment)
+        return result
+
+    result = await ctx.db.write(apply)
     log.info("stripe event %s (%s): %s", event_id, event_type, result)
     return result
 
 
-async def _record_event(session: AsyncSession, event_id: str, event_type: str, ctx: ServiceContext) -> bool:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = (
-        insert(StripeEvent)
-        .values(id=event_id, type=event_type, received_at=ctx.clock())
-        .on_conflict_do_nothing()
-        .returning(StripeEvent.id)
-    )
-    # RETURNING, not rowcount: psycopg reports rowcount -1 for INSERT … ON CONFLICT DO NOTHING.
-    return (await session.execute(statement)).first() is not None
+class _Event:
+    """One event being applied: its transaction, its time and its id (reversal references carry it)."""
+
+    __slots__ = ("tx", "now", "id")
+
+    def __init__(self, tx: Tx, now: Any, event_id: str) -> None:
+        self.tx, self.now, self.id = tx, now, event_id
+
+
+# A handler returns what it did and the payment it changed (saved by the caller in the same transaction).
+_Handled = tuple[str, Payment | None]
 
 
 # ---------------------------------------------------------------- checkout sessions
 
 
-async def _payment_for_session(ctx: ServiceContext, session: AsyncSession, obj: dict[str, Any]) -> Payment | None:
-    """Our payment row for a Checkout Session; rebuilt from the session's metadata (which only we can set,
-    with our secret key) if the process died between creating the session and recording it."""
+def _payment_for_session(event: _Event, obj: dict[str, Any]) -> Payment | None:
+    """Our payment row for a Checkout Session (locked); rebuilt from the session's metadata (which only we can
+    set, with our secret key) if the process died between creating the session and recording it."""
+    tx = event.tx
     session_id = str(obj.get("id", ""))
-    found = (await session.execute(_locked(Payment.stripe_session_id == session_id))).scalar_one_or_none()
+    found = payment_queries.payment_for_session(tx, session_id)
     if found is not None:
         return found
     meta = obj.get("metadata") or {}
@@ -89,48 +95,39 @@ async def _payment_for_session(ctx: ServiceContext, session: AsyncSession, obj: 
     except (KeyError, ValueError, TypeError):
         log.warning("stripe session %s has no reelgate metadata; ignored", session_id)
         return None
-    if await session.get(User, user_id) is None:
+    if not user_queries.user_exists(tx, user_id):
         log.warning("stripe session %s names unknown user %s; ignored", session_id, user_id)
         return None
-    now = ctx.clock()
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(Payment)
-        .values(
-            id=payment_id,
-            user_id=user_id,
-            stripe_session_id=session_id,
-            package=str(meta.get("package", "")),
-            credits=credits,
-            bonus=0,
-            amount=int(obj.get("amount_total") or 0),
-            currency=str(obj.get("currency") or "usd"),
-            status="open",
-            amount_refunded=0,
-            amount_disputed=0,
-            credits_reversed=0,
-            credits_unrecovered=0,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
+    rebuilt = Payment(
+        id=payment_id,
+        user_id=user_id,
+        stripe_session_id=session_id,
+        stripe_payment_intent=None,
+        package=str(meta.get("package", "")),
+        credits=credits,
+        bonus=0,
+        amount=int(obj.get("amount_total") or 0),
+        currency=str(obj.get("currency") or "usd"),
+        status="open",
+        amount_refunded=0,
+        amount_disputed=0,
+        credits_reversed=0,
+        credits_unrecovered=0,
+        created_at=event.now,
+        updated_at=event.now,
+        paid_at=None,
     )
-    return (await session.execute(_locked(Payment.stripe_session_id == session_id))).scalar_one()
+    payment_queries.insert_payment_if_absent(tx, rebuilt)
+    return payment_queries.payment_for_session(tx, session_id)
 
 
-def _locked(condition: Any) -> Select[Payment]:
-    """The payment row, locked for this transaction (PostgreSQL), so events of one payment apply one at a time."""
-    return select(Payment).where(condition).with_for_update().execution_options(populate_existing=True)
-
-
-async def _grant(ctx: ServiceContext, session: AsyncSession, payment: Payment, event_id: str) -> str:
+def _grant(event: _Event, payment: Payment) -> str:
     """Once per payment: the row is locked and its status checked, and the purchase entry's reference is
     unique per payment as a second guard."""
     if payment.status == "paid":
         return "already_granted"
-    granted = await ledger.credit(
-        session,
+    granted = ledger_queries.credit_account(
+        event.tx,
         payment.user_id,
         payment.credits,
         kind=EntryKind.PURCHASE,
@@ -138,47 +135,47 @@ async def _grant(ctx: ServiceContext, session: AsyncSession, payment: Payment, e
         note=f"{payment.package} package ({payment.amount} {payment.currency.upper()} minor units)",
     )
     payment.status = "paid"
-    payment.paid_at = ctx.clock()
-    payment.updated_at = ctx.clock()
+    payment.paid_at = event.now
+    payment.updated_at = event.now
     # A refund or dispute that arrived before the money did is applied now.
-    await _reconcile_reversal(ctx, session, payment, event_id)
+    _reconcile_reversal(event, payment)
     return "granted" if granted else "already_granted"
 
 
-async def _session_completed(ctx: ServiceContext, session: AsyncSession, event_id: str, obj: dict[str, Any]) -> str:
-    payment = await _payment_for_session(ctx, session, obj)
+def _session_completed(event: _Event, obj: dict[str, Any]) -> _Handled:
+    payment = _payment_for_session(event, obj)
     if payment is None:
-        return "unknown_session"
+        return "unknown_session", None
     if obj.get("payment_intent"):
         payment.stripe_payment_intent = str(obj["payment_intent"])
     # Delayed methods (bank debits) complete unpaid; async_payment_succeeded brings the money (§12.3).
     if obj.get("payment_status") == "paid":
-        return await _grant(ctx, session, payment, event_id)
+        return _grant(event, payment), payment
     if payment.status == "open":
         payment.status = "pending"
-        payment.updated_at = ctx.clock()
-    return "awaiting_payment"
+        payment.updated_at = event.now
+    return "awaiting_payment", payment
 
 
-async def _async_succeeded(ctx: ServiceContext, session: AsyncSession, event_id: str, obj: dict[str, Any]) -> str:
-    payment = await _payment_for_session(ctx, session, obj)
+def _async_succeeded(event: _Event, obj: dict[str, Any]) -> _Handled:
+    payment = _payment_for_session(event, obj)
     if payment is None:
-        return "unknown_session"
+        return "unknown_session", None
     if obj.get("payment_intent"):
         payment.stripe_payment_intent = str(obj["payment_intent"])
-    return await _grant(ctx, session, payment, event_id)
+    return _grant(event, payment), payment
 
 
-def _ended(status: str) -> Callable[[ServiceContext, AsyncSession, str, dict[str, Any]], Awaitable[str]]:
-    async def handler(ctx: ServiceContext, session: AsyncSession, _event_id: str, obj: dict[str, Any]) -> str:
-        payment = await _payment_for_session(ctx, session, obj)
+def _ended(status: str) -> Callable[[_Event, dict[str, Any]], _Handled]:
+    def handler(event: _Event, obj: dict[str, Any]) -> _Handled:
+        payment = _payment_for_session(event, obj)
         if payment is None:
-            return "unknown_session"
+            return "unknown_session", None
         if payment.status == "paid":  # a late "failed" or "expired" never undoes money that arrived
-            return "already_paid"
+            return "already_paid", None
         payment.status = status
-        payment.updated_at = ctx.clock()
-        return status
+        payment.updated_at = event.now
+        return status, payment
 
     return handler
 
@@ -186,11 +183,9 @@ def _ended(status: str) -> Callable[[ServiceContext, AsyncSession, str, dict[str
 # ---------------------------------------------------------------- refunds and disputes
 
 
-async def _payment_for_intent(session: AsyncSession, obj: dict[str, Any]) -> Payment:
+def _payment_for_intent(event: _Event, obj: dict[str, Any]) -> Payment:
     intent = obj.get("payment_intent")
-    payment = None
-    if intent:
-        payment = (await session.execute(_locked(Payment.stripe_payment_intent == str(intent)))).scalar_one_or_none()
+    payment = payment_queries.payment_for_intent(event.tx, str(intent)) if intent else None
     if payment is None:
         # The session's completion has not reached us yet; a non-2xx answer makes Stripe deliver this again.
         raise Conflict("No payment is known for this payment intent yet.", details={"payment_intent": intent})
@@ -205,21 +200,22 @@ def _credits_to_reverse(payment: Payment) -> int:
     return -(-payment.credits * taken // payment.amount)
 
 
-async def _reconcile_reversal(ctx: ServiceContext, session: AsyncSession, payment: Payment, event_id: str) -> None:
+def _reconcile_reversal(event: _Event, payment: Payment) -> None:
     """Brings the credits taken back in line with the money refunded or disputed (an `adjust` entry).
     Never below zero: what the balance cannot cover is recorded and the account is flagged."""
     if payment.status != "paid":
         return
+    tx = event.tx
     delta = _credits_to_reverse(payment) - payment.credits_reversed
-    reference = f"{payment_reference(payment.id)}:{event_id}"
+    reference = f"{payment_reference(payment.id)}:{event.id}"
     if delta > 0:
         note = f"Refund or dispute of payment {payment.id}"
-        taken = await ledger.debit_available(
-            session, payment.user_id, delta, kind=EntryKind.ADJUST, reference=reference, note=note
+        taken = ledger_queries.debit_available(
+            tx, payment.user_id, delta, kind=EntryKind.ADJUST, reference=reference, note=note
         )
         payment.credits_unrecovered += delta - taken
         if taken < delta:
-            await session.execute(update(User).where(User.id == payment.user_id).values(flagged=True))
+            user_queries.set_flagged(tx, payment.user_id, True)
             log.warning("payment %s: %d credits could not be taken back; user flagged", payment.id, delta - taken)
     elif delta < 0:  # a dispute was won: return what was actually taken
         forgiven = min(payment.credits_unrecovered, -delta)
@@ -227,38 +223,38 @@ async def _reconcile_reversal(ctx: ServiceContext, session: AsyncSession, paymen
         returned = -delta - forgiven
         if returned > 0:
             note = f"Dispute won for payment {payment.id}"
-            await ledger.credit(
-                session, payment.user_id, returned, kind=EntryKind.ADJUST, reference=reference, note=note
+            ledger_queries.credit_account(
+                tx, payment.user_id, returned, kind=EntryKind.ADJUST, reference=reference, note=note
             )
     payment.credits_reversed += delta
-    payment.updated_at = ctx.clock()
+    payment.updated_at = event.now
 
 
-async def _charge_refunded(ctx: ServiceContext, session: AsyncSession, event_id: str, obj: dict[str, Any]) -> str:
-    payment = await _payment_for_intent(session, obj)
+def _charge_refunded(event: _Event, obj: dict[str, Any]) -> _Handled:
+    payment = _payment_for_intent(event, obj)
     # `amount_refunded` is cumulative on the charge, so a reordered older event never lowers it.
     payment.amount_refunded = max(payment.amount_refunded, int(obj.get("amount_refunded") or 0))
-    await _reconcile_reversal(ctx, session, payment, event_id)
-    return "refund_applied"
+    _reconcile_reversal(event, payment)
+    return "refund_applied", payment
 
 
-async def _dispute_created(ctx: ServiceContext, session: AsyncSession, event_id: str, obj: dict[str, Any]) -> str:
-    payment = await _payment_for_intent(session, obj)
+def _dispute_created(event: _Event, obj: dict[str, Any]) -> _Handled:
+    payment = _payment_for_intent(event, obj)
     payment.amount_disputed = max(payment.amount_disputed, int(obj.get("amount") or 0))
-    await _reconcile_reversal(ctx, session, payment, event_id)
-    return "dispute_applied"
+    _reconcile_reversal(event, payment)
+    return "dispute_applied", payment
 
 
-async def _dispute_closed(ctx: ServiceContext, session: AsyncSession, event_id: str, obj: dict[str, Any]) -> str:
-    payment = await _payment_for_intent(session, obj)
+def _dispute_closed(event: _Event, obj: dict[str, Any]) -> _Handled:
+    payment = _payment_for_intent(event, obj)
     if obj.get("status") != "won":
-        return "dispute_lost"
+        return "dispute_lost", None
     payment.amount_disputed = 0
-    await _reconcile_reversal(ctx, session, payment, event_id)
-    return "dispute_won"
+    _reconcile_reversal(event, payment)
+    return "dispute_won", payment
 
 
-_HANDLERS: dict[str, Callable[[ServiceContext, AsyncSession, str, dict[str, Any]], Awaitable[str]]] = {
+_HANDLERS: dict[str, Callable[[_Event, dict[str, Any]], _Handled]] = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _async_succeeded,
     "checkout.session.async_payment_failed": _ended("failed"),

@@ -7,11 +7,10 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
-
-from reelgate.db.tables import LedgerEntry
+from reelgate.db.queries.ledger import ledger_page
+from reelgate.db.records import LedgerEntry
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import ValidationFailed
 from reelgate.services.context import ServiceContext
 from reelgate.services.stripe_events import payment_reference
@@ -62,23 +61,11 @@ def _transaction(row: LedgerEntry) -> Transaction:
     )
 
 
-def _filtered(user_id: str, filters: TransactionFilter) -> Any:
-    query = select(LedgerEntry).where(LedgerEntry.user_id == user_id)
+def _check_kinds(kinds: tuple[str, ...]) -> None:
     known = set(_AVAILABLE_SIGN)
-    for kind in filters.kinds:
+    for kind in kinds:
         if kind not in known:
             raise ValidationFailed("kind", f"Unknown transaction kind {kind!r}.", allowed=sorted(known))
-    if filters.kinds:
-        query = query.where(LedgerEntry.kind.in_(list(filters.kinds)))
-    if filters.generation_id:
-        query = query.where(LedgerEntry.generation_id == filters.generation_id)
-    if filters.payment_id:
-        query = query.where(LedgerEntry.reference.startswith(payment_reference(filters.payment_id)))
-    if filters.since:
-        query = query.where(LedgerEntry.created_at >= filters.since)
-    if filters.until:
-        query = query.where(LedgerEntry.created_at < filters.until)
-    return query
 
 
 async def list_transactions(
@@ -92,15 +79,27 @@ async def list_transactions(
     """Newest first; the cursor is the last entry id seen (entries are append-only, so ids only grow)."""
     if not 1 <= limit <= 500:
         raise ValidationFailed("limit", "limit must be between 1 and 500.", allowed={"min": 1, "max": 500})
-    query = _filtered(user_id, filters or TransactionFilter())
-    if cursor:
-        if not cursor.isdigit():
-            raise ValidationFailed("cursor", "Invalid cursor.")
-        query = query.where(LedgerEntry.id < int(cursor))
-    async with ctx.db.reader() as session:
-        rows = list((await session.execute(query.order_by(LedgerEntry.id.desc()).limit(limit + 1))).scalars())
-    page = [_transaction(row) for row in rows[:limit]]
-    return page, (str(page[-1].id) if len(rows) > limit else None)
+    chosen = filters or TransactionFilter()
+    _check_kinds(tuple(chosen.kinds))
+    if cursor and not cursor.isdigit():
+        raise ValidationFailed("cursor", "Invalid cursor.")
+
+    def page(tx: Tx) -> list[LedgerEntry]:
+        return ledger_page(
+            tx,
+            user_id,
+            kinds=tuple(chosen.kinds),
+            generation_id=chosen.generation_id,
+            reference_prefix=payment_reference(chosen.payment_id) if chosen.payment_id else None,
+            since=chosen.since,
+            until=chosen.until,
+            before_id=int(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+
+    rows = await ctx.db.read(page)
+    page_rows = [_transaction(row) for row in rows[:limit]]
+    return page_rows, (str(page_rows[-1].id) if len(rows) > limit else None)
 
 
 CSV_COLUMNS = (

@@ -7,10 +7,9 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import select
-
 from reelgate import media
-from reelgate.db.tables import Upload
+from reelgate.db.queries import uploads as upload_queries
+from reelgate.db.records import Upload
 from reelgate.domain.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.services.context import ServiceContext
@@ -61,16 +60,12 @@ async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename
         filename=filename[:255],
         created_at=ctx.clock(),
     )
-    async with ctx.db.transaction() as session:
-        session.add(upload)
+    await ctx.db.write(lambda tx: upload_queries.insert_upload(tx, upload))
     return upload
 
 
 async def get_upload(ctx: ServiceContext, user_id: str, upload_id: str) -> Upload:
-    async with ctx.db.reader() as session:
-        upload = (
-            await session.execute(select(Upload).where(Upload.id == upload_id, Upload.user_id == user_id))
-        ).scalar_one_or_none()
+    upload = await ctx.db.read(lambda tx: upload_queries.upload_of_user(tx, user_id, upload_id))
     if upload is None:
         raise NotFound("Upload not found.")
     return upload

@@ -5,14 +5,10 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping
-from typing import cast
 
-from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-from reelgate.db.prepared import Prepared
-from reelgate.db.tables import WebhookInbox
+from reelgate.db.queries.inbox import record_webhook_delivery
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, Unauthorized
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import ProviderUpdate, WebhookRejected
@@ -22,17 +18,6 @@ from reelgate.services.outputs import discard_spilled, spill_inline_output
 from reelgate.services.transitions import apply_provider_update
 
 log = logging.getLogger("reelgate.webhooks")
-
-_INBOX = cast(Table, WebhookInbox.__table__)
-# Built once; the table, not the mapped class, so a Session runs it as plain Core. RETURNING because rowcount is
-# unreliable for ON CONFLICT under psycopg.
-_RECORD_DELIVERY = {
-    dialect: Prepared(
-        insert(_INBOX).on_conflict_do_nothing().returning(_INBOX.c.id),
-        column_keys=("provider", "delivery_id", "generation_id", "received_at"),
-    )
-    for dialect, insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
-}
 
 
 async def ingest_provider_webhook(
@@ -73,17 +58,16 @@ async def _record_and_apply(
     ctx: ServiceContext, provider_name: str, generation_id: str, delivery_id: str, update_: ProviderUpdate
 ) -> tuple[str, bool]:
     """The inbox row and the update commit together, so a redelivery can neither skip nor repeat the update."""
-    async with ctx.db.transaction() as session:
-        record = _RECORD_DELIVERY["postgresql" if ctx.db.dialect == "postgresql" else "sqlite"]
-        delivery = {
-            "provider": provider_name,
-            "delivery_id": delivery_id,
-            "generation_id": generation_id,
-            "received_at": ctx.clock(),
-        }
-        if (await record.run(session, delivery)).first() is None:
-            return "duplicate", False
-        updated = await apply_provider_update(session, generation_id, update_, now=ctx.clock())
+    now = ctx.clock()
+
+    def record_and_apply(tx: Tx) -> tuple[bool, Generation | None]:
+        if not record_webhook_delivery(tx, provider_name, delivery_id, generation_id, now):
+            return False, None
+        return True, apply_provider_update(tx, generation_id, update_, now=now)
+
+    first, updated = await ctx.db.write(record_and_apply)
+    if not first:
+        return "duplicate", False
     if updated is None:
         return "ignored", False
     storing = updated.status == GenerationStatus.STORING.value

@@ -14,7 +14,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from reelgate.api.deps import CSRF_HEADER, Ctx, StudioSession, check_csrf, read_session
-from reelgate.db.tables import User
+from reelgate.db.records import User
 from reelgate.domain.errors import NotFound, ReelgateError
 from reelgate.services import accounts, admin
 from reelgate.services.ledger import Credits

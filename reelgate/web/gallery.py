@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from reelgate.api.deps import Ctx
 from reelgate.api.presenters import generation_out
-from reelgate.db.tables import Generation
+from reelgate.db.records import Generation
 from reelgate.domain.errors import NotFound, ReelgateError
 from reelgate.domain.jobs import is_terminal
 from reelgate.services import admin, generations

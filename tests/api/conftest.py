@@ -23,7 +23,7 @@ def api_mode(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, api_mode: str) -> str:
     if api_mode == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
+        return f"sqlite:///{tmp_path / 'reelgate.db'}"
     return str(request.getfixturevalue("pg_database_url"))
 
 

@@ -17,7 +17,7 @@ import pytest
 from reelgate.app import create_app
 from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
-from tests.helpers import assert_ledger_ok
+from tests.helpers import assert_ledger_ok, make_admin
 from tests.simulators.base import listening_socket, serve_on_this_loop
 from tests.simulators.stripe import StripeSimulator
 
@@ -38,12 +38,7 @@ class Shop:
     async def account(self, credits: int = 0, *, admin: bool = False) -> Account:
         account = await make_account(self.ctx, credits=credits)
         if admin:
-            from sqlalchemy import update
-
-            from reelgate.db.tables import User
-
-            async with self.ctx.db.transaction() as session:
-                await session.execute(update(User).where(User.id == account.id).values(is_admin=True))
+            await make_admin(self.ctx, account.id)
         return account
 
     async def checkout(self, account: Account, package: str = "starter") -> str:

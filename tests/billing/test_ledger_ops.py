@@ -8,19 +8,19 @@ import io
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
-
-from reelgate.db.tables import Generation, LedgerEntry, User
+from reelgate.db.queries.generations import insert_generation
+from reelgate.db.queries.ledger import hold_credits, settle_hold
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx, query
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import analytics, billing, expiry, ledger, projects
+from reelgate.services import analytics, billing, expiry, projects
 from tests.conftest import Account, Running, make_account
-from tests.helpers import assert_ledger_ok, credits
+from tests.helpers import assert_ledger_ok, credits, generation_record, make_admin
 
 
 async def _admin(running: Running) -> Account:
     admin = await make_account(running.ctx, credits=0)
-    async with running.ctx.db.transaction() as session:
-        await session.execute(update(User).where(User.id == admin.id).values(is_admin=True))
+    await make_admin(running.ctx, admin.id)
     return admin
 
 
@@ -97,14 +97,14 @@ async def test_transactions_paginate_filter_link_and_export(running: Running) ->
 async def test_expiry_takes_only_expired_credits_oldest_first(running: Running) -> None:
     ctx = running.ctx
     user = await make_account(ctx, credits=100)  # the sign-up grant: it will be 100 days old
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(LedgerEntry)
-            .where(LedgerEntry.user_id == user.id)
-            .values(created_at=datetime.now(UTC) - timedelta(days=100))
-        )
-        await ledger.hold(session, user.id, 30, generation_id="gen_spent")
-        await ledger.settle(session, user.id, 30, generation_id="gen_spent", capture=True)
+    backdate = query("UPDATE ledger_entries SET created_at = :at WHERE user_id = :user_id")
+
+    def age_and_spend(tx: Tx) -> None:
+        tx.run(backdate, {"at": datetime.now(UTC) - timedelta(days=100), "user_id": user.id})
+        hold_credits(tx, user.id, 30, generation_id="gen_spent")
+        settle_hold(tx, user.id, 30, generation_id="gen_spent", capture=True)
+
+    await ctx.db.write(age_and_spend)
     await billing.grant_credits(ctx, user.id, 50, reason="recent gift")
     assert await expiry.expire_credits(ctx) == 0  # off by default
     ctx.config = dataclasses.replace(ctx.config, credit_expiry_days=90)
@@ -123,7 +123,7 @@ async def _seed_job(running: Running, user_id: str, model: str, duration: int, p
     """A finished job written the way the pipeline writes one: a hold, then one capture or one release."""
     ctx, spec = running.ctx, running.ctx.catalog.get(model)
     now = datetime.now(UTC)
-    generation = Generation(
+    generation = generation_record(
         id=f"gen_{secrets.token_hex(8)}",
         user_id=user_id,
         project_id=await projects.default_project_id(ctx, user_id),
@@ -141,11 +141,13 @@ async def _seed_job(running: Running, user_id: str, model: str, duration: int, p
         created_at=now - timedelta(seconds=40 + duration),
         completed_at=now,
     )
-    async with ctx.db.transaction() as session:
-        await ledger.hold(session, user_id, price, generation_id=generation.id)
-        session.add(generation)
-        await session.flush()
-        await ledger.settle(session, user_id, price, generation_id=generation.id, capture=status == "succeeded")
+
+    def record(tx: Tx) -> None:
+        hold_credits(tx, user_id, price, generation_id=generation.id)
+        insert_generation(tx, generation)
+        settle_hold(tx, user_id, price, generation_id=generation.id, capture=status == "succeeded")
+
+    await ctx.db.write(record)
     return generation
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sqlalchemy import select
-
-from reelgate.db.tables import User
-from reelgate.db.tables_billing import Payment
+from reelgate.db.queries.payments import payment_for_session
+from reelgate.db.queries.users import user_by_id
 from tests.billing.conftest import Shop, StartShop
 from tests.helpers import wait_for_terminal
 
@@ -58,8 +56,8 @@ async def test_delayed_payment_reordered_and_duplicated(shop: Shop) -> None:
     shop.sim.webhooks.release(reverse=True)  # the money arrives "before" the completion
     await shop.deliveries_done()
     assert await shop.balance(buyer) == {"available": 55, "held": 0}
-    async with shop.ctx.db.reader() as session:
-        payment = (await session.execute(select(Payment).where(Payment.stripe_session_id == session_id))).scalar_one()
+    payment = await shop.ctx.db.read(lambda tx: payment_for_session(tx, session_id))
+    assert payment is not None
     assert payment.status == "paid"  # the late "unpaid completion" did not undo it
     await shop.check()
 
@@ -125,9 +123,10 @@ async def test_refund_after_spending_never_goes_negative_and_flags(start_shop: S
     shop.sim.refund(session_id)  # the rest: 25 more credits, all already spent
     await shop.deliveries_done()
     assert await shop.balance(buyer) == {"available": 0, "held": 0}
-    async with shop.ctx.db.reader() as session:
-        payment = (await session.execute(select(Payment).where(Payment.stripe_session_id == session_id))).scalar_one()
-        flagged = (await session.execute(select(User.flagged).where(User.id == buyer.id))).scalar_one()
+    payment = await shop.ctx.db.read(lambda tx: payment_for_session(tx, session_id))
+    owner = await shop.ctx.db.read(lambda tx: user_by_id(tx, buyer.id))
+    assert payment is not None and owner is not None
+    flagged = owner.flagged
     assert (payment.credits_reversed, payment.credits_unrecovered, flagged) == (50, 30, True)
     adjusts = await shop.client.get("/api/v1/credits/transactions?kind=adjust", headers=buyer.headers)
     assert [t["amount"] for t in adjusts.json()["data"]] == [-20]  # nothing more could be taken

@@ -234,7 +234,7 @@ async def e2e(provider_name: str, tmp_path: Path, video_bytes: bytes) -> AsyncIt
             sock = listening_socket()
             public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
             sim_host = urlsplit(sim.url).netloc
-            database_url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}"
+            database_url = database_url or f"sqlite:///{tmp_path / 'reelgate.db'}"
             production: dict[str, Any] = {}
             if not database_url.startswith("sqlite"):
                 from tests.production.harness import production_settings

@@ -7,8 +7,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from reelgate.db.tables import Generation
+from reelgate.db.sql import query
 from tests.e2e_providers.conftest import Harness, Start
+from tests.helpers import generation_row
 
 
 async def _download(h: Harness, final: dict[str, object]) -> bytes:
@@ -66,6 +67,9 @@ async def test_success_with_every_webhook_lost(database_url: str, e2e: Start, vi
     await h.check_ledger()
 
 
+_SET_LEASE = query("UPDATE generations SET lease_owner = :owner, lease_until = :until WHERE id = :id")
+
+
 @pytest.mark.parametrize("provider_name", ["runpod"])
 async def test_runpod_inline_base64_is_spilled_to_a_file(e2e: Start) -> None:
     """Seed 000's worker returns `{"video": base64}`: the row keeps a staging path, never the base64."""
@@ -75,27 +79,20 @@ async def test_runpod_inline_base64_is_spilled_to_a_file(e2e: Start) -> None:
     job = await h.started(generation_id)
     h.sim.complete(job.id)
     # Hold the worker back: look at the row between the webhook and the store step.
-    async with h.ctx.db.transaction() as session:
-        row = await session.get(Generation, generation_id)
-        assert row is not None
-        row.lease_owner, row.lease_until = "test", h.ctx.clock().replace(year=2100)
+    held_until = h.ctx.clock().replace(year=2100)
+    await h.ctx.db.write(lambda tx: tx.run(_SET_LEASE, {"id": generation_id, "owner": "test", "until": held_until}))
     h.sim.webhooks.release()
     await h.webhooks_idle()
     stored = await h.wait_status(generation_id, "storing")
     assert stored["progress"] == 100
-    async with h.ctx.db.reader() as session:
-        row = await session.get(Generation, generation_id)
-        assert row is not None
-        output = dict(row.raw_provider or {})["output"]
+    row = await generation_row(h.ctx, generation_id)
+    output = dict(row.raw_provider or {})["output"]
     assert set(output) == {"path", "content_type"}
     assert len(str(row.raw_provider)) < 5000  # the payload keeps "<N characters>" in place of the video
     spilled = Path(output["path"])
     assert spilled.is_file()
 
-    async with h.ctx.db.transaction() as session:
-        row = await session.get(Generation, generation_id)
-        assert row is not None
-        row.lease_owner, row.lease_until = None, None
+    await h.ctx.db.write(lambda tx: tx.run(_SET_LEASE, {"id": generation_id, "owner": None, "until": None}))
     h.ctx.wake(generation_id)
     final = await h.final(generation_id)
     assert final["status"] == "succeeded", final

@@ -6,20 +6,17 @@ import json
 import time
 
 import pytest
-from sqlalchemy import func, select
 
-from reelgate.db.tables import GenerationEvent
+from reelgate.db.sql import query
 from tests.e2e_providers.conftest import Harness, Start, wire_body, with_query
+
+_SUCCEEDED_EVENTS = query(
+    "SELECT count(*) FROM generation_events WHERE generation_id = :id AND to_status = 'succeeded'"
+)
 
 
 async def _succeeded_events(h: Harness, generation_id: str) -> int:
-    async with h.ctx.db.reader() as session:
-        count = await session.execute(
-            select(func.count())
-            .select_from(GenerationEvent)
-            .where(GenerationEvent.generation_id == generation_id, GenerationEvent.to_status == "succeeded")
-        )
-    return int(count.scalar_one())
+    return int(await h.ctx.db.read(lambda tx: tx.scalar(_SUCCEEDED_EVENTS, {"id": generation_id})))
 
 
 async def test_duplicate_webhooks_settle_once(e2e: Start) -> None:

@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import yaml
-from sqlalchemy import select
 
 from reelgate.app import create_app
-from reelgate.db.tables import Generation
+from reelgate.db.records import Generation
 from reelgate.services.context import ServiceContext
 from tests.conftest import make_account, make_settings
 from tests.e2e_providers.conftest import (  # noqa: F401 - connections and video_bytes are re-exported fixtures
@@ -26,6 +25,7 @@ from tests.e2e_providers.conftest import (  # noqa: F401 - connections and video
     connections,
     video_bytes,
 )
+from tests.helpers import generation_row
 from tests.simulators.base import Job, Simulator, listening_socket, serve_on_this_loop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,9 +128,7 @@ class Wave2Harness(Harness):
         return str(response.json()["id"])
 
     async def row(self, generation_id: str) -> Generation:
-        async with self.ctx.db.reader() as session:
-            found = await session.execute(select(Generation).where(Generation.id == generation_id))
-        return found.scalar_one()
+        return await generation_row(self.ctx, generation_id)
 
     async def started(self, generation_id: str) -> Job:
         """The simulator's job for this generation, once the generation is `processing`."""
@@ -173,7 +171,7 @@ async def wave2(tmp_path: Path, video_bytes: bytes) -> AsyncIterator[Start]:  # 
                 configured.update(provider_settings(name, sim))
             settings = make_settings(
                 tmp_path / "data",
-                f"sqlite+aiosqlite:///{tmp_path / 'reelgate.db'}",
+                f"sqlite:///{tmp_path / 'reelgate.db'}",
                 public_url=public_url,
                 # Only the simulators' own host:port: any other loopback or private address stays refused.
                 fetch_allow_hosts=",".join(urlsplit(sim.url).netloc for sim in sims.values()),

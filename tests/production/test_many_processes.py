@@ -16,10 +16,10 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from sqlalchemy import func, select
 
 from reelgate.bootstrap import build_context, close_context
-from reelgate.db.tables import Generation, GenerationEvent
+from reelgate.db.records import Generation
+from reelgate.db.sql import columns, query
 from reelgate.services import accounts
 from reelgate.settings import Settings
 
@@ -151,12 +151,16 @@ async def _submit_all(api_urls: list[str], keys: list[str], retries: list[int]) 
         return list(await asyncio.gather(*(one(n) for n in range(TOTAL))))
 
 
+_COUNTS = query("SELECT status, count(*) FROM generations GROUP BY status")
+_GENERATIONS = query(f"SELECT {columns(Generation)} FROM generations", row=Generation)
+_EVENTS = query("SELECT generation_id, to_status, count(*) FROM generation_events GROUP BY generation_id, to_status")
+
+
 async def _counts(settings: Settings) -> dict[str, int]:
     ctx = await build_context(settings, migrate=False)
     try:
-        async with ctx.db.reader() as session:
-            rows = await session.execute(select(Generation.status, func.count()).group_by(Generation.status))
-            return {status: int(count) for status, count in rows}
+        rows = await ctx.db.read(lambda tx: tx.all(_COUNTS))
+        return {status: int(count) for status, count in rows}
     finally:
         await close_context(ctx)
 
@@ -164,14 +168,8 @@ async def _counts(settings: Settings) -> dict[str, int]:
 async def _facts(settings: Settings) -> tuple[list[Generation], dict[tuple[str, str], int]]:
     ctx = await build_context(settings, migrate=False)
     try:
-        async with ctx.db.reader() as session:
-            generations = list((await session.execute(select(Generation))).scalars())
-            events = await session.execute(
-                select(GenerationEvent.generation_id, GenerationEvent.to_status, func.count()).group_by(
-                    GenerationEvent.generation_id, GenerationEvent.to_status
-                )
-            )
-            return generations, {(gid, status): int(n) for gid, status, n in events}
+        generations, events = await ctx.db.read(lambda tx: (tx.all(_GENERATIONS), tx.all(_EVENTS)), snapshot=True)
+        return generations, {(gid, status): int(n) for gid, status, n in events}
     finally:
         await close_context(ctx)
 

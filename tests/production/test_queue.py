@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 
 from reelgate.bootstrap import build_context, close_context
-from reelgate.db.tables import Generation
+from reelgate.db.queries.generations import generation_by_id
 from reelgate.queue import Queue, conninfo
 from reelgate.services import generations
 from reelgate.services.generations import GenerationOrder
@@ -26,8 +26,7 @@ async def _wait_status(settings: Settings, generation_id: str, timeout: float = 
     try:
         deadline = time.monotonic() + timeout
         while True:
-            async with ctx.db.reader() as session:
-                generation = await session.get(Generation, generation_id)
+            generation = await ctx.db.read(lambda tx: generation_by_id(tx, generation_id))
             status = generation.status if generation else "missing"
             if status in {"succeeded", "failed", "expired", "canceled"} or time.monotonic() > deadline:
                 return str(status)

@@ -39,9 +39,7 @@ def _free_port() -> int:
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("live")
     port = _free_port()
-    settings = make_settings(
-        tmp / "data", f"sqlite+aiosqlite:///{tmp / 'live.db'}", public_url=f"http://127.0.0.1:{port}"
-    )
+    settings = make_settings(tmp / "data", f"sqlite:///{tmp / 'live.db'}", public_url=f"http://127.0.0.1:{port}")
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

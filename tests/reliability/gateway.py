@@ -11,17 +11,20 @@ from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
-from sqlalchemy import select
 
 from reelgate.app import create_app
-from reelgate.db.tables import Generation, GenerationEvent, LedgerEntry, WebhookInbox
+from reelgate.db.records import Generation
+from reelgate.db.sql import query
 from reelgate.services.context import ServiceContext
 from tests.conftest import Account, make_account, make_settings
 from tests.e2e_providers.conftest import ORDERS, PROMPT, _catalog, _provider_settings, _simulator
-from tests.helpers import assert_ledger_ok, wait_for_terminal
+from tests.helpers import assert_ledger_ok, generation_row, wait_for_terminal
 from tests.simulators.base import Job, Simulator, listening_socket
 
 TERMINAL = {"succeeded", "failed", "canceled", "expired"}
+_EVENTS = query("SELECT from_status, to_status FROM generation_events WHERE generation_id = :id ORDER BY id")
+_LEDGER_KINDS = query("SELECT kind FROM ledger_entries WHERE generation_id = :id ORDER BY id")
+_INBOX = query("SELECT delivery_id, generation_id FROM webhook_inbox")
 
 
 class Gateway:
@@ -92,7 +95,7 @@ class Gateway:
             **provider_settings,
             **self.settings,
         }
-        settings = make_settings(self.tmp_path / "data", f"sqlite+aiosqlite:///{self.tmp_path / 'rg.db'}", **values)
+        settings = make_settings(self.tmp_path / "data", f"sqlite:///{self.tmp_path / 'rg.db'}", **values)
         app = create_app(settings)
         stack = AsyncExitStack()
         await stack.enter_async_context(app.router.lifespan_context(app))
@@ -163,30 +166,18 @@ class Gateway:
 
     # -- what the database says ------------------------------------------------------------------
     async def row(self, generation_id: str) -> Generation:
-        async with self.ctx.db.reader() as session:
-            generation = await session.get(Generation, generation_id)
-        assert generation is not None
-        return generation
+        return await generation_row(self.ctx, generation_id)
 
     async def events(self, generation_id: str) -> list[tuple[str | None, str]]:
-        async with self.ctx.db.reader() as session:
-            rows = await session.execute(
-                select(GenerationEvent.from_status, GenerationEvent.to_status)
-                .where(GenerationEvent.generation_id == generation_id)
-                .order_by(GenerationEvent.id)
-            )
+        rows = await self.ctx.db.read(lambda tx: tx.all(_EVENTS, {"id": generation_id}))
         return [(a, b) for a, b in rows]
 
     async def ledger_kinds(self, generation_id: str) -> list[str]:
-        async with self.ctx.db.reader() as session:
-            rows = await session.execute(
-                select(LedgerEntry.kind).where(LedgerEntry.generation_id == generation_id).order_by(LedgerEntry.id)
-            )
-        return list(rows.scalars())
+        rows = await self.ctx.db.read(lambda tx: tx.all(_LEDGER_KINDS, {"id": generation_id}))
+        return [str(kind) for (kind,) in rows]
 
     async def inbox(self) -> list[tuple[str, str | None]]:
-        async with self.ctx.db.reader() as session:
-            rows = await session.execute(select(WebhookInbox.delivery_id, WebhookInbox.generation_id))
+        rows = await self.ctx.db.read(lambda tx: tx.all(_INBOX))
         return [(a, b) for a, b in rows]
 
     async def settled_once(self, generation_id: str) -> str:

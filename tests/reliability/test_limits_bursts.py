@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import func, select
 
 from reelgate.app import create_app
-from reelgate.db.tables import Generation
+from reelgate.db.queries.limits import in_flight
+from reelgate.db.sql import in_states, query
 from reelgate.domain.jobs import ACTIVE_STATES
 from tests.conftest import Account, make_account, make_settings
 from tests.helpers import assert_ledger_ok
@@ -27,6 +27,7 @@ T = TypeVar("T")
 ORDER = {"model": "sandbox-t2v", "prompt": "a kite over the dunes [hang]", "duration": 5}  # 10 credits, never ends
 IN_FLIGHT = 5
 GLOBAL_CAP = 300
+_ALL_ACTIVE = query(f"SELECT count(*) FROM generations WHERE status IN {in_states(ACTIVE_STATES)}")
 
 
 class Live:
@@ -44,11 +45,10 @@ class Live:
 
     def active(self, user_id: str | None = None) -> int:
         async def count() -> int:
-            query = select(func.count()).where(Generation.status.in_([s.value for s in ACTIVE_STATES]))
+            db = self.app.state.ctx.db
             if user_id is not None:
-                query = query.where(Generation.user_id == user_id)
-            async with self.app.state.ctx.db.reader() as session:
-                return int((await session.execute(query)).scalar_one())
+                return int(await db.read(lambda tx: in_flight(tx, user_id)))
+            return int(await db.read(lambda tx: tx.scalar(_ALL_ACTIVE)))
 
         return self.call(count())
 

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
-from sqlalchemy import select, update
 
 from reelgate import media
 from reelgate.bootstrap import build_context, close_context
-from reelgate.db.tables import Generation
+from reelgate.db.queries.ledger import credit_account
+from reelgate.db.records import Generation
+from reelgate.db.sql import columns, query
 from reelgate.domain.errors import Conflict, InsufficientCredits
 from reelgate.domain.jobs import GenerationStatus, ProviderState, is_terminal
 from reelgate.domain.ledger import EntryKind
@@ -34,6 +35,7 @@ from tests.conftest import (
     _skip_or_fail_without_pg,
     make_settings,
 )
+from tests.helpers import generation_row
 
 _TINY = Path(tempfile.gettempdir()) / "reelgate-stateful-tiny.mp4"
 
@@ -42,6 +44,10 @@ def _tiny_video() -> Path:
     if not _TINY.exists():
         media.render_preview_video(media.RenderSpec(width=64, height=64, duration=1, fps=8), _TINY)
     return _TINY
+
+
+_SET_DEADLINE = query("UPDATE generations SET deadline_at = :at WHERE id = :id")
+_ALL_GENERATIONS = query(f"SELECT {columns(Generation)} FROM generations", row=Generation)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -60,7 +66,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.tmp / 'db.sqlite'}"
+        return f"sqlite:///{self.tmp / 'db.sqlite'}"
 
     def teardown(self) -> None:
         self.run(close_context(self.ctx))
@@ -86,8 +92,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.counter += 1
 
         async def body() -> None:
-            async with self.ctx.db.transaction() as session:
-                await ledger.credit(session, user, amount, kind=EntryKind.GRANT, reference=f"g{self.counter}")
+            reference = f"g{self.counter}"
+            await self.ctx.db.write(
+                lambda tx: credit_account(tx, user, amount, kind=EntryKind.GRANT, reference=reference)
+            )
 
         self.run(body())
         self.deposits[user] += amount
@@ -124,8 +132,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.run(self._apply(job, update_))
 
     async def _apply(self, job: str, update_: ProviderUpdate) -> None:
-        async with self.ctx.db.transaction() as session:
-            await apply_provider_update(session, job, update_, now=self.ctx.clock())
+        await self.ctx.db.write(lambda tx: apply_provider_update(tx, job, update_, now=self.ctx.clock()))
 
     @rule(job=jobs)
     def cancel(self, job: str) -> None:
@@ -144,8 +151,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
 
         async def body() -> None:
-            async with self.ctx.db.transaction() as session:
-                await transition(session, job, GenerationStatus.SUBMITTING, now=self.ctx.clock())
+            await self.ctx.db.write(lambda tx: transition(tx, job, GenerationStatus.SUBMITTING, now=self.ctx.clock()))
             await pipeline.resume_all(self.ctx)
             await pipeline.reconcile(self.ctx, job)
 
@@ -157,34 +163,28 @@ class LedgerMachine(RuleBasedStateMachine):
             return
 
         async def body() -> None:
-            async with self.ctx.db.transaction() as session:
-                await session.execute(
-                    update(Generation)
-                    .where(Generation.id == job)
-                    .values(deadline_at=self.ctx.clock() - timedelta(seconds=1))
-                )
+            past = self.ctx.clock() - timedelta(seconds=1)
+            await self.ctx.db.write(lambda tx: tx.run(_SET_DEADLINE, {"id": job, "at": past}))
             await pipeline.expire(self.ctx, job)
 
         self.run(body())
 
     async def _owner(self, job: str) -> str:
-        async with self.ctx.db.reader() as session:
-            return (await session.execute(select(Generation.user_id).where(Generation.id == job))).scalar_one()
+        return (await generation_row(self.ctx, job)).user_id
 
     @invariant()
     def ledger_balances(self) -> None:
         async def body() -> None:
-            async with self.ctx.db.snapshot() as session:
-                assert await ledger.check_ledger(session) == []
-                for user, deposited in self.deposits.items():
-                    c = await ledger.credits_of(session, user)
-                    assert c.available + c.held + c.captured == deposited
-                    assert min(c.available, c.held, c.captured) >= 0
-                rows = (await session.execute(select(Generation))).scalars().all()
-                for g in rows:
-                    if is_terminal(g.status):
-                        assert (g.credits_charged > 0) != (g.credits_refunded > 0), g.id
-                        assert (g.status == "succeeded") == (g.credits_charged > 0)
+            assert await ledger.check_ledger(self.ctx) == []
+            for user, deposited in self.deposits.items():
+                c = await ledger.credits_of(self.ctx, user)
+                assert c.available + c.held + c.captured == deposited
+                assert min(c.available, c.held, c.captured) >= 0
+            rows = await self.ctx.db.read(lambda tx: tx.all(_ALL_GENERATIONS))
+            for g in rows:
+                if is_terminal(g.status):
+                    assert (g.credits_charged > 0) != (g.credits_refunded > 0), g.id
+                    assert (g.status == "succeeded") == (g.credits_charged > 0)
 
         self.run(body())
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from reelgate.db.engine import Database
-from reelgate.db.migrate import upgrade_to_head
-from reelgate.db.tables import Generation
+from reelgate.db.database import open_database
+from reelgate.db.records import Generation
 from reelgate.domain.catalog import parse_catalog
 from reelgate.providers.base import (
     HealthReport,
@@ -29,6 +28,7 @@ from reelgate.services import accounts, pipeline
 from reelgate.services.context import ServiceConfig, ServiceContext
 from reelgate.services.generations import GenerationOrder, create_generation
 from reelgate.storage import store_from_url
+from tests.helpers import generation_row
 
 PROMPT = "a lighthouse at dusk, waves rolling in"
 Outcome = SubmitResult | Exception
@@ -97,8 +97,7 @@ def _catalog() -> Any:
 
 @pytest.fixture
 async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}")
-    await upgrade_to_head(db.engine)
+    db = await open_database(f"sqlite:///{tmp_path / 'routing.db'}")
     providers = {"runway": Scripted("runway"), "luma": Scripted("luma")}
     context = ServiceContext(
         db=db,
@@ -108,7 +107,7 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
         config=ServiceConfig(max_submit_attempts=2),
     )
     yield context
-    await db.dispose()
+    await db.close()
 
 
 def _scripted(ctx: ServiceContext, name: str) -> Scripted:
@@ -121,16 +120,12 @@ async def _submitted(ctx: ServiceContext) -> Generation:
     user = await accounts.create_user(ctx, "routing@example.com", None, credits=100)
     generation, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
     await pipeline.submit(ctx, generation.id)
-    async with ctx.db.reader() as session:
-        found = await session.get(Generation, generation.id)
-    assert found is not None
-    return found
+    return await generation_row(ctx, generation.id)
 
 
 async def _submit_again(ctx: ServiceContext, generation_id: str) -> Generation:
     await pipeline.submit(ctx, generation_id)
-    async with ctx.db.reader() as session:
-        found = await session.get(Generation, generation_id)
+    found = await generation_row(ctx, generation_id)
     assert found is not None
     return found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reelgate.db.tables import Generation
+from reelgate.db.records import Generation
 from reelgate.domain.catalog import ModelSpec, dimensions
 from reelgate.domain.jobs import GenerationStatus, is_terminal
 

@@ -1,0 +1,218 @@
+"""Credit movements: each writes its append-only ledger entry and the balance row together, in the caller's
+transaction. An entry is unique per (kind, reference), and a generation has at most one settlement (capture or
+release), so a retried operation inserts nothing and moves nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reelgate.db.codec import utc_now
+from reelgate.db.records import Balance, LedgerEntry
+from reelgate.db.sql import Tx, columns, in_states, query
+from reelgate.domain.errors import InsufficientCredits
+from reelgate.domain.jobs import TERMINAL_STATES
+from reelgate.domain.ledger import EntryKind
+
+# No conflict target: either unique index (kind+reference, or the one-settlement index) makes it a no-op.
+_INSERT_ENTRY_ONCE = query(
+    """
+    INSERT INTO ledger_entries (user_id, kind, amount, reference, generation_id, note, created_at)
+    VALUES (:user_id, :kind, :amount, :reference, :generation_id, :note, :now)
+    ON CONFLICT DO NOTHING RETURNING id
+    """
+)
+_OPEN_ACCOUNT = query(
+    "INSERT INTO balances (user_id, available, held, captured, updated_at) VALUES (:user_id, 0, 0, 0, :now)"
+)
+_ADD_AVAILABLE = query(
+    "UPDATE balances SET available = available + :amount, updated_at = :now WHERE user_id = :user_id"
+)
+_HOLD = query(
+    """
+    UPDATE balances SET available = available - :amount, held = held + :amount, updated_at = :now
+    WHERE user_id = :user_id AND available >= :amount
+    """
+)
+_CAPTURE = query(
+    "UPDATE balances SET held = held - :amount, captured = captured + :amount, updated_at = :now "
+    "WHERE user_id = :user_id"
+)
+_RELEASE = query(
+    "UPDATE balances SET held = held - :amount, available = available + :amount, updated_at = :now "
+    "WHERE user_id = :user_id"
+)
+_BALANCE = query(f"SELECT {columns(Balance)} FROM balances WHERE user_id = :user_id", row=Balance)
+_AVAILABLE_LOCKED = query("SELECT available FROM balances WHERE user_id = :user_id FOR UPDATE")
+_AVAILABLE = query("SELECT available FROM balances WHERE user_id = :user_id")
+_ALL_BALANCES = query(f"SELECT {columns(Balance)} FROM balances", row=Balance)
+_SUMS_PER_ACCOUNT_AND_KIND = query("SELECT user_id, kind, SUM(amount) FROM ledger_entries GROUP BY user_id, kind")
+_UNSETTLED_TERMINAL = query(
+    f"""
+    SELECT g.id, g.user_id FROM generations g
+    WHERE g.status IN {in_states(TERMINAL_STATES)} AND g.credits_held > 0
+      AND NOT EXISTS (
+        SELECT 1 FROM ledger_entries e WHERE e.reference = g.id AND e.kind IN ('capture', 'release')
+      )
+    """
+)
+_ENTRIES_OF = query(
+    f"SELECT {columns(LedgerEntry)} FROM ledger_entries WHERE user_id = :user_id ORDER BY id DESC LIMIT :limit",
+    row=LedgerEntry,
+)
+
+
+def insert_entry_once(
+    tx: Tx,
+    *,
+    user_id: str,
+    kind: EntryKind,
+    amount: int,
+    reference: str,
+    generation_id: str | None = None,
+    note: str = "",
+) -> bool:
+    """True if the entry went in; False if (kind, reference) or the generation's settlement already exists."""
+    values = {
+        "user_id": user_id,
+        "kind": kind.value,
+        "amount": amount,
+        "reference": reference,
+        "generation_id": generation_id,
+        "note": note,
+        "now": utc_now(),
+    }
+    return tx.run(_INSERT_ENTRY_ONCE, values) == 1
+
+
+def open_account(tx: Tx, user_id: str) -> None:
+    tx.run(_OPEN_ACCOUNT, {"user_id": user_id, "now": utc_now()})
+
+
+def credit_account(tx: Tx, user_id: str, amount: int, *, kind: EntryKind, reference: str, note: str = "") -> bool:
+    """Adds credits (grant, purchase, or a positive adjust). Idempotent per (kind, reference)."""
+    if amount <= 0:
+        raise ValueError("credit amount must be positive")
+    if not insert_entry_once(tx, user_id=user_id, kind=kind, amount=amount, reference=reference, note=note):
+        return False
+    tx.run(_ADD_AVAILABLE, {"user_id": user_id, "amount": amount, "now": utc_now()})
+    return True
+
+
+def debit_available(tx: Tx, user_id: str, amount: int, *, kind: EntryKind, reference: str, note: str = "") -> int:
+    """Takes up to `amount` from available (a negative adjust, or expiry), never below zero; returns what was
+    taken. The balance row is locked first (PostgreSQL), so the amount read is the amount taken."""
+    taken = min(amount, available_locked(tx, user_id))
+    if taken <= 0:
+        return 0
+    signed = -taken if kind is EntryKind.ADJUST else taken
+    if not insert_entry_once(tx, user_id=user_id, kind=kind, amount=signed, reference=reference, note=note):
+        return 0
+    tx.run(_ADD_AVAILABLE, {"user_id": user_id, "amount": -taken, "now": utc_now()})
+    return taken
+
+
+def available_locked(tx: Tx, user_id: str) -> int:
+    """The account's available credits, its balance row locked for the rest of the transaction (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serializes writers)."""
+    return int(tx.scalar(_AVAILABLE_LOCKED, {"user_id": user_id}) or 0)
+
+
+def hold_credits(tx: Tx, user_id: str, amount: int, *, generation_id: str) -> None:
+    """Moves credits from available to held with a conditional update that cannot overdraw.
+
+    The entry goes in first, so a repeated hold is refused before any balance moves; if the user cannot afford
+    it, the raised InsufficientCredits rolls the entry back with the transaction."""
+    inserted = insert_entry_once(
+        tx, user_id=user_id, kind=EntryKind.HOLD, amount=amount, reference=generation_id, generation_id=generation_id
+    )
+    if not inserted:
+        raise RuntimeError(f"generation {generation_id} already has a hold")
+    if tx.run(_HOLD, {"user_id": user_id, "amount": amount, "now": utc_now()}) != 1:
+        available = tx.scalar(_AVAILABLE, {"user_id": user_id})
+        raise InsufficientCredits(required=amount, available=int(available or 0))
+
+
+def settle_hold(tx: Tx, user_id: str, amount: int, *, generation_id: str, capture: bool) -> bool:
+    """Ends a hold with exactly one capture (success) or one release; a second settlement is a no-op."""
+    kind = EntryKind.CAPTURE if capture else EntryKind.RELEASE
+    if not insert_entry_once(
+        tx, user_id=user_id, kind=kind, amount=amount, reference=generation_id, generation_id=generation_id
+    ):
+        return False
+    tx.run(_CAPTURE if capture else _RELEASE, {"user_id": user_id, "amount": amount, "now": utc_now()})
+    return True
+
+
+def balance_of(tx: Tx, user_id: str) -> Balance | None:
+    balance: Balance | None = tx.one(_BALANCE, {"user_id": user_id})
+    return balance
+
+
+def all_balances(tx: Tx) -> list[Balance]:
+    return tx.all(_ALL_BALANCES)
+
+
+def sums_per_account_and_kind(tx: Tx) -> list[tuple[str, str, int]]:
+    return [(user_id, kind, int(total)) for user_id, kind, total in tx.all(_SUMS_PER_ACCOUNT_AND_KIND)]
+
+
+def unsettled_terminal_generations(tx: Tx) -> list[tuple[str, str]]:
+    """(generation id, user id) of terminal generations whose hold was never captured or released."""
+    return [(gid, uid) for gid, uid in tx.all(_UNSETTLED_TERMINAL)]
+
+
+def entries_of(tx: Tx, user_id: str, *, limit: int) -> list[LedgerEntry]:
+    return tx.all(_ENTRIES_OF, {"user_id": user_id, "limit": limit})
+
+
+_ACCOUNTS_WITH_AVAILABLE = query("SELECT user_id FROM balances WHERE available > 0")
+# Kinds that bring credits in; each entry is a "lot" that ages from its own date.
+_DEPOSITED_SINCE = query(
+    "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE user_id = :user_id "
+    "AND kind IN ('grant', 'purchase', 'adjust') AND amount > 0 AND created_at >= :since"
+)
+
+
+def accounts_with_available(tx: Tx) -> list[str]:
+    return [str(row[0]) for row in tx.all(_ACCOUNTS_WITH_AVAILABLE)]
+
+
+def deposited_since(tx: Tx, user_id: str, since: datetime) -> int:
+    """Credits that came in (grants, purchases, positive adjustments) since `since`."""
+    return int(tx.scalar(_DEPOSITED_SINCE, {"user_id": user_id, "since": since}))
+
+
+def ledger_page(
+    tx: Tx,
+    user_id: str,
+    *,
+    kinds: tuple[str, ...],
+    generation_id: str | None,
+    reference_prefix: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[LedgerEntry]:
+    """An account's entries, newest first, filtered; `before_id` is keyset pagination (ids only grow)."""
+    conditions = ["user_id = :user_id"]
+    params: dict[str, Any] = {"user_id": user_id, "limit": limit}
+    if kinds:
+        conditions.append("kind = ANY(:kinds)")
+        params["kinds"] = list(kinds)
+    for clause, name, value in (
+        ("generation_id = :generation_id", "generation_id", generation_id),
+        ("created_at >= :since", "since", since),
+        ("created_at < :until", "until", until),
+        ("id < :before_id", "before_id", before_id),
+    ):
+        if value is not None and value != "":
+            conditions.append(clause)
+            params[name] = value
+    if reference_prefix:
+        conditions.append("substr(reference, 1, :prefix_length) = :prefix")
+        params.update(prefix=reference_prefix, prefix_length=len(reference_prefix))
+    where = " AND ".join(conditions)
+    sql = f"SELECT {columns(LedgerEntry)} FROM ledger_entries WHERE {where} ORDER BY id DESC LIMIT :limit"
+    return tx.all(query(sql, row=LedgerEntry), params)
