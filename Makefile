@@ -18,16 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Debian's chromium drives the studio's browser tests; installed only when missing.
+# Debian's chromium drives the studio's browser tests; libfiu's fiu-run injects disk faults into the database
+# tests. Installed only when missing.
 system-packages: $(SYSTEM_STAMP)
 
 $(SYSTEM_STAMP):
 	@mkdir -p $(VENV)
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v fiu-run >/dev/null 2>&1; then \
 		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = "0" ]; then \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core fiu-utils >/dev/null; \
 		else \
-			echo "note: chromium is not installed; browser tests will be skipped (install Debian's 'chromium')"; \
+			echo "note: chromium or fiu-utils is not installed; browser and disk-fault tests will be skipped"; \
 		fi; \
 	fi
 	@touch $(SYSTEM_STAMP)

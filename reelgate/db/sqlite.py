@@ -189,6 +189,7 @@ class SqliteWriter:
         self._jobs: queue.SimpleQueue[_Member | _Stop] = queue.SimpleQueue()
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._serve, name="reelgate-sqlite-writer", daemon=True)
+        self.commits = 0  # COMMITs issued (one per batch): what group commit saves is visible as members / commits
 
     def start(self) -> Future[None]:
         self._thread.start()
@@ -224,7 +225,11 @@ class SqliteWriter:
                     pending.append(first)
                 stopping = self._drain(pending) or stopping
                 batch = [pending.popleft() for _ in range(min(MAX_BATCH, len(pending)))]
-                pending.extendleft(reversed(self._run_batch(conn, batch)))
+                try:
+                    pending.extendleft(reversed(self._run_batch(conn, batch)))
+                except BaseException as error:  # noqa: BLE001 - a bug here must not strand every later caller
+                    log.exception("sqlite writer: a batch failed unexpectedly")
+                    self._abandon(conn, batch, error)
         finally:
             conn.close()
 
@@ -244,7 +249,9 @@ class SqliteWriter:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Member]) -> list[_Member]:
         """One transaction for the batch; returns the members that did not run (to go into the next one)."""
-        live = [member for member in batch if member.future.set_running_or_notify_cancel()]
+        # Members carried over from a lost transaction are running already; the others start now (unless their
+        # caller gave up while they waited: those are dropped, never run).
+        live = [member for member in batch if member.future.running() or member.future.set_running_or_notify_cancel()]
         if not live:
             return []
         try:
@@ -304,6 +311,7 @@ class SqliteWriter:
     def _commit(self, conn: sqlite3.Connection, done: list[tuple[_Member, Any]]) -> None:
         try:
             conn.execute("COMMIT" if done else "ROLLBACK")
+            self.commits += 1 if done else 0
         except sqlite3.Error as error:
             # A refused COMMIT can leave the transaction open, holding the write lock: end it.
             if conn.in_transaction:
@@ -313,6 +321,15 @@ class SqliteWriter:
             return
         for member, result in done:
             member.future.set_result(result)
+
+    @staticmethod
+    def _abandon(conn: sqlite3.Connection, batch: list[_Member], error: BaseException) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        for member in batch:
+            if not member.future.done():
+                member.future.set_exception(DatabaseUnavailable() if isinstance(error, Exception) else error)
 
     @staticmethod
     def _fail(done: list[tuple[_Member, Any]], error: BaseException) -> None:
@@ -348,6 +365,10 @@ class SqliteDatabase:
         await asyncio.to_thread(prepare_file, self.path)
         await asyncio.wrap_future(self._writer.start())
         self._started = True
+
+    @property
+    def commits(self) -> int:
+        return self._writer.commits
 
     async def write(self, work: Callable[[Tx], T]) -> T:
         """Runs `work` in a write transaction; returns its result once the transaction is durable."""

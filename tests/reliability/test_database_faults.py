@@ -8,9 +8,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.conftest import Running, make_account, make_settings, start_app
+from reelgate.db.sql import query
+from tests.conftest import PG_ADMIN_URL, Running, make_account, make_settings, start_app
 from tests.helpers import assert_ledger_ok
 from tests.reliability.fault_proxy import FaultProxy
 
@@ -78,3 +80,68 @@ async def test_faults_answer_503_and_lose_nothing(proxied: tuple[Running, FaultP
     for gid in listed:
         await running.client.post(f"/api/v1/generations/{gid}/cancel", headers=user.headers)
     await assert_ledger_ok(running.ctx)
+
+
+async def test_connections_killed_mid_run_lose_no_accepted_work(tmp_path: Path, pg_database_url: str) -> None:
+    """PostgreSQL drops the server's connections (pg_terminate_backend, as a restart or a failover would) while
+    submits run: transactions that had not reached COMMIT run again on a new connection, so most submits still
+    succeed; none is lost or applied twice."""
+    settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0)
+    name = pg_database_url.rsplit("/", 1)[1]
+    async for running in start_app(settings):
+        user = await make_account(running.ctx, credits=100_000)
+        stop = asyncio.Event()
+        killing = asyncio.create_task(_kill_connections(name, stop))
+        codes = await asyncio.gather(*(_one(running, user.headers) for _ in range(60)))
+        stop.set()
+        kills = await killing
+        assert kills > 0
+        assert set(codes) <= {202, 503}
+        listed = (await running.client.get("/api/v1/generations?limit=100", headers=user.headers)).json()["data"]
+        assert len(listed) == codes.count(202)
+        quoted = sum(g["credits_quoted"] for g in listed)
+        me = (await running.client.get("/api/v1/me", headers=user.headers)).json()["credits"]
+        assert me == {"available": 100_000 - quoted, "held": quoted}
+        await assert_ledger_ok(running.ctx)
+
+
+async def _kill_connections(database: str, stop: asyncio.Event) -> int:
+    kills = 0
+    while not stop.is_set():
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            found = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            ).fetchall()
+        kills += len(found)
+        await asyncio.sleep(0.02)
+    return kills
+
+
+async def _one(running: Running, headers: dict[str, str]) -> int:
+    response = await running.client.post("/api/v1/generations", headers=headers, json=BODY)
+    if response.status_code == 503:
+        assert response.json()["error"]["code"] == "service_unavailable"
+    return response.status_code
+
+
+_LONG_READS = {
+    "sqlite": query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000000) SELECT count(*) FROM n"
+    ),
+    "postgresql": query("SELECT pg_sleep(2)"),
+}
+
+
+async def test_a_long_read_does_not_hold_up_other_requests(running: Running) -> None:
+    """A multi-second read (an analytics summary, `ledger check`) runs on a database thread: health checks, a
+    submit and a balance all answer while it is still running."""
+    user = await make_account(running.ctx, credits=100)
+    long_read = asyncio.create_task(running.ctx.db.read(lambda tx: tx.scalar(_LONG_READS[running.ctx.db.dialect])))
+    await asyncio.sleep(0.1)
+    for _ in range(20):
+        assert (await running.client.get("/healthz")).status_code == 200
+    assert (await running.client.post("/api/v1/generations", headers=user.headers, json=BODY)).status_code == 202
+    assert (await running.client.get("/api/v1/me", headers=user.headers)).status_code == 200
+    assert not long_read.done()
+    await long_read

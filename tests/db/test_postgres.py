@@ -1,0 +1,133 @@
+"""PostgreSQL's transactions under faults: a connection lost before COMMIT is run again on another connection
+(the server rolled it back), one lost during COMMIT is reported and never run twice, and deadlock victims
+are run again."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+
+from reelgate.db.database import open_database
+from reelgate.db.errors import DatabaseUnavailable
+from reelgate.db.postgres import PostgresDatabase
+from reelgate.db.sql import Tx, query
+from tests.reliability.fault_proxy import FaultProxy
+
+_TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)")
+_IDS = query("SELECT id FROM notes ORDER BY id")
+_MY_PID = query("SELECT pg_backend_pid()")
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture
+async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
+    database = await open_database(pg_database_url, migrate=False)
+    assert isinstance(database, PostgresDatabase)
+    await database.write(lambda tx: tx.run(_TABLE))
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def test_a_connection_killed_mid_transaction_runs_the_transaction_again(
+    db: PostgresDatabase, pg_database_url: str
+) -> None:
+    runs: list[int] = []
+    killed = threading.Event()
+
+    def work(tx: Tx) -> int:
+        pid = int(tx.scalar(_MY_PID))
+        runs.append(pid)
+        if len(runs) == 1:
+            with psycopg.connect(_libpq(pg_database_url), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            killed.set()
+        return tx.run(_INSERT, {"id": 1, "body": "written once"})
+
+    assert await db.write(work) == 1
+    assert killed.is_set() and len(runs) == 2 and runs[0] != runs[1]
+    assert await db.read(lambda tx: tx.all(_IDS)) == [(1,)]
+
+
+async def test_a_connection_lost_during_commit_is_reported_and_never_run_twice(pg_database_url: str) -> None:
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    db = await open_database(url, migrate=False)
+    loop = asyncio.get_running_loop()
+    try:
+        await db.write(lambda tx: tx.run(_TABLE))
+        runs = 0
+
+        def cut_before_commit(tx: Tx) -> None:
+            nonlocal runs
+            runs += 1
+            tx.run(_INSERT, {"id": 7, "body": "its COMMIT never arrives"})
+            # The body has run; the network fails before the COMMIT that would follow it.
+            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
+
+        with pytest.raises(DatabaseUnavailable):
+            await db.write(cut_before_commit)
+        assert runs == 1  # an unknown outcome is never run again
+        assert await db.read(lambda tx: tx.all(_IDS)) == []  # the server rolled it back
+    finally:
+        await db.close()
+        await proxy.stop()
+
+
+async def _cut(proxy: FaultProxy) -> None:
+    proxy.cut_all()
+
+
+async def test_deadlock_victims_are_run_again(db: PostgresDatabase) -> None:
+    await db.write(lambda tx: [tx.run(_INSERT, {"id": n, "body": "start"}) for n in (1, 2)])
+    both_locked = threading.Barrier(2, timeout=10)
+    update = query("UPDATE notes SET body = :body WHERE id = :id")
+    attempts = {"forward": 0, "backward": 0}
+
+    def crossing(name: str, first: int, second: int) -> object:
+        def work(tx: Tx) -> None:
+            attempts[name] += 1
+            tx.run(update, {"id": first, "body": name})
+            if attempts[name] == 1:
+                both_locked.wait()  # each holds one row and reaches for the other's: a deadlock
+            tx.run(update, {"id": second, "body": name})
+
+        return work
+
+    await asyncio.gather(
+        db.write(crossing("forward", 1, 2)),  # type: ignore[arg-type]
+        db.write(crossing("backward", 2, 1)),  # type: ignore[arg-type]
+    )
+    assert sorted(attempts.values()) == [1, 2]  # PostgreSQL chose one victim, which ran again
+    bodies = await db.read(lambda tx: tx.all(query("SELECT body FROM notes ORDER BY id")))
+    assert len({body for (body,) in bodies}) == 1  # one transaction's writes, whole, came last
+
+
+async def test_a_snapshot_sees_one_committed_state(db: PostgresDatabase) -> None:
+    seen: list[int] = []
+    read_once = threading.Event()
+    written = threading.Event()
+
+    def reader(tx: Tx) -> None:
+        seen.append(len(tx.all(_IDS)))
+        read_once.set()
+        assert written.wait(10)
+        seen.append(len(tx.all(_IDS)))
+
+    reading = asyncio.create_task(db.read(reader, snapshot=True))
+    await asyncio.to_thread(read_once.wait, 10)
+    await db.write(lambda tx: tx.run(_INSERT, {"id": 1, "body": "committed meanwhile"}))
+    written.set()
+    await reading
+    assert seen == [0, 0]
+    assert await db.read(lambda tx: len(tx.all(_IDS))) == 1
