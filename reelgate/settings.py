@@ -13,7 +13,7 @@ PUBLIC_PLACEHOLDER_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S
 
 
 def _alias(name: str) -> AliasChoices:
-    """Provider variables keep the names the seeds use (RUNPOD_API_KEY), with a REELGATE_ form accepted too."""
+    """Provider variables keep their vendors' names (RUNPOD_API_KEY), with a REELGATE_ form accepted too."""
     return AliasChoices(name, f"REELGATE_{name}")
 
 
@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
     stripe_api_base: str | None = None
-    # Wave-2 providers: vendor variable names as their SDKs read them (provider-protocols §3, §9–§11).
+    # Wave-2 providers: vendor variable names as their SDKs read them (docs/providers/).
     fal_key: str | None = Field(default=None, validation_alias=_alias("FAL_KEY"))
     fal_base_url: str | None = None
     fal_jwks_url: str | None = None
@@ -94,9 +94,9 @@ class Settings(BaseSettings):
     poe_enhance_bot: str | None = None
     provider_spool_dir: Path | None = None
     # Billing (reelgate.services.billing/limits/expiry). Packages: a JSON list of
-    # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the seed's four packages.
+    # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the four default packages.
     credit_packages: str = ""
-    credit_expiry_days: int = 0  # 0: credits never expire (seed 001 §11 suggests 90)
+    credit_expiry_days: int = 0  # 0: credits never expire (90 is a common choice)
     rate_limit_per_key: str = "1200/minute"  # `limits` notation; generous so status polling never trips it
     rate_limit_per_user: str = "2400/minute"
     max_in_flight: int = 20  # generations a user may have queued or running at once

@@ -30,7 +30,7 @@ from reelgate.providers.base import (
 
 DEFAULT_BASE_URL = "https://api.edenai.run/v3"
 MODEL_PREFIX = "video/generation_async/"
-# §7.4 polling states and §7.8 webhook states.
+# docs/providers/edenai.md#status-values polling states and docs/providers/edenai.md#webhooks webhook states.
 _STATES = {
     "processing": ProviderState.RUNNING,
     "pending": ProviderState.QUEUED,
@@ -39,7 +39,7 @@ _STATES = {
     "fail": ProviderState.FAILED,
     "failed": ProviderState.FAILED,
 }
-MAX_SEED = 2147483646  # §7.2: seed 0..2147483646
+MAX_SEED = 2147483646  # the largest seed EdenAI takes (docs/providers/edenai.md#endpoints)
 
 
 def _orjson_float(value: float) -> str:
@@ -88,7 +88,8 @@ def _encode(value: Any, indent: str, out: list[str]) -> None:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """EdenAI's canonical form (§7.8): `orjson.dumps(obj, option=OPT_INDENT_2 | OPT_SORT_KEYS)`.
+    """EdenAI's canonical form (docs/providers/edenai.md#webhooks): `orjson.dumps(obj, option=OPT_INDENT_2 |
+    OPT_SORT_KEYS)`.
 
     Without floats below 1e-4 this equals `json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False,
     separators=(",", ": "))`; the two differ in small floats (Python `1e-05`/`1e-06`, orjson `0.00001`/`1e-6`)
@@ -101,7 +102,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def signed_digest(body: bytes) -> bytes:
-    """What EdenAI signs: the hex sha256 of the canonical JSON, as UTF-8 bytes (§7.8, §13)."""
+    """What EdenAI signs: the hex sha256 of the canonical JSON, as UTF-8 bytes (docs/providers/edenai.md#webhooks)."""
     return hashlib.sha256(canonical_json(json.loads(body))).hexdigest().encode("ascii")
 
 
@@ -113,20 +114,23 @@ def load_public_key(pem: str) -> rsa.RSAPublicKey:
 
 
 def build_input(request: JobRequest) -> dict[str, Any]:
-    """§7.2 `input`; EdenAI has no negative prompt and no end frame, so those are not sent."""
+    """docs/providers/edenai.md#endpoints `input`; EdenAI has no negative prompt and no end frame, so those are not
+    sent."""
     payload: dict[str, Any] = {
         "text": request.prompt,
         "duration": request.duration,
         "dimension": f"{request.width}x{request.height}",
         "seed": request.seed % (MAX_SEED + 1) if request.seed is not None else None,
-        # A URL or an /v3/upload file id (§7.2); without a public URL a data URL is sent (unverified).
+        # A URL or an /v3/upload file id (docs/providers/edenai.md#endpoints); without a public URL a data URL is sent
+        # (unverified).
         "file": transfer.image_ref(request.start_image),
     }
     return {k: v for k, v in payload.items() if v is not None}
 
 
 def parse_job(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A polled job (§7.4: `public_id`) or a webhook body (§7.8: `job_id`): the same id."""
+    """A polled job (docs/providers/edenai.md#status-values: `public_id`) or a webhook body
+    (docs/providers/edenai.md#webhooks: `job_id`): the same id."""
     job_id = str(body.get("public_id") or body.get("job_id") or body.get("id") or job_id or "")
     status = str(body.get("status") or "")
     state = _STATES.get(status)
@@ -140,7 +144,7 @@ def parse_job(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpd
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     if state is ProviderState.SUCCEEDED:
         output = body.get("output") if isinstance(body.get("output"), Mapping) else {}
-        # §7.6: prefer `video_resource_url`; `video` may be a URL or base64 (unverified).
+        # docs/providers/edenai.md#output: prefer `video_resource_url`; `video` may be a URL or base64 (unverified).
         url = output.get("video_resource_url")
         video = output.get("video")
         if isinstance(url, str) and url:
@@ -197,7 +201,8 @@ class EdenAIProvider(Provider):
         return parse_job(await transfer.call(self._client, "GET", url, what="edenai status"), provider_job_id)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """§7.8: RSA PKCS#1 v1.5 / SHA-256 over the hex digest of the canonical JSON; hex signature."""
+        """docs/providers/edenai.md#webhooks: RSA PKCS#1 v1.5 / SHA-256 over the hex digest of the canonical JSON; hex
+        signature."""
         if self._public_key is None:
             raise WebhookRejected("edenai webhook: no public key configured (extra webhook_public_key)")
         lower = {k.lower(): v for k, v in headers.items()}
@@ -222,7 +227,7 @@ class EdenAIProvider(Provider):
             update = parse_job(data)
         except (json.JSONDecodeError, AttributeError, RetryLater) as exc:
             raise WebhookRejected(f"edenai webhook: unreadable body: {exc}") from exc
-        # No timestamp and retries up to 3 times (§7.8): one delivery per job and outcome.
+        # No timestamp and retries up to 3 times (docs/providers/edenai.md#webhooks): one delivery per job and outcome.
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{data.get('status')}", update=update)
 
     async def aclose(self) -> None:

@@ -34,14 +34,15 @@ from reelgate.providers.base import (
 )
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
-# §3.8 (partially unverified): the JWKS URL the public implementations use, a 24 h cache, ±300 s leeway.
+# docs/providers/fal.md#webhooks (partially unverified): the JWKS URL the public implementations use, a 24 h cache, ±300
+# s leeway.
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 JWKS_TTL_SECONDS = 24 * 3600
 WEBHOOK_TOLERANCE_SECONDS = 300
 # A forged webhook must not make us hammer the JWKS: refetch on an unknown key at most this often.
 JWKS_MIN_REFRESH_SECONDS = 30.0
 # Our job id is "<owner>/<alias>#<request_id>": status, result and cancel live under the app's path
-# without its subpath (§3.4), and cancel gets no request to derive it from.
+# without its subpath (docs/providers/fal.md#status-values), and cancel gets no request to derive it from.
 _SEP = "#"
 # The webhook URL carries the app too, so a webhook can name the job exactly as submit stored it.
 APP_QUERY = "fal_app"
@@ -49,7 +50,7 @@ _STATES = {"IN_QUEUE": ProviderState.QUEUED, "IN_PROGRESS": ProviderState.RUNNIN
 
 
 def app_id(model_ref: str) -> str:
-    """`fal-ai/kling-video/v1.6/pro/text-to-video` → `fal-ai/kling-video` (§3.4)."""
+    """`fal-ai/kling-video/v1.6/pro/text-to-video` → `fal-ai/kling-video` (docs/providers/fal.md#status-values)."""
     parts = model_ref.strip("/").split("/")
     if len(parts) < 2:
         raise ProviderRejected(f"fal: bad model id {model_ref!r}", code=ProviderRejected.BAD_INPUT)
@@ -57,7 +58,8 @@ def app_id(model_ref: str) -> str:
 
 
 def build_input(request: JobRequest) -> dict[str, Any]:
-    """§3.2: inputs are per model; these are the common video names (kling, veo, wan, ltx on fal)."""
+    """docs/providers/fal.md#endpoints: inputs are per model; these are the common video names (kling, veo, wan, ltx on
+    fal)."""
     image_key = "image_url"
     payload: dict[str, Any] = {
         "prompt": request.prompt,
@@ -81,7 +83,7 @@ def _with_query(url: str, **params: str) -> str:
 
 
 def _output_url(result: Mapping[str, Any]) -> str | None:
-    """§3.6: `{"video": {"url", ...}}`; some apps answer `{"videos": [...]}` or a bare `url`."""
+    """docs/providers/fal.md#output: `{"video": {"url", ...}}`; some apps answer `{"videos": [...]}` or a bare `url`."""
     video = result.get("video")
     if isinstance(video, Mapping) and isinstance(video.get("url"), str):
         return str(video["url"])
@@ -160,7 +162,7 @@ class JWKSCache:
 
 
 def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
-    """§3.8/§13: the four lines fal signs."""
+    """docs/providers/fal.md#webhooks: the four lines fal signs."""
     return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
 
@@ -203,13 +205,13 @@ class FalProvider(Provider):
             return ProviderUpdate(provider_job_id, _STATES[status], raw=body)
         if status != "COMPLETED":
             raise RetryLater(f"fal status: unknown status {status!r}")
-        # §3.4: there is no FAILED state; a failure is COMPLETED with `error`.
+        # docs/providers/fal.md#status-values: there is no FAILED state; a failure is COMPLETED with `error`.
         if body.get("error"):
             return _failed(provider_job_id, str(body.get("error")), body)
         try:
             result = await transfer.call(self._client, "GET", base, what="fal result")
         except ProviderRejected as exc:
-            # §3.4: a failed run's result answers an HTTP error.
+            # docs/providers/fal.md#status-values: a failed run's result answers an HTTP error.
             return _failed(provider_job_id, str(exc), body)
         return _succeeded(provider_job_id, result, {"status": body, "result": result})
 
@@ -252,7 +254,8 @@ class FalProvider(Provider):
             data = json.loads(body)
             app = query.get(APP_QUERY, "")
             job_id = f"{app}{_SEP}{data.get('request_id') or request_id}" if app else ""
-            # §3.8: status OK|ERROR, `payload` the output (null with `payload_error` if it was not JSON).
+            # docs/providers/fal.md#webhooks: status OK|ERROR, `payload` the output (null with `payload_error` if it was
+            # not JSON).
             payload = data.get("payload") if isinstance(data.get("payload"), Mapping) else {}
             if data.get("status") == "OK" and payload:
                 update = _succeeded(job_id, payload, data)
@@ -261,7 +264,7 @@ class FalProvider(Provider):
                 update = _failed(job_id, message, data)
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise WebhookRejected(f"fal webhook: unreadable body: {exc}") from exc
-        # Fires once per request, retried up to 10 times (§3.8).
+        # Fires once per request, retried up to 10 times (docs/providers/fal.md#webhooks).
         return WebhookEvent(delivery_id=f"fal:{request_id}", update=update)
 
     async def health(self) -> HealthReport:

@@ -26,19 +26,19 @@ from reelgate.providers.base import (
 )
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
-# §10.4 generation states.
+# docs/providers/luma.md#status-values generation states.
 _STATES = {
     "queued": ProviderState.QUEUED,
     "dreaming": ProviderState.RUNNING,
     "completed": ProviderState.SUCCEEDED,
     "failed": ProviderState.FAILED,
 }
-# §10.2: durations are strings; ray-2 renders 5 s or 9 s.
+# docs/providers/luma.md#endpoints: durations are strings; ray-2 renders 5 s or 9 s.
 _DURATIONS = (5, 9)
 
 
 def build_body(request: JobRequest) -> dict[str, Any]:
-    """§10.2; Luma has no seed and no negative prompt, so neither is sent."""
+    """docs/providers/luma.md#endpoints; Luma has no seed and no negative prompt, so neither is sent."""
     duration = min(_DURATIONS, key=lambda d: abs(d - request.duration))
     body: dict[str, Any] = {
         "model": request.model_ref,
@@ -60,7 +60,7 @@ def build_body(request: JobRequest) -> dict[str, Any]:
 
 
 def parse_generation(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A Generation object (§10.3), from GET or from a callback."""
+    """A Generation object (docs/providers/luma.md#endpoints), from GET or from a callback."""
     job_id = str(body.get("id") or job_id or "")
     state = _STATES.get(str(body.get("state") or ""))
     if not job_id or state is None:
@@ -83,7 +83,7 @@ def parse_generation(body: Mapping[str, Any], job_id: str | None = None) -> Prov
 
 class LumaProvider(Provider):
     name = "luma"
-    # §10.8: callbacks carry no signature; the per-generation URL token is the only proof.
+    # docs/providers/luma.md#webhooks: callbacks carry no signature; the per-generation URL token is the only proof.
     unsigned_webhooks = True
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -105,7 +105,8 @@ class LumaProvider(Provider):
         return parse_generation(await transfer.call(self._client, "GET", url, what="luma status"), provider_job_id)
 
     async def cancel(self, provider_job_id: str) -> None:
-        """§10.7: no cancel; DELETE only deletes, so we just stop polling and leave the generation be."""
+        """docs/providers/luma.md#cancel: no cancel; DELETE only deletes, so we just stop polling and leave the
+        generation be."""
         return None
 
     def verify_and_parse_webhook(
@@ -115,11 +116,13 @@ class LumaProvider(Provider):
             update = parse_generation(json.loads(body))
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RetryLater) as exc:
             raise WebhookRejected(f"luma webhook: unreadable body: {exc}") from exc
-        # §10.8: sent when dreaming, completed or failed, retried 3 times: one delivery per job and state.
+        # docs/providers/luma.md#webhooks: sent when dreaming, completed or failed, retried 3 times: one delivery per
+        # job and state.
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{update.state.value}", update=update)
 
     async def health(self) -> HealthReport:
-        """`GET /credits` → `{"credit_balance"}` (§10.9): an empty balance is reported before jobs fail."""
+        """`GET /credits` → `{"credit_balance"}` (docs/providers/luma.md#limits-and-errors): an empty balance is
+        reported before jobs fail."""
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:

@@ -25,9 +25,11 @@ from reelgate.providers.base import (
 )
 
 # One base for both API generations: v6 routes are `{base}/v6/video/...`, v7 `{base}/v7/video-fusion/...`
-# (§6.2; modelslab-py hard-codes "https://modelslab.com/api/" and appends "v6/video/" or "v7/...").
+# (docs/providers/modelslab.md#endpoints; modelslab-py hard-codes "https://modelslab.com/api/" and appends "v6/video/"
+# or "v7/...").
 DEFAULT_BASE_URL = "https://modelslab.com/api"
-# §6.3/§6.4: `error` (openapi) and `failed` (polling example, webhook body) both mean failure.
+# docs/providers/modelslab.md#endpoints: `error` (openapi) and `failed` (polling example, webhook body) both mean
+# failure.
 _STATES = {
     "processing": ProviderState.RUNNING,
     "queued": ProviderState.QUEUED,
@@ -43,7 +45,8 @@ _STATES = {
 #   or `/v6/video/img2video` when a start image is given.
 V7_MODELS = frozenset({"veo3", "veo2", "veo-3", "veo-2", "veo3-fast", "seedance-t2v", "seedance-i2v"})
 ULTRA = "text2video_ultra"
-# The v6 text2video schema counts frames, not seconds (§6.2: `num_frames`, `fps`); 16 fps is Wan's rate.
+# The v6 text2video schema counts frames, not seconds (docs/providers/modelslab.md#endpoints: `num_frames`, `fps`); 16
+# fps is Wan's rate.
 V6_FPS = 16
 
 
@@ -60,14 +63,15 @@ def route(model_ref: str, has_image: bool) -> tuple[str, str]:
 def build_payload(request: JobRequest, api_key: str | None) -> tuple[str, dict[str, Any]]:
     path, model_id = route(request.model_ref, request.start_image is not None)
     payload: dict[str, Any] = {
-        "key": api_key,  # §6.1: the key travels in the JSON body, never in a header
+        # docs/providers/modelslab.md#authentication: the key travels in the JSON body, never in a header
+        "key": api_key,
         "model_id": model_id,
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,
         "seed": request.seed,
         "init_image": transfer.image_ref(request.start_image),
         "webhook": request.webhook_url,
-        "track_id": request.generation_id,  # echoed in webhooks (§6.8)
+        "track_id": request.generation_id,  # echoed in webhooks (docs/providers/modelslab.md#webhooks)
     }
     if path.startswith("v7/"):
         payload.update(
@@ -83,19 +87,20 @@ def build_payload(request: JobRequest, api_key: str | None) -> tuple[str, dict[s
             height=request.height,
             num_frames=request.duration * V6_FPS,
             fps=V6_FPS,
-            output_type="mp4",  # §6.2: the default is gif
+            output_type="mp4",  # docs/providers/modelslab.md#endpoints: the default is gif
         )
     payload.update({k: v for k, v in request.options.items() if isinstance(k, str)})
     return path, {k: v for k, v in payload.items() if v is not None}
 
 
 def _message(body: Mapping[str, Any]) -> str:
-    # Legacy endpoints spell it `messege` (§6.9).
+    # Legacy endpoints spell it `messege` (docs/providers/modelslab.md#limits-and-errors).
     return str(body.get("message") or body.get("messege") or body.get("error") or body.get("status") or "")
 
 
 def check_body(body: Mapping[str, Any], *, what: str) -> None:
-    """Errors may arrive with HTTP 200 and `status: error` (§6.9, unverified): judge the body too."""
+    """Errors may arrive with HTTP 200 and `status: error` (docs/providers/modelslab.md#limits-and-errors, unverified):
+    judge the body too."""
     if str(body.get("status")) not in ("error", "failed") or body.get("id"):
         return
     message = f"{what}: {_message(body)}"
@@ -115,7 +120,8 @@ def _float(value: Any) -> float | None:
 
 
 def raise_for_answer(response: httpx.Response, *, what: str) -> None:
-    """§6.9: 429 carries `retry_after` in the body (no header); 402 is "Insufficient credits"."""
+    """docs/providers/modelslab.md#limits-and-errors: 429 carries `retry_after` in the body (no header); 402 is
+    "Insufficient credits"."""
     if response.status_code == 429:
         try:
             after = _float(response.json().get("retry_after"))
@@ -134,7 +140,7 @@ def _first(*lists: Any) -> str | None:
 
 
 def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """The `VideoResponse` of submit and fetch, or a webhook body (§6.3, §6.8)."""
+    """The `VideoResponse` of submit and fetch, or a webhook body (docs/providers/modelslab.md#endpoints)."""
     job_id = str(body.get("id") or job_id or "")
     status = str(body.get("status") or "")
     state = _STATES.get(status)
@@ -146,18 +152,21 @@ def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderU
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     if state is ProviderState.SUCCEEDED:
-        # `future_links` become the output once the job is done (§6.5), when `output` is still empty.
+        # `future_links` become the output once the job is done (docs/providers/modelslab.md#progress), when `output` is
+        # still empty.
         url = _first(body.get("output"), body.get("proxy_links"), body.get("future_links"))
         if url is None:
             return ProviderUpdate(job_id, ProviderState.RUNNING, raw=raw, poll_after_seconds=5.0)
         return ProviderUpdate(job_id, state, progress=100, output=OutputRef(url=url), raw=raw)
-    # §6.5: `eta` is the only progress signal: look again then. `future_links` stay in `raw`.
+    # docs/providers/modelslab.md#progress: `eta` is the only progress signal: look again then. `future_links` stay in
+    # `raw`.
     return ProviderUpdate(job_id, state, raw=raw, poll_after_seconds=_float(body.get("eta")))
 
 
 class ModelsLabProvider(Provider):
     name = "modelslab"
-    # §6.8: generation webhooks carry no signature; the per-generation URL token is the only proof.
+    # docs/providers/modelslab.md#webhooks: generation webhooks carry no signature; the per-generation URL token is the
+    # only proof.
     unsigned_webhooks = True
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -182,7 +191,8 @@ class ModelsLabProvider(Provider):
         return SubmitResult(provider_job_id=str(body["id"]), raw={k: v for k, v in body.items() if k != "key"})
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        """§6.4: `POST /v6/video/fetch/{id}` with the key in the body, for v6 and v7 jobs alike."""
+        """docs/providers/modelslab.md#status-values: `POST /v6/video/fetch/{id}` with the key in the body, for v6 and
+        v7 jobs alike."""
         what = "modelslab fetch"
         body = await self._post(
             f"v6/video/fetch/{provider_job_id}", {"key": self.config.api_key}, what=what, creates_job=False
@@ -192,13 +202,13 @@ class ModelsLabProvider(Provider):
     def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        """Unsigned (§6.8): the caller has checked the URL token; we only parse."""
+        """Unsigned (docs/providers/modelslab.md#webhooks): the caller has checked the URL token; we only parse."""
         try:
             data = json.loads(body)
             update = parse_video(data)
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RetryLater) as exc:
             raise WebhookRejected(f"modelslab webhook: unreadable body: {exc}") from exc
-        # §6.8: duplicates happen; one delivery per job and outcome.
+        # docs/providers/modelslab.md#webhooks: duplicates happen; one delivery per job and outcome.
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{data.get('status')}", update=update)
 
     async def aclose(self) -> None:

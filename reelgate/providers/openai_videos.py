@@ -21,7 +21,7 @@ from reelgate.providers.base import (
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# §4.4: the video object's status values.
+# docs/providers/openai-videos.md#status-values: the video object's status values.
 _STATES = {
     "queued": ProviderState.QUEUED,
     "in_progress": ProviderState.RUNNING,
@@ -34,7 +34,8 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A video object (§4.3) without its output; the caller downloads `/content` on success."""
+    """A video object (docs/providers/openai-videos.md#endpoints) without its output; the caller downloads `/content` on
+    success."""
     video_id = str(body.get("id") or "")
     status = str(body.get("status") or "")
     state = _STATES.get(status)
@@ -62,14 +63,16 @@ class VideosUpstream:
         self.extra = extra
 
     async def create(self, request: JobRequest, model: str) -> dict[str, Any]:
-        """§4.2: multipart form; `size` is WxH (Poe and LiteLLM accept any size their model supports)."""
+        """docs/providers/openai-videos.md#endpoints: multipart form; `size` is WxH (Poe and LiteLLM accept any size
+        their model supports)."""
         form: dict[str, str] = {
             "model": model,
             "prompt": request.prompt,
             "seconds": str(request.duration),
             "size": f"{request.width}x{request.height}",
         }
-        # Always multipart, as the SDK sends it (§4.2): text fields as (None, value) parts.
+        # Always multipart, as the SDK sends it (docs/providers/openai-videos.md#endpoints): text fields as (None,
+        # value) parts.
         parts: list[tuple[str, Any]] = [(key, (None, value)) for key, value in form.items()]
         if request.start_image is not None:
             image = request.start_image
@@ -86,7 +89,8 @@ class VideosUpstream:
         return await transfer.call(self.client, "GET", f"{self.base_url}/videos/{video_id}", what=f"{self.name} status")
 
     async def delete(self, video_id: str) -> None:
-        """§4.7: there is no cancel; DELETE removes the video (whether it stops a running job is unverified)."""
+        """docs/providers/openai-videos.md#cancel: there is no cancel; DELETE removes the video (whether it stops a
+        running job is unverified)."""
         try:
             await transfer.call(self.client, "DELETE", f"{self.base_url}/videos/{video_id}", what=f"{self.name} delete")
         except ProviderRejected as exc:
@@ -98,7 +102,8 @@ class VideosUpstream:
         update = parse_video(body, job_id)
         if update.state is not ProviderState.SUCCEEDED:
             return update
-        # §4.6: the MP4 is served at /content behind the same key, so it is fetched here, not by URL.
+        # docs/providers/openai-videos.md#output: the MP4 is served at /content behind the same key, so it is fetched
+        # here, not by URL.
         dest = transfer.spool_dir(self.extra, _SAFE_NAME.sub("_", self.name)) / f"{_SAFE_NAME.sub('_', video_id)}.mp4"
         path = await transfer.spool(
             self.client,

@@ -21,9 +21,9 @@ from reelgate.providers.base import (
 from reelgate.providers.openai_videos import VideosUpstream
 
 DEFAULT_BASE_URL = "https://api.poe.com/v1"
-# §8.2(1): the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
+# docs/providers/poe.md#endpoints: the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
 VIDEOS_MODELS = frozenset({"Sora-2", "Sora-2-Pro", "Veo-2", "Veo-3", "Veo-3-Fast", "Veo-3.1", "Veo-3.1-Fast"})
-# A media bot answers only when the video is done (seed 004: "no polling"); 10 min covers a 15 s clip.
+# A media bot answers only when the video is done (no job id, no polling); 10 min covers a 15 s clip.
 CHAT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 DEFAULT_ENHANCE_BOT = "GPT-4o-Mini"
 ENHANCE_INSTRUCTION = (
@@ -53,7 +53,8 @@ class PoeProvider(Provider):
         return model_ref in self._videos_models
 
     async def _chat(self, model: str, messages: list[dict[str, str]], *, what: str, creates_job: bool) -> str:
-        """§8.2(2): `stream: false` as the docs advise for media bots; returns the first choice's text."""
+        """docs/providers/poe.md#endpoints: `stream: false` as the docs advise for media bots; returns the first
+        choice's text."""
         payload = {"model": model, "messages": messages, "stream": False}
         url = f"{self._base_url}/chat/completions"
         body = await transfer.call(self._client, "POST", url, what=what, creates_job=creates_job, json=payload)
@@ -72,7 +73,8 @@ class PoeProvider(Provider):
         )
         url = transfer.first_video_url(text)
         if url is None:
-            # The call is done and billed; there is simply no video in the answer (§8.2: treat as failure).
+            # The call is done and billed; there is simply no video in the answer (docs/providers/poe.md#endpoints:
+            # treat as failure).
             raise ProviderRejected(f"poe chat: no video URL in the reply: {text[:200]!r}")
         job_id = CHAT_PREFIX + url
         if len(job_id) > MAX_JOB_ID:
@@ -103,7 +105,7 @@ class PoeProvider(Provider):
         )
 
     async def cancel(self, provider_job_id: str) -> None:
-        """Chat jobs are already finished; /v1/videos jobs have only DELETE (§4.7)."""
+        """Chat jobs are already finished; /v1/videos jobs have only DELETE (docs/providers/openai-videos.md#cancel)."""
         if not provider_job_id.startswith((CHAT_PREFIX, CHAT_REF_PREFIX)):
             await self._videos.delete(provider_job_id)
 
@@ -118,7 +120,8 @@ class PoeProvider(Provider):
         return text or prompt
 
     async def health(self) -> HealthReport:
-        """`GET /v1/models` proves the key and host (the balance route is unverified, §8.5)."""
+        """`GET /v1/models` proves the key and host (the balance route is unverified,
+        docs/providers/poe.md#cancel-progress-webhooks)."""
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:

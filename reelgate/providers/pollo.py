@@ -1,4 +1,4 @@
-"""Pollo.ai adapter: seed 001's four tiers, task polling, and Pollo's X-Webhook-* HMAC scheme."""
+"""Pollo.ai adapter: the four quality tiers, task polling, and Pollo's X-Webhook-* HMAC scheme."""
 
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ from reelgate.providers.base import (
 )
 
 DEFAULT_BASE_URL = "https://pollo.ai/api/platform"
-# Pollo documents no tolerance (§5.8, unverified); 300 s is the Standard Webhooks figure (§13).
+# Pollo documents no tolerance (docs/providers/pollo.md#webhooks, unverified); 300 s is the Standard Webhooks figure
+# (docs/providers/pollo.md#webhooks).
 WEBHOOK_TOLERANCE_SECONDS = 300
 
-# §5.4 status enum.
+# docs/providers/pollo.md#status-values status enum.
 _STATES = {
     "waiting": ProviderState.QUEUED,
     "processing": ProviderState.RUNNING,
@@ -45,7 +46,8 @@ _STATES = {
 
 
 def _image(request: JobRequest, which: str) -> str | None:
-    """Pollo takes image URLs (§5.2); without a public URL we send a data URL and let Pollo judge it."""
+    """Pollo takes image URLs (docs/providers/pollo.md#endpoints); without a public URL we send a data URL and let Pollo
+    judge it."""
     image = request.start_image if which == "start" else request.end_image
     if image is None:
         return None
@@ -54,7 +56,7 @@ def _image(request: JobRequest, which: str) -> str | None:
     return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
-# Each tier's input exactly as seed 001 `buildPayload` builds it; defaults are the seed's `||` values.
+# Each tier's input as docs/providers/pollo.md#endpoints lists it, with the defaults shown there.
 def economy_input(request: JobRequest) -> dict[str, Any]:
     """Economy, kling-ai/kling-v1-6."""
     opts = request.options
@@ -70,7 +72,7 @@ def economy_input(request: JobRequest) -> dict[str, Any]:
 
 
 def basic_input(request: JobRequest) -> dict[str, Any]:
-    """Basic, pollo/pollo-v1-6; the seed draws a random seed below 10000 when none is given."""
+    """Basic, pollo/pollo-v1-6; a random seed below 10000 is drawn when none is given."""
     opts = request.options
     return {
         "prompt": request.prompt,
@@ -95,7 +97,7 @@ def pro_input(request: JobRequest) -> dict[str, Any]:
 
 
 def premium_input(request: JobRequest) -> dict[str, Any]:
-    """Premium, runway/runway-gen-4-turbo: resolution as "WIDTHxHEIGHT", the seed's default 1920x1080."""
+    """Premium, runway/runway-gen-4-turbo: resolution as "WIDTHxHEIGHT", 1920x1080 by default."""
     resolution = f"{request.width}x{request.height}" if request.width and request.height else "1920x1080"
     return {
         "prompt": request.prompt,
@@ -119,12 +121,13 @@ def build_input(request: JobRequest) -> dict[str, Any]:
     builder = TIER_MODELS.get(request.model_ref)
     if builder is None:
         raise ProviderRejected(f"pollo: unknown model {request.model_ref!r}", code=ProviderRejected.BAD_INPUT)
-    # The seed sends `undefined` for empty fields, which JSON.stringify drops: omit None likewise.
+    # Empty fields are left out of the JSON, not sent as null.
     return {k: v for k, v in builder(request).items() if v is not None}
 
 
 def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
-    """Accept both the bare object and the `{"code":"SUCCESS","data":{…}}` envelope (§5.3, unverified)."""
+    """Accept both the bare object and the `{"code":"SUCCESS","data":{…}}` envelope (docs/providers/pollo.md#endpoints,
+    unverified)."""
     data = body.get("data")
     if isinstance(data, dict) and ("code" in body or "taskId" not in body):
         return data
@@ -132,7 +135,8 @@ def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_task(body: Mapping[str, Any], task_id: str) -> ProviderUpdate:
-    """A status answer (§5.4) or a webhook body (§5.8: `taskId`, `status`, maybe `generations`)."""
+    """A status answer (docs/providers/pollo.md#status-values) or a webhook body (docs/providers/pollo.md#webhooks:
+    `taskId`, `status`, maybe `generations`)."""
     generations = body.get("generations")
     first: Mapping[str, Any] = generations[0] if isinstance(generations, list) and generations else {}
     status = str(first.get("status") or body.get("status") or "waiting")
@@ -158,8 +162,8 @@ def parse_task(body: Mapping[str, Any], task_id: str) -> ProviderUpdate:
 
 
 def webhook_key(secret: str) -> bytes:
-    """UNVERIFIED part of Pollo's scheme (§5.8): a `whsec_` secret is base64-decoded as in Standard
-    Webhooks; anything else is used as raw UTF-8 bytes, like the third-party client does."""
+    """UNVERIFIED part of Pollo's scheme (docs/providers/pollo.md#webhooks): a `whsec_` secret is base64-decoded as in
+    Standard Webhooks; anything else is used as raw UTF-8 bytes, like the third-party client does."""
     if secret.startswith("whsec_"):
         try:
             return base64.b64decode(secret[len("whsec_") :] + "==")
@@ -169,7 +173,7 @@ def webhook_key(secret: str) -> bytes:
 
 
 def webhook_signature(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """Base64 of HMAC-SHA256 over `id.timestamp.body` (§5.8)."""
+    """Base64 of HMAC-SHA256 over `id.timestamp.body` (docs/providers/pollo.md#webhooks)."""
     digest = hmac.new(webhook_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
@@ -202,7 +206,8 @@ class PolloProvider(Provider):
         return parse_task(_unwrap(http.json_object(response, what=what)), provider_job_id)
 
     async def cancel(self, provider_job_id: str) -> None:
-        """Pollo documents no cancel endpoint (§5.7): we only stop polling; the task may still bill."""
+        """Pollo documents no cancel endpoint (docs/providers/pollo.md#cancel): we only stop polling; the task may still
+        bill."""
         return None
 
     def _verify(self, headers: Mapping[str, str], body: bytes) -> None:

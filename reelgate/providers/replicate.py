@@ -30,8 +30,8 @@ from reelgate.providers.base import (
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 
-# Lifecycle states, provider-protocols §2.4. The v1 SDK's pydantic model lacks `aborted`, so we parse
-# raw JSON ourselves (§0 cross-cutting warnings).
+# Lifecycle states, docs/providers/replicate.md#status-values. The v1 SDK's pydantic model lacks `aborted`, so we parse
+# raw JSON ourselves (docs/providers/replicate.md#quirks cross-cutting warnings).
 _STATES = {
     "starting": ProviderState.QUEUED,
     "processing": ProviderState.RUNNING,
@@ -41,10 +41,10 @@ _STATES = {
     "aborted": ProviderState.FAILED,
 }
 ABORTED = "provider_aborted"
-# §2.5: the v1 SDK's tqdm parser (replicate/prediction.py `Progress.parse`).
+# docs/providers/replicate.md#progress: the v1 SDK's tqdm parser (replicate/prediction.py `Progress.parse`).
 _TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 _VERSION = re.compile(r"^[0-9a-f]{64}$")
-# Version hashes seed 004 pins; a bare hash says nothing about its model, so we know these by heart.
+# Version hashes the default catalog pins; a bare hash says nothing about its model, so we know these by heart.
 KNOWN_VERSIONS = {
     "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637": "flux",
     "9f747673945c62801b13b84701c783929c0ee784e4748ec062204894dda1a351": "zeroscope",
@@ -64,7 +64,8 @@ def parse_progress(logs: str | None) -> int | None:
 
 
 def _image_value(request: JobRequest) -> str | None:
-    """File inputs are URLs or data URLs (§2.2: data URLs are meant for files up to 256 kB)."""
+    """File inputs are URLs or data URLs (docs/providers/replicate.md#endpoints: data URLs are meant for files up to 256
+    kB)."""
     image = request.start_image
     if image is None:
         return None
@@ -74,7 +75,7 @@ def _image_value(request: JobRequest) -> str | None:
 
 
 def wan_input(request: JobRequest) -> dict[str, Any]:
-    """Wan 2.x (seed 003's t2v/i2v at 480p/720p): keys from the wan-video/wan-2.2-*-fast input schema."""
+    """Wan 2.x (t2v/i2v at 480p/720p): keys from the wan-video/wan-2.2-*-fast input schema."""
     frames = max(WAN_MIN_FRAMES, min(WAN_MAX_FRAMES, request.duration * WAN_FPS + 1))
     payload: dict[str, Any] = {
         "prompt": request.prompt,
@@ -90,7 +91,7 @@ def wan_input(request: JobRequest) -> dict[str, Any]:
 
 
 def zeroscope_input(request: JobRequest) -> dict[str, Any]:
-    """Zeroscope v2 XL (seed 004: "15 seconds at 24fps"): num_frames = duration x fps."""
+    """Zeroscope v2 XL (15 seconds at 24 fps by default): num_frames = duration x fps."""
     fps = int(request.options.get("fps", 24))
     return {
         "prompt": request.prompt,
@@ -104,7 +105,7 @@ def zeroscope_input(request: JobRequest) -> dict[str, Any]:
 
 
 def flux_input(request: JobRequest) -> dict[str, Any]:
-    """Flux Schnell (seed 004's image model): one image, webp unless the options ask for png."""
+    """Flux Schnell (an image model): one image, webp unless the options ask for png."""
     fmt = "png" if request.options.get("output_format") == "png" else "webp"
     return {
         "prompt": request.prompt,
@@ -150,7 +151,7 @@ def _first_url(output: Any) -> str | None:
 
 
 def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
-    """A prediction object (GET /v1/predictions/{id} and the webhook body, §2.3/§2.8)."""
+    """A prediction object (GET /v1/predictions/{id} and the webhook body, docs/providers/replicate.md#endpoints)."""
     job_id = str(body.get("id") or "")
     status = str(body.get("status", ""))
     state = _STATES.get(status)
@@ -191,7 +192,8 @@ class ReplicateProvider(Provider):
         return f"{self._base_url}/v1/{path}"
 
     def _create_target(self, model_ref: str) -> tuple[str, dict[str, Any]]:
-        """§2.2: official models by name; pinned versions (64 hex, or "owner/name:hash") by version."""
+        """docs/providers/replicate.md#endpoints: official models by name; pinned versions (64 hex, or
+        "owner/name:hash") by version."""
         name, _, version = model_ref.partition(":")
         if _VERSION.match(model_ref):
             return self._url("predictions"), {"version": model_ref}
@@ -206,7 +208,8 @@ class ReplicateProvider(Provider):
         payload["input"] = build_input(request)
         if request.webhook_url:
             payload["webhook"] = request.webhook_url
-            # §2.8: `start` and `completed` are all we act on; `output`/`logs` would only add noise.
+            # docs/providers/replicate.md#webhooks: `start` and `completed` are all we act on; `output`/`logs` would
+            # only add noise.
             payload["webhook_events_filter"] = ["start", "completed"]
         what = "replicate submit"
         response = await http.request(self._client, "POST", url, what=what, json_body=payload, creates_job=True)
@@ -228,7 +231,7 @@ class ReplicateProvider(Provider):
     def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        """Standard Webhooks (§2.8), ±5 min tolerance built into the library."""
+        """Standard Webhooks (docs/providers/replicate.md#webhooks), ±5 min tolerance built into the library."""
         if not self.config.webhook_secret:
             raise WebhookRejected("replicate webhook: no webhook secret configured")
         try:
@@ -247,7 +250,8 @@ class ReplicateProvider(Provider):
         return WebhookEvent(delivery_id=f"{webhook_id}:{data['status']}", update=update)
 
     async def health(self) -> HealthReport:
-        """`GET /v1/account`: 200 healthy, 401 bad token, 402 an empty prepaid balance (§2.9)."""
+        """`GET /v1/account`: 200 healthy, 401 bad token, 402 an empty prepaid balance
+        (docs/providers/replicate.md#limits-and-errors)."""
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:

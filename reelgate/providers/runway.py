@@ -20,9 +20,9 @@ from reelgate.providers.base import (
 )
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
-# §9.1: every request names the API version; the SDK's default.
+# docs/providers/runway.md#authentication: every request names the API version; the SDK's default.
 API_VERSION = "2024-11-06"
-# §9.4 task states; THROTTLED is queued behind the account's concurrency limit.
+# docs/providers/runway.md#status-values task states; THROTTLED is queued behind the account's concurrency limit.
 _STATES = {
     "PENDING": ProviderState.QUEUED,
     "THROTTLED": ProviderState.QUEUED,
@@ -31,7 +31,8 @@ _STATES = {
     "FAILED": ProviderState.FAILED,
     "CANCELLED": ProviderState.CANCELED,
 }
-# §9.2: ratios are "W:H" pixel pairs; these are the ones gen4.5/gen4_turbo/veo3.1 accept per aspect.
+# docs/providers/runway.md#endpoints: ratios are "W:H" pixel pairs; these are the ones gen4.5/gen4_turbo/veo3.1 accept
+# per aspect.
 _RATIOS = {
     ("16:9", "720p"): "1280:720",
     ("9:16", "720p"): "720:1280",
@@ -54,7 +55,8 @@ def ratio(request: JobRequest) -> str:
 
 
 def build_body(request: JobRequest) -> tuple[str, dict[str, Any]]:
-    """§9.2: image_to_video when a start image is given (with `last` for an end frame), else text_to_video."""
+    """docs/providers/runway.md#endpoints: image_to_video when a start image is given (with `last` for an end frame),
+    else text_to_video."""
     body: dict[str, Any] = {
         "model": request.model_ref,
         "promptText": request.prompt,
@@ -63,7 +65,7 @@ def build_body(request: JobRequest) -> tuple[str, dict[str, Any]]:
         "seed": request.seed,
     }
     if request.negative_prompt:
-        body["negativePrompt"] = request.negative_prompt  # veo3.1 models only (§9.2)
+        body["negativePrompt"] = request.negative_prompt  # veo3.1 models only (docs/providers/runway.md#endpoints)
     if request.audio:
         body["audio"] = True
     body.update({k: v for k, v in request.options.items() if k != "ratio"})
@@ -90,7 +92,7 @@ def parse_task(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
     raw = dict(body)
     if state is ProviderState.RUNNING:
         progress = body.get("progress")
-        # §9.5: a float, 0..1 as far as anyone can tell (unverified); 1.0 means done.
+        # docs/providers/runway.md#progress: a float, 0..1 as far as anyone can tell (unverified); 1.0 means done.
         if isinstance(progress, int | float) and not isinstance(progress, bool) and progress <= 1:
             progress = progress * 100
         return ProviderUpdate(job_id, state, progress=http.clamp_percent(progress), raw=raw)
@@ -136,7 +138,8 @@ class RunwayProvider(Provider):
         return parse_task(await transfer.call(self._client, "GET", url, what="runway status"), provider_job_id)
 
     async def cancel(self, provider_job_id: str) -> None:
-        """§9.7: DELETE cancels a pending or running task (and deletes a finished one); no body."""
+        """docs/providers/runway.md#cancel: DELETE cancels a pending or running task (and deletes a finished one); no
+        body."""
         url = f"{self._base_url}/v1/tasks/{provider_job_id}"
         response = await transfer.send(self._client, "DELETE", url, what="runway cancel")
         if response.status_code != 404:

@@ -23,8 +23,8 @@ from reelgate.providers.base import (
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
-# §11.6: the SDK takes the file id from the URI with this pattern and ignores the URI's host, always
-# downloading from the configured base URL; we do the same, so our key never goes to another host.
+# docs/providers/veo.md#output: the SDK takes the file id from the URI with this pattern and ignores the URI's host,
+# always downloading from the configured base URL; we do the same, so our key never goes to another host.
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
 
 
@@ -33,7 +33,8 @@ def _image(image: Any) -> dict[str, str]:
 
 
 def build_body(request: JobRequest) -> dict[str, Any]:
-    """§11.2 as the SDK's `_GenerateVideosParameters_to_mldev` builds it. The Gemini API refuses `seed` and
+    """The body as the SDK's `_GenerateVideosParameters_to_mldev` builds it (docs/providers/veo.md#endpoints).
+    The Gemini API refuses `seed` and
     `generate_audio` (Vertex only), so they are not sent; Veo 3 renders audio by itself."""
     instance: dict[str, Any] = {"prompt": request.prompt}
     if request.start_image is not None:
@@ -83,7 +84,8 @@ class VeoProvider(Provider):
         return SubmitResult(provider_job_id=str(body["name"]), raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        """§11.4: `done` with `error` or `response.generateVideoResponse.generatedSamples[].video`."""
+        """docs/providers/veo.md#status-values: `done` with `error` or
+        `response.generateVideoResponse.generatedSamples[].video`."""
         body = await transfer.call(self._client, "GET", self._url(provider_job_id), what="veo status")
         job_id = provider_job_id
         if not body.get("done"):
@@ -96,7 +98,7 @@ class VeoProvider(Provider):
             return ProviderUpdate(job_id, ProviderState.FAILED, error_code=code, error_message=message, raw=body)
         samples, result = _samples(body)
         if not samples:
-            # §11.4: a content filter ends the operation with no samples and the reasons.
+            # docs/providers/veo.md#status-values: a content filter ends the operation with no samples and the reasons.
             filtered = result.get("raiMediaFilteredReasons")
             reasons = filtered or ["no video generated"]
             return ProviderUpdate(
@@ -119,8 +121,8 @@ class VeoProvider(Provider):
         if match is None:
             raise RetryLater(f"veo: finished operation without a file: {video!r}")
         file_id = match.group(1)
-        # §11.6: the download needs the API key header, so the adapter fetches it (the services' URL fetch
-        # sends no credentials); the file lands in the spool directory once.
+        # docs/providers/veo.md#output: the download needs the API key header, so the adapter fetches it (the services'
+        # URL fetch sends no credentials); the file lands in the spool directory once.
         dest = transfer.spool_dir(self.config.extra, self.name) / f"{file_id}.mp4"
         path = await transfer.spool(
             self._client,

@@ -21,7 +21,7 @@ from reelgate.services import ledger
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.billing")
-# stripe-py `Webhook.DEFAULT_TOLERANCE`; only older timestamps are refused (provider-protocols §12.4).
+# stripe-py `Webhook.DEFAULT_TOLERANCE`; only older timestamps are refused (docs/providers/stripe.md#webhook-signature).
 SIGNATURE_TOLERANCE = 300
 
 
@@ -151,7 +151,8 @@ async def _session_completed(ctx: ServiceContext, session: AsyncSession, event_i
         return "unknown_session"
     if obj.get("payment_intent"):
         payment.stripe_payment_intent = str(obj["payment_intent"])
-    # Delayed methods (bank debits) complete unpaid; async_payment_succeeded brings the money (§12.3).
+    # Delayed methods (bank debits) complete unpaid; async_payment_succeeded brings the money
+    # (docs/providers/stripe.md#events-reelgate-handles).
     if obj.get("payment_status") == "paid":
         return await _grant(ctx, session, payment, event_id)
     if payment.status == "open":

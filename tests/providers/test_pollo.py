@@ -1,4 +1,4 @@
-"""PolloProvider against the Pollo simulator: seed 001's tier payloads, polling, X-Webhook-* verification."""
+"""PolloProvider against the Pollo simulator: the tiers' payloads, polling, X-Webhook-* verification."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def test_each_tier_sends_seed_001_payload(provider, pollo_sim, model_ref, 
 async def test_basic_tier_draws_a_seed_and_inlines_images(provider, pollo_sim):
     await provider.submit(tier_request("pollo/pollo-v1-6", start_image=image()))
     sent = pollo_sim.requests_to("submit")[0].json()["input"]
-    assert 0 <= sent["seed"] < 10000  # seed 001: `params.seed || Math.floor(Math.random() * 10000)`
+    assert 0 <= sent["seed"] < 10000  # a random seed below 10000 when none is given
     assert sent["image"] == "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
 
 

@@ -72,7 +72,7 @@ async def test_ltx_portrait_720p_i2v_with_url_and_with_bytes(provider, runpod_si
     first, second = (r.json()["input"] for r in runpod_sim.requests_to("submit"))
     assert (first["width"], first["height"], first["type"]) == (720, 1280, "i2v")
     assert first["image_url"] == "https://img.example/a.png" and "image_base64" not in first
-    assert first["camera_lora"] == "dolly_in" and first["mode"] == "fast"  # unknown modes run fast (seed 000)
+    assert first["camera_lora"] == "dolly_in" and first["mode"] == "fast"  # unknown modes run fast
     assert base64.b64decode(second["image_base64"]) == PNG_1PX and "seed" not in second
 
 

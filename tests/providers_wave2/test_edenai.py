@@ -104,7 +104,8 @@ async def test_signed_webhooks_verify_and_forgeries_fail(provider, edenai_sim, r
 
 
 def test_key_order_and_whitespace_do_not_matter(provider, edenai_sim):
-    """The signature covers the canonical form, so a re-serialized body still verifies (§7.8)."""
+    """The signature covers the canonical form, so a re-serialized body still verifies
+    (docs/providers/edenai.md#webhooks)."""
     data = {"job_id": "j1", "status": "fail", "error": {"message": "boom"}, "cost": 2.5e-06, "note": "日本"}
     compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     signature = eden_sign(edenai_sim.private_key, compact)

@@ -82,7 +82,8 @@ async def test_errors_carry_intent(provider, fal_sim):
     fal_sim.out_of_credit = True
     with pytest.raises(ProviderRejected) as info:
         await provider.submit(req())
-    assert info.value.code == ProviderRejected.OUT_OF_CREDIT  # 403 "Exhausted balance" (§3.9)
+    # 403 "Exhausted balance" (docs/providers/fal.md#limits-and-errors)
+    assert info.value.code == ProviderRejected.OUT_OF_CREDIT
     fal_sim.out_of_credit = False
     fal_sim.faults.add("submit", Fault.error(429, retry_after="4"))
     with pytest.raises(RetryLater) as retry:

@@ -46,7 +46,7 @@ async def test_each_model_goes_to_its_route(provider, modelslab_sim, model_ref, 
     [sent] = modelslab_sim.requests_to("submit")
     body = sent.json()
     assert sent.path == path and body["model_id"] == model_id
-    # §6.1: the key travels in the body and no header carries it.
+    # docs/providers/modelslab.md#authentication: the key travels in the body and no header carries it.
     assert body["key"] == "test-key" and "authorization" not in sent.headers
     assert body["prompt"] == "a lighthouse at dusk" and body["negative_prompt"] == "blur" and body["seed"] == 7
     assert body["webhook"] == HOOK and body["track_id"] == "gen_1"
@@ -98,7 +98,7 @@ async def test_out_of_credit_and_queue_limit(provider, modelslab_sim, soft):
     await provider.submit(req("veo3"))
     with pytest.raises(RetryLater) as retry:
         await provider.submit(req("veo3"))
-    assert retry.value.after == 30  # §6.9: `retry_after` in the 429 body
+    assert retry.value.after == 30  # docs/providers/modelslab.md#limits-and-errors: `retry_after` in the 429 body
 
 
 async def test_transport_and_auth_errors(provider, modelslab_sim):

@@ -120,7 +120,7 @@ async def test_luma_lifecycle_and_callbacks(luma, luma_sim, receiver):
     assert luma.unsigned_webhooks
     with pytest.raises(WebhookRejected):
         luma.verify_and_parse_webhook({}, b"{not json", {})
-    await luma.cancel(job_id)  # no cancel endpoint (§10.7): nothing is sent
+    await luma.cancel(job_id)  # no cancel endpoint (docs/providers/luma.md#cancel): nothing is sent
     assert not luma_sim.requests_to("delete")
 
 
