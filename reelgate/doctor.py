@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from reelgate.bootstrap import load_configured_catalog, provider_configs
 from reelgate.db.engine import Database
-from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.providers.registry import ProviderRegistry
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
 
@@ -94,7 +94,7 @@ def _settings_checks(settings: Settings) -> list[Check]:
 async def diagnose(settings: Settings) -> list[Check]:
     checks = _settings_checks(settings)
     db = Database(settings.resolved_database_url)
-    registry = ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES})
+    registry = ProviderRegistry(provider_configs(settings))
     configured = [n for n in registry.names() if registry.get(n).configured()]
     probes: list[Awaitable[Check]] = [
         _probe("database", _database(db), fatal=True),
