@@ -218,7 +218,7 @@ class EdenAIProvider(Provider):
         except InvalidSignature as exc:
             raise WebhookRejected("edenai webhook: signature mismatch") from exc
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         self.verify(headers, body)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -117,7 +117,8 @@ class JWKSCache:
         self.ttl = ttl
         self._keys: list[Ed25519PublicKey] = []
         self._fetched_at = float("-inf")
-        self._lock = threading.Lock()
+        # One fetch at a time: webhooks arriving together wait for it and then share its keys.
+        self._lock = asyncio.Lock()
         self.fetches = 0
         self.min_refresh = JWKS_MIN_REFRESH_SECONDS
 
@@ -134,31 +135,29 @@ class JWKSCache:
                 continue
         return keys
 
-    def _fetch(self) -> None:
-        # The webhook check is synchronous (Provider.verify_and_parse_webhook), so this fetch is too; it runs
-        # once a day or on a key rotation, with a short timeout.
-        with httpx.Client(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
-            response = client.get(self.url)
+    async def _fetch(self) -> None:
+        # Once a day or on a key rotation, with a short timeout, without blocking the event loop.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
+            response = await client.get(self.url)
             response.raise_for_status()
             self._keys = self.parse(response.json())
         self._fetched_at = time.monotonic()
         self.fetches += 1
 
-    def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
-        with self._lock:
+    async def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
+        async with self._lock:
             age = time.monotonic() - self._fetched_at
             if age > self.ttl or (refresh and age >= self.min_refresh):
                 try:
-                    self._fetch()
+                    await self._fetch()
                 except (httpx.HTTPError, ValueError) as exc:
                     if not self._keys:
                         raise WebhookRejected(f"fal webhook: cannot load the JWKS: {exc!r}") from exc
             return list(self._keys)
 
     def seed(self, keys: list[Ed25519PublicKey]) -> None:
-        with self._lock:
-            self._keys = list(keys)
-            self._fetched_at = time.monotonic()
+        self._keys = list(keys)
+        self._fetched_at = time.monotonic()
 
 
 def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
@@ -222,7 +221,7 @@ class FalProvider(Provider):
         if response.status_code not in (400, 404, 409):  # already finished or unknown: nothing to stop
             http.raise_for_response(response, what="fal cancel")
 
-    def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
+    async def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
         lower = {k.lower(): v for k, v in headers.items()}
         request_id = lower.get("x-fal-webhook-request-id", "")
         user_id = lower.get("x-fal-webhook-user-id", "")
@@ -238,7 +237,7 @@ class FalProvider(Provider):
             raise WebhookRejected("fal webhook: timestamp outside tolerance")
         message = webhook_message(request_id, user_id, timestamp, body)
         for refresh in (False, True):  # a rotated key: refetch the JWKS once and try again
-            for key in self.jwks.keys(refresh=refresh):
+            for key in await self.jwks.keys(refresh=refresh):
                 try:
                     key.verify(signature, message)
                     return request_id
@@ -246,10 +245,10 @@ class FalProvider(Provider):
                     continue
         raise WebhookRejected("fal webhook: no JWKS key matches the signature")
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        request_id = self._verify(headers, body)
+        request_id = await self._verify(headers, body)
         try:
             data = json.loads(body)
             app = query.get(APP_QUERY, "")

@@ -109,7 +109,7 @@ class LumaProvider(Provider):
         generation be."""
         return None
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         try:

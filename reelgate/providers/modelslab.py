@@ -199,7 +199,7 @@ class ModelsLabProvider(Provider):
         )
         return parse_video(body, provider_job_id)
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         """Unsigned (docs/providers/modelslab.md#webhooks): the caller has checked the URL token; we only parse."""

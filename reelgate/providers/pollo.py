@@ -231,7 +231,7 @@ class PolloProvider(Provider):
         if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
             raise WebhookRejected("pollo webhook: signature mismatch")
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         self._verify(headers, body)

@@ -228,7 +228,7 @@ class ReplicateProvider(Provider):
             self._client, "POST", self._url(f"predictions/{provider_job_id}/cancel"), what="replicate cancel"
         )
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         """Standard Webhooks (docs/providers/replicate.md#webhooks), ±5 min tolerance built into the library."""

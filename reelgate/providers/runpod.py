@@ -264,7 +264,7 @@ class RunPodProvider(Provider):
                 if exc.code != ProviderRejected.NOT_FOUND:
                     raise
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         """RunPod signs nothing (docs/providers/runpod.md#webhooks); the caller checks the per-generation token in the

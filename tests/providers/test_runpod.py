@@ -253,22 +253,22 @@ async def test_completion_webhook_parses_and_dedupes(provider, runpod_sim, recei
     runpod_sim.webhooks.controls.duplicate = 1
     runpod_sim.complete(job_id)
     first, second = receiver.wait_for(2)
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (first, second)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (first, second)]
     assert events[0].delivery_id == events[1].delivery_id == f"{job_id}:COMPLETED"
     assert events[0].update.state is ProviderState.SUCCEEDED
     assert base64.b64decode(events[0].update.output.base64_data) == runpod_sim.video
     assert first.query == {"t": "tok"}
 
 
-def test_local_worker_webhook_takes_id_from_query(provider):
+async def test_local_worker_webhook_takes_id_from_query(provider):
     body = json.dumps({"output": {"video": "AAAA"}}).encode()
-    event = provider.verify_and_parse_webhook({}, body, {"job": "test-123"})
+    event = await provider.verify_and_parse_webhook({}, body, {"job": "test-123"})
     assert event.delivery_id == "test-123:COMPLETED" and event.update.output.base64_data == "AAAA"
-    failed = provider.verify_and_parse_webhook({}, json.dumps({"id": "j1", "error": "boom"}).encode(), {})
+    failed = await provider.verify_and_parse_webhook({}, json.dumps({"id": "j1", "error": "boom"}).encode(), {})
     assert failed.update.state is ProviderState.FAILED
     for bad in (b"not json", b"[1]", json.dumps({"output": 1}).encode()):
         with pytest.raises(WebhookRejected):
-            provider.verify_and_parse_webhook({}, bad, {})
+            await provider.verify_and_parse_webhook({}, bad, {})
 
 
 async def test_health(provider, runpod_sim):

@@ -91,7 +91,7 @@ async def test_worker_renders_a_video_through_the_adapter(provider, tmp_path, re
     assert info.value.code == ProviderRejected.NOT_FOUND
 
     [hook] = receiver.wait_for(1, timeout=20)
-    event = provider.verify_and_parse_webhook(hook.headers, hook.body, {"job": job_id})
+    event = await provider.verify_and_parse_webhook(hook.headers, hook.body, {"job": job_id})
     assert event.update.state is ProviderState.SUCCEEDED and event.delivery_id == f"{job_id}:COMPLETED"
 
     try:

@@ -120,9 +120,9 @@ async def test_unsigned_webhooks_parse_success_and_failed(provider, modelslab_si
     bad = (await provider.submit(req("veo3", webhook_url=receiver.url))).provider_job_id
     modelslab_sim.complete(ok)
     modelslab_sim.fail(bad, "out of memory")
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
     by_id = {e.update.provider_job_id: e for e in events}
     assert by_id[ok].update.output.url.endswith(f"{ok}.mp4") and by_id[ok].delivery_id == f"{ok}:success"
     assert by_id[bad].update.state is ProviderState.FAILED and by_id[bad].update.error_message == "out of memory"
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({}, json.dumps({"status": "weird"}).encode(), {})
+        await provider.verify_and_parse_webhook({}, json.dumps({"status": "weird"}).encode(), {})
