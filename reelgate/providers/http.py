@@ -34,13 +34,18 @@ _CONTENT_POLICY = re.compile(
 
 
 def make_client(
-    *, headers: Mapping[str, str] | None = None, timeout: httpx.Timeout | float | None = None
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: httpx.Timeout | float | None = None,
+    connect_retries: int = 0,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts; redirects are not followed (an API never needs them)."""
+    """An AsyncClient with our timeouts; redirects are not followed (an API never needs them).
+    `connect_retries` repeats only failed connection attempts, so no request is ever sent twice."""
     return httpx.AsyncClient(
         headers=dict(headers or {}),
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         follow_redirects=False,
+        transport=httpx.AsyncHTTPTransport(retries=connect_retries) if connect_retries else None,
     )
 
 
