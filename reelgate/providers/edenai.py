@@ -17,7 +17,6 @@ from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
@@ -27,6 +26,8 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.edenai.run/v3"
 MODEL_PREFIX = "video/generation_async/"
@@ -128,30 +129,56 @@ def build_input(request: JobRequest) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
+class EdenError(WireModel):
+    message: Text = None
+
+
+class EdenOutput(WireModel):
+    video: Text = None
+    video_resource_url: Text = None
+
+
+class EdenJob(WireModel):
+    """A polled job (`public_id`, docs/providers/edenai.md#status-values) or a webhook body (`job_id`,
+    docs/providers/edenai.md#webhooks): the same id."""
+
+    public_id: Text = None
+    job_id: Text = None
+    id: Text = None
+    status: Text = None
+    error: Any = None
+    output: Maybe[EdenOutput] = None
+
+    def any_id(self) -> str | None:
+        return self.public_id or self.job_id or self.id
+
+    def error_message(self) -> str:
+        if isinstance(self.error, Mapping):
+            return str(EdenError.model_validate(self.error).message)
+        return str(self.error or "failed")
+
+
 def parse_job(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A polled job (docs/providers/edenai.md#status-values: `public_id`) or a webhook body
-    (docs/providers/edenai.md#webhooks: `job_id`): the same id."""
-    job_id = str(body.get("public_id") or body.get("job_id") or body.get("id") or job_id or "")
-    status = str(body.get("status") or "")
+    job = HTTPProvider.parse(EdenJob, body, what="edenai job")
+    job_id = job.any_id() or job_id or ""
+    status = job.status or ""
     state = _STATES.get(status)
     if not job_id or state is None:
         raise RetryLater(f"edenai: unreadable job (id={job_id!r}, status={status!r})")
     raw = dict(body)
     if state is ProviderState.FAILED:
-        error = body.get("error")
-        message = str(error.get("message") if isinstance(error, Mapping) else error or "failed")
+        message = job.error_message()
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     if state is ProviderState.SUCCEEDED:
-        output = body.get("output") if isinstance(body.get("output"), Mapping) else {}
-        # docs/providers/edenai.md#output: prefer `video_resource_url`; `video` may be a URL or base64 (unverified).
-        url = output.get("video_resource_url")
-        video = output.get("video")
-        if isinstance(url, str) and url:
+        output = job.output or EdenOutput()
+        # Prefer `video_resource_url`; `video` may be a URL or base64 (docs/providers/edenai.md#output).
+        url, video = output.video_resource_url, output.video
+        if url:
             ref = OutputRef(url=url)
-        elif isinstance(video, str) and video.startswith(("https://", "http://")):
+        elif video and video.startswith(("https://", "http://")):
             ref = OutputRef(url=video)
-        elif isinstance(video, str) and video:
+        elif video:
             ref = OutputRef(base64_data=video, content_type="video/mp4")
         else:
             return ProviderUpdate(
@@ -169,14 +196,12 @@ def _trim(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-class EdenAIProvider(Provider):
+class EdenAIProvider(HTTPProvider):
     name = "edenai"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         pem = config.extra.get("webhook_public_key")
         self._public_key = load_public_key(pem) if pem else None
 
@@ -189,16 +214,15 @@ class EdenAIProvider(Provider):
             payload["webhook_receiver"] = request.webhook_url
             payload["user_webhook_parameters"] = {"generation_id": request.generation_id}
         what = "edenai submit"
-        url = f"{self._base_url}/universal-ai/async"
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=True, json=payload)
-        job_id = body.get("public_id") or body.get("job_id") or body.get("id")
+        body = await self.call("POST", "universal-ai/async", what=what, creates_job=True, json=payload)
+        job_id = self.parse(EdenJob, body, what=what, creates_job=True).any_id()
         if not job_id:
             raise SubmitOutcomeUnknown(f"{what}: no public_id in {body!r}")
-        return SubmitResult(provider_job_id=str(job_id), raw=body)
+        return SubmitResult(provider_job_id=job_id, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        url = f"{self._base_url}/universal-ai/async/{provider_job_id}"
-        return parse_job(await transfer.call(self._client, "GET", url, what="edenai status"), provider_job_id)
+        body = await self.call("GET", f"universal-ai/async/{provider_job_id}", what="edenai status")
+        return parse_job(body, provider_job_id)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
         """docs/providers/edenai.md#webhooks: RSA PKCS#1 v1.5 / SHA-256 over the hex digest of the canonical JSON; hex
@@ -224,11 +248,10 @@ class EdenAIProvider(Provider):
         self.verify(headers, body)
         try:
             data = json.loads(body)
+            if not isinstance(data, dict):
+                raise WebhookRejected("edenai webhook: expected a JSON object")
             update = parse_job(data)
-        except (json.JSONDecodeError, AttributeError, RetryLater) as exc:
+        except (json.JSONDecodeError, RetryLater) as exc:
             raise WebhookRejected(f"edenai webhook: unreadable body: {exc}") from exc
         # No timestamp and retries up to 3 times (docs/providers/edenai.md#webhooks): one delivery per job and outcome.
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{data.get('status')}", update=update)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -19,6 +19,8 @@ from reelgate.providers.base import (
     SubmitOutcomeUnknown,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Number, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # docs/providers/openai-videos.md#status-values: the video object's status values.
@@ -33,22 +35,34 @@ _SEP = "|"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+class VideoError(WireModel):
+    code: Text = None
+    message: Text = None
+
+
+class Video(WireModel):
+    """The video object (docs/providers/openai-videos.md#status-values); its MP4 is fetched separately."""
+
+    id: Text = None
+    status: str = ""
+    progress: Number = None
+    error: Maybe[VideoError] = None
+
+
 def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A video object (docs/providers/openai-videos.md#endpoints) without its output; the caller downloads `/content` on
-    success."""
-    video_id = str(body.get("id") or "")
-    status = str(body.get("status") or "")
-    state = _STATES.get(status)
-    if not video_id or state is None:
-        raise RetryLater(f"videos: unreadable video object (id={video_id!r}, status={status!r})")
+    """A video object without its output; the caller downloads `/content` on success."""
+    video = HTTPProvider.parse(Video, body, what="videos status")
+    state = _STATES.get(video.status)
+    if not video.id or state is None:
+        raise RetryLater(f"videos: unreadable video object (id={video.id!r}, status={video.status!r})")
     raw = dict(body)
-    job_id = job_id or video_id
+    job_id = job_id or video.id
     if state is ProviderState.FAILED:
-        error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
-        message = str(error.get("message") or error.get("code") or "failed")
+        error = video.error or VideoError()
+        message = error.message or error.code or "failed"
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
-    progress = http.clamp_percent(body.get("progress"))
+    progress = http.clamp_percent(video.progress)
     return ProviderUpdate(job_id, state, progress=100 if state is ProviderState.SUCCEEDED else progress, raw=raw)
 
 
@@ -81,7 +95,7 @@ class VideosUpstream:
         what = f"{self.name} create"
         url = f"{self.base_url}/videos"
         body = await transfer.call(self.client, "POST", url, what=what, creates_job=True, files=parts)
-        if not body.get("id"):
+        if not HTTPProvider.parse(Video, body, what=what, creates_job=True).id:
             raise SubmitOutcomeUnknown(f"{what}: no video id in {body!r}")
         return body
 

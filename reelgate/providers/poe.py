@@ -12,13 +12,14 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.openai_videos import VideosUpstream
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.poe.com/v1"
 # docs/providers/poe.md#endpoints: the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
@@ -36,15 +37,30 @@ ENHANCE_INSTRUCTION = (
 CHAT_PREFIX, CHAT_REF_PREFIX, MAX_JOB_ID = "chat:", "chat#", 255
 
 
-class PoeProvider(Provider):
+class ChatMessage(WireModel):
+    content: Text = None
+
+
+class ChatChoice(WireModel):
+    message: Maybe[ChatMessage] = None
+
+
+class ChatCompletion(WireModel):
+    choices: Maybe[list[Maybe[ChatChoice]]] = None
+
+    def text(self) -> str:
+        choice = self.choices[0] if self.choices else None
+        return (choice.message.content if choice and choice.message else None) or ""
+
+
+class PoeProvider(HTTPProvider):
     name = "poe"
+    default_base_url = DEFAULT_BASE_URL
+    timeout = CHAT_TIMEOUT
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers, timeout=CHAT_TIMEOUT)
-        self._videos = VideosUpstream(self.name, self._base_url, config.api_key, config.extra)
+        self._videos = VideosUpstream(self.name, self.base_url, config.api_key, config.extra)
         extra_models = {m.strip() for m in config.extra.get("videos_models", "").split(",") if m.strip()}
         self._videos_models = VIDEOS_MODELS | extra_models
         self._long_urls: dict[str, str] = {}
@@ -56,13 +72,8 @@ class PoeProvider(Provider):
         """docs/providers/poe.md#endpoints: `stream: false` as the docs advise for media bots; returns the first
         choice's text."""
         payload = {"model": model, "messages": messages, "stream": False}
-        url = f"{self._base_url}/chat/completions"
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=creates_job, json=payload)
-        try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            content = ""
-        return content if isinstance(content, str) else ""
+        body = await self.call("POST", "chat/completions", what=what, creates_job=creates_job, json=payload)
+        return self.parse(ChatCompletion, body, what=what, creates_job=creates_job).text()
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         if self.uses_videos_api(request.model_ref):
@@ -125,7 +136,7 @@ class PoeProvider(Provider):
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:
-            response = await self._client.get(f"{self._base_url}/models")
+            response = await self.client.get(self.url("models"))
         except httpx.HTTPError as exc:
             return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
         if response.status_code == 402 or http.is_out_of_credit_text(response.text):
@@ -135,5 +146,5 @@ class PoeProvider(Provider):
         return HealthReport(healthy=response.status_code < 400, detail=f"HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await super().aclose()
         await self._videos.aclose()

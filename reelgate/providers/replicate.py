@@ -17,8 +17,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
@@ -27,6 +25,8 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 
@@ -144,31 +144,40 @@ def build_input(request: JobRequest) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
-def _first_url(output: Any) -> str | None:
-    if isinstance(output, list):
-        output = output[0] if output else None
-    return output if isinstance(output, str) and output else None
+class Prediction(WireModel):
+    """A prediction object: `GET /v1/predictions/{id}` and the webhook body (docs/providers/replicate.md#endpoints)."""
+
+    id: Text = None
+    status: str = ""
+    logs: Text = None
+    output: Any = None
+    error: Text = None
+
+    def first_url(self) -> str | None:
+        output = self.output
+        if isinstance(output, list):
+            output = output[0] if output else None
+        return output if isinstance(output, str) and output else None
 
 
 def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
-    """A prediction object (GET /v1/predictions/{id} and the webhook body, docs/providers/replicate.md#endpoints)."""
-    job_id = str(body.get("id") or "")
-    status = str(body.get("status", ""))
+    prediction = HTTPProvider.parse(Prediction, body, what="replicate prediction")
+    job_id, status = prediction.id or "", prediction.status
     state = _STATES.get(status)
     if not job_id or state is None:
         raise RetryLater(f"replicate: unreadable prediction (id={job_id!r}, status={status!r})")
     raw = dict(body)
     if state is ProviderState.RUNNING:
-        return ProviderUpdate(job_id, state, progress=parse_progress(body.get("logs")), raw=raw)
+        return ProviderUpdate(job_id, state, progress=parse_progress(prediction.logs), raw=raw)
     if state is ProviderState.SUCCEEDED:
-        url = _first_url(body.get("output"))
+        url = prediction.first_url()
         if url is None:
             return ProviderUpdate(
                 job_id, ProviderState.FAILED, error_code=ProviderRejected.FAILED, error_message="no output", raw=raw
             )
         return ProviderUpdate(job_id, state, progress=100, output=OutputRef(url=url), raw=raw)
     if state is ProviderState.FAILED:
-        message = str(body.get("error") or status)
+        message = prediction.error or status
         if status == "aborted":
             code = ABORTED
         elif http.is_content_policy_text(message):
@@ -179,17 +188,12 @@ def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
     return ProviderUpdate(job_id, state, raw=raw)
 
 
-class ReplicateProvider(Provider):
+class ReplicateProvider(HTTPProvider):
     name = "replicate"
-
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    default_base_url = DEFAULT_BASE_URL
 
     def _url(self, path: str) -> str:
-        return f"{self._base_url}/v1/{path}"
+        return self.url(f"v1/{path}")
 
     def _create_target(self, model_ref: str) -> tuple[str, dict[str, Any]]:
         """docs/providers/replicate.md#endpoints: official models by name; pinned versions (64 hex, or
@@ -212,21 +216,19 @@ class ReplicateProvider(Provider):
             # only add noise.
             payload["webhook_events_filter"] = ["start", "completed"]
         what = "replicate submit"
-        response = await http.request(self._client, "POST", url, what=what, json_body=payload, creates_job=True)
-        body = http.json_object(response, what=what, creates_job=True)
-        if not body.get("id"):
+        body = await self.call("POST", url, what=what, creates_job=True, json=payload)
+        prediction = self.parse(Prediction, body, what=what, creates_job=True)
+        if not prediction.id:
             raise SubmitOutcomeUnknown(f"{what}: no prediction id in {body!r}")
-        return SubmitResult(provider_job_id=str(body["id"]), raw=body)
+        return SubmitResult(provider_job_id=prediction.id, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        what = "replicate status"
-        response = await http.request(self._client, "GET", self._url(f"predictions/{provider_job_id}"), what=what)
-        return parse_prediction(http.json_object(response, what=what))
+        return parse_prediction(
+            await self.call("GET", self._url(f"predictions/{provider_job_id}"), what="replicate status")
+        )
 
     async def cancel(self, provider_job_id: str) -> None:
-        await http.request(
-            self._client, "POST", self._url(f"predictions/{provider_job_id}/cancel"), what="replicate cancel"
-        )
+        await self.call("POST", self._url(f"predictions/{provider_job_id}/cancel"), what="replicate cancel")
 
     async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
@@ -255,7 +257,7 @@ class ReplicateProvider(Provider):
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:
-            response = await self._client.get(self._url("account"))
+            response = await self.client.get(self._url("account"))
         except httpx.HTTPError as exc:
             return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
         if response.status_code == 200:
@@ -265,6 +267,3 @@ class ReplicateProvider(Provider):
         if response.status_code == 402 or http.is_out_of_credit_text(response.text):
             return HealthReport(healthy=False, detail="out of credit", out_of_credit=True)
         return HealthReport(healthy=False, detail=f"HTTP {response.status_code}")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

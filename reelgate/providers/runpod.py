@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http
@@ -16,7 +17,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
@@ -26,6 +26,8 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 
@@ -137,16 +139,27 @@ def _output_ref(output: Any) -> OutputRef | str:
     return "worker returned no video"
 
 
+class RunPodJob(WireModel):
+    """A `/status` answer, also the webhook body (docs/providers/runpod.md#status-values); `output` is whatever
+    the worker returned."""
+
+    id: Text = None
+    status: Text = None
+    output: Any = None
+    error: Any = None
+
+
 def parse_job(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
     """A /status body (also the webhook body) as a normalized update."""
-    status = str(body.get("status", "")).upper()
+    job = HTTPProvider.parse(RunPodJob, body, what="runpod job")
+    status = (job.status or "").upper()
     state = _STATES.get(status)
     if state is None:
         raise RetryLater(f"runpod: unknown job status {status!r}")
-    output = body.get("output")
+    output = job.output
     raw = dict(body)
     if state is ProviderState.RUNNING:
-        # docs/providers/runpod.md#progress: progress_update() puts any value in `output` while IN_PROGRESS.
+        # progress_update() puts any value in `output` while IN_PROGRESS (docs/providers/runpod.md#progress).
         value = output.get("progress") if isinstance(output, dict) else output
         return ProviderUpdate(job_id, state, progress=http.clamp_percent(value), raw=raw)
     if state is ProviderState.SUCCEEDED:
@@ -157,21 +170,23 @@ def parse_job(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
             )
         return ProviderUpdate(job_id, state, progress=100, output=ref, raw=raw)
     if state is ProviderState.FAILED:
-        message = str(body.get("error") or status)
+        message = str(job.error or status)
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     return ProviderUpdate(job_id, state, raw=raw)
 
 
-class RunPodProvider(Provider):
+class RunPodHealth(WireModel):
+    workers: Any = None
+
+
+class RunPodProvider(HTTPProvider):
     name = "runpod"
+    default_base_url = DEFAULT_BASE_URL
     unsigned_webhooks = True
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         # Which endpoint ran a job, so status/cancel need not probe; lost on restart (then we probe).
         self._job_endpoints: dict[str, Endpoint] = {}
 
@@ -181,7 +196,7 @@ class RunPodProvider(Provider):
             return Endpoint(family, override.rstrip("/"), local=True)
         endpoint_id = self.config.extra.get(f"{family}_endpoint_id")
         if endpoint_id:
-            return Endpoint(family, f"{self._base_url}/{endpoint_id}", local=False)
+            return Endpoint(family, self.url(endpoint_id), local=False)
         return None
 
     def _endpoints(self) -> list[Endpoint]:
@@ -209,11 +224,8 @@ class RunPodProvider(Provider):
         if request.webhook_url:
             payload["webhook"] = request.webhook_url
         what = "runpod submit"
-        response = await http.request(
-            self._client, "POST", f"{endpoint.url}/run", what=what, json_body=payload, creates_job=True
-        )
-        body = http.json_object(response, what=what, creates_job=True)
-        job_id = body.get("id")
+        body = await self.call("POST", f"{endpoint.url}/run", what=what, creates_job=True, json=payload)
+        job_id = body.get("id")  # the id must be text: a number would be another API
         if not isinstance(job_id, str) or not job_id:
             raise SubmitOutcomeUnknown(f"{what}: no job id in {body!r}")
         self._job_endpoints[job_id] = endpoint
@@ -227,12 +239,12 @@ class RunPodProvider(Provider):
         what = "runpod status"
         # docs/providers/runpod.md#status-values: results are kept 30 min after /run; then /status is 404 (mapped to
         # NOT_FOUND).
-        response = await http.request(self._client, method, url, what=what)
-        body = http.json_object(response, what=what)
-        if endpoint.local and body.get("error") == "Job ID not found":
+        body = await self.call(method, url, what=what)
+        job = self.parse(RunPodJob, body, what=what)
+        if endpoint.local and job.error == "Job ID not found":
             # docs/providers/runpod.md#endpoints: the local server forgets a job after its first status answer.
             raise ProviderRejected(f"{what}: job {job_id} not found", code=ProviderRejected.NOT_FOUND)
-        return parse_job(body, str(body.get("id") or job_id))
+        return parse_job(body, job.id or job_id)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
         candidates = self._candidates(provider_job_id, request)
@@ -256,9 +268,7 @@ class RunPodProvider(Provider):
             if endpoint.local:
                 continue
             try:
-                await http.request(
-                    self._client, "POST", f"{endpoint.url}/cancel/{provider_job_id}", what="runpod cancel"
-                )
+                await self.call("POST", f"{endpoint.url}/cancel/{provider_job_id}", what="runpod cancel")
                 return
             except ProviderRejected as exc:
                 if exc.code != ProviderRejected.NOT_FOUND:
@@ -290,7 +300,7 @@ class RunPodProvider(Provider):
 
     async def _health_of(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
-            response = await self._client.get(f"{endpoint.url}/health")
+            response = await self.client.get(f"{endpoint.url}/health")
         except httpx.HTTPError as exc:
             return False, f"{endpoint.family}: unreachable ({type(exc).__name__})"
         if response.status_code in (401, 403):
@@ -301,8 +311,8 @@ class RunPodProvider(Provider):
         if response.status_code != 200:
             return False, f"{endpoint.family}: HTTP {response.status_code}"
         try:
-            workers = response.json().get("workers", {})
-        except (ValueError, AttributeError):
+            workers = RunPodHealth.model_validate(response.json()).workers or {}
+        except (ValueError, ValidationError):
             workers = {}
         return True, f"{endpoint.family}: workers {workers}"
 
@@ -314,6 +324,3 @@ class RunPodProvider(Provider):
             return HealthReport(healthy=False, detail="no endpoint configured")
         results = [await self._health_of(e) for e in endpoints]
         return HealthReport(healthy=all(ok for ok, _ in results), detail="; ".join(d for _, d in results))
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

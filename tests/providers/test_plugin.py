@@ -125,3 +125,13 @@ def test_broken_registrations_are_named(monkeypatch: pytest.MonkeyPatch, fresh_d
 def test_an_adapter_that_is_not_a_provider_is_refused() -> None:
     with pytest.raises(ProviderPluginError, match="not a reelgate Provider"):
         ProviderSpec(name="x", adapter="reelgate.providers.specs:FalSettings").adapter_class()
+
+
+def test_http_adapters_share_one_base() -> None:
+    """Client, base URL, auth header and error mapping are set up in one place, not per adapter."""
+    from reelgate.providers.http_provider import HTTPProvider
+
+    # The sandbox speaks no HTTP; openai_videos holds one client per upstream server (VideosUpstream).
+    for name, spec in provider_specs().items():
+        if name not in ("sandbox", "openai_videos") and name in BUILT_IN:
+            assert issubclass(spec.adapter_class(), HTTPProvider), name

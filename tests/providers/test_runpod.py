@@ -217,7 +217,7 @@ async def test_reset_after_send_is_unknown_outcome(provider, runpod_sim):
 
 
 async def test_stalled_submit_is_unknown_outcome(provider, runpod_sim):
-    provider._client.timeout = httpx.Timeout(0.3)
+    provider.client.timeout = httpx.Timeout(0.3)
     runpod_sim.faults.add("submit", Fault.stall(1.0))
     with pytest.raises(SubmitOutcomeUnknown):
         await provider.submit(job_request())
