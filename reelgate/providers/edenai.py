@@ -31,7 +31,7 @@ from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.edenai.run/v3"
 MODEL_PREFIX = "video/generation_async/"
-# docs/providers/edenai.md#status-values polling states and docs/providers/edenai.md#webhooks webhook states.
+# Polling and webhook states (docs/providers/edenai.md#status-values, docs/providers/edenai.md#webhooks).
 _STATES = {
     "processing": ProviderState.RUNNING,
     "pending": ProviderState.QUEUED,
@@ -115,8 +115,8 @@ def load_public_key(pem: str) -> rsa.RSAPublicKey:
 
 
 def build_input(request: JobRequest) -> dict[str, Any]:
-    """docs/providers/edenai.md#endpoints `input`; EdenAI has no negative prompt and no end frame, so those are not
-    sent."""
+    """The submit's `input` (docs/providers/edenai.md#endpoints); EdenAI has no negative prompt and no end
+    frame, so those are not sent."""
     payload: dict[str, Any] = {
         "text": request.prompt,
         "duration": request.duration,

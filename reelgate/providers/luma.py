@@ -27,7 +27,7 @@ from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.wire import Maybe, Number, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
-# docs/providers/luma.md#status-values generation states.
+# Luma's generation states (docs/providers/luma.md#status-values).
 _STATES = {
     "queued": ProviderState.QUEUED,
     "dreaming": ProviderState.RUNNING,

@@ -36,7 +36,7 @@ DEFAULT_BASE_URL = "https://pollo.ai/api/platform"
 # (docs/providers/pollo.md#webhooks).
 WEBHOOK_TOLERANCE_SECONDS = 300
 
-# docs/providers/pollo.md#status-values status enum.
+# Pollo's status values (docs/providers/pollo.md#status-values).
 _STATES = {
     "waiting": ProviderState.QUEUED,
     "processing": ProviderState.RUNNING,

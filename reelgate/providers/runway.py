@@ -22,7 +22,7 @@ from reelgate.providers.wire import Number, Text, Urls, WireModel, first
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 # docs/providers/runway.md#authentication: every request names the API version; the SDK's default.
 API_VERSION = "2024-11-06"
-# docs/providers/runway.md#status-values task states; THROTTLED is queued behind the account's concurrency limit.
+# Task states (docs/providers/runway.md#status-values); THROTTLED is queued behind the account's concurrency limit.
 _STATES = {
     "PENDING": ProviderState.QUEUED,
     "THROTTLED": ProviderState.QUEUED,

@@ -23,8 +23,8 @@ WIRE_STATUS = {"queued": "waiting", "running": "processing", "succeeded": "succe
 
 
 def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """docs/providers/pollo.md#webhooks as we read it: base64(HMAC-SHA256(key, "id.timestamp.body")); a `whsec_` key is
-    base64."""
+    """The signature as we read docs/providers/pollo.md#webhooks: base64(HMAC-SHA256(key, "id.timestamp.body"));
+    a `whsec_` key is base64."""
     key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
     return base64.b64encode(
         hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# docs/providers/runpod.md#status-values status words for our internal states.
+# RunPod's status words for our internal states (docs/providers/runpod.md#status-values).
 WIRE_STATUS = {
     "queued": "IN_QUEUE",
     "running": "IN_PROGRESS",
