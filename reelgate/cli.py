@@ -22,6 +22,7 @@ from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
 from reelgate.domain.ledger import EntryKind
+from reelgate.error_reporting import configure_error_reporting
 from reelgate.logging_setup import configure_logging
 from reelgate.services import accounts, generations, ledger, uploads
 from reelgate.services.context import ServiceContext
@@ -99,6 +100,7 @@ def serve(
         )
         console.print(f"(the first sign-in is kept in {settings.data_dir / FIRST_ADMIN_FILE})\n")
     configure_logging(settings)
+    configure_error_reporting(settings)
     if not settings.runs_embedded_worker:
         console.print("production mode: this process serves the API; run `reelgate worker` processes for the jobs")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -114,6 +116,7 @@ def worker(
         console.print("[red]error:[/red] embedded mode (SQLite) runs its worker inside `reelgate serve`")
         raise typer.Exit(1)
     configure_logging(settings)
+    configure_error_reporting(settings)
     asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
 
 

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 30.0
     log_json: bool = False
     log_level: str = "INFO"
+    # Error reporting through the official Sentry SDK (reelgate.error_reporting); off unless a DSN is set.
+    sentry_dsn: str | None = Field(default=None, validation_alias=AliasChoices("SENTRY_DSN", "REELGATE_SENTRY_DSN"))
+    sentry_environment: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENTRY_ENVIRONMENT", "REELGATE_SENTRY_ENVIRONMENT")
+    )
 
     stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
