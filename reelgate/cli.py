@@ -227,6 +227,20 @@ def ledger_check() -> None:
         raise typer.Exit(1)
 
 
+@app.command("api-collections")
+def api_collections(
+    out: Annotated[Path, typer.Option(help="Directory to write the collections to")] = Path("docs/api"),
+) -> None:
+    """Write the Postman collection and the .http file generated from the OpenAPI schema."""
+    from reelgate.api.collections import render
+    from reelgate.app import create_app
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render(create_app(Settings()).openapi()).items():
+        (out / name).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out / name}")
+
+
 @app.command()
 def models() -> None:
     """List the catalog's models with availability and default price."""
