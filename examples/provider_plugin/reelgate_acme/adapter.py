@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
 from typing import Literal
@@ -105,8 +106,6 @@ class AcmeProvider(HTTPProvider):
 
 
 def _json(body: bytes) -> object:
-    import json
-
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -51,8 +51,21 @@ class Acme:
         self.video = make_video()
         self.jobs: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), type("AcmeHandler", (Handler,), {"acme": self}))
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def create(self, payload: dict[str, Any]) -> dict[str, Any]:
+        job_id = "acme_" + secrets.token_hex(8)
+        with self.lock:
+            self.jobs[job_id] = {"id": job_id, "state": "pending", "prompt": str(payload.get("prompt", ""))}
+        threading.Thread(target=self._finish, args=(job_id, payload.get("callback_url")), daemon=True).start()
+        return self.view(job_id) or {}
+
+    def view(self, job_id: str) -> dict[str, Any] | None:
+        """A job as the API shows it (the prompt stays inside)."""
+        with self.lock:
+            job = self.jobs.get(job_id)
+            return {k: v for k, v in job.items() if k != "prompt"} if job else None
 
     def _finish(self, job_id: str, callback: str | None) -> None:
         time.sleep(self.delay)
@@ -75,50 +88,44 @@ class Acme:
             except OSError:
                 pass  # polling still finds the job
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        acme = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
-                return None
+class Handler(BaseHTTPRequestHandler):
+    """Acme's routes; `acme` is the server's state, set on a subclass made per server."""
 
-            def _answer(self, status: int, body: Any, content_type: str = "application/json") -> None:
-                data = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    acme: Acme
 
-            def _authorized(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {API_KEY}":
-                    self._answer(401, {"error": "bad API key"})
-                    return False
-                return True
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        return None
 
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                if self.path != "/v1/videos" or not self._authorized():
-                    return None if self.path == "/v1/videos" else self._answer(404, {"error": "no such route"})
-                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                job_id = "acme_" + secrets.token_hex(8)
-                job = {"id": job_id, "state": "pending", "prompt": str(payload.get("prompt", ""))}
-                with acme.lock:
-                    acme.jobs[job_id] = job
-                    answer = {k: v for k, v in job.items() if k != "prompt"}
-                threading.Thread(target=acme._finish, args=(job_id, payload.get("callback_url")), daemon=True).start()
-                self._answer(201, answer)
+    def _answer(self, status: int, body: Any, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                if self.path.startswith("/files/"):
-                    return self._answer(200, acme.video, "video/mp4")
-                if not self.path.startswith("/v1/videos/") or not self._authorized():
-                    return None if self.path.startswith("/v1/videos/") else self._answer(404, {"error": "no route"})
-                with acme.lock:
-                    job = acme.jobs.get(self.path.rsplit("/", 1)[1])
-                    answer = {k: v for k, v in job.items() if k != "prompt"} if job else None
-                return self._answer(200, answer) if answer else self._answer(404, {"error": "no such job"})
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+            self._answer(401, {"error": "bad API key"})
+            return False
+        return True
 
-        return Handler
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        if self.path != "/v1/videos":
+            self._answer(404, {"error": "no such route"})
+        elif self._authorized():
+            payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+            self._answer(201, self.acme.create(payload))
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if self.path.startswith("/files/"):
+            self._answer(200, self.acme.video, "video/mp4")
+        elif not self.path.startswith("/v1/videos/"):
+            self._answer(404, {"error": "no such route"})
+        elif self._authorized():
+            answer = self.acme.view(self.path.rsplit("/", 1)[1])
+            self._answer(404, {"error": "no such job"}) if answer is None else self._answer(200, answer)
 
 
 def main() -> None:
