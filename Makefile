@@ -43,8 +43,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser"
 
 lint: install
-	$(BIN)/ruff check reelgate tests
-	$(BIN)/ruff format --check reelgate tests
+	$(BIN)/ruff check reelgate tests examples
+	$(BIN)/ruff format --check reelgate tests examples
 
 typecheck: install
 	$(BIN)/mypy

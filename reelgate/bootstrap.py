@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from reelgate.api.metrics import InstrumentedRegistry
@@ -11,7 +10,8 @@ from reelgate.data_dir import ensure_private_dir
 from reelgate.db.database import open_database
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import ProviderConfig
-from reelgate.providers.registry import PROVIDER_CLASSES
+from reelgate.providers.plugin import HostPaths
+from reelgate.providers.registry import provider_specs
 from reelgate.services.context import ServiceConfig, ServiceContext
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
@@ -26,79 +26,17 @@ def provider_spool_dir(settings: Settings) -> str:
 
 
 def provider_configs(settings: Settings) -> dict[str, ProviderConfig]:
-    """Credentials and base URLs per provider; every base URL can be overridden for tests and proxies."""
-    s = settings
-    spool = provider_spool_dir(s)
-    return {
-        "sandbox": ProviderConfig(
-            api_key="local",
-            extra={"spool_dir": str((s.data_dir / "sandbox").resolve()), "delay_seconds": str(s.sandbox_delay_seconds)},
-        ),
-        "runpod": ProviderConfig(
-            api_key=s.runpod_api_key,
-            base_url=s.runpod_base_url,
-            extra={
-                k: v
-                for k, v in {
-                    "ltx_endpoint_id": s.runpod_ltx_endpoint_id,
-                    "wan_endpoint_id": s.runpod_wan_endpoint_id,
-                    "ltx_endpoint_url": s.runpod_ltx_endpoint_url,
-                    "wan_endpoint_url": s.runpod_wan_endpoint_url,
-                }.items()
-                if v
-            },
-        ),
-        "replicate": ProviderConfig(
-            api_key=s.replicate_api_token, base_url=s.replicate_base_url, webhook_secret=s.replicate_webhook_secret
-        ),
-        "pollo": ProviderConfig(
-            api_key=s.pollo_api_key, base_url=s.pollo_base_url, webhook_secret=s.pollo_webhook_secret
-        ),
-        "modelslab": ProviderConfig(api_key=s.modelslab_api_key, base_url=s.modelslab_base_url),
-        "edenai": ProviderConfig(
-            api_key=s.edenai_api_key,
-            base_url=s.edenai_base_url,
-            extra=_present(webhook_public_key=s.edenai_webhook_public_key),
-        ),
-        "poe": ProviderConfig(
-            api_key=s.poe_api_key,
-            base_url=s.poe_base_url,
-            extra=_present(enhance_bot=s.poe_enhance_bot, spool_dir=spool),
-        ),
-        "fal": ProviderConfig(api_key=s.fal_key, base_url=s.fal_base_url, extra=_present(jwks_url=s.fal_jwks_url)),
-        "runway": ProviderConfig(api_key=s.runwayml_api_secret, base_url=s.runway_base_url),
-        "luma": ProviderConfig(api_key=s.lumaai_api_key, base_url=s.luma_base_url),
-        "veo": ProviderConfig(api_key=s.gemini_api_key, base_url=s.veo_base_url, extra=_present(spool_dir=spool)),
-        "openai_videos": ProviderConfig(
-            api_key=s.openai_videos_api_key,
-            base_url=s.openai_videos_base_url,
-            extra={**_present(spool_dir=spool), **_upstreams(s.openai_videos_upstreams)},
-        ),
-    }
-
-
-def _present(**values: str | None) -> dict[str, str]:
-    return {k: v for k, v in values.items() if v}
-
-
-def _upstreams(text: str | None) -> dict[str, str]:
-    """REELGATE_OPENAI_VIDEOS_UPSTREAMS, {"<model>": {"base_url", "api_key"}}, as the adapter's flat extra keys."""
-    if not text:
-        return {}
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"REELGATE_OPENAI_VIDEOS_UPSTREAMS is not JSON: {exc}") from exc
-    return {
-        f"{model}.{key}": str(value)
-        for model, upstream in parsed.items()
-        for key, value in upstream.items()
-        if key in ("base_url", "api_key") and value
-    }
+    """Every registered provider's config, made from the settings it declares (reelgate.providers.plugin)."""
+    host = HostPaths(data_dir=settings.data_dir, spool_dir=provider_spool_dir(settings))
+    return {name: values.to_config(host) for name, values in settings.providers.items()}
 
 
 def load_configured_catalog(settings: Settings) -> Catalog:
-    return load_catalog(settings.catalog) if settings.catalog else load_default_catalog()
+    """REELGATE_CATALOG when set; else the built-in catalog plus the models installed providers ship."""
+    if settings.catalog:
+        return load_catalog(settings.catalog)
+    shipped = [(spec.catalog or name, spec.catalog_text()) for name, spec in provider_specs().items() if spec.catalog]
+    return load_default_catalog([(source, text) for source, text in shipped if text])
 
 
 def service_config(settings: Settings) -> ServiceConfig:
@@ -136,8 +74,8 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
-        # Catalog models of a provider without an adapter stay listed, as unavailable.
-        providers=InstrumentedRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES}),
+        # Catalog models of a provider no package registers stay listed, as unavailable.
+        providers=InstrumentedRegistry(provider_configs(settings)),
         store=store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url),
         config=service_config(settings),
     )

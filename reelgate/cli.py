@@ -21,6 +21,7 @@ from reelgate.cli_billing import register as _register_billing
 from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
+from reelgate.error_reporting import configure_error_reporting
 from reelgate.logging_setup import configure_logging
 from reelgate.services import accounts, billing, generations, ledger, uploads
 from reelgate.services.context import ServiceContext
@@ -98,6 +99,7 @@ def serve(
         )
         console.print(f"(the first sign-in is kept in {settings.data_dir / FIRST_ADMIN_FILE})\n")
     configure_logging(settings)
+    configure_error_reporting(settings)
     if not settings.runs_embedded_worker:
         console.print("production mode: this process serves the API; run `reelgate worker` processes for the jobs")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -113,6 +115,7 @@ def worker(
         console.print("[red]error:[/red] embedded mode (SQLite) runs its worker inside `reelgate serve`")
         raise typer.Exit(1)
     configure_logging(settings)
+    configure_error_reporting(settings)
     asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
 
 
@@ -216,6 +219,20 @@ def ledger_check() -> None:
 
     if _run(body):
         raise typer.Exit(1)
+
+
+@app.command("api-collections")
+def api_collections(
+    out: Annotated[Path, typer.Option(help="Directory to write the collections to")] = Path("docs/api"),
+) -> None:
+    """Write the Postman collection and the .http file generated from the OpenAPI schema."""
+    from reelgate.api.collections import render
+    from reelgate.app import create_app
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render(create_app(Settings()).openapi()).items():
+        (out / name).write_text(text, encoding="utf-8")
+        console.print(f"wrote {out / name}")
 
 
 @app.command()

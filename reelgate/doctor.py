@@ -9,7 +9,7 @@ from typing import Any
 
 from reelgate.bootstrap import load_configured_catalog, provider_configs
 from reelgate.db.database import Database, database_for
-from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry
+from reelgate.providers.registry import ProviderRegistry
 from reelgate.services import health
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
@@ -89,7 +89,7 @@ def _settings_checks(settings: Settings) -> list[Check]:
 async def diagnose(settings: Settings) -> list[Check]:
     checks = _settings_checks(settings)
     db = database_for(settings.resolved_database_url)
-    registry = ProviderRegistry({n: c for n, c in provider_configs(settings).items() if n in PROVIDER_CLASSES})
+    registry = ProviderRegistry(provider_configs(settings))
     configured = [n for n in registry.names() if registry.get(n).configured()]
     probes: list[Awaitable[Check]] = [
         _probe("database", _database(db), fatal=True),

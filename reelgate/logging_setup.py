@@ -25,7 +25,7 @@ _PATTERNS = (
 _MASK = "[redacted]"
 # Fields of a LogRecord that are not "extra" values passed by the caller.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
-# Settings whose values are credentials, recognised by name so a newly added provider is covered too.
+# The host's own settings whose values are credentials, recognised by name.
 _SECRET_NAME = re.compile(r"(api_key|_secret|_token|secret_key|^fal_key|password)$")
 
 
@@ -46,6 +46,8 @@ class Redactor:
 
 def secrets_of(settings: Settings) -> list[str]:
     values = [getattr(settings, name, None) for name in type(settings).model_fields if _SECRET_NAME.search(name)]
+    # Provider settings say themselves which of them are secret (reelgate.providers.plugin.setting).
+    values.extend(settings.provider_secrets())
     if settings.database_url and "@" in settings.database_url:
         # The password part of postgresql://user:password@host/db.
         userinfo = settings.database_url.split("://", 1)[-1].rsplit("@", 1)[0]

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reelgate.providers.plugin import ProviderSettings, ProviderSpec, discover
 
 # The placeholder earlier releases signed sessions with when no key was set. It is public, so it is refused.
 PUBLIC_PLACEHOLDER_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S105 - refused, never used
 
 
 def _alias(name: str) -> AliasChoices:
-    """Provider variables keep the names the seeds use (RUNPOD_API_KEY), with a REELGATE_ form accepted too."""
+    """Stripe's variables keep Stripe's names (STRIPE_SECRET_KEY), with a REELGATE_ form accepted too."""
     return AliasChoices(name, f"REELGATE_{name}")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="ignore", populate_by_name=True)
+    # Provider settings are not fields: each provider declares its own (reelgate.providers.plugin), read in
+    # `providers` below. "allow" keeps them when given as keyword arguments, e.g. Settings(fal_key=...).
+    model_config = SettingsConfigDict(env_prefix="REELGATE_", extra="allow", populate_by_name=True)
 
     data_dir: Path = Path("./data")
     database_url: str | None = None
@@ -32,7 +39,6 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     signup_credits: int = 100
     signup_enabled: bool = True
-    sandbox_delay_seconds: float = 3.0
     host: str = "127.0.0.1"
     port: int = 8000
     # None: on with SQLite (one process does everything), off with PostgreSQL (`reelgate worker` runs the jobs).
@@ -49,54 +55,20 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 30.0
     log_json: bool = False
     log_level: str = "INFO"
-
-    runpod_api_key: str | None = Field(default=None, validation_alias=_alias("RUNPOD_API_KEY"))
-    runpod_ltx_endpoint_id: str | None = Field(default=None, validation_alias=_alias("RUNPOD_LTX_ENDPOINT_ID"))
-    runpod_wan_endpoint_id: str | None = Field(default=None, validation_alias=_alias("RUNPOD_WAN_ENDPOINT_ID"))
-    runpod_base_url: str | None = None
-    runpod_ltx_endpoint_url: str | None = None
-    runpod_wan_endpoint_url: str | None = None
-    replicate_api_token: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "REPLICATE_API_KEY", "REELGATE_REPLICATE_API_TOKEN"),
+    # Error reporting through the official Sentry SDK (reelgate.error_reporting); off unless a DSN is set.
+    sentry_dsn: str | None = Field(default=None, validation_alias=AliasChoices("SENTRY_DSN", "REELGATE_SENTRY_DSN"))
+    sentry_environment: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENTRY_ENVIRONMENT", "REELGATE_SENTRY_ENVIRONMENT")
     )
-    replicate_webhook_secret: str | None = Field(default=None, validation_alias=_alias("REPLICATE_WEBHOOK_SECRET"))
-    replicate_base_url: str | None = None
-    pollo_api_key: str | None = Field(default=None, validation_alias=_alias("POLLO_API_KEY"))
-    pollo_webhook_secret: str | None = Field(default=None, validation_alias=_alias("POLLO_WEBHOOK_SECRET"))
-    pollo_base_url: str | None = None
-    modelslab_api_key: str | None = Field(default=None, validation_alias=_alias("MODELSLAB_API_KEY"))
-    modelslab_base_url: str | None = None
-    edenai_api_key: str | None = Field(default=None, validation_alias=_alias("EDENAI_API_KEY"))
-    edenai_base_url: str | None = None
-    poe_api_key: str | None = Field(default=None, validation_alias=_alias("POE_API_KEY"))
-    poe_base_url: str | None = None
+
     stripe_secret_key: str | None = Field(default=None, validation_alias=_alias("STRIPE_SECRET_KEY"))
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=_alias("STRIPE_WEBHOOK_SECRET"))
     stripe_api_base: str | None = None
-    # Wave-2 providers: vendor variable names as their SDKs read them (provider-protocols §3, §9–§11).
-    fal_key: str | None = Field(default=None, validation_alias=_alias("FAL_KEY"))
-    fal_base_url: str | None = None
-    fal_jwks_url: str | None = None
-    runwayml_api_secret: str | None = Field(default=None, validation_alias=_alias("RUNWAYML_API_SECRET"))
-    runway_base_url: str | None = None
-    lumaai_api_key: str | None = Field(default=None, validation_alias=_alias("LUMAAI_API_KEY"))
-    luma_base_url: str | None = None
-    gemini_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "REELGATE_GEMINI_API_KEY")
-    )
-    veo_base_url: str | None = None
-    edenai_webhook_public_key: str | None = Field(default=None, validation_alias=_alias("EDENAI_WEBHOOK_PUBLIC_KEY"))
-    openai_videos_base_url: str | None = Field(default=None, validation_alias=_alias("OPENAI_VIDEOS_BASE_URL"))
-    openai_videos_api_key: str | None = Field(default=None, validation_alias=_alias("OPENAI_VIDEOS_API_KEY"))
-    # Per-model upstreams for openai_videos: JSON {"<provider_model>": {"base_url": ..., "api_key": ...}}.
-    openai_videos_upstreams: str | None = None
-    poe_enhance_bot: str | None = None
     provider_spool_dir: Path | None = None
     # Billing (reelgate.services.billing/limits/expiry). Packages: a JSON list of
-    # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the seed's four packages.
+    # {"id", "credits", "bonus", "price" (minor units), "currency"}; empty means the four default packages.
     credit_packages: str = ""
-    credit_expiry_days: int = 0  # 0: credits never expire (seed 001 §11 suggests 90)
+    credit_expiry_days: int = 0  # 0: credits never expire (90 is a common choice)
     rate_limit_per_key: str = "1200/minute"  # `limits` notation; generous so status polling never trips it
     rate_limit_per_user: str = "2400/minute"
     max_in_flight: int = 20  # generations a user may have queued or running at once
@@ -111,6 +83,17 @@ class Settings(BaseSettings):
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
     database_pool_size: int = 10  # per process; it may grow to 3x this under bursts (see docs/deploy.md)
+
+    @cached_property
+    def providers(self) -> dict[str, ProviderSettings]:
+        """Every registered provider's typed settings, from keyword arguments or the environment."""
+        given = self.model_extra or {}
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        return {name: _provider_settings(spec, given, environ) for name, spec in discover().items()}
+
+    def provider_secrets(self) -> list[str]:
+        """The values of every provider setting declared secret, for the log redactor."""
+        return [value for name, values in self.providers.items() for value in values.secret_values(name)]
 
     @field_validator("public_url")
     @classmethod
@@ -165,3 +148,17 @@ class Settings(BaseSettings):
         from reelgate.data_dir import secret_key
 
         return secret_key(self.data_dir)
+
+
+def _provider_settings(spec: ProviderSpec, given: Mapping[str, Any], environ: Mapping[str, str]) -> ProviderSettings:
+    """A keyword argument wins over the environment; variables are looked up case-insensitively, as above."""
+    values: dict[str, Any] = {}
+    for declared in spec.settings.fields_for(spec.name):
+        if declared.attr in given:
+            values[declared.field] = given[declared.attr]
+            continue
+        for name in declared.env:
+            if name.upper() in environ:
+                values[declared.field] = environ[name.upper()]
+                break
+    return spec.load_settings(values)

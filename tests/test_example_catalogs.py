@@ -1,4 +1,4 @@
-"""Each example catalog reproduces its seed's published prices cell by cell; the default catalog loads."""
+"""Each example catalog reproduces its published prices cell by cell; the default catalog loads."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _quote(catalog: Catalog, model: str, **given: object) -> Quote:
     return quote(spec, request)
 
 
-# Seed 001 §1: tier, model, 5 s price, 10 s price (in dollars; 1 credit = US$0.01).
+# Pollo tiers: tier, model, 5 s price, 10 s price (in dollars; 1 credit = US$0.01).
 POLLO_TABLE = [
     ("kling-v1-6", "1.00", "2.00"),
     ("pollo-v1-6", "1.55", "3.10"),
@@ -51,7 +51,7 @@ def test_pollo_price_does_not_depend_on_resolution_or_mode() -> None:
     assert _quote(catalog, "kling-v1-6", duration=10, options={"mode": "pro"}).total == 200
 
 
-# Seed 000: duration -> (fast 720p, fast 1080p, pro 720p, pro 1080p).
+# LTX-2 on RunPod: duration -> (fast 720p, fast 1080p, pro 720p, pro 1080p).
 LTX_TABLE = {10: (30, 45, 45, 60), 15: (45, 67, 67, 90), 20: (60, 90, 90, 120)}
 LTX_COLUMNS = [("fast", "720p"), ("fast", "1080p"), ("pro", "720p"), ("pro", "1080p")]
 
@@ -97,7 +97,7 @@ def test_ltx2_i2v_needs_a_start_image_and_wan_is_priced_by_resolution() -> None:
             1000,
             {"base": 500, "images": 100, "resolution": 150, "duration": 250},
         ),
-        # The seed's estimate response: Veo 3 at 1080p and its default 8 s.
+        # The published estimate example: Veo 3 at 1080p and its default 8 s.
         ("veo3", {"resolution": "1080p", "duration": 8}, 3250, {"base": 2500, "resolution": 750}),
     ],
 )

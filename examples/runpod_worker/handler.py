@@ -1,4 +1,4 @@
-"""A RunPod serverless worker speaking seed 000's LTX-2 handler contract, rendered by reelgate's preview renderer."""
+"""A RunPod serverless worker speaking the LTX-2 handler contract, rendered by reelgate's preview renderer."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import runpod
 
 from reelgate.media import RenderSpec, render_preview_video
 
-# Seed 000 "Handler Input" defaults.
+# The LTX-2 handler contract's input defaults.
 DEFAULTS = {"type": "t2v", "mode": "fast", "width": 1280, "height": 720, "duration": 10, "camera_lora": "static"}
-# Bounds keep a stray request from rendering for hours; LTX-2 itself caps at 20 s (seed 000 pricing table).
+# Bounds keep a stray request from rendering for hours; LTX-2 itself caps at 20 s (the price list stops there).
 MAX_SIDE, MAX_DURATION = 2048, 20
-# RunPod's image payload cap is 10 MB per /run (provider-protocols §1.2); a fetched image gets the same.
+# RunPod's image payload cap is 10 MB per /run (docs/providers/runpod.md#endpoints); a fetched image gets the same.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
@@ -47,7 +47,7 @@ def _image(job_input: dict[str, Any]) -> bytes:
 
 
 def build_spec(job_input: dict[str, Any]) -> RenderSpec:
-    """Validate seed 000's input keys and turn them into a render spec."""
+    """Validate the contract's input keys and turn them into a render spec."""
     merged = {**DEFAULTS, **{k: v for k, v in job_input.items() if v is not None}}
     prompt = merged.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -66,7 +66,7 @@ def build_spec(job_input: dict[str, Any]) -> RenderSpec:
 
 
 def handler(job: dict[str, Any]) -> dict[str, Any]:
-    """Seed 000 "Handler Output": `{"video": base64}` or `{"error": message}`."""
+    """The contract's output: `{"video": base64}` or `{"error": message}`."""
     try:
         spec = build_spec(job.get("input") or {})
     except (InputError, ValueError, httpx.HTTPError) as exc:

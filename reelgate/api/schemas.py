@@ -14,10 +14,10 @@ class Strict(BaseModel):
 
 
 class GenerationCreate(Strict):
-    model: str = Field(max_length=80)
-    prompt: str | None = Field(default=None, max_length=8000)
+    model: str = Field(max_length=80, examples=["sandbox-t2v"])
+    prompt: str | None = Field(default=None, max_length=8000, examples=["a paper boat drifting on a pond"])
     negative_prompt: str | None = Field(default=None, max_length=4000)
-    duration: int | None = Field(default=None, ge=0, le=600, description="Seconds")
+    duration: int | None = Field(default=None, ge=0, le=600, description="Seconds", examples=[5])
     resolution: str | None = Field(default=None, max_length=16, examples=["720p"])
     aspect_ratio: str | None = Field(default=None, max_length=16, examples=["16:9"])
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
@@ -31,11 +31,11 @@ class GenerationCreate(Strict):
 
 
 class EstimateRequest(Strict):
-    model: str = Field(max_length=80)
+    model: str = Field(max_length=80, examples=["sandbox-t2v"])
     prompt: str | None = Field(default=None, max_length=8000)
     negative_prompt: str | None = Field(default=None, max_length=4000)
-    duration: int | None = Field(default=None, ge=0, le=600)
-    resolution: str | None = Field(default=None, max_length=16)
+    duration: int | None = Field(default=None, ge=0, le=600, examples=[5])
+    resolution: str | None = Field(default=None, max_length=16, examples=["720p"])
     aspect_ratio: str | None = Field(default=None, max_length=16)
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     start_image: bool | str | None = None

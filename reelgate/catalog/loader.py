@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -12,14 +14,18 @@ from reelgate.domain.catalog import Catalog, CatalogError, parse_catalog
 DEFAULT_CATALOG = "default.yaml"
 
 
-def _parse_text(text: str, source: str) -> Catalog:
+def _load_yaml(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{source}: the catalog must be a mapping with credit_unit, rounding and models")
-    return parse_catalog(data, source=source)
+    return data
+
+
+def _parse_text(text: str, source: str) -> Catalog:
+    return parse_catalog(_load_yaml(text, source), source=source)
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -32,7 +38,19 @@ def load_catalog(path: str | Path) -> Catalog:
     return _parse_text(text, source)
 
 
-def load_default_catalog() -> Catalog:
-    """The catalog shipped in the package, used when REELGATE_CATALOG is unset."""
-    text = resources.files("reelgate.catalog").joinpath(DEFAULT_CATALOG).read_text(encoding="utf-8")
-    return _parse_text(text, f"reelgate/catalog/{DEFAULT_CATALOG}")
+def load_default_catalog(shipped: Sequence[tuple[str, str]] = ()) -> Catalog:
+    """The catalog in the package, used when REELGATE_CATALOG is unset, plus the models that provider plugins
+    ship: `shipped` is (source, YAML text) pairs, each a mapping with a `models:` list priced in the default
+    catalog's credit unit. A shipped model whose id the catalog already has is left out."""
+    source = f"reelgate/catalog/{DEFAULT_CATALOG}"
+    data = _load_yaml(resources.files("reelgate.catalog").joinpath(DEFAULT_CATALOG).read_text(encoding="utf-8"), source)
+    models = list(data.get("models") or [])
+    for origin, text in shipped:
+        extra = _load_yaml(text, origin).get("models")
+        if not isinstance(extra, list):
+            raise CatalogError(f"{origin}: a provider's catalog must be a mapping with a models list")
+        known = {m.get("id") for m in models if isinstance(m, dict)}
+        models += [m for m in extra if not (isinstance(m, dict) and m.get("id") in known)]
+    if shipped:
+        source += " + " + ", ".join(origin for origin, _ in shipped)
+    return parse_catalog({**data, "models": models}, source=source)

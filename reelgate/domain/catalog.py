@@ -40,7 +40,7 @@ class CreditUnit(_Frozen):
 
 
 class PromptLimits(_Frozen):
-    min_length: Annotated[int, Field(ge=0)] = 10  # seed 001 §10.3: prompt 10–1000 characters
+    min_length: Annotated[int, Field(ge=0)] = 10  # prompts of 10–1000 characters by default
     max_length: Annotated[int, Field(gt=0)] = 1000
     negative_max_length: Annotated[int, Field(gt=0)] = 1000
 

@@ -168,7 +168,7 @@ class Provider(abc.ABC):
         """Find a job by our generation id after an unknown submit outcome; None when impossible."""
         return None
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         raise WebhookRejected(f"{self.name} does not send webhooks")

@@ -17,7 +17,6 @@ from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
@@ -27,10 +26,12 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.edenai.run/v3"
 MODEL_PREFIX = "video/generation_async/"
-# §7.4 polling states and §7.8 webhook states.
+# Polling and webhook states (docs/providers/edenai.md#status-values, docs/providers/edenai.md#webhooks).
 _STATES = {
     "processing": ProviderState.RUNNING,
     "pending": ProviderState.QUEUED,
@@ -39,7 +40,7 @@ _STATES = {
     "fail": ProviderState.FAILED,
     "failed": ProviderState.FAILED,
 }
-MAX_SEED = 2147483646  # §7.2: seed 0..2147483646
+MAX_SEED = 2147483646  # the largest seed EdenAI takes (docs/providers/edenai.md#endpoints)
 
 
 def _orjson_float(value: float) -> str:
@@ -88,7 +89,8 @@ def _encode(value: Any, indent: str, out: list[str]) -> None:
 
 
 def canonical_json(obj: Any) -> bytes:
-    """EdenAI's canonical form (§7.8): `orjson.dumps(obj, option=OPT_INDENT_2 | OPT_SORT_KEYS)`.
+    """EdenAI's canonical form (docs/providers/edenai.md#webhooks): `orjson.dumps(obj, option=OPT_INDENT_2 |
+    OPT_SORT_KEYS)`.
 
     Without floats below 1e-4 this equals `json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False,
     separators=(",", ": "))`; the two differ in small floats (Python `1e-05`/`1e-06`, orjson `0.00001`/`1e-6`)
@@ -101,7 +103,7 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def signed_digest(body: bytes) -> bytes:
-    """What EdenAI signs: the hex sha256 of the canonical JSON, as UTF-8 bytes (§7.8, §13)."""
+    """What EdenAI signs: the hex sha256 of the canonical JSON, as UTF-8 bytes (docs/providers/edenai.md#webhooks)."""
     return hashlib.sha256(canonical_json(json.loads(body))).hexdigest().encode("ascii")
 
 
@@ -113,41 +115,70 @@ def load_public_key(pem: str) -> rsa.RSAPublicKey:
 
 
 def build_input(request: JobRequest) -> dict[str, Any]:
-    """§7.2 `input`; EdenAI has no negative prompt and no end frame, so those are not sent."""
+    """The submit's `input` (docs/providers/edenai.md#endpoints); EdenAI has no negative prompt and no end
+    frame, so those are not sent."""
     payload: dict[str, Any] = {
         "text": request.prompt,
         "duration": request.duration,
         "dimension": f"{request.width}x{request.height}",
         "seed": request.seed % (MAX_SEED + 1) if request.seed is not None else None,
-        # A URL or an /v3/upload file id (§7.2); without a public URL a data URL is sent (unverified).
+        # A URL or an /v3/upload file id (docs/providers/edenai.md#endpoints); without a public URL a data URL is sent
+        # (unverified).
         "file": transfer.image_ref(request.start_image),
     }
     return {k: v for k, v in payload.items() if v is not None}
 
 
+class EdenError(WireModel):
+    message: Text = None
+
+
+class EdenOutput(WireModel):
+    video: Text = None
+    video_resource_url: Text = None
+
+
+class EdenJob(WireModel):
+    """A polled job (`public_id`, docs/providers/edenai.md#status-values) or a webhook body (`job_id`,
+    docs/providers/edenai.md#webhooks): the same id."""
+
+    public_id: Text = None
+    job_id: Text = None
+    id: Text = None
+    status: Text = None
+    error: Any = None
+    output: Maybe[EdenOutput] = None
+
+    def any_id(self) -> str | None:
+        return self.public_id or self.job_id or self.id
+
+    def error_message(self) -> str:
+        if isinstance(self.error, Mapping):
+            return str(EdenError.model_validate(self.error).message)
+        return str(self.error or "failed")
+
+
 def parse_job(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A polled job (§7.4: `public_id`) or a webhook body (§7.8: `job_id`): the same id."""
-    job_id = str(body.get("public_id") or body.get("job_id") or body.get("id") or job_id or "")
-    status = str(body.get("status") or "")
+    job = HTTPProvider.parse(EdenJob, body, what="edenai job")
+    job_id = job.any_id() or job_id or ""
+    status = job.status or ""
     state = _STATES.get(status)
     if not job_id or state is None:
         raise RetryLater(f"edenai: unreadable job (id={job_id!r}, status={status!r})")
     raw = dict(body)
     if state is ProviderState.FAILED:
-        error = body.get("error")
-        message = str(error.get("message") if isinstance(error, Mapping) else error or "failed")
+        message = job.error_message()
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     if state is ProviderState.SUCCEEDED:
-        output = body.get("output") if isinstance(body.get("output"), Mapping) else {}
-        # §7.6: prefer `video_resource_url`; `video` may be a URL or base64 (unverified).
-        url = output.get("video_resource_url")
-        video = output.get("video")
-        if isinstance(url, str) and url:
+        output = job.output or EdenOutput()
+        # Prefer `video_resource_url`; `video` may be a URL or base64 (docs/providers/edenai.md#output).
+        url, video = output.video_resource_url, output.video
+        if url:
             ref = OutputRef(url=url)
-        elif isinstance(video, str) and video.startswith(("https://", "http://")):
+        elif video and video.startswith(("https://", "http://")):
             ref = OutputRef(url=video)
-        elif isinstance(video, str) and video:
+        elif video:
             ref = OutputRef(base64_data=video, content_type="video/mp4")
         else:
             return ProviderUpdate(
@@ -165,14 +196,12 @@ def _trim(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-class EdenAIProvider(Provider):
+class EdenAIProvider(HTTPProvider):
     name = "edenai"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         pem = config.extra.get("webhook_public_key")
         self._public_key = load_public_key(pem) if pem else None
 
@@ -185,19 +214,19 @@ class EdenAIProvider(Provider):
             payload["webhook_receiver"] = request.webhook_url
             payload["user_webhook_parameters"] = {"generation_id": request.generation_id}
         what = "edenai submit"
-        url = f"{self._base_url}/universal-ai/async"
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=True, json=payload)
-        job_id = body.get("public_id") or body.get("job_id") or body.get("id")
+        body = await self.call("POST", "universal-ai/async", what=what, creates_job=True, json=payload)
+        job_id = self.parse(EdenJob, body, what=what, creates_job=True).any_id()
         if not job_id:
             raise SubmitOutcomeUnknown(f"{what}: no public_id in {body!r}")
-        return SubmitResult(provider_job_id=str(job_id), raw=body)
+        return SubmitResult(provider_job_id=job_id, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        url = f"{self._base_url}/universal-ai/async/{provider_job_id}"
-        return parse_job(await transfer.call(self._client, "GET", url, what="edenai status"), provider_job_id)
+        body = await self.call("GET", f"universal-ai/async/{provider_job_id}", what="edenai status")
+        return parse_job(body, provider_job_id)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> None:
-        """§7.8: RSA PKCS#1 v1.5 / SHA-256 over the hex digest of the canonical JSON; hex signature."""
+        """docs/providers/edenai.md#webhooks: RSA PKCS#1 v1.5 / SHA-256 over the hex digest of the canonical JSON; hex
+        signature."""
         if self._public_key is None:
             raise WebhookRejected("edenai webhook: no public key configured (extra webhook_public_key)")
         lower = {k.lower(): v for k, v in headers.items()}
@@ -213,17 +242,16 @@ class EdenAIProvider(Provider):
         except InvalidSignature as exc:
             raise WebhookRejected("edenai webhook: signature mismatch") from exc
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         self.verify(headers, body)
         try:
             data = json.loads(body)
+            if not isinstance(data, dict):
+                raise WebhookRejected("edenai webhook: expected a JSON object")
             update = parse_job(data)
-        except (json.JSONDecodeError, AttributeError, RetryLater) as exc:
+        except (json.JSONDecodeError, RetryLater) as exc:
             raise WebhookRejected(f"edenai webhook: unreadable body: {exc}") from exc
-        # No timestamp and retries up to 3 times (§7.8): one delivery per job and outcome.
+        # No timestamp and retries up to 3 times (docs/providers/edenai.md#webhooks): one delivery per job and outcome.
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{data.get('status')}", update=update)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -22,7 +22,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
@@ -32,16 +31,19 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
-# §3.8 (partially unverified): the JWKS URL the public implementations use, a 24 h cache, ±300 s leeway.
+# docs/providers/fal.md#webhooks (partially unverified): the JWKS URL the public implementations use, a 24 h cache, ±300
+# s leeway.
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 JWKS_TTL_SECONDS = 24 * 3600
 WEBHOOK_TOLERANCE_SECONDS = 300
 # A forged webhook must not make us hammer the JWKS: refetch on an unknown key at most this often.
 JWKS_MIN_REFRESH_SECONDS = 30.0
 # Our job id is "<owner>/<alias>#<request_id>": status, result and cancel live under the app's path
-# without its subpath (§3.4), and cancel gets no request to derive it from.
+# without its subpath (docs/providers/fal.md#status-values), and cancel gets no request to derive it from.
 _SEP = "#"
 # The webhook URL carries the app too, so a webhook can name the job exactly as submit stored it.
 APP_QUERY = "fal_app"
@@ -49,7 +51,7 @@ _STATES = {"IN_QUEUE": ProviderState.QUEUED, "IN_PROGRESS": ProviderState.RUNNIN
 
 
 def app_id(model_ref: str) -> str:
-    """`fal-ai/kling-video/v1.6/pro/text-to-video` → `fal-ai/kling-video` (§3.4)."""
+    """`fal-ai/kling-video/v1.6/pro/text-to-video` → `fal-ai/kling-video` (docs/providers/fal.md#status-values)."""
     parts = model_ref.strip("/").split("/")
     if len(parts) < 2:
         raise ProviderRejected(f"fal: bad model id {model_ref!r}", code=ProviderRejected.BAD_INPUT)
@@ -57,7 +59,8 @@ def app_id(model_ref: str) -> str:
 
 
 def build_input(request: JobRequest) -> dict[str, Any]:
-    """§3.2: inputs are per model; these are the common video names (kling, veo, wan, ltx on fal)."""
+    """docs/providers/fal.md#endpoints: inputs are per model; these are the common video names (kling, veo, wan, ltx on
+    fal)."""
     image_key = "image_url"
     payload: dict[str, Any] = {
         "prompt": request.prompt,
@@ -80,16 +83,58 @@ def _with_query(url: str, **params: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _output_url(result: Mapping[str, Any]) -> str | None:
-    """§3.6: `{"video": {"url", ...}}`; some apps answer `{"videos": [...]}` or a bare `url`."""
-    video = result.get("video")
-    if isinstance(video, Mapping) and isinstance(video.get("url"), str):
-        return str(video["url"])
-    videos = result.get("videos")
-    if isinstance(videos, list) and videos and isinstance(videos[0], Mapping):
-        url = videos[0].get("url")
-        return str(url) if isinstance(url, str) else None
-    return str(result["url"]) if isinstance(result.get("url"), str) else None
+class FalFile(WireModel):
+    url: Text = None
+    content_type: Text = None
+
+
+class FalResult(WireModel):
+    """A video app's output (docs/providers/fal.md#output): `{"video": {...}}`, or `{"videos": [...]}` or a bare
+    `url` from some apps."""
+
+    video: Maybe[FalFile] = None
+    videos: Maybe[list[Maybe[FalFile]]] = None
+    url: Text = None
+    detail: Any = None
+
+    def file(self) -> FalFile | None:
+        if self.video is not None and self.video.url:
+            return self.video
+        if self.videos:
+            return self.videos[0] if self.videos[0] and self.videos[0].url else None
+        return FalFile(url=self.url) if self.url else None
+
+
+class FalStatus(WireModel):
+    """A queue status (docs/providers/fal.md#status-values); a failure is COMPLETED with `error`."""
+
+    status: str = ""
+    error: Any = None
+
+
+class FalSubmitted(WireModel):
+    request_id: Text = None
+
+
+class FalWebhook(WireModel):
+    """The callback body (docs/providers/fal.md#webhooks): `payload` is null with `payload_error` when the
+    output was not JSON."""
+
+    request_id: Text = None
+    status: Text = None
+    payload: Maybe[FalResult] = None
+    error: Any = None
+    payload_error: Any = None
+
+
+class JWKSKey(WireModel):
+    kty: Text = None
+    crv: Text = None
+    x: Text = None
+
+
+class JWKS(WireModel):
+    keys: Maybe[list[Maybe[JWKSKey]]] = None
 
 
 def _failed(job_id: str, message: str, raw: Mapping[str, Any]) -> ProviderUpdate:
@@ -97,14 +142,13 @@ def _failed(job_id: str, message: str, raw: Mapping[str, Any]) -> ProviderUpdate
     return ProviderUpdate(job_id, ProviderState.FAILED, error_code=code, error_message=message, raw=dict(raw))
 
 
-def _succeeded(job_id: str, result: Mapping[str, Any], raw: Mapping[str, Any]) -> ProviderUpdate:
-    url = _output_url(result)
-    if url is None:
+def _succeeded(job_id: str, result: FalResult, raw: Mapping[str, Any]) -> ProviderUpdate:
+    file = result.file()
+    if file is None or not file.url:
         return _failed(job_id, "no video in the result", raw)
-    content_type = result.get("video", {}).get("content_type") if isinstance(result.get("video"), Mapping) else None
-    return ProviderUpdate(
-        job_id, ProviderState.SUCCEEDED, progress=100, output=OutputRef(url=url, content_type=content_type), raw=raw
-    )
+    content_type = result.video.content_type if result.video is not None else None
+    output = OutputRef(url=file.url, content_type=content_type)
+    return ProviderUpdate(job_id, ProviderState.SUCCEEDED, progress=100, output=output, raw=dict(raw))
 
 
 class JWKSCache:
@@ -115,64 +159,65 @@ class JWKSCache:
         self.ttl = ttl
         self._keys: list[Ed25519PublicKey] = []
         self._fetched_at = float("-inf")
-        self._lock = threading.Lock()
+        # One fetch at a time: webhooks arriving together wait for it and then share its keys.
+        self._lock = asyncio.Lock()
         self.fetches = 0
         self.min_refresh = JWKS_MIN_REFRESH_SECONDS
 
     @staticmethod
-    def parse(document: Mapping[str, Any]) -> list[Ed25519PublicKey]:
+    def parse(document: Any) -> list[Ed25519PublicKey]:
         keys = []
-        for jwk in document.get("keys") or []:
-            if not isinstance(jwk, Mapping) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        jwks = JWKS.model_validate(document) if isinstance(document, Mapping) else JWKS()
+        for jwk in jwks.keys or []:
+            if jwk is None or jwk.kty != "OKP" or jwk.crv != "Ed25519" or not jwk.x:
                 continue
             try:
-                raw = base64.urlsafe_b64decode(str(jwk["x"]) + "=" * (-len(str(jwk["x"])) % 4))
+                raw = base64.urlsafe_b64decode(jwk.x + "=" * (-len(jwk.x) % 4))
                 keys.append(Ed25519PublicKey.from_public_bytes(raw))
-            except (KeyError, ValueError, binascii.Error):
+            except (ValueError, binascii.Error):
                 continue
         return keys
 
-    def _fetch(self) -> None:
-        # The webhook check is synchronous (Provider.verify_and_parse_webhook), so this fetch is too; it runs
-        # once a day or on a key rotation, with a short timeout.
-        with httpx.Client(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
-            response = client.get(self.url)
+    async def _fetch(self) -> None:
+        # Once a day or on a key rotation, with a short timeout, without blocking the event loop.
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
+            response = await client.get(self.url)
             response.raise_for_status()
             self._keys = self.parse(response.json())
         self._fetched_at = time.monotonic()
         self.fetches += 1
 
-    def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
-        with self._lock:
+    async def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
+        async with self._lock:
             age = time.monotonic() - self._fetched_at
             if age > self.ttl or (refresh and age >= self.min_refresh):
                 try:
-                    self._fetch()
+                    await self._fetch()
                 except (httpx.HTTPError, ValueError) as exc:
                     if not self._keys:
                         raise WebhookRejected(f"fal webhook: cannot load the JWKS: {exc!r}") from exc
             return list(self._keys)
 
     def seed(self, keys: list[Ed25519PublicKey]) -> None:
-        with self._lock:
-            self._keys = list(keys)
-            self._fetched_at = time.monotonic()
+        self._keys = list(keys)
+        self._fetched_at = time.monotonic()
 
 
 def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
-    """§3.8/§13: the four lines fal signs."""
+    """docs/providers/fal.md#webhooks: the four lines fal signs."""
     return "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
 
-class FalProvider(Provider):
+class FalProvider(HTTPProvider):
     name = "fal"
+    default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        headers = {"Authorization": f"Key {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         self.jwks = JWKSCache(config.extra.get("jwks_url", DEFAULT_JWKS_URL))
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Key {api_key}"}
 
     def _split(self, provider_job_id: str) -> tuple[str, str]:
         app, sep, request_id = provider_job_id.rpartition(_SEP)
@@ -186,41 +231,40 @@ class FalProvider(Provider):
         if request.webhook_url:
             params["fal_webhook"] = _with_query(request.webhook_url, **{APP_QUERY: app})
         what = "fal submit"
-        url = f"{self._base_url}/{request.model_ref.strip('/')}"
-        body = await transfer.call(
-            self._client, "POST", url, what=what, creates_job=True, json=build_input(request), params=params
-        )
-        if not body.get("request_id"):
+        path = request.model_ref.strip("/")
+        body = await self.call("POST", path, what=what, creates_job=True, json=build_input(request), params=params)
+        submitted = self.parse(FalSubmitted, body, what=what, creates_job=True)
+        if not submitted.request_id:
             raise SubmitOutcomeUnknown(f"{what}: no request_id in {body!r}")
-        return SubmitResult(provider_job_id=f"{app}{_SEP}{body['request_id']}", raw=body)
+        return SubmitResult(provider_job_id=f"{app}{_SEP}{submitted.request_id}", raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
         app, request_id = self._split(provider_job_id)
-        base = f"{self._base_url}/{app}/requests/{request_id}"
-        body = await transfer.call(self._client, "GET", f"{base}/status", what="fal status", params={"logs": "1"})
-        status = str(body.get("status") or "")
-        if status in _STATES:
-            return ProviderUpdate(provider_job_id, _STATES[status], raw=body)
-        if status != "COMPLETED":
-            raise RetryLater(f"fal status: unknown status {status!r}")
-        # §3.4: there is no FAILED state; a failure is COMPLETED with `error`.
-        if body.get("error"):
-            return _failed(provider_job_id, str(body.get("error")), body)
+        base = f"{app}/requests/{request_id}"
+        body = await self.call("GET", f"{base}/status", what="fal status", params={"logs": "1"})
+        status = self.parse(FalStatus, body, what="fal status")
+        if status.status in _STATES:
+            return ProviderUpdate(provider_job_id, _STATES[status.status], raw=body)
+        if status.status != "COMPLETED":
+            raise RetryLater(f"fal status: unknown status {status.status!r}")
+        # There is no failed state: a failure is COMPLETED with `error` (docs/providers/fal.md#status-values).
+        if status.error:
+            return _failed(provider_job_id, str(status.error), body)
         try:
-            result = await transfer.call(self._client, "GET", base, what="fal result")
+            result = await self.call("GET", base, what="fal result")
         except ProviderRejected as exc:
-            # §3.4: a failed run's result answers an HTTP error.
+            # A failed run's result answers an HTTP error (docs/providers/fal.md#status-values).
             return _failed(provider_job_id, str(exc), body)
-        return _succeeded(provider_job_id, result, {"status": body, "result": result})
+        output = self.parse(FalResult, result, what="fal result")
+        return _succeeded(provider_job_id, output, {"status": body, "result": result})
 
     async def cancel(self, provider_job_id: str) -> None:
         app, request_id = self._split(provider_job_id)
-        url = f"{self._base_url}/{app}/requests/{request_id}/cancel"
-        response = await transfer.send(self._client, "PUT", url, what="fal cancel")
+        response = await self.send("PUT", f"{app}/requests/{request_id}/cancel", what="fal cancel")
         if response.status_code not in (400, 404, 409):  # already finished or unknown: nothing to stop
             http.raise_for_response(response, what="fal cancel")
 
-    def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
+    async def _verify(self, headers: Mapping[str, str], body: bytes) -> str:
         lower = {k.lower(): v for k, v in headers.items()}
         request_id = lower.get("x-fal-webhook-request-id", "")
         user_id = lower.get("x-fal-webhook-user-id", "")
@@ -236,7 +280,7 @@ class FalProvider(Provider):
             raise WebhookRejected("fal webhook: timestamp outside tolerance")
         message = webhook_message(request_id, user_id, timestamp, body)
         for refresh in (False, True):  # a rotated key: refetch the JWKS once and try again
-            for key in self.jwks.keys(refresh=refresh):
+            for key in await self.jwks.keys(refresh=refresh):
                 try:
                     key.verify(signature, message)
                     return request_id
@@ -244,28 +288,29 @@ class FalProvider(Provider):
                     continue
         raise WebhookRejected("fal webhook: no JWKS key matches the signature")
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        request_id = self._verify(headers, body)
+        request_id = await self._verify(headers, body)
         try:
             data = json.loads(body)
-            app = query.get(APP_QUERY, "")
-            job_id = f"{app}{_SEP}{data.get('request_id') or request_id}" if app else ""
-            # §3.8: status OK|ERROR, `payload` the output (null with `payload_error` if it was not JSON).
-            payload = data.get("payload") if isinstance(data.get("payload"), Mapping) else {}
-            if data.get("status") == "OK" and payload:
-                update = _succeeded(job_id, payload, data)
-            else:
-                message = str(data.get("error") or data.get("payload_error") or payload.get("detail") or "failed")
-                update = _failed(job_id, message, data)
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise WebhookRejected(f"fal webhook: unreadable body: {exc}") from exc
-        # Fires once per request, retried up to 10 times (§3.8).
+        try:
+            hook = self.parse(FalWebhook, data, what="fal webhook")
+        except RetryLater as exc:
+            raise WebhookRejected(str(exc)) from exc
+        app = query.get(APP_QUERY, "")
+        job_id = f"{app}{_SEP}{hook.request_id or request_id}" if app else ""
+        # `status` is OK or ERROR; `payload` is the output (docs/providers/fal.md#webhooks).
+        if hook.status == "OK" and hook.payload is not None and hook.payload.model_dump(exclude_none=True):
+            update = _succeeded(job_id, hook.payload, data)
+        else:
+            detail = hook.payload.detail if hook.payload is not None else None
+            message = str(hook.error or hook.payload_error or detail or "failed")
+            update = _failed(job_id, message, data)
+        # Fires once per request, retried up to 10 times (docs/providers/fal.md#webhooks).
         return WebhookEvent(delivery_id=f"fal:{request_id}", update=update)
 
     async def health(self) -> HealthReport:
         return HealthReport(healthy=self.configured(), detail="ok" if self.configured() else "not configured")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

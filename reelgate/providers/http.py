@@ -14,11 +14,13 @@ import httpx
 from reelgate.providers.base import ProviderRejected, RetryLater, SubmitOutcomeUnknown
 
 # Video jobs are asynchronous, so every call is short; 30 s covers a slow 10 MB /run upload
-# (RunPod's payload cap, provider-protocols §1.2) and 10 s to connect is generous for an API host.
+# (RunPod's payload cap, docs/providers/runpod.md#endpoints) and 10 s to connect is generous for an API host.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
-# Wording vendors use for an empty account: Pollo "Not enough credits" (§5.9), fal "Exhausted
-# balance" (§3.9), ModelsLab "Insufficient credits" (§6.9), OpenAI `insufficient_quota` (§4.9).
+# Wording vendors use for an empty account: Pollo "Not enough credits" (docs/providers/pollo.md#limits-and-errors), fal
+# "Exhausted balance" (docs/providers/fal.md#limits-and-errors), ModelsLab "Insufficient credits"
+# (docs/providers/modelslab.md#limits-and-errors), OpenAI `insufficient_quota`
+# (docs/providers/openai-videos.md#limits-and-errors).
 _OUT_OF_CREDIT = re.compile(
     r"out of credit|insufficient[ _](credit|balance|fund|quota)|exhausted balance|not enough credit"
     r"|credit[ _]balance[ _]exhausted|top up your balance",
@@ -32,18 +34,23 @@ _CONTENT_POLICY = re.compile(
 
 
 def make_client(
-    *, headers: Mapping[str, str] | None = None, timeout: httpx.Timeout | float | None = None
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: httpx.Timeout | float | None = None,
+    connect_retries: int = 0,
 ) -> httpx.AsyncClient:
-    """An AsyncClient with our timeouts; redirects are not followed (an API never needs them)."""
+    """An AsyncClient with our timeouts; redirects are not followed (an API never needs them).
+    `connect_retries` repeats only failed connection attempts, so no request is ever sent twice."""
     return httpx.AsyncClient(
         headers=dict(headers or {}),
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         follow_redirects=False,
+        transport=httpx.AsyncHTTPTransport(retries=connect_retries) if connect_retries else None,
     )
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: either delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    """`Retry-After` as seconds: either delta-seconds or an HTTP-date (RFC 9110, section 10.2.3)."""
     if not value:
         return None
     value = value.strip()
@@ -73,7 +80,8 @@ def raise_for_response(response: httpx.Response, *, what: str) -> None:
         return
     text = response.text[:500]
     message = f"{what}: HTTP {code}: {text}"
-    # The body wins over the status: Pollo says "Not enough credits" with a 403 (§5.9).
+    # The body wins over the status: Pollo says "Not enough credits" with a 403
+    # (docs/providers/pollo.md#limits-and-errors).
     if code == 402 or (code < 500 and is_out_of_credit_text(text)):
         raise ProviderRejected(message, code=ProviderRejected.OUT_OF_CREDIT)
     if code in (408, 409, 425, 429) or code >= 500:

@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
@@ -23,11 +22,15 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Number, Text, Urls, WireModel, first
 
 # One base for both API generations: v6 routes are `{base}/v6/video/...`, v7 `{base}/v7/video-fusion/...`
-# (§6.2; modelslab-py hard-codes "https://modelslab.com/api/" and appends "v6/video/" or "v7/...").
+# (docs/providers/modelslab.md#endpoints; modelslab-py hard-codes "https://modelslab.com/api/" and appends "v6/video/"
+# or "v7/...").
 DEFAULT_BASE_URL = "https://modelslab.com/api"
-# §6.3/§6.4: `error` (openapi) and `failed` (polling example, webhook body) both mean failure.
+# docs/providers/modelslab.md#endpoints: `error` (openapi) and `failed` (polling example, webhook body) both mean
+# failure.
 _STATES = {
     "processing": ProviderState.RUNNING,
     "queued": ProviderState.QUEUED,
@@ -43,7 +46,8 @@ _STATES = {
 #   or `/v6/video/img2video` when a start image is given.
 V7_MODELS = frozenset({"veo3", "veo2", "veo-3", "veo-2", "veo3-fast", "seedance-t2v", "seedance-i2v"})
 ULTRA = "text2video_ultra"
-# The v6 text2video schema counts frames, not seconds (§6.2: `num_frames`, `fps`); 16 fps is Wan's rate.
+# The v6 text2video schema counts frames, not seconds (docs/providers/modelslab.md#endpoints: `num_frames`, `fps`); 16
+# fps is Wan's rate.
 V6_FPS = 16
 
 
@@ -60,14 +64,15 @@ def route(model_ref: str, has_image: bool) -> tuple[str, str]:
 def build_payload(request: JobRequest, api_key: str | None) -> tuple[str, dict[str, Any]]:
     path, model_id = route(request.model_ref, request.start_image is not None)
     payload: dict[str, Any] = {
-        "key": api_key,  # §6.1: the key travels in the JSON body, never in a header
+        # docs/providers/modelslab.md#authentication: the key travels in the JSON body, never in a header
+        "key": api_key,
         "model_id": model_id,
         "prompt": request.prompt,
         "negative_prompt": request.negative_prompt,
         "seed": request.seed,
         "init_image": transfer.image_ref(request.start_image),
         "webhook": request.webhook_url,
-        "track_id": request.generation_id,  # echoed in webhooks (§6.8)
+        "track_id": request.generation_id,  # echoed in webhooks (docs/providers/modelslab.md#webhooks)
     }
     if path.startswith("v7/"):
         payload.update(
@@ -83,91 +88,93 @@ def build_payload(request: JobRequest, api_key: str | None) -> tuple[str, dict[s
             height=request.height,
             num_frames=request.duration * V6_FPS,
             fps=V6_FPS,
-            output_type="mp4",  # §6.2: the default is gif
+            output_type="mp4",  # docs/providers/modelslab.md#endpoints: the default is gif
         )
     payload.update({k: v for k, v in request.options.items() if isinstance(k, str)})
     return path, {k: v for k, v in payload.items() if v is not None}
 
 
-def _message(body: Mapping[str, Any]) -> str:
-    # Legacy endpoints spell it `messege` (§6.9).
-    return str(body.get("message") or body.get("messege") or body.get("error") or body.get("status") or "")
+class VideoResponse(WireModel):
+    """The `VideoResponse` of submit and fetch, or a webhook body (docs/providers/modelslab.md#status-values)."""
+
+    id: Text = None
+    status: Text = None
+    message: Text = None
+    messege: Text = None  # legacy routes' spelling (docs/providers/modelslab.md#limits-and-errors)
+    error: Text = None
+    output: Urls = []
+    proxy_links: Urls = []
+    future_links: Urls = []
+    eta: Number = None
+    retry_after: Number = None
+
+    def text(self) -> str:
+        return self.message or self.messege or self.error or self.status or ""
 
 
 def check_body(body: Mapping[str, Any], *, what: str) -> None:
-    """Errors may arrive with HTTP 200 and `status: error` (§6.9, unverified): judge the body too."""
-    if str(body.get("status")) not in ("error", "failed") or body.get("id"):
+    """Errors may arrive with HTTP 200 and `status: error` (docs/providers/modelslab.md#limits-and-errors): judge the
+    body too."""
+    answer = HTTPProvider.parse(VideoResponse, body, what=what)
+    if answer.status not in ("error", "failed") or answer.id:
         return
-    message = f"{what}: {_message(body)}"
+    message = f"{what}: {answer.text()}"
     if http.is_out_of_credit_text(message):
         raise ProviderRejected(message, code=ProviderRejected.OUT_OF_CREDIT)
     if "rate limit" in message.lower() or "queued requests" in message.lower():
-        raise RetryLater(message, after=_float(body.get("retry_after")))
+        raise RetryLater(message, after=answer.retry_after)
     code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.BAD_INPUT
     raise ProviderRejected(message, code=code)
 
 
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def raise_for_answer(response: httpx.Response, *, what: str) -> None:
-    """§6.9: 429 carries `retry_after` in the body (no header); 402 is "Insufficient credits"."""
+    """docs/providers/modelslab.md#limits-and-errors: 429 carries `retry_after` in the body (no header); 402 is
+    "Insufficient credits"."""
     if response.status_code == 429:
         try:
-            after = _float(response.json().get("retry_after"))
-        except (ValueError, AttributeError):
+            after = VideoResponse.model_validate(response.json()).retry_after
+        except (ValueError, ValidationError):
             after = None
         after = after if after is not None else http.parse_retry_after(response.headers.get("retry-after"))
         raise RetryLater(f"{what}: HTTP 429: {response.text[:300]}", after=after)
     http.raise_for_response(response, what=what)
 
 
-def _first(*lists: Any) -> str | None:
-    for value in lists:
-        if isinstance(value, list) and value and isinstance(value[0], str):
-            return value[0]
-    return None
-
-
 def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """The `VideoResponse` of submit and fetch, or a webhook body (§6.3, §6.8)."""
-    job_id = str(body.get("id") or job_id or "")
-    status = str(body.get("status") or "")
+    answer = HTTPProvider.parse(VideoResponse, body, what="modelslab answer")
+    job_id = answer.id or job_id or ""
+    status = answer.status or ""
     state = _STATES.get(status)
     if not job_id or state is None:
         raise RetryLater(f"modelslab: unreadable answer (id={job_id!r}, status={status!r})")
     raw = dict(body)
     if state is ProviderState.FAILED:
-        message = _message(body) or status
+        message = answer.text() or status
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     if state is ProviderState.SUCCEEDED:
-        # `future_links` become the output once the job is done (§6.5), when `output` is still empty.
-        url = _first(body.get("output"), body.get("proxy_links"), body.get("future_links"))
+        # `future_links` become the output once the job is done, when `output` is still empty
+        # (docs/providers/modelslab.md#status-values).
+        url = first(answer.output) or first(answer.proxy_links) or first(answer.future_links)
         if url is None:
             return ProviderUpdate(job_id, ProviderState.RUNNING, raw=raw, poll_after_seconds=5.0)
         return ProviderUpdate(job_id, state, progress=100, output=OutputRef(url=url), raw=raw)
-    # §6.5: `eta` is the only progress signal: look again then. `future_links` stay in `raw`.
-    return ProviderUpdate(job_id, state, raw=raw, poll_after_seconds=_float(body.get("eta")))
+    # `eta` is the only progress signal: look again then (docs/providers/modelslab.md#progress).
+    return ProviderUpdate(job_id, state, raw=raw, poll_after_seconds=answer.eta)
 
 
-class ModelsLabProvider(Provider):
+class ModelsLabProvider(HTTPProvider):
     name = "modelslab"
-    # §6.8: generation webhooks carry no signature; the per-generation URL token is the only proof.
+    default_base_url = DEFAULT_BASE_URL
+    # Generation webhooks carry no signature; the per-generation URL token is the only proof
+    # (docs/providers/modelslab.md#webhooks).
     unsigned_webhooks = True
 
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        self._client = http.make_client()
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {}  # the key travels in the JSON body (docs/providers/modelslab.md#authentication)
 
     async def _post(self, path: str, payload: dict[str, Any], *, what: str, creates_job: bool) -> dict[str, Any]:
-        url = f"{self._base_url}/{path}"
-        response = await transfer.send(self._client, "POST", url, what=what, creates_job=creates_job, json=payload)
+        response = await self.send("POST", path, what=what, creates_job=creates_job, json=payload)
         raise_for_answer(response, what=what)
         body = http.json_object(response, what=what, creates_job=creates_job)
         check_body(body, what=what)
@@ -177,29 +184,30 @@ class ModelsLabProvider(Provider):
         path, payload = build_payload(request, self.config.api_key)
         what = "modelslab submit"
         body = await self._post(path, payload, what=what, creates_job=True)
-        if not body.get("id"):
+        job_id = self.parse(VideoResponse, body, what=what, creates_job=True).id
+        if not job_id:
             raise SubmitOutcomeUnknown(f"{what}: no id in {body!r}")
-        return SubmitResult(provider_job_id=str(body["id"]), raw={k: v for k, v in body.items() if k != "key"})
+        return SubmitResult(provider_job_id=job_id, raw={k: v for k, v in body.items() if k != "key"})
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        """§6.4: `POST /v6/video/fetch/{id}` with the key in the body, for v6 and v7 jobs alike."""
+        """`POST /v6/video/fetch/{id}` with the key in the body, for v6 and v7 jobs alike
+        (docs/providers/modelslab.md#endpoints)."""
         what = "modelslab fetch"
         body = await self._post(
             f"v6/video/fetch/{provider_job_id}", {"key": self.config.api_key}, what=what, creates_job=False
         )
         return parse_video(body, provider_job_id)
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        """Unsigned (§6.8): the caller has checked the URL token; we only parse."""
+        """Unsigned (docs/providers/modelslab.md#webhooks): the caller has checked the URL token; we only parse."""
         try:
             data = json.loads(body)
+            if not isinstance(data, dict):
+                raise WebhookRejected("modelslab webhook: expected a JSON object")
             update = parse_video(data)
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, RetryLater) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RetryLater) as exc:
             raise WebhookRejected(f"modelslab webhook: unreadable body: {exc}") from exc
-        # §6.8: duplicates happen; one delivery per job and outcome.
+        # Duplicates happen: one delivery per job and outcome (docs/providers/modelslab.md#webhooks).
         return WebhookEvent(delivery_id=f"{update.provider_job_id}:{data.get('status')}", update=update)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -19,9 +19,11 @@ from reelgate.providers.base import (
     SubmitOutcomeUnknown,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Number, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-# §4.4: the video object's status values.
+# docs/providers/openai-videos.md#status-values: the video object's status values.
 _STATES = {
     "queued": ProviderState.QUEUED,
     "in_progress": ProviderState.RUNNING,
@@ -33,21 +35,34 @@ _SEP = "|"
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+class VideoError(WireModel):
+    code: Text = None
+    message: Text = None
+
+
+class Video(WireModel):
+    """The video object (docs/providers/openai-videos.md#status-values); its MP4 is fetched separately."""
+
+    id: Text = None
+    status: str = ""
+    progress: Number = None
+    error: Maybe[VideoError] = None
+
+
 def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderUpdate:
-    """A video object (§4.3) without its output; the caller downloads `/content` on success."""
-    video_id = str(body.get("id") or "")
-    status = str(body.get("status") or "")
-    state = _STATES.get(status)
-    if not video_id or state is None:
-        raise RetryLater(f"videos: unreadable video object (id={video_id!r}, status={status!r})")
+    """A video object without its output; the caller downloads `/content` on success."""
+    video = HTTPProvider.parse(Video, body, what="videos status")
+    state = _STATES.get(video.status)
+    if not video.id or state is None:
+        raise RetryLater(f"videos: unreadable video object (id={video.id!r}, status={video.status!r})")
     raw = dict(body)
-    job_id = job_id or video_id
+    job_id = job_id or video.id
     if state is ProviderState.FAILED:
-        error = body.get("error") if isinstance(body.get("error"), Mapping) else {}
-        message = str(error.get("message") or error.get("code") or "failed")
+        error = video.error or VideoError()
+        message = error.message or error.code or "failed"
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
-    progress = http.clamp_percent(body.get("progress"))
+    progress = http.clamp_percent(video.progress)
     return ProviderUpdate(job_id, state, progress=100 if state is ProviderState.SUCCEEDED else progress, raw=raw)
 
 
@@ -62,14 +77,16 @@ class VideosUpstream:
         self.extra = extra
 
     async def create(self, request: JobRequest, model: str) -> dict[str, Any]:
-        """§4.2: multipart form; `size` is WxH (Poe and LiteLLM accept any size their model supports)."""
+        """docs/providers/openai-videos.md#endpoints: multipart form; `size` is WxH (Poe and LiteLLM accept any size
+        their model supports)."""
         form: dict[str, str] = {
             "model": model,
             "prompt": request.prompt,
             "seconds": str(request.duration),
             "size": f"{request.width}x{request.height}",
         }
-        # Always multipart, as the SDK sends it (§4.2): text fields as (None, value) parts.
+        # Always multipart, as the SDK sends it (docs/providers/openai-videos.md#endpoints): text fields as (None,
+        # value) parts.
         parts: list[tuple[str, Any]] = [(key, (None, value)) for key, value in form.items()]
         if request.start_image is not None:
             image = request.start_image
@@ -78,7 +95,7 @@ class VideosUpstream:
         what = f"{self.name} create"
         url = f"{self.base_url}/videos"
         body = await transfer.call(self.client, "POST", url, what=what, creates_job=True, files=parts)
-        if not body.get("id"):
+        if not HTTPProvider.parse(Video, body, what=what, creates_job=True).id:
             raise SubmitOutcomeUnknown(f"{what}: no video id in {body!r}")
         return body
 
@@ -86,7 +103,8 @@ class VideosUpstream:
         return await transfer.call(self.client, "GET", f"{self.base_url}/videos/{video_id}", what=f"{self.name} status")
 
     async def delete(self, video_id: str) -> None:
-        """§4.7: there is no cancel; DELETE removes the video (whether it stops a running job is unverified)."""
+        """docs/providers/openai-videos.md#cancel: there is no cancel; DELETE removes the video (whether it stops a
+        running job is unverified)."""
         try:
             await transfer.call(self.client, "DELETE", f"{self.base_url}/videos/{video_id}", what=f"{self.name} delete")
         except ProviderRejected as exc:
@@ -98,7 +116,8 @@ class VideosUpstream:
         update = parse_video(body, job_id)
         if update.state is not ProviderState.SUCCEEDED:
             return update
-        # §4.6: the MP4 is served at /content behind the same key, so it is fetched here, not by URL.
+        # docs/providers/openai-videos.md#output: the MP4 is served at /content behind the same key, so it is fetched
+        # here, not by URL.
         dest = transfer.spool_dir(self.extra, _SAFE_NAME.sub("_", self.name)) / f"{_SAFE_NAME.sub('_', video_id)}.mp4"
         path = await transfer.spool(
             self.client,

@@ -12,18 +12,19 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.openai_videos import VideosUpstream
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.poe.com/v1"
-# §8.2(1): the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
+# docs/providers/poe.md#endpoints: the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
 VIDEOS_MODELS = frozenset({"Sora-2", "Sora-2-Pro", "Veo-2", "Veo-3", "Veo-3-Fast", "Veo-3.1", "Veo-3.1-Fast"})
-# A media bot answers only when the video is done (seed 004: "no polling"); 10 min covers a 15 s clip.
+# A media bot answers only when the video is done (no job id, no polling); 10 min covers a 15 s clip.
 CHAT_TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 DEFAULT_ENHANCE_BOT = "GPT-4o-Mini"
 ENHANCE_INSTRUCTION = (
@@ -36,15 +37,30 @@ ENHANCE_INSTRUCTION = (
 CHAT_PREFIX, CHAT_REF_PREFIX, MAX_JOB_ID = "chat:", "chat#", 255
 
 
-class PoeProvider(Provider):
+class ChatMessage(WireModel):
+    content: Text = None
+
+
+class ChatChoice(WireModel):
+    message: Maybe[ChatMessage] = None
+
+
+class ChatCompletion(WireModel):
+    choices: Maybe[list[Maybe[ChatChoice]]] = None
+
+    def text(self) -> str:
+        choice = self.choices[0] if self.choices else None
+        return (choice.message.content if choice and choice.message else None) or ""
+
+
+class PoeProvider(HTTPProvider):
     name = "poe"
+    default_base_url = DEFAULT_BASE_URL
+    timeout = CHAT_TIMEOUT
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers, timeout=CHAT_TIMEOUT)
-        self._videos = VideosUpstream(self.name, self._base_url, config.api_key, config.extra)
+        self._videos = VideosUpstream(self.name, self.base_url, config.api_key, config.extra)
         extra_models = {m.strip() for m in config.extra.get("videos_models", "").split(",") if m.strip()}
         self._videos_models = VIDEOS_MODELS | extra_models
         self._long_urls: dict[str, str] = {}
@@ -53,15 +69,11 @@ class PoeProvider(Provider):
         return model_ref in self._videos_models
 
     async def _chat(self, model: str, messages: list[dict[str, str]], *, what: str, creates_job: bool) -> str:
-        """§8.2(2): `stream: false` as the docs advise for media bots; returns the first choice's text."""
+        """docs/providers/poe.md#endpoints: `stream: false` as the docs advise for media bots; returns the first
+        choice's text."""
         payload = {"model": model, "messages": messages, "stream": False}
-        url = f"{self._base_url}/chat/completions"
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=creates_job, json=payload)
-        try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError):
-            content = ""
-        return content if isinstance(content, str) else ""
+        body = await self.call("POST", "chat/completions", what=what, creates_job=creates_job, json=payload)
+        return self.parse(ChatCompletion, body, what=what, creates_job=creates_job).text()
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         if self.uses_videos_api(request.model_ref):
@@ -72,7 +84,8 @@ class PoeProvider(Provider):
         )
         url = transfer.first_video_url(text)
         if url is None:
-            # The call is done and billed; there is simply no video in the answer (§8.2: treat as failure).
+            # The call is done and billed; there is simply no video in the answer (docs/providers/poe.md#endpoints:
+            # treat as failure).
             raise ProviderRejected(f"poe chat: no video URL in the reply: {text[:200]!r}")
         job_id = CHAT_PREFIX + url
         if len(job_id) > MAX_JOB_ID:
@@ -103,7 +116,7 @@ class PoeProvider(Provider):
         )
 
     async def cancel(self, provider_job_id: str) -> None:
-        """Chat jobs are already finished; /v1/videos jobs have only DELETE (§4.7)."""
+        """Chat jobs are already finished; /v1/videos jobs have only DELETE (docs/providers/openai-videos.md#cancel)."""
         if not provider_job_id.startswith((CHAT_PREFIX, CHAT_REF_PREFIX)):
             await self._videos.delete(provider_job_id)
 
@@ -118,11 +131,12 @@ class PoeProvider(Provider):
         return text or prompt
 
     async def health(self) -> HealthReport:
-        """`GET /v1/models` proves the key and host (the balance route is unverified, §8.5)."""
+        """`GET /v1/models` proves the key and host (the balance route is unverified,
+        docs/providers/poe.md#cancel-progress-webhooks)."""
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:
-            response = await self._client.get(f"{self._base_url}/models")
+            response = await self.client.get(self.url("models"))
         except httpx.HTTPError as exc:
             return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
         if response.status_code == 402 or http.is_out_of_credit_text(response.text):
@@ -132,5 +146,5 @@ class PoeProvider(Provider):
         return HealthReport(healthy=response.status_code < 400, detail=f"HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await super().aclose()
         await self._videos.aclose()

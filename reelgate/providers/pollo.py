@@ -1,4 +1,4 @@
-"""Pollo.ai adapter: seed 001's four tiers, task polling, and Pollo's X-Webhook-* HMAC scheme."""
+"""Pollo.ai adapter: the four quality tiers, task polling, and Pollo's X-Webhook-* HMAC scheme."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
@@ -30,12 +28,15 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://pollo.ai/api/platform"
-# Pollo documents no tolerance (§5.8, unverified); 300 s is the Standard Webhooks figure (§13).
+# Pollo documents no tolerance (docs/providers/pollo.md#webhooks, unverified); 300 s is the Standard Webhooks figure
+# (docs/providers/pollo.md#webhooks).
 WEBHOOK_TOLERANCE_SECONDS = 300
 
-# §5.4 status enum.
+# Pollo's status values (docs/providers/pollo.md#status-values).
 _STATES = {
     "waiting": ProviderState.QUEUED,
     "processing": ProviderState.RUNNING,
@@ -45,7 +46,8 @@ _STATES = {
 
 
 def _image(request: JobRequest, which: str) -> str | None:
-    """Pollo takes image URLs (§5.2); without a public URL we send a data URL and let Pollo judge it."""
+    """Pollo takes image URLs (docs/providers/pollo.md#endpoints); without a public URL we send a data URL and let Pollo
+    judge it."""
     image = request.start_image if which == "start" else request.end_image
     if image is None:
         return None
@@ -54,7 +56,7 @@ def _image(request: JobRequest, which: str) -> str | None:
     return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
 
 
-# Each tier's input exactly as seed 001 `buildPayload` builds it; defaults are the seed's `||` values.
+# Each tier's input as docs/providers/pollo.md#endpoints lists it, with the defaults shown there.
 def economy_input(request: JobRequest) -> dict[str, Any]:
     """Economy, kling-ai/kling-v1-6."""
     opts = request.options
@@ -70,7 +72,7 @@ def economy_input(request: JobRequest) -> dict[str, Any]:
 
 
 def basic_input(request: JobRequest) -> dict[str, Any]:
-    """Basic, pollo/pollo-v1-6; the seed draws a random seed below 10000 when none is given."""
+    """Basic, pollo/pollo-v1-6; a random seed below 10000 is drawn when none is given."""
     opts = request.options
     return {
         "prompt": request.prompt,
@@ -95,7 +97,7 @@ def pro_input(request: JobRequest) -> dict[str, Any]:
 
 
 def premium_input(request: JobRequest) -> dict[str, Any]:
-    """Premium, runway/runway-gen-4-turbo: resolution as "WIDTHxHEIGHT", the seed's default 1920x1080."""
+    """Premium, runway/runway-gen-4-turbo: resolution as "WIDTHxHEIGHT", 1920x1080 by default."""
     resolution = f"{request.width}x{request.height}" if request.width and request.height else "1920x1080"
     return {
         "prompt": request.prompt,
@@ -119,47 +121,67 @@ def build_input(request: JobRequest) -> dict[str, Any]:
     builder = TIER_MODELS.get(request.model_ref)
     if builder is None:
         raise ProviderRejected(f"pollo: unknown model {request.model_ref!r}", code=ProviderRejected.BAD_INPUT)
-    # The seed sends `undefined` for empty fields, which JSON.stringify drops: omit None likewise.
+    # Empty fields are left out of the JSON, not sent as null.
     return {k: v for k, v in builder(request).items() if v is not None}
 
 
-def _unwrap(body: dict[str, Any]) -> dict[str, Any]:
-    """Accept both the bare object and the `{"code":"SUCCESS","data":{…}}` envelope (§5.3, unverified)."""
+class PolloGeneration(WireModel):
+    status: Text = None
+    url: Text = None
+    failMsg: Text = None  # noqa: N815 - the vendor's field name
+    mediaType: Text = None  # noqa: N815
+
+
+class PolloTask(WireModel):
+    """A submit or status answer (docs/providers/pollo.md#status-values), or a webhook body
+    (docs/providers/pollo.md#webhooks): `taskId`, `status`, maybe `generations`."""
+
+    taskId: Text = None  # noqa: N815 - the vendor's field name
+    status: Text = None
+    generations: Maybe[list[Maybe[PolloGeneration]]] = None
+    url: Text = None
+    videoUrl: Text = None  # noqa: N815
+    failMsg: Text = None  # noqa: N815
+    message: Text = None
+
+
+def _unwrap(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Both the bare object and the `{"code":"SUCCESS","data":{…}}` envelope, which some answers use
+    (docs/providers/pollo.md#status-values)."""
     data = body.get("data")
     if isinstance(data, dict) and ("code" in body or "taskId" not in body):
         return data
-    return body
+    return dict(body)
 
 
 def parse_task(body: Mapping[str, Any], task_id: str) -> ProviderUpdate:
-    """A status answer (§5.4) or a webhook body (§5.8: `taskId`, `status`, maybe `generations`)."""
-    generations = body.get("generations")
-    first: Mapping[str, Any] = generations[0] if isinstance(generations, list) and generations else {}
-    status = str(first.get("status") or body.get("status") or "waiting")
+    task = HTTPProvider.parse(PolloTask, body, what="pollo task")
+    first = (task.generations[0] if task.generations else None) or PolloGeneration()
+    status = first.status or task.status or "waiting"
     state = _STATES.get(status)
     if state is None:
         raise RetryLater(f"pollo: unknown task status {status!r}")
     raw = dict(body)
     if state is ProviderState.SUCCEEDED:
-        url = first.get("url") or body.get("url") or body.get("videoUrl")
+        url = first.url or task.url or task.videoUrl
         if not url:
             return ProviderUpdate(
                 task_id, ProviderState.FAILED, error_code=ProviderRejected.FAILED, error_message="no url", raw=raw
             )
-        content_type = "video/mp4" if first.get("mediaType", "video") == "video" else None
+        content_type = "video/mp4" if (first.mediaType or "video") == "video" else None
         return ProviderUpdate(
             task_id, state, progress=100, output=OutputRef(url=url, content_type=content_type), raw=raw
         )
     if state is ProviderState.FAILED:
-        message = str(first.get("failMsg") or body.get("failMsg") or body.get("message") or "failed")
+        message = first.failMsg or task.failMsg or task.message or "failed"
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(task_id, state, error_code=code, error_message=message, raw=raw)
     return ProviderUpdate(task_id, state, raw=raw)
 
 
 def webhook_key(secret: str) -> bytes:
-    """UNVERIFIED part of Pollo's scheme (§5.8): a `whsec_` secret is base64-decoded as in Standard
-    Webhooks; anything else is used as raw UTF-8 bytes, like the third-party client does."""
+    """UNVERIFIED part of Pollo's scheme (docs/providers/pollo.md#webhooks): a `whsec_` secret is base64-decoded as in
+    Standard Webhooks; anything else is used as raw UTF-8 bytes, like the third-party client does."""
     if secret.startswith("whsec_"):
         try:
             return base64.b64decode(secret[len("whsec_") :] + "==")
@@ -169,40 +191,37 @@ def webhook_key(secret: str) -> bytes:
 
 
 def webhook_signature(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """Base64 of HMAC-SHA256 over `id.timestamp.body` (§5.8)."""
+    """Base64 of HMAC-SHA256 over `id.timestamp.body` (docs/providers/pollo.md#webhooks)."""
     digest = hmac.new(webhook_key(secret), f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
-class PolloProvider(Provider):
+class PolloProvider(HTTPProvider):
     name = "pollo"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        headers = {"x-api-key": config.api_key} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-api-key": api_key}
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         payload: dict[str, Any] = {"input": build_input(request)}
         if request.webhook_url:
             payload["webhookUrl"] = request.webhook_url
-        url = f"{self._base_url}/generation/{request.model_ref}"
         what = "pollo submit"
-        response = await http.request(self._client, "POST", url, what=what, json_body=payload, creates_job=True)
-        body = _unwrap(http.json_object(response, what=what, creates_job=True))
-        if not body.get("taskId"):
+        path = f"generation/{request.model_ref}"
+        body = _unwrap(await self.call("POST", path, what=what, creates_job=True, json=payload))
+        task = self.parse(PolloTask, body, what=what, creates_job=True)
+        if not task.taskId:
             raise SubmitOutcomeUnknown(f"{what}: no taskId in {body!r}")
-        return SubmitResult(provider_job_id=str(body["taskId"]), raw=body)
+        return SubmitResult(provider_job_id=task.taskId, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        what = "pollo status"
-        url = f"{self._base_url}/generation/{provider_job_id}/status"
-        response = await http.request(self._client, "GET", url, what=what)
-        return parse_task(_unwrap(http.json_object(response, what=what)), provider_job_id)
+        body = await self.call("GET", f"generation/{provider_job_id}/status", what="pollo status")
+        return parse_task(_unwrap(body), provider_job_id)
 
     async def cancel(self, provider_job_id: str) -> None:
-        """Pollo documents no cancel endpoint (§5.7): we only stop polling; the task may still bill."""
+        """Pollo documents no cancel endpoint (docs/providers/pollo.md#cancel): we only stop polling; the task may still
+        bill."""
         return None
 
     def _verify(self, headers: Mapping[str, str], body: bytes) -> None:
@@ -226,15 +245,23 @@ class PolloProvider(Provider):
         if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
             raise WebhookRejected("pollo webhook: signature mismatch")
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
         self._verify(headers, body)
         try:
-            data = _unwrap(json.loads(body))
-            task_id = str(data["taskId"])
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise WebhookRejected(f"pollo webhook: unreadable body: {exc}") from exc
+        if not isinstance(data, dict):
+            raise WebhookRejected("pollo webhook: expected a JSON object")
+        data = _unwrap(data)
+        try:
+            task_id = self.parse(PolloTask, data, what="pollo webhook").taskId
+            if not task_id:
+                raise WebhookRejected("pollo webhook: no taskId")
             update = parse_task(data, task_id)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, RetryLater) as exc:
+        except RetryLater as exc:
             raise WebhookRejected(f"pollo webhook: unreadable body: {exc}") from exc
         # One delivery per task and state: retries of the same event collapse, whatever their X-Webhook-Id.
         return WebhookEvent(delivery_id=f"{task_id}:{update.state.value}", update=update)
@@ -244,7 +271,7 @@ class PolloProvider(Provider):
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:
-            response = await self._client.get(f"{self._base_url}/generation/health-probe/status")
+            response = await self.client.get(self.url("generation/health-probe/status"))
         except httpx.HTTPError as exc:
             return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
         if http.is_out_of_credit_text(response.text):
@@ -254,6 +281,3 @@ class PolloProvider(Provider):
         if response.status_code >= 500:
             return HealthReport(healthy=False, detail=f"HTTP {response.status_code}")
         return HealthReport(healthy=True, detail="answers")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

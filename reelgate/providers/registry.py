@@ -1,49 +1,32 @@
-"""The explicit provider registry: names to adapter classes, imported only when first used."""
+"""The provider registry: adapters of the providers declared under the `reelgate.providers` entry points."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 from collections.abc import Mapping
 
 from reelgate.providers.base import Provider, ProviderConfig
+from reelgate.providers.plugin import ProviderSpec, discover
 
 log = logging.getLogger("reelgate.providers")
 
-# Built-in adapters are listed exactly like an add-on would be: "module:Class", imported lazily so an
-# unused vendor's dependencies never load.
-PROVIDER_CLASSES: dict[str, str] = {
-    "sandbox": "reelgate.providers.sandbox:SandboxProvider",
-    "runpod": "reelgate.providers.runpod:RunPodProvider",
-    "replicate": "reelgate.providers.replicate:ReplicateProvider",
-    "pollo": "reelgate.providers.pollo:PolloProvider",
-    "modelslab": "reelgate.providers.modelslab:ModelsLabProvider",
-    "edenai": "reelgate.providers.edenai:EdenAIProvider",
-    "poe": "reelgate.providers.poe:PoeProvider",
-    "fal": "reelgate.providers.fal:FalProvider",
-    "runway": "reelgate.providers.runway:RunwayProvider",
-    "luma": "reelgate.providers.luma:LumaProvider",
-    "veo": "reelgate.providers.veo:VeoProvider",
-    "openai_videos": "reelgate.providers.openai_videos:OpenAIVideosProvider",
-}
-
 
 class UnknownProvider(KeyError):
-    """A provider name that is not in the registry."""
+    """A provider name that no installed package registers."""
+
+
+def provider_specs() -> dict[str, ProviderSpec]:
+    """Every registered provider by name, built-ins and third-party packages alike."""
+    return discover()
 
 
 def provider_class(name: str) -> type[Provider]:
-    try:
-        target = PROVIDER_CLASSES[name]
-    except KeyError:
-        raise UnknownProvider(name) from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Provider)):
-        raise TypeError(f"{target} is not a Provider")
-    return cls
+    spec = provider_specs().get(name)
+    if spec is None:
+        raise UnknownProvider(name)
+    return spec.adapter_class()
 
 
 def build_provider(name: str, config: ProviderConfig) -> Provider:
@@ -68,7 +51,7 @@ class ProviderRegistry:
     downloading with it for as long as this process lives."""
 
     def __init__(self, configs: Mapping[str, ProviderConfig]) -> None:
-        unknown = set(configs) - set(PROVIDER_CLASSES)
+        unknown = set(configs) - set(provider_specs())
         if unknown:
             raise UnknownProvider(", ".join(sorted(unknown)))
         self._configs = dict(configs)
@@ -118,7 +101,7 @@ class ProviderRegistry:
 
     def reconfigure(self, name: str, config: ProviderConfig) -> None:
         """New credentials or base URL for new jobs; jobs already submitted stay on their account."""
-        if name not in PROVIDER_CLASSES:
+        if name not in provider_specs():
             raise UnknownProvider(name)
         old = self._configs.get(name)
         if old is not None:

@@ -17,8 +17,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
@@ -27,11 +25,13 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.replicate.com"
 
-# Lifecycle states, provider-protocols §2.4. The v1 SDK's pydantic model lacks `aborted`, so we parse
-# raw JSON ourselves (§0 cross-cutting warnings).
+# Lifecycle states, docs/providers/replicate.md#status-values. The v1 SDK's pydantic model lacks `aborted`, so we parse
+# raw JSON ourselves (docs/providers/replicate.md#quirks cross-cutting warnings).
 _STATES = {
     "starting": ProviderState.QUEUED,
     "processing": ProviderState.RUNNING,
@@ -41,10 +41,10 @@ _STATES = {
     "aborted": ProviderState.FAILED,
 }
 ABORTED = "provider_aborted"
-# §2.5: the v1 SDK's tqdm parser (replicate/prediction.py `Progress.parse`).
+# docs/providers/replicate.md#progress: the v1 SDK's tqdm parser (replicate/prediction.py `Progress.parse`).
 _TQDM = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 _VERSION = re.compile(r"^[0-9a-f]{64}$")
-# Version hashes seed 004 pins; a bare hash says nothing about its model, so we know these by heart.
+# Version hashes the default catalog pins; a bare hash says nothing about its model, so we know these by heart.
 KNOWN_VERSIONS = {
     "5599ed30703defd1d160a25a63321b4dec97101d98b4674bcc56e41f62f35637": "flux",
     "9f747673945c62801b13b84701c783929c0ee784e4748ec062204894dda1a351": "zeroscope",
@@ -64,7 +64,8 @@ def parse_progress(logs: str | None) -> int | None:
 
 
 def _image_value(request: JobRequest) -> str | None:
-    """File inputs are URLs or data URLs (§2.2: data URLs are meant for files up to 256 kB)."""
+    """File inputs are URLs or data URLs (docs/providers/replicate.md#endpoints: data URLs are meant for files up to 256
+    kB)."""
     image = request.start_image
     if image is None:
         return None
@@ -74,7 +75,7 @@ def _image_value(request: JobRequest) -> str | None:
 
 
 def wan_input(request: JobRequest) -> dict[str, Any]:
-    """Wan 2.x (seed 003's t2v/i2v at 480p/720p): keys from the wan-video/wan-2.2-*-fast input schema."""
+    """Wan 2.x (t2v/i2v at 480p/720p): keys from the wan-video/wan-2.2-*-fast input schema."""
     frames = max(WAN_MIN_FRAMES, min(WAN_MAX_FRAMES, request.duration * WAN_FPS + 1))
     payload: dict[str, Any] = {
         "prompt": request.prompt,
@@ -90,7 +91,7 @@ def wan_input(request: JobRequest) -> dict[str, Any]:
 
 
 def zeroscope_input(request: JobRequest) -> dict[str, Any]:
-    """Zeroscope v2 XL (seed 004: "15 seconds at 24fps"): num_frames = duration x fps."""
+    """Zeroscope v2 XL (15 seconds at 24 fps by default): num_frames = duration x fps."""
     fps = int(request.options.get("fps", 24))
     return {
         "prompt": request.prompt,
@@ -104,7 +105,7 @@ def zeroscope_input(request: JobRequest) -> dict[str, Any]:
 
 
 def flux_input(request: JobRequest) -> dict[str, Any]:
-    """Flux Schnell (seed 004's image model): one image, webp unless the options ask for png."""
+    """Flux Schnell (an image model): one image, webp unless the options ask for png."""
     fmt = "png" if request.options.get("output_format") == "png" else "webp"
     return {
         "prompt": request.prompt,
@@ -143,31 +144,40 @@ def build_input(request: JobRequest) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
-def _first_url(output: Any) -> str | None:
-    if isinstance(output, list):
-        output = output[0] if output else None
-    return output if isinstance(output, str) and output else None
+class Prediction(WireModel):
+    """A prediction object: `GET /v1/predictions/{id}` and the webhook body (docs/providers/replicate.md#endpoints)."""
+
+    id: Text = None
+    status: str = ""
+    logs: Text = None
+    output: Any = None
+    error: Text = None
+
+    def first_url(self) -> str | None:
+        output = self.output
+        if isinstance(output, list):
+            output = output[0] if output else None
+        return output if isinstance(output, str) and output else None
 
 
 def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
-    """A prediction object (GET /v1/predictions/{id} and the webhook body, §2.3/§2.8)."""
-    job_id = str(body.get("id") or "")
-    status = str(body.get("status", ""))
+    prediction = HTTPProvider.parse(Prediction, body, what="replicate prediction")
+    job_id, status = prediction.id or "", prediction.status
     state = _STATES.get(status)
     if not job_id or state is None:
         raise RetryLater(f"replicate: unreadable prediction (id={job_id!r}, status={status!r})")
     raw = dict(body)
     if state is ProviderState.RUNNING:
-        return ProviderUpdate(job_id, state, progress=parse_progress(body.get("logs")), raw=raw)
+        return ProviderUpdate(job_id, state, progress=parse_progress(prediction.logs), raw=raw)
     if state is ProviderState.SUCCEEDED:
-        url = _first_url(body.get("output"))
+        url = prediction.first_url()
         if url is None:
             return ProviderUpdate(
                 job_id, ProviderState.FAILED, error_code=ProviderRejected.FAILED, error_message="no output", raw=raw
             )
         return ProviderUpdate(job_id, state, progress=100, output=OutputRef(url=url), raw=raw)
     if state is ProviderState.FAILED:
-        message = str(body.get("error") or status)
+        message = prediction.error or status
         if status == "aborted":
             code = ABORTED
         elif http.is_content_policy_text(message):
@@ -178,20 +188,16 @@ def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
     return ProviderUpdate(job_id, state, raw=raw)
 
 
-class ReplicateProvider(Provider):
+class ReplicateProvider(HTTPProvider):
     name = "replicate"
-
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    default_base_url = DEFAULT_BASE_URL
 
     def _url(self, path: str) -> str:
-        return f"{self._base_url}/v1/{path}"
+        return self.url(f"v1/{path}")
 
     def _create_target(self, model_ref: str) -> tuple[str, dict[str, Any]]:
-        """§2.2: official models by name; pinned versions (64 hex, or "owner/name:hash") by version."""
+        """docs/providers/replicate.md#endpoints: official models by name; pinned versions (64 hex, or
+        "owner/name:hash") by version."""
         name, _, version = model_ref.partition(":")
         if _VERSION.match(model_ref):
             return self._url("predictions"), {"version": model_ref}
@@ -206,29 +212,28 @@ class ReplicateProvider(Provider):
         payload["input"] = build_input(request)
         if request.webhook_url:
             payload["webhook"] = request.webhook_url
-            # §2.8: `start` and `completed` are all we act on; `output`/`logs` would only add noise.
+            # docs/providers/replicate.md#webhooks: `start` and `completed` are all we act on; `output`/`logs` would
+            # only add noise.
             payload["webhook_events_filter"] = ["start", "completed"]
         what = "replicate submit"
-        response = await http.request(self._client, "POST", url, what=what, json_body=payload, creates_job=True)
-        body = http.json_object(response, what=what, creates_job=True)
-        if not body.get("id"):
+        body = await self.call("POST", url, what=what, creates_job=True, json=payload)
+        prediction = self.parse(Prediction, body, what=what, creates_job=True)
+        if not prediction.id:
             raise SubmitOutcomeUnknown(f"{what}: no prediction id in {body!r}")
-        return SubmitResult(provider_job_id=str(body["id"]), raw=body)
+        return SubmitResult(provider_job_id=prediction.id, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        what = "replicate status"
-        response = await http.request(self._client, "GET", self._url(f"predictions/{provider_job_id}"), what=what)
-        return parse_prediction(http.json_object(response, what=what))
-
-    async def cancel(self, provider_job_id: str) -> None:
-        await http.request(
-            self._client, "POST", self._url(f"predictions/{provider_job_id}/cancel"), what="replicate cancel"
+        return parse_prediction(
+            await self.call("GET", self._url(f"predictions/{provider_job_id}"), what="replicate status")
         )
 
-    def verify_and_parse_webhook(
+    async def cancel(self, provider_job_id: str) -> None:
+        await self.call("POST", self._url(f"predictions/{provider_job_id}/cancel"), what="replicate cancel")
+
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        """Standard Webhooks (§2.8), ±5 min tolerance built into the library."""
+        """Standard Webhooks (docs/providers/replicate.md#webhooks), ±5 min tolerance built into the library."""
         if not self.config.webhook_secret:
             raise WebhookRejected("replicate webhook: no webhook secret configured")
         try:
@@ -247,11 +252,12 @@ class ReplicateProvider(Provider):
         return WebhookEvent(delivery_id=f"{webhook_id}:{data['status']}", update=update)
 
     async def health(self) -> HealthReport:
-        """`GET /v1/account`: 200 healthy, 401 bad token, 402 an empty prepaid balance (§2.9)."""
+        """`GET /v1/account`: 200 healthy, 401 bad token, 402 an empty prepaid balance
+        (docs/providers/replicate.md#limits-and-errors)."""
         if not self.configured():
             return HealthReport(healthy=False, detail="not configured")
         try:
-            response = await self._client.get(self._url("account"))
+            response = await self.client.get(self._url("account"))
         except httpx.HTTPError as exc:
             return HealthReport(healthy=False, detail=f"unreachable ({type(exc).__name__})")
         if response.status_code == 200:
@@ -261,6 +267,3 @@ class ReplicateProvider(Provider):
         if response.status_code == 402 or http.is_out_of_credit_text(response.text):
             return HealthReport(healthy=False, detail="out of credit", out_of_credit=True)
         return HealthReport(healthy=False, detail=f"HTTP {response.status_code}")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

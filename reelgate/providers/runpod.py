@@ -1,4 +1,4 @@
-"""RunPod serverless adapter: the LTX-2 worker of seed 000 and a Wan 2.2 worker, each on its own endpoint."""
+"""RunPod serverless adapter: an LTX-2 worker and a Wan 2.2 worker, each on its own endpoint."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http
@@ -16,7 +17,6 @@ from reelgate.providers.base import (
     HealthReport,
     JobRequest,
     OutputRef,
-    Provider,
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
@@ -26,10 +26,12 @@ from reelgate.providers.base import (
     WebhookEvent,
     WebhookRejected,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
 
-# Job states, provider-protocols §1.4 (job-states.mdx). RUNNING is listed in the docs only.
+# Job states, docs/providers/runpod.md#status-values (job-states.mdx). RUNNING is listed in the docs only.
 _STATES = {
     "IN_QUEUE": ProviderState.QUEUED,
     "IN_PROGRESS": ProviderState.RUNNING,
@@ -39,7 +41,7 @@ _STATES = {
     "TIMED_OUT": ProviderState.FAILED,
     "CANCELLED": ProviderState.CANCELED,
 }
-# Seed 000: LTX-2 wants sizes divisible by 32, so 1080p is rendered as 1920x1088.
+# LTX-2 wants sizes divisible by 32, so 1080p is rendered as 1920x1088.
 _LTX_SIZES = {"1080p": (1920, 1088), "720p": (1280, 720)}
 # Wan 2.2 renders 16 frames per second; 81 frames (5 s) is its native clip length.
 WAN_FPS = 16
@@ -81,13 +83,13 @@ def _image_fields(request: JobRequest, url_key: str, base64_key: str) -> dict[st
 
 
 def ltx_input(request: JobRequest) -> dict[str, Any]:
-    """The LTX-2 handler's input, key by key as seed 000 ("Handler Input") defines it."""
+    """The LTX-2 handler's input, key by key as its handler contract defines it (docs/providers/runpod.md#quirks)."""
     width, height = ltx_size(request)
     is_i2v = request.start_image is not None or request.model_ref.endswith("i2v")
     payload: dict[str, Any] = {
         "prompt": request.prompt,
         "type": "i2v" if is_i2v else "t2v",
-        # Seed 000 Task 3: anything but "pro" runs the fast pipeline.
+        # Anything but "pro" runs the fast pipeline.
         "mode": "pro" if request.options.get("mode") == "pro" else "fast",
         "width": width,
         "height": height,
@@ -101,7 +103,7 @@ def ltx_input(request: JobRequest) -> dict[str, Any]:
 
 
 def wan_input(request: JobRequest) -> dict[str, Any]:
-    """Our Wan 2.2 worker contract (seed 000 names runpodWan.ts but not its keys, so we define them):
+    """Our Wan 2.2 worker contract (no published contract exists, so we define it):
     `prompt`, `negative_prompt`, `width`, `height`, `duration` (s) and `num_frames` (= duration x 16 + 1,
     Wan's frame count), `seed`, and for i2v `image_url` or `image_base64` as in the LTX contract."""
     payload: dict[str, Any] = {
@@ -120,7 +122,7 @@ def wan_input(request: JobRequest) -> dict[str, Any]:
 
 
 def _output_ref(output: Any) -> OutputRef | str:
-    """Seed 000's `{"video": base64}`, or a URL string / `{"video_url"}`; a str return is an error."""
+    """The LTX-2 contract's `{"video": base64}`, or a URL string / `{"video_url"}`; a str return is an error."""
     if isinstance(output, dict):
         if output.get("error"):
             return str(output["error"])
@@ -137,16 +139,27 @@ def _output_ref(output: Any) -> OutputRef | str:
     return "worker returned no video"
 
 
+class RunPodJob(WireModel):
+    """A `/status` answer, also the webhook body (docs/providers/runpod.md#status-values); `output` is whatever
+    the worker returned."""
+
+    id: Text = None
+    status: Text = None
+    output: Any = None
+    error: Any = None
+
+
 def parse_job(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
     """A /status body (also the webhook body) as a normalized update."""
-    status = str(body.get("status", "")).upper()
+    job = HTTPProvider.parse(RunPodJob, body, what="runpod job")
+    status = (job.status or "").upper()
     state = _STATES.get(status)
     if state is None:
         raise RetryLater(f"runpod: unknown job status {status!r}")
-    output = body.get("output")
+    output = job.output
     raw = dict(body)
     if state is ProviderState.RUNNING:
-        # §1.5: progress_update() puts any value in `output` while IN_PROGRESS.
+        # progress_update() puts any value in `output` while IN_PROGRESS (docs/providers/runpod.md#progress).
         value = output.get("progress") if isinstance(output, dict) else output
         return ProviderUpdate(job_id, state, progress=http.clamp_percent(value), raw=raw)
     if state is ProviderState.SUCCEEDED:
@@ -157,21 +170,23 @@ def parse_job(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
             )
         return ProviderUpdate(job_id, state, progress=100, output=ref, raw=raw)
     if state is ProviderState.FAILED:
-        message = str(body.get("error") or status)
+        message = str(job.error or status)
         code = ProviderRejected.CONTENT_POLICY if http.is_content_policy_text(message) else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     return ProviderUpdate(job_id, state, raw=raw)
 
 
-class RunPodProvider(Provider):
+class RunPodHealth(WireModel):
+    workers: Any = None
+
+
+class RunPodProvider(HTTPProvider):
     name = "runpod"
+    default_base_url = DEFAULT_BASE_URL
     unsigned_webhooks = True
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
         # Which endpoint ran a job, so status/cancel need not probe; lost on restart (then we probe).
         self._job_endpoints: dict[str, Endpoint] = {}
 
@@ -181,7 +196,7 @@ class RunPodProvider(Provider):
             return Endpoint(family, override.rstrip("/"), local=True)
         endpoint_id = self.config.extra.get(f"{family}_endpoint_id")
         if endpoint_id:
-            return Endpoint(family, f"{self._base_url}/{endpoint_id}", local=False)
+            return Endpoint(family, self.url(endpoint_id), local=False)
         return None
 
     def _endpoints(self) -> list[Endpoint]:
@@ -209,28 +224,27 @@ class RunPodProvider(Provider):
         if request.webhook_url:
             payload["webhook"] = request.webhook_url
         what = "runpod submit"
-        response = await http.request(
-            self._client, "POST", f"{endpoint.url}/run", what=what, json_body=payload, creates_job=True
-        )
-        body = http.json_object(response, what=what, creates_job=True)
-        job_id = body.get("id")
+        body = await self.call("POST", f"{endpoint.url}/run", what=what, creates_job=True, json=payload)
+        job_id = body.get("id")  # the id must be text: a number would be another API
         if not isinstance(job_id, str) or not job_id:
             raise SubmitOutcomeUnknown(f"{what}: no job id in {body!r}")
         self._job_endpoints[job_id] = endpoint
         return SubmitResult(provider_job_id=job_id, raw=body)
 
     async def _status_at(self, endpoint: Endpoint, job_id: str) -> ProviderUpdate:
-        # §1.11: the local worker server answers status only to POST (GET is 405); RunPod's API uses GET.
+        # docs/providers/runpod.md#endpoints: the local worker server answers status only to POST (GET is 405); RunPod's
+        # API uses GET.
         method = "POST" if endpoint.local else "GET"
         url = f"{endpoint.url}/status/{job_id}"
         what = "runpod status"
-        # §1.4: results are kept 30 min after /run; then /status is 404 (mapped to NOT_FOUND).
-        response = await http.request(self._client, method, url, what=what)
-        body = http.json_object(response, what=what)
-        if endpoint.local and body.get("error") == "Job ID not found":
-            # §1.11: the local server forgets a job after its first status answer.
+        # docs/providers/runpod.md#status-values: results are kept 30 min after /run; then /status is 404 (mapped to
+        # NOT_FOUND).
+        body = await self.call(method, url, what=what)
+        job = self.parse(RunPodJob, body, what=what)
+        if endpoint.local and job.error == "Job ID not found":
+            # docs/providers/runpod.md#endpoints: the local server forgets a job after its first status answer.
             raise ProviderRejected(f"{what}: job {job_id} not found", code=ProviderRejected.NOT_FOUND)
-        return parse_job(body, str(body.get("id") or job_id))
+        return parse_job(body, job.id or job_id)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
         candidates = self._candidates(provider_job_id, request)
@@ -249,23 +263,22 @@ class RunPodProvider(Provider):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def cancel(self, provider_job_id: str) -> None:
-        """`POST /{eid}/cancel/{id}` (§1.7); the local worker server has no cancel route."""
+        """`POST /{eid}/cancel/{id}` (docs/providers/runpod.md#cancel); the local worker server has no cancel route."""
         for endpoint in self._candidates(provider_job_id, None):
             if endpoint.local:
                 continue
             try:
-                await http.request(
-                    self._client, "POST", f"{endpoint.url}/cancel/{provider_job_id}", what="runpod cancel"
-                )
+                await self.call("POST", f"{endpoint.url}/cancel/{provider_job_id}", what="runpod cancel")
                 return
             except ProviderRejected as exc:
                 if exc.code != ProviderRejected.NOT_FOUND:
                     raise
 
-    def verify_and_parse_webhook(
+    async def verify_and_parse_webhook(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str]
     ) -> WebhookEvent:
-        """RunPod signs nothing (§1.8); the caller checks the per-generation token in the URL."""
+        """RunPod signs nothing (docs/providers/runpod.md#webhooks); the caller checks the per-generation token in the
+        URL."""
         try:
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -276,7 +289,8 @@ class RunPodProvider(Provider):
         if not job_id:
             raise WebhookRejected("runpod webhook: no job id in query or body")
         if "status" not in data:
-            # §1.11: the local worker server posts the handler's bare result `{"output": …}`.
+            # docs/providers/runpod.md#endpoints: the local worker server posts the handler's bare result `{"output":
+            # …}`.
             data = {"id": job_id, "status": "FAILED" if data.get("error") else "COMPLETED", **data}
         try:
             update = parse_job(data, str(job_id))
@@ -286,7 +300,7 @@ class RunPodProvider(Provider):
 
     async def _health_of(self, endpoint: Endpoint) -> tuple[bool, str]:
         try:
-            response = await self._client.get(f"{endpoint.url}/health")
+            response = await self.client.get(f"{endpoint.url}/health")
         except httpx.HTTPError as exc:
             return False, f"{endpoint.family}: unreachable ({type(exc).__name__})"
         if response.status_code in (401, 403):
@@ -297,18 +311,16 @@ class RunPodProvider(Provider):
         if response.status_code != 200:
             return False, f"{endpoint.family}: HTTP {response.status_code}"
         try:
-            workers = response.json().get("workers", {})
-        except (ValueError, AttributeError):
+            workers = RunPodHealth.model_validate(response.json()).workers or {}
+        except (ValueError, ValidationError):
             workers = {}
         return True, f"{endpoint.family}: workers {workers}"
 
     async def health(self) -> HealthReport:
-        """`GET /{eid}/health` per endpoint (§1.4); RunPod exposes no credit state (§1.9 unverified)."""
+        """`GET /{eid}/health` per endpoint (docs/providers/runpod.md#status-values); RunPod exposes no credit state
+        (docs/providers/runpod.md#limits-and-errors unverified)."""
         endpoints = self._endpoints()
         if not endpoints:
             return HealthReport(healthy=False, detail="no endpoint configured")
         results = [await self._health_of(e) for e in endpoints]
         return HealthReport(healthy=all(ok for ok, _ in results), detail="; ".join(d for _, d in results))
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

@@ -10,19 +10,19 @@ from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
     SubmitOutcomeUnknown,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Number, Text, Urls, WireModel, first
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
-# §9.1: every request names the API version; the SDK's default.
+# docs/providers/runway.md#authentication: every request names the API version; the SDK's default.
 API_VERSION = "2024-11-06"
-# §9.4 task states; THROTTLED is queued behind the account's concurrency limit.
+# Task states (docs/providers/runway.md#status-values); THROTTLED is queued behind the account's concurrency limit.
 _STATES = {
     "PENDING": ProviderState.QUEUED,
     "THROTTLED": ProviderState.QUEUED,
@@ -31,7 +31,8 @@ _STATES = {
     "FAILED": ProviderState.FAILED,
     "CANCELLED": ProviderState.CANCELED,
 }
-# §9.2: ratios are "W:H" pixel pairs; these are the ones gen4.5/gen4_turbo/veo3.1 accept per aspect.
+# docs/providers/runway.md#endpoints: ratios are "W:H" pixel pairs; these are the ones gen4.5/gen4_turbo/veo3.1 accept
+# per aspect.
 _RATIOS = {
     ("16:9", "720p"): "1280:720",
     ("9:16", "720p"): "720:1280",
@@ -54,7 +55,8 @@ def ratio(request: JobRequest) -> str:
 
 
 def build_body(request: JobRequest) -> tuple[str, dict[str, Any]]:
-    """§9.2: image_to_video when a start image is given (with `last` for an end frame), else text_to_video."""
+    """docs/providers/runway.md#endpoints: image_to_video when a start image is given (with `last` for an end frame),
+    else text_to_video."""
     body: dict[str, Any] = {
         "model": request.model_ref,
         "promptText": request.prompt,
@@ -63,7 +65,7 @@ def build_body(request: JobRequest) -> tuple[str, dict[str, Any]]:
         "seed": request.seed,
     }
     if request.negative_prompt:
-        body["negativePrompt"] = request.negative_prompt  # veo3.1 models only (§9.2)
+        body["negativePrompt"] = request.negative_prompt  # veo3.1 models only (docs/providers/runway.md#endpoints)
     if request.audio:
         body["audio"] = True
     body.update({k: v for k, v in request.options.items() if k != "ratio"})
@@ -82,65 +84,65 @@ def build_body(request: JobRequest) -> tuple[str, dict[str, Any]]:
     return path, {k: v for k, v in body.items() if v is not None}
 
 
+class RunwayTask(WireModel):
+    """`GET /v1/tasks/{id}` (docs/providers/runway.md#status-values)."""
+
+    id: Text = None
+    status: str = ""
+    progress: Number = None
+    output: Urls = []
+    failure: Text = None
+    failureCode: Text = None  # noqa: N815 - the vendor's field name
+
+
 def parse_task(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
-    status = str(body.get("status") or "")
-    state = _STATES.get(status)
+    task = HTTPProvider.parse(RunwayTask, body, what="runway status")
+    state = _STATES.get(task.status)
     if state is None:
-        raise RetryLater(f"runway: unknown task status {status!r}")
+        raise RetryLater(f"runway: unknown task status {task.status!r}")
     raw = dict(body)
     if state is ProviderState.RUNNING:
-        progress = body.get("progress")
-        # §9.5: a float, 0..1 as far as anyone can tell (unverified); 1.0 means done.
-        if isinstance(progress, int | float) and not isinstance(progress, bool) and progress <= 1:
+        progress = task.progress
+        # A float on an undocumented scale, read as 0..1 (1.0 = done) (docs/providers/runway.md#progress).
+        if progress is not None and progress <= 1:
             progress = progress * 100
         return ProviderUpdate(job_id, state, progress=http.clamp_percent(progress), raw=raw)
     if state is ProviderState.SUCCEEDED:
-        output = body.get("output")
-        url = output[0] if isinstance(output, list) and output and isinstance(output[0], str) else None
+        url = first(task.output)
         if url is None:
             return ProviderUpdate(
                 job_id, ProviderState.FAILED, error_code=ProviderRejected.FAILED, error_message="no output", raw=raw
             )
         return ProviderUpdate(job_id, state, progress=100, output=OutputRef(url=url), raw=raw)
     if state is ProviderState.FAILED:
-        message = str(body.get("failure") or "failed")
-        failure_code = str(body.get("failureCode") or "")
-        policy = failure_code.startswith(_SAFETY) or http.is_content_policy_text(message)
+        message = task.failure or "failed"
+        policy = (task.failureCode or "").startswith(_SAFETY) or http.is_content_policy_text(message)
         code = ProviderRejected.CONTENT_POLICY if policy else ProviderRejected.FAILED
         return ProviderUpdate(job_id, state, error_code=code, error_message=message, raw=raw)
     return ProviderUpdate(job_id, state, raw=raw)
 
 
-class RunwayProvider(Provider):
+class RunwayProvider(HTTPProvider):
     name = "runway"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        headers = {"X-Runway-Version": config.extra.get("runway_version", API_VERSION)}
-        if config.api_key:
-            headers["Authorization"] = f"Bearer {config.api_key}"
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def fixed_headers(self) -> dict[str, str]:
+        return {"X-Runway-Version": self.config.extra.get("runway_version", API_VERSION)}
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         path, payload = build_body(request)
         what = "runway submit"
-        url = f"{self._base_url}/{path}"
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=True, json=payload)
-        if not body.get("id"):
+        body = await self.call("POST", path, what=what, creates_job=True, json=payload)
+        task = self.parse(RunwayTask, body, what=what, creates_job=True)
+        if not task.id:
             raise SubmitOutcomeUnknown(f"{what}: no task id in {body!r}")
-        return SubmitResult(provider_job_id=str(body["id"]), raw=body)
+        return SubmitResult(provider_job_id=task.id, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        url = f"{self._base_url}/v1/tasks/{provider_job_id}"
-        return parse_task(await transfer.call(self._client, "GET", url, what="runway status"), provider_job_id)
+        return parse_task(await self.call("GET", f"v1/tasks/{provider_job_id}", what="runway status"), provider_job_id)
 
     async def cancel(self, provider_job_id: str) -> None:
-        """§9.7: DELETE cancels a pending or running task (and deletes a finished one); no body."""
-        url = f"{self._base_url}/v1/tasks/{provider_job_id}"
-        response = await transfer.send(self._client, "DELETE", url, what="runway cancel")
+        """DELETE cancels a pending or running task and deletes a finished one (docs/providers/runway.md#cancel)."""
+        response = await self.send("DELETE", f"v1/tasks/{provider_job_id}", what="runway cancel")
         if response.status_code != 404:
             http.raise_for_response(response, what="runway cancel")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()

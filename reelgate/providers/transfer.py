@@ -57,8 +57,9 @@ def image_ref(image: ImageInput | None) -> str | None:
 
 
 def first_video_url(text: str) -> str | None:
-    """The first http(s) URL ending in a video extension, else the first URL at all (Poe §8.2, unverified);
-    the services fetch it through the SSRF guard, which decides whether plain http is allowed."""
+    """The first http(s) URL ending in a video extension, else the first URL at all (Poe
+    docs/providers/poe.md#endpoints, unverified); the services fetch it through the SSRF guard, which decides whether
+    plain http is allowed."""
     match = _VIDEO_URL.search(text or "") or _ANY_URL.search(text or "")
     return match.group(0).rstrip(".,;") if match else None
 

@@ -12,19 +12,19 @@ from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     JobRequest,
     OutputRef,
-    Provider,
-    ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
     RetryLater,
     SubmitOutcomeUnknown,
     SubmitResult,
 )
+from reelgate.providers.http_provider import HTTPProvider
+from reelgate.providers.wire import Maybe, Text, WireModel
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
-# §11.6: the SDK takes the file id from the URI with this pattern and ignores the URI's host, always
-# downloading from the configured base URL; we do the same, so our key never goes to another host.
+# docs/providers/veo.md#output: the SDK takes the file id from the URI with this pattern and ignores the URI's host,
+# always downloading from the configured base URL; we do the same, so our key never goes to another host.
 _FILE_ID = re.compile(r"files/([a-z0-9]+)")
 
 
@@ -33,7 +33,8 @@ def _image(image: Any) -> dict[str, str]:
 
 
 def build_body(request: JobRequest) -> dict[str, Any]:
-    """§11.2 as the SDK's `_GenerateVideosParameters_to_mldev` builds it. The Gemini API refuses `seed` and
+    """The body as the SDK's `_GenerateVideosParameters_to_mldev` builds it (docs/providers/veo.md#endpoints).
+    The Gemini API refuses `seed` and
     `generate_audio` (Vertex only), so they are not sent; Veo 3 renders audio by itself."""
     instance: dict[str, Any] = {"prompt": request.prompt}
     if request.start_image is not None:
@@ -53,51 +54,86 @@ def build_body(request: JobRequest) -> dict[str, Any]:
     return {"instances": [instance], "parameters": {k: v for k, v in parameters.items() if v is not None}}
 
 
-def _samples(body: Mapping[str, Any]) -> tuple[list[Any], Mapping[str, Any]]:
-    response = body.get("response") if isinstance(body.get("response"), Mapping) else {}
-    wrapped = response.get("generateVideoResponse")
-    result = wrapped if isinstance(wrapped, Mapping) else response
-    samples = result.get("generatedSamples") or result.get("generatedVideos") or []
-    return (samples if isinstance(samples, list) else []), result
+class VeoVideo(WireModel):
+    uri: Text = None
+    encodedVideo: Text = None  # noqa: N815 - the vendor's field name
+    encoding: Text = None
 
 
-class VeoProvider(Provider):
+class VeoSample(WireModel):
+    video: Maybe[VeoVideo] = None
+
+
+class VeoResult(WireModel):
+    generatedSamples: Maybe[list[Maybe[VeoSample]]] = None  # noqa: N815 - the vendor's field name
+    generatedVideos: Maybe[list[Maybe[VeoSample]]] = None  # noqa: N815
+    raiMediaFilteredReasons: Maybe[list[Any]] = None  # noqa: N815
+
+    def samples(self) -> list[VeoSample | None]:
+        return list(self.generatedSamples or self.generatedVideos or [])
+
+
+class VeoResponse(VeoResult):
+    generateVideoResponse: Maybe[VeoResult] = None  # noqa: N815 - the vendor's field name
+
+    def result(self) -> VeoResult:
+        return self.generateVideoResponse or self
+
+
+class VeoError(WireModel):
+    message: Text = None
+    status: Text = None
+
+
+class VeoOperation(WireModel):
+    """A long-running operation (docs/providers/veo.md#status-values)."""
+
+    name: Text = None
+    done: bool = False
+    error: Maybe[VeoError] = None
+    response: Maybe[VeoResponse] = None
+
+
+class VeoProvider(HTTPProvider):
     name = "veo"
+    default_base_url = DEFAULT_BASE_URL
 
-    def __init__(self, config: ProviderConfig) -> None:
-        super().__init__(config)
-        headers = {"x-goog-api-key": config.api_key} if config.api_key else {}
-        self._client = http.make_client(headers=headers)
-        self._base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-goog-api-key": api_key}
 
-    def _url(self, path: str) -> str:
-        return f"{self._base_url}/{API_VERSION}/{path}"
+    def _path(self, path: str) -> str:
+        return f"{API_VERSION}/{path}"
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         what = "veo submit"
         model = request.model_ref.removeprefix("models/")
-        url = self._url(f"models/{model}:predictLongRunning")
-        body = await transfer.call(self._client, "POST", url, what=what, creates_job=True, json=build_body(request))
-        if not body.get("name"):
+        path = self._path(f"models/{model}:predictLongRunning")
+        body = await self.call("POST", path, what=what, creates_job=True, json=build_body(request))
+        operation = self.parse(VeoOperation, body, what=what, creates_job=True)
+        if not operation.name:
             raise SubmitOutcomeUnknown(f"{what}: no operation name in {body!r}")
-        return SubmitResult(provider_job_id=str(body["name"]), raw=body)
+        return SubmitResult(provider_job_id=operation.name, raw=body)
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
-        """§11.4: `done` with `error` or `response.generateVideoResponse.generatedSamples[].video`."""
-        body = await transfer.call(self._client, "GET", self._url(provider_job_id), what="veo status")
+        """Finished when `done`, with `error` or `response.generateVideoResponse.generatedSamples[].video`
+        (docs/providers/veo.md#status-values)."""
+        what = "veo status"
+        body = await self.call("GET", self._path(provider_job_id), what=what)
+        operation = self.parse(VeoOperation, body, what=what)
         job_id = provider_job_id
-        if not body.get("done"):
+        if not operation.done:
             return ProviderUpdate(job_id, ProviderState.RUNNING, raw=body)
-        error = body.get("error")
-        if isinstance(error, Mapping):
-            message = str(error.get("message") or error.get("status") or "failed")
+        if operation.error is not None:
+            message = operation.error.message or operation.error.status or "failed"
             policy = http.is_content_policy_text(message)
             code = ProviderRejected.CONTENT_POLICY if policy else ProviderRejected.FAILED
             return ProviderUpdate(job_id, ProviderState.FAILED, error_code=code, error_message=message, raw=body)
-        samples, result = _samples(body)
+        result = operation.response.result() if operation.response else VeoResult()
+        samples = result.samples()
         if not samples:
-            # §11.4: a content filter ends the operation with no samples and the reasons.
-            filtered = result.get("raiMediaFilteredReasons")
+            # A content filter ends the operation with no samples and its reasons
+            # (docs/providers/veo.md#status-values).
+            filtered = result.raiMediaFilteredReasons
             reasons = filtered or ["no video generated"]
             return ProviderUpdate(
                 job_id,
@@ -106,33 +142,29 @@ class VeoProvider(Provider):
                 error_message="; ".join(str(r) for r in reasons),
                 raw=body,
             )
-        video = samples[0].get("video") if isinstance(samples[0], Mapping) else None
-        video = video if isinstance(video, Mapping) else {}
+        video = (samples[0].video if samples[0] else None) or VeoVideo()
         return ProviderUpdate(
-            job_id, ProviderState.SUCCEEDED, progress=100, output=await self._output(video, job_id), raw=_trim(body)
+            job_id, ProviderState.SUCCEEDED, progress=100, output=await self._output(video), raw=_trim(body)
         )
 
-    async def _output(self, video: Mapping[str, Any], job_id: str) -> OutputRef:
-        if isinstance(video.get("encodedVideo"), str):
-            return OutputRef(base64_data=video["encodedVideo"], content_type=str(video.get("encoding") or "video/mp4"))
-        match = _FILE_ID.search(str(video.get("uri") or ""))
+    async def _output(self, video: VeoVideo) -> OutputRef:
+        if video.encodedVideo is not None:
+            return OutputRef(base64_data=video.encodedVideo, content_type=video.encoding or "video/mp4")
+        match = _FILE_ID.search(video.uri or "")
         if match is None:
-            raise RetryLater(f"veo: finished operation without a file: {video!r}")
+            raise RetryLater(f"veo: finished operation without a file: {video.model_dump(exclude_none=True)!r}")
         file_id = match.group(1)
-        # §11.6: the download needs the API key header, so the adapter fetches it (the services' URL fetch
-        # sends no credentials); the file lands in the spool directory once.
+        # The download needs the API key header, so the adapter fetches it (the services' URL fetch sends no
+        # credentials); the file lands in the spool directory once (docs/providers/veo.md#output).
         dest = transfer.spool_dir(self.config.extra, self.name) / f"{file_id}.mp4"
         path = await transfer.spool(
-            self._client,
-            self._url(f"files/{file_id}:download?alt=media"),
+            self.client,
+            self.url(self._path(f"files/{file_id}:download?alt=media")),
             dest,
             what="veo download",
             max_bytes=transfer.max_bytes(self.config.extra),
         )
         return OutputRef(path=str(path), content_type="video/mp4")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def _trim(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class CreditPackage:
         return self.credits + self.bonus
 
 
-# Seed 001 §5.1 prices its packages in dollars of credit (starter: $10.00 of credit for $9.99). Our
+# The packages are priced in dollars of credit (starter: $10.00 of credit for $9.99). Our
 # default credit unit is US$0.01, so each dollar of credit is 100 credits: starter = 1000 credits for
 # 999 cents; bonuses scale the same way (standard's $2.00 bonus = 200 credits).
 SEED_PACKAGES: tuple[CreditPackage, ...] = (
@@ -95,7 +95,7 @@ def _parse_packages(raw: str) -> tuple[CreditPackage, ...]:
 
 
 def packages(ctx: ServiceContext) -> tuple[CreditPackage, ...]:
-    """The credit packages on sale (settings, or the seed's four)."""
+    """The credit packages on sale (settings, or the four defaults)."""
     return _parse_packages(ctx.config.credit_packages)
 
 
@@ -149,7 +149,7 @@ async def start_checkout(
                 "quantity": 1,
             }
         ],
-        # {CHECKOUT_SESSION_ID} is filled in by Stripe (seed 001 §5.2).
+        # {CHECKOUT_SESSION_ID} is filled in by Stripe (docs/providers/stripe.md#endpoints).
         "success_url": success_url or f"{base}/credits?checkout=success&session_id={{CHECKOUT_SESSION_ID}}",
         "cancel_url": cancel_url or f"{base}/credits?checkout=canceled",
         "client_reference_id": user.id,

@@ -33,7 +33,7 @@ class ServiceConfig:
     max_submit_attempts: int = 5
     max_transient_errors: int = 20
     lease_seconds: float = 120.0
-    # Billing: Stripe credentials, packages (JSON; empty: the seed's), expiry and limits (0 disables a cap).
+    # Billing: Stripe credentials, packages (JSON; empty: the four defaults), expiry and limits (0 disables a cap).
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None

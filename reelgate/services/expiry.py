@@ -18,7 +18,7 @@ async def expire_credits(ctx: ServiceContext) -> int:
 
     Spending uses the oldest credits first, so the credits still available belong to the newest lots:
     what may lapse is `available − credits deposited within the window` (never negative). Held and spent
-    credits never lapse. Seed 001 §11 suggests a 90-day expiry "to reduce liability".
+    credits never lapse. A 90-day expiry is a common choice to limit the liability of unused credit.
     """
     days = ctx.config.credit_expiry_days
     if days <= 0:

@@ -258,7 +258,7 @@ def make_guarded_client(*, allow_hosts: frozenset[str] = frozenset(), timeout: f
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    """Retry-After is either delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
     if not value:
         return None
     value = value.strip()

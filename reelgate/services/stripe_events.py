@@ -19,7 +19,7 @@ from reelgate.domain.ledger import EntryKind
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.billing")
-# stripe-py `Webhook.DEFAULT_TOLERANCE`; only older timestamps are refused (provider-protocols §12.4).
+# stripe-py `Webhook.DEFAULT_TOLERANCE`; only older timestamps are refused (docs/providers/stripe.md#webhook-signature).
 SIGNATURE_TOLERANCE = 300
 
 
@@ -148,7 +148,8 @@ def _session_completed(event: _Event, obj: dict[str, Any]) -> _Handled:
         return "unknown_session", None
     if obj.get("payment_intent"):
         payment.stripe_payment_intent = str(obj["payment_intent"])
-    # Delayed methods (bank debits) complete unpaid; async_payment_succeeded brings the money (§12.3).
+    # Delayed methods (bank debits) complete unpaid; async_payment_succeeded brings the money
+    # (docs/providers/stripe.md#events-reelgate-handles).
     if obj.get("payment_status") == "paid":
         return _grant(event, payment), payment
     if payment.status == "open":

@@ -37,7 +37,7 @@ async def ingest_provider_webhook(
     # Verified with the account the job was submitted with (its webhook secret), even after a key change.
     provider = routing.bound_provider(ctx, generation)
     try:
-        event = provider.verify_and_parse_webhook(headers, body, query)
+        event = await provider.verify_and_parse_webhook(headers, body, query)
     except WebhookRejected as exc:
         log.warning("rejected %s webhook for %s: %s", provider_name, generation_id, exc)
         raise Unauthorized(f"Webhook rejected: {exc}") from exc

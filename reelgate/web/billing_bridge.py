@@ -36,7 +36,7 @@ class Package:
         return self.credits + self.bonus
 
 
-# Seed 001 §5.1's packages in US$0.01 credits, shown only while reelgate.services.billing is absent.
+# The four default packages in US$0.01 credits, shown only while reelgate.services.billing is absent.
 FALLBACK_PACKAGES = (
     Package("starter", 1000, 0, Decimal("9.99"), "USD"),
     Package("standard", 2500, 200, Decimal("24.99"), "USD"),

@@ -24,7 +24,7 @@ async def test_purchase_end_to_end_is_granted_once_under_duplicates(shop: Shop) 
     buyer = await shop.account(credits=0)
     session_id = await shop.checkout(buyer, "starter")
     sent = shop.sim.sessions[session_id]
-    # What Stripe was asked for: the seed's starter price, our metadata, one line item.
+    # What Stripe was asked for: the starter package's price, our metadata, one line item.
     assert sent["amount_total"] == 999 and sent["currency"] == "usd"
     assert sent["metadata"]["user_id"] == buyer.id and sent["metadata"]["credits"] == "1000"
     assert sent["client_reference_id"] == buyer.id

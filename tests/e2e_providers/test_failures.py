@@ -59,7 +59,7 @@ async def test_cancel_cancels_at_the_provider_and_refunds(e2e: Start) -> None:
     assert final["status"] == "canceled", final
     await _assert_refunded(final, h.price)
     if h.provider == "pollo":
-        # Pollo documents no cancel endpoint (§5.7): we stop following the job and refund.
+        # Pollo documents no cancel endpoint (docs/providers/pollo.md#cancel): we stop following the job and refund.
         assert h.sim.jobs[job.id].state == "running"
     else:
         assert len(h.sim.requests_to("cancel")) == 1

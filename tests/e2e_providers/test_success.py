@@ -24,7 +24,8 @@ async def test_success_by_webhook(database_url: str, e2e: Start, video_bytes: by
     generation_id = await h.create()
     assert await h.credits() == {"available": before["available"] - h.price, "held": h.price}
     job = await h.started(generation_id)
-    # The callback carries our generation id and an unguessable token: RunPod signs nothing (§1.8).
+    # The callback carries our generation id and an unguessable token: RunPod signs nothing
+    # (docs/providers/runpod.md#webhooks).
     query = parse_qs(urlsplit(job.webhook_url or "").query)
     assert query["g"] == [generation_id] and len(query["t"][0]) >= 32
 
@@ -54,7 +55,7 @@ async def test_success_with_every_webhook_lost(database_url: str, e2e: Start, vi
     job = await h.started(generation_id)
 
     h.sim.run(job.id, progress=40)
-    if h.provider != "pollo":  # Pollo reports no progress (§5.5)
+    if h.provider != "pollo":  # Pollo reports no progress (docs/providers/pollo.md#progress)
         await h.wait_for(generation_id, lambda b: b["progress"] == 40)
     h.sim.complete(job.id)
     final = await h.final(generation_id)
@@ -72,7 +73,7 @@ _SET_LEASE = query("UPDATE generations SET lease_owner = :owner, lease_until = :
 
 @pytest.mark.parametrize("provider_name", ["runpod"])
 async def test_runpod_inline_base64_is_spilled_to_a_file(e2e: Start) -> None:
-    """Seed 000's worker returns `{"video": base64}`: the row keeps a staging path, never the base64."""
+    """The LTX-2 worker returns `{"video": base64}`: the row keeps a staging path, never the base64."""
     h = await e2e()
     h.sim.webhooks.controls.hold = True
     generation_id = await h.create()

@@ -75,7 +75,8 @@ FORGERIES = ["wrong_token", "no_token", "other_generation", "bad_signature", "st
 async def test_forged_webhooks_are_refused_and_change_nothing(e2e: Start, forgery: str) -> None:
     h = await e2e()
     if h.provider == "runpod" and forgery in ("bad_signature", "stale_timestamp"):
-        pytest.skip("RunPod signs nothing (§1.8): its only proof is the token, tested by the other cases")
+        # RunPod signs nothing (docs/providers/runpod.md#webhooks).
+        pytest.skip("RunPod signs nothing: its only proof is the token, tested by the other cases")
     before = await h.credits()
     generation_id = await h.create()
     other_id = await h.create()

@@ -1,4 +1,4 @@
-"""PolloProvider against the Pollo simulator: seed 001's tier payloads, polling, X-Webhook-* verification."""
+"""PolloProvider against the Pollo simulator: the tiers' payloads, polling, X-Webhook-* verification."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def test_each_tier_sends_seed_001_payload(provider, pollo_sim, model_ref, 
 async def test_basic_tier_draws_a_seed_and_inlines_images(provider, pollo_sim):
     await provider.submit(tier_request("pollo/pollo-v1-6", start_image=image()))
     sent = pollo_sim.requests_to("submit")[0].json()["input"]
-    assert 0 <= sent["seed"] < 10000  # seed 001: `params.seed || Math.floor(Math.random() * 10000)`
+    assert 0 <= sent["seed"] < 10000  # a random seed below 10000 when none is given
     assert sent["image"] == "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
 
 
@@ -159,7 +159,7 @@ async def test_signed_webhook_from_simulator_is_accepted(provider, pollo_sim, re
     job_id = (await provider.submit(tier_request("kling-ai/kling-v1-6", webhook_url=receiver.url))).provider_job_id
     pollo_sim.webhooks.controls.duplicate = 1
     pollo_sim.complete(job_id)
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
     assert {e.delivery_id for e in events} == {f"{job_id}:succeeded"}
     assert events[0].update.output.url.endswith(f"/files/{job_id}.mp4")
 
@@ -171,26 +171,26 @@ async def test_forged_or_stale_webhooks_are_rejected(provider, pollo_sim, receiv
     pollo_sim.fail(job_id, "boom")
     [delivery] = receiver.wait_for(1)
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(delivery.headers, delivery.body, {})
+        await provider.verify_and_parse_webhook(delivery.headers, delivery.body, {})
 
 
-def test_tampered_future_and_unsigned_webhooks_are_rejected(provider, pollo_sim):
+async def test_tampered_future_and_unsigned_webhooks_are_rejected(provider, pollo_sim):
     body = json.dumps({"taskId": "t1", "status": "succeed", "url": "https://cdn/v.mp4"}).encode()
     headers = pollo_sim.webhooks.build(body, "wh_1")
-    assert provider.verify_and_parse_webhook(headers, body, {}).update.output.url == "https://cdn/v.mp4"
+    assert (await provider.verify_and_parse_webhook(headers, body, {})).update.output.url == "https://cdn/v.mp4"
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(headers, body.replace(b"cdn", b"evil"), {})
+        await provider.verify_and_parse_webhook(headers, body.replace(b"cdn", b"evil"), {})
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(
+        await provider.verify_and_parse_webhook(
             pollo_sim.webhooks.build(body, "wh_2", timestamp=int(time.time()) + 400), body, {}
         )
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({"X-Webhook-Id": "wh_1"}, body, {})
+        await provider.verify_and_parse_webhook({"X-Webhook-Id": "wh_1"}, body, {})
     with pytest.raises(WebhookRejected):
-        PolloProvider(ProviderConfig(api_key="k")).verify_and_parse_webhook(headers, body, {})
+        await PolloProvider(ProviderConfig(api_key="k")).verify_and_parse_webhook(headers, body, {})
 
 
-def test_raw_secret_without_prefix_is_used_as_bytes(pollo_sim):
+async def test_raw_secret_without_prefix_is_used_as_bytes(pollo_sim):
     adapter = PolloProvider(ProviderConfig(api_key="k", webhook_secret="plain-secret"))
     body = json.dumps({"taskId": "t2", "status": "failed", "failMsg": "timeout"}).encode()
     ts = str(int(time.time()))
@@ -199,5 +199,5 @@ def test_raw_secret_without_prefix_is_used_as_bytes(pollo_sim):
         "X-Webhook-Timestamp": ts,
         "X-Webhook-Signature": sign("plain-secret", "wh_3", ts, body),
     }
-    event = adapter.verify_and_parse_webhook(headers, body, {})
+    event = await adapter.verify_and_parse_webhook(headers, body, {})
     assert (event.update.state, event.update.error_message) == (ProviderState.FAILED, "timeout")

@@ -6,7 +6,7 @@ import pytest
 
 from reelgate.providers.base import ProviderConfig
 from reelgate.providers.pollo import PolloProvider
-from reelgate.providers.registry import PROVIDER_CLASSES, ProviderRegistry, UnknownProvider, build_provider
+from reelgate.providers.registry import ProviderRegistry, UnknownProvider, build_provider, provider_specs
 
 
 async def test_registry_builds_caches_and_closes():
@@ -20,7 +20,7 @@ async def test_registry_builds_caches_and_closes():
 
 
 def test_unknown_names_are_refused():
-    assert {"sandbox", "runpod", "replicate", "pollo"} <= set(PROVIDER_CLASSES)
+    assert {"sandbox", "runpod", "replicate", "pollo"} <= set(provider_specs())
     with pytest.raises(UnknownProvider):
         ProviderRegistry({"nope": ProviderConfig()})
     with pytest.raises(UnknownProvider):

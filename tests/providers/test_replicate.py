@@ -172,7 +172,7 @@ async def test_start_and_completed_webhooks_verify_and_stay_distinct(provider, r
     replicate_sim.run(job_id)  # "logs" is not in our filter: no delivery
     replicate_sim.complete(job_id)
     start, completed = receiver.wait_for(2)
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (start, completed)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (start, completed)]
     assert [e.update.state for e in events] == [ProviderState.QUEUED, ProviderState.SUCCEEDED]
     assert events[0].delivery_id != events[1].delivery_id
     assert events[1].delivery_id == f"{completed.headers['webhook-id']}:succeeded"
@@ -183,7 +183,7 @@ async def test_duplicate_deliveries_share_one_delivery_id(provider, replicate_si
     job_id = (await provider.submit(wan_request(webhook_url=receiver.url))).provider_job_id
     replicate_sim.fail(job_id, "boom")
     received = receiver.wait_for(6)
-    ids = {provider.verify_and_parse_webhook(r.headers, r.body, {}).delivery_id for r in received}
+    ids = {(await provider.verify_and_parse_webhook(r.headers, r.body, {})).delivery_id for r in received}
     assert len(ids) == 2
 
 
@@ -193,8 +193,10 @@ async def test_reordered_webhooks_still_verify(provider, replicate_sim, receiver
     replicate_sim.complete(job_id)
     replicate_sim.webhooks.release(reverse=True)
     first, second = receiver.wait_for(2)
-    assert provider.verify_and_parse_webhook(first.headers, first.body, {}).update.state is ProviderState.SUCCEEDED
-    assert provider.verify_and_parse_webhook(second.headers, second.body, {}).update.state is ProviderState.QUEUED
+    first_event = await provider.verify_and_parse_webhook(first.headers, first.body, {})
+    second_event = await provider.verify_and_parse_webhook(second.headers, second.body, {})
+    assert first_event.update.state is ProviderState.SUCCEEDED
+    assert second_event.update.state is ProviderState.QUEUED
 
 
 @pytest.mark.parametrize("control", ["bad_signature", "stale_seconds"])
@@ -204,28 +206,28 @@ async def test_forged_or_stale_webhooks_are_rejected(provider, replicate_sim, re
     replicate_sim.complete(job_id)
     for delivery in receiver.wait_for(2):
         with pytest.raises(WebhookRejected):
-            provider.verify_and_parse_webhook(delivery.headers, delivery.body, {})
+            await provider.verify_and_parse_webhook(delivery.headers, delivery.body, {})
 
 
-def test_tampered_body_missing_headers_and_missing_secret_are_rejected(provider, replicate_sim):
+async def test_tampered_body_missing_headers_and_missing_secret_are_rejected(provider, replicate_sim):
     body = json.dumps({"id": "p1", "model": "m", "version": "v", "status": "succeeded", "output": "https://a/b"})
     headers = replicate_sim.webhooks.build(body.encode(), "msg_1")
-    assert provider.verify_and_parse_webhook(headers, body.encode(), {}).update.output.url == "https://a/b"
+    assert (await provider.verify_and_parse_webhook(headers, body.encode(), {})).update.output.url == "https://a/b"
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(headers, body.replace("https://a/b", "https://evil/b").encode(), {})
+        await provider.verify_and_parse_webhook(headers, body.replace("https://a/b", "https://evil/b").encode(), {})
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({"webhook-id": "msg_1"}, body.encode(), {})
+        await provider.verify_and_parse_webhook({"webhook-id": "msg_1"}, body.encode(), {})
     future = replicate_sim.webhooks.build(body.encode(), "msg_2", timestamp=int(time.time()) + 900)
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(future, body.encode(), {})
+        await provider.verify_and_parse_webhook(future, body.encode(), {})
     unsigned = ReplicateProvider(ProviderConfig(api_key="k"))
     with pytest.raises(WebhookRejected):
-        unsigned.verify_and_parse_webhook(headers, body.encode(), {})
+        await unsigned.verify_and_parse_webhook(headers, body.encode(), {})
 
 
 async def test_aborted_webhook_parses_without_the_sdk_model(provider, replicate_sim):
     body = json.dumps({"id": "p9", "status": "aborted", "error": None}).encode()
-    event = provider.verify_and_parse_webhook(replicate_sim.webhooks.build(body, "msg_9"), body, {})
+    event = await provider.verify_and_parse_webhook(replicate_sim.webhooks.build(body, "msg_9"), body, {})
     assert (event.update.state, event.update.error_code) == (ProviderState.FAILED, ABORTED)
 
 

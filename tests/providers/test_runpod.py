@@ -72,7 +72,7 @@ async def test_ltx_portrait_720p_i2v_with_url_and_with_bytes(provider, runpod_si
     first, second = (r.json()["input"] for r in runpod_sim.requests_to("submit"))
     assert (first["width"], first["height"], first["type"]) == (720, 1280, "i2v")
     assert first["image_url"] == "https://img.example/a.png" and "image_base64" not in first
-    assert first["camera_lora"] == "dolly_in" and first["mode"] == "fast"  # unknown modes run fast (seed 000)
+    assert first["camera_lora"] == "dolly_in" and first["mode"] == "fast"  # unknown modes run fast
     assert base64.b64decode(second["image_base64"]) == PNG_1PX and "seed" not in second
 
 
@@ -217,7 +217,7 @@ async def test_reset_after_send_is_unknown_outcome(provider, runpod_sim):
 
 
 async def test_stalled_submit_is_unknown_outcome(provider, runpod_sim):
-    provider._client.timeout = httpx.Timeout(0.3)
+    provider.client.timeout = httpx.Timeout(0.3)
     runpod_sim.faults.add("submit", Fault.stall(1.0))
     with pytest.raises(SubmitOutcomeUnknown):
         await provider.submit(job_request())
@@ -253,22 +253,22 @@ async def test_completion_webhook_parses_and_dedupes(provider, runpod_sim, recei
     runpod_sim.webhooks.controls.duplicate = 1
     runpod_sim.complete(job_id)
     first, second = receiver.wait_for(2)
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (first, second)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in (first, second)]
     assert events[0].delivery_id == events[1].delivery_id == f"{job_id}:COMPLETED"
     assert events[0].update.state is ProviderState.SUCCEEDED
     assert base64.b64decode(events[0].update.output.base64_data) == runpod_sim.video
     assert first.query == {"t": "tok"}
 
 
-def test_local_worker_webhook_takes_id_from_query(provider):
+async def test_local_worker_webhook_takes_id_from_query(provider):
     body = json.dumps({"output": {"video": "AAAA"}}).encode()
-    event = provider.verify_and_parse_webhook({}, body, {"job": "test-123"})
+    event = await provider.verify_and_parse_webhook({}, body, {"job": "test-123"})
     assert event.delivery_id == "test-123:COMPLETED" and event.update.output.base64_data == "AAAA"
-    failed = provider.verify_and_parse_webhook({}, json.dumps({"id": "j1", "error": "boom"}).encode(), {})
+    failed = await provider.verify_and_parse_webhook({}, json.dumps({"id": "j1", "error": "boom"}).encode(), {})
     assert failed.update.state is ProviderState.FAILED
     for bad in (b"not json", b"[1]", json.dumps({"output": 1}).encode()):
         with pytest.raises(WebhookRejected):
-            provider.verify_and_parse_webhook({}, bad, {})
+            await provider.verify_and_parse_webhook({}, bad, {})
 
 
 async def test_health(provider, runpod_sim):

@@ -31,7 +31,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def worker_url(tmp_path_factory):
     port = _free_port()
-    # No RunPod credentials or pod id: the SDK then starts no heartbeat and talks to nobody (§1.11).
+    # No RunPod credentials or pod id: the SDK then starts no heartbeat and talks to nobody
+    # (docs/providers/runpod.md#endpoints).
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     log = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -80,7 +81,8 @@ async def test_worker_renders_a_video_through_the_adapter(provider, tmp_path, re
         resolution="360p", width=320, height=192, duration=1, seed=5, webhook_url=f"{receiver.url}/hook"
     )
     job_id = (await provider.submit(request)).provider_job_id
-    update = await provider.status(job_id, request)  # POST /status runs the handler lazily (§1.11)
+    # POST /status runs the handler lazily (docs/providers/runpod.md#endpoints)
+    update = await provider.status(job_id, request)
     assert update.state is ProviderState.SUCCEEDED, update.raw
     video = base64.b64decode(update.output.base64_data)
     assert video[4:8] == b"ftyp"
@@ -89,7 +91,7 @@ async def test_worker_renders_a_video_through_the_adapter(provider, tmp_path, re
     assert info.value.code == ProviderRejected.NOT_FOUND
 
     [hook] = receiver.wait_for(1, timeout=20)
-    event = provider.verify_and_parse_webhook(hook.headers, hook.body, {"job": job_id})
+    event = await provider.verify_and_parse_webhook(hook.headers, hook.body, {"job": job_id})
     assert event.update.state is ProviderState.SUCCEEDED and event.delivery_id == f"{job_id}:COMPLETED"
 
     try:

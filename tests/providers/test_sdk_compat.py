@@ -30,7 +30,7 @@ def test_replicate_sdk_create_wait_get_cancel(replicate_sim, monkeypatch):
 
 def test_runpod_sdk_run_status_output_cancel_health(runpod_sim, monkeypatch):
     runpod = pytest.importorskip("runpod")
-    # §1.10: the SDK reads the base URL from the module when an Endpoint is created.
+    # docs/providers/runpod.md#quirks: the SDK reads the base URL from the module when an Endpoint is created.
     monkeypatch.setattr(runpod, "endpoint_url_base", runpod_sim.url)
     monkeypatch.setattr(runpod, "api_key", "test-key")
     endpoint = runpod.Endpoint("ltx-ep")

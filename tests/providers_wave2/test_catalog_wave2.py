@@ -9,7 +9,7 @@ import pytest
 from reelgate.catalog.loader import load_catalog
 from reelgate.domain.catalog import GenerationInput, resolve_request
 from reelgate.domain.pricing import quote
-from reelgate.providers.registry import PROVIDER_CLASSES, provider_class
+from reelgate.providers.registry import provider_class, provider_specs
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalogs" / "wave2-providers.yaml"
 
@@ -19,7 +19,7 @@ def test_loads_and_covers_every_new_provider():
     providers = {m.provider for m in catalog.models}
     assert providers == {"runway", "luma", "veo", "fal", "openai_videos"}
     for name in providers:
-        assert name in PROVIDER_CLASSES and provider_class(name).name == name
+        assert name in provider_specs() and provider_class(name).name == name
 
 
 @pytest.mark.parametrize(

@@ -89,27 +89,28 @@ async def test_signed_webhooks_verify_and_forgeries_fail(provider, edenai_sim, r
     ok = (await provider.submit(req(webhook_url=receiver.url))).provider_job_id
     edenai_sim.webhooks.controls.duplicate = 1
     edenai_sim.complete(ok)
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
     assert {e.delivery_id for e in events} == {f"{ok}:success"}
     assert events[0].update.output.url.endswith(f"{ok}.mp4")
     body, headers = receiver.requests[0].body, receiver.requests[0].headers
     with pytest.raises(WebhookRejected):  # a changed value
-        provider.verify_and_parse_webhook(headers, body.replace(b"success", b"fail"), {})
+        await provider.verify_and_parse_webhook(headers, body.replace(b"success", b"fail"), {})
     with pytest.raises(WebhookRejected):  # signed by another key
-        provider.verify_and_parse_webhook(edenai_sim.webhooks.build(body, corrupt=True), body, {})
+        await provider.verify_and_parse_webhook(edenai_sim.webhooks.build(body, corrupt=True), body, {})
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({"X-Edenai-Signature": "zz"}, body, {})
+        await provider.verify_and_parse_webhook({"X-Edenai-Signature": "zz"}, body, {})
     with pytest.raises(WebhookRejected):
-        EdenAIProvider(ProviderConfig(api_key="k")).verify_and_parse_webhook(headers, body, {})
+        await EdenAIProvider(ProviderConfig(api_key="k")).verify_and_parse_webhook(headers, body, {})
 
 
-def test_key_order_and_whitespace_do_not_matter(provider, edenai_sim):
-    """The signature covers the canonical form, so a re-serialized body still verifies (§7.8)."""
+async def test_key_order_and_whitespace_do_not_matter(provider, edenai_sim):
+    """The signature covers the canonical form, so a re-serialized body still verifies
+    (docs/providers/edenai.md#webhooks)."""
     data = {"job_id": "j1", "status": "fail", "error": {"message": "boom"}, "cost": 2.5e-06, "note": "日本"}
     compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     signature = eden_sign(edenai_sim.private_key, compact)
     reordered = json.dumps(dict(reversed(list(data.items()))), indent=4).encode()
-    event = provider.verify_and_parse_webhook({"X-Edenai-Signature": signature}, reordered, {})
+    event = await provider.verify_and_parse_webhook({"X-Edenai-Signature": signature}, reordered, {})
     assert (event.update.state, event.update.error_message) == (ProviderState.FAILED, "boom")
     assert "BEGIN PUBLIC KEY" in public_pem(edenai_sim.private_key)
 

@@ -82,7 +82,8 @@ async def test_errors_carry_intent(provider, fal_sim):
     fal_sim.out_of_credit = True
     with pytest.raises(ProviderRejected) as info:
         await provider.submit(req())
-    assert info.value.code == ProviderRejected.OUT_OF_CREDIT  # 403 "Exhausted balance" (§3.9)
+    # 403 "Exhausted balance" (docs/providers/fal.md#limits-and-errors)
+    assert info.value.code == ProviderRejected.OUT_OF_CREDIT
     fal_sim.out_of_credit = False
     fal_sim.faults.add("submit", Fault.error(429, retry_after="4"))
     with pytest.raises(RetryLater) as retry:
@@ -100,7 +101,7 @@ async def test_signed_webhook_from_simulator_is_accepted(provider, fal_sim, rece
     fal_sim.complete(job.partition("#")[2])
     [delivery] = receiver.wait_for(1)
     assert delivery.query == {"t": "tok", "fal_app": "fal-ai/kling-video"}
-    event = provider.verify_and_parse_webhook(delivery.headers, delivery.body, delivery.query)
+    event = await provider.verify_and_parse_webhook(delivery.headers, delivery.body, delivery.query)
     assert event.update.provider_job_id == job  # the same id submit stored
     assert event.update.state is ProviderState.SUCCEEDED and event.update.output.url.endswith(".mp4")
     assert provider.jwks.fetches == 1
@@ -110,42 +111,42 @@ async def test_error_webhook_and_forgeries(provider, fal_sim, receiver):
     job = (await provider.submit(req(webhook_url=receiver.url))).provider_job_id
     fal_sim.fail(job.partition("#")[2], "CUDA out of memory")
     [delivery] = receiver.wait_for(1)
-    event = provider.verify_and_parse_webhook(delivery.headers, delivery.body, delivery.query)
+    event = await provider.verify_and_parse_webhook(delivery.headers, delivery.body, delivery.query)
     assert event.update.state is ProviderState.FAILED and "422" in event.update.error_message
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(delivery.headers, delivery.body.replace(b"ERROR", b"OK"), {})
+        await provider.verify_and_parse_webhook(delivery.headers, delivery.body.replace(b"ERROR", b"OK"), {})
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(fal_sim.webhooks.build(delivery.body, corrupt=True), delivery.body, {})
+        await provider.verify_and_parse_webhook(fal_sim.webhooks.build(delivery.body, corrupt=True), delivery.body, {})
     stale = fal_sim.webhooks.build(delivery.body, timestamp=int(time.time()) - 301)
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(stale, delivery.body, {})
+        await provider.verify_and_parse_webhook(stale, delivery.body, {})
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({}, delivery.body, {})
+        await provider.verify_and_parse_webhook({}, delivery.body, {})
 
 
 async def test_key_rotation_refetches_the_jwks_once(provider, fal_sim):
     body = json.dumps({"request_id": "r1", "status": "OK", "payload": {"video": {"url": "https://v/1.mp4"}}}).encode()
-    provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
+    await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
     assert provider.jwks.fetches == 1
-    provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
+    await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
     assert provider.jwks.fetches == 1  # cached within the TTL
     fal_sim.rotate()
     fal_sim.serve_old_keys = False
-    event = provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
+    event = await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
     assert event.update.output.url == "https://v/1.mp4" and provider.jwks.fetches == 2
     # A forgery makes one refetch at most and then fails; the cache keeps the current key.
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(fal_sim.webhooks.build(body, corrupt=True), body, {})
+        await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body, corrupt=True), body, {})
     assert provider.jwks.fetches == 3
     provider.jwks.min_refresh = 3600
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook(fal_sim.webhooks.build(body, corrupt=True), body, {})
+        await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body, corrupt=True), body, {})
     assert provider.jwks.fetches == 3  # rate-limited: forged webhooks cannot hammer the JWKS
 
 
 async def test_expired_cache_is_refreshed(provider, fal_sim):
     body = json.dumps({"request_id": "r2", "status": "OK", "payload": {"video": {"url": "https://v/2.mp4"}}}).encode()
     provider.jwks.ttl = 0
-    provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
-    provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
+    await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
+    await provider.verify_and_parse_webhook(fal_sim.webhooks.build(body), body, {})
     assert provider.jwks.fetches >= 2

@@ -46,7 +46,7 @@ async def test_each_model_goes_to_its_route(provider, modelslab_sim, model_ref, 
     [sent] = modelslab_sim.requests_to("submit")
     body = sent.json()
     assert sent.path == path and body["model_id"] == model_id
-    # §6.1: the key travels in the body and no header carries it.
+    # docs/providers/modelslab.md#authentication: the key travels in the body and no header carries it.
     assert body["key"] == "test-key" and "authorization" not in sent.headers
     assert body["prompt"] == "a lighthouse at dusk" and body["negative_prompt"] == "blur" and body["seed"] == 7
     assert body["webhook"] == HOOK and body["track_id"] == "gen_1"
@@ -98,7 +98,7 @@ async def test_out_of_credit_and_queue_limit(provider, modelslab_sim, soft):
     await provider.submit(req("veo3"))
     with pytest.raises(RetryLater) as retry:
         await provider.submit(req("veo3"))
-    assert retry.value.after == 30  # §6.9: `retry_after` in the 429 body
+    assert retry.value.after == 30  # docs/providers/modelslab.md#limits-and-errors: `retry_after` in the 429 body
 
 
 async def test_transport_and_auth_errors(provider, modelslab_sim):
@@ -120,9 +120,9 @@ async def test_unsigned_webhooks_parse_success_and_failed(provider, modelslab_si
     bad = (await provider.submit(req("veo3", webhook_url=receiver.url))).provider_job_id
     modelslab_sim.complete(ok)
     modelslab_sim.fail(bad, "out of memory")
-    events = [provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
+    events = [await provider.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
     by_id = {e.update.provider_job_id: e for e in events}
     assert by_id[ok].update.output.url.endswith(f"{ok}.mp4") and by_id[ok].delivery_id == f"{ok}:success"
     assert by_id[bad].update.state is ProviderState.FAILED and by_id[bad].update.error_message == "out of memory"
     with pytest.raises(WebhookRejected):
-        provider.verify_and_parse_webhook({}, json.dumps({"status": "weird"}).encode(), {})
+        await provider.verify_and_parse_webhook({}, json.dumps({"status": "weird"}).encode(), {})

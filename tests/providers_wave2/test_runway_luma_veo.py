@@ -114,13 +114,13 @@ async def test_luma_lifecycle_and_callbacks(luma, luma_sim, receiver):
     assert (await luma.status(job_id)).state is ProviderState.QUEUED
     luma_sim.run(job_id)
     luma_sim.complete(job_id)
-    events = [luma.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
+    events = [await luma.verify_and_parse_webhook(r.headers, r.body, r.query) for r in receiver.wait_for(2)]
     assert [e.update.state for e in events] == [ProviderState.RUNNING, ProviderState.SUCCEEDED]
     assert events[1].update.output.url.endswith(f"{job_id}.mp4") and events[1].delivery_id == f"{job_id}:succeeded"
     assert luma.unsigned_webhooks
     with pytest.raises(WebhookRejected):
-        luma.verify_and_parse_webhook({}, b"{not json", {})
-    await luma.cancel(job_id)  # no cancel endpoint (§10.7): nothing is sent
+        await luma.verify_and_parse_webhook({}, b"{not json", {})
+    await luma.cancel(job_id)  # no cancel endpoint (docs/providers/luma.md#cancel): nothing is sent
     assert not luma_sim.requests_to("delete")
 
 

@@ -36,8 +36,8 @@ def test_lumaai_sdk_create_get_credits(luma_sim):
 
 
 def test_google_genai_sdk_poll_and_download(veo_sim):
-    """google-genai 3.4 refuses `generate_videos` on the Gemini Developer API ("only supported in ... Agent
-    Platform mode"; 2.19, read for §11, still sent predictLongRunning), so the job is started with plain
+    """google-genai 3.4 refuses `generate_videos` on the Gemini Developer API ("only supported in ... Agent Platform
+    mode"; 2.19, read for docs/providers/veo.md, still sent predictLongRunning), so the job is started with plain
     HTTP in the SDK's own request shape, and the SDK polls the operation and downloads the file."""
     genai = pytest.importorskip("google.genai")
     import httpx
@@ -59,7 +59,8 @@ def test_google_genai_sdk_poll_and_download(veo_sim):
     assert veo_sim.requests_to("download")[0].headers["x-goog-api-key"] == "test-key"
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK marks videos.* deprecated (§0)
+# the SDK marks videos.* deprecated (docs/providers/openai-videos.md#quirks)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_openai_sdk_videos_against_openai_videos_sim(openai_videos_sim):
     openai = pytest.importorskip("openai")
     client = openai.OpenAI(api_key="test-key", base_url=openai_videos_sim.url + "/v1", max_retries=0)
@@ -89,7 +90,8 @@ def test_openai_sdk_against_poe_sim_chat_and_videos(poe_sim):
 
 
 def test_fal_client_over_loopback_tls(monkeypatch):
-    """fal-client hard-codes https (§3.10): serve the simulator over TLS with a throwaway certificate."""
+    """fal-client hard-codes https (docs/providers/fal.md#quirks): serve the simulator over TLS with a throwaway
+    certificate."""
     fal_client = pytest.importorskip("fal_client")
     import fal_client.client as fal_module
 

@@ -22,7 +22,8 @@ MODEL_PREFIX = "video/generation_async/"
 
 
 def eden_canonical(obj: Any) -> bytes:
-    """What EdenAI hashes (§7.8): orjson with OPT_INDENT_2 | OPT_SORT_KEYS, exactly as its docs do."""
+    """What EdenAI hashes (docs/providers/edenai.md#webhooks): orjson with OPT_INDENT_2 | OPT_SORT_KEYS, exactly as its
+    docs do."""
     import orjson  # a test dependency: the simulator signs with the vendor's own serializer
 
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -46,15 +47,16 @@ def _now() -> str:
 
 
 class EdenAISimulator(Simulator):
-    """Routes per §7.2/§7.4 under /v3. Webhook bodies carry small floats (`cost`) and non-ASCII text on
-    purpose: that is where json.dumps and orjson could disagree."""
+    """Routes per docs/providers/edenai.md#endpoints under /v3. Webhook bodies carry small floats (`cost`) and non-ASCII
+    text on purpose: that is where json.dumps and orjson could disagree."""
 
     routes = [
         ("POST", r"/v3/universal-ai/async", "submit"),
         ("GET", r"/v3/universal-ai/async/[^/]+", "status"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # §7.9: the out-of-credit status is unverified; 402 with a balance message is our guess.
+    # docs/providers/edenai.md#limits-and-errors: the out-of-credit status is unverified; 402 with a balance message is
+    # our guess.
     out_of_credit_body = {"error": {"type": "insufficient_credits", "message": "Insufficient credits"}}
 
     def __init__(self, **kwargs: Any) -> None:

@@ -62,7 +62,8 @@ def loopback_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 class TlsAppServer(AppServer):
-    """AppServer over https with a throwaway loopback certificate (fal-client hard-codes https, §3.10)."""
+    """AppServer over https with a throwaway loopback certificate (fal-client hard-codes https,
+    docs/providers/fal.md#quirks)."""
 
     def __init__(self, app: Any) -> None:
         super().__init__(app)
@@ -98,7 +99,8 @@ class TlsAppServer(AppServer):
 
 
 class FalSimulator(Simulator):
-    """Routes per §3.11. `rotate()` starts signing with a new key; `serve_old_keys` keeps old ones in the JWKS."""
+    """Routes per docs/providers/fal.md#endpoints. `rotate()` starts signing with a new key; `serve_old_keys` keeps old
+    ones in the JWKS."""
 
     routes = [
         ("GET", r"/\.well-known/jwks\.json", "jwks"),
@@ -108,7 +110,7 @@ class FalSimulator(Simulator):
         ("GET", r"/files/[^/]+", "output"),
         ("POST", r"/.+", "submit"),
     ]
-    # §3.9: user reports of an exhausted balance.
+    # docs/providers/fal.md#limits-and-errors: user reports of an exhausted balance.
     out_of_credit_status = 403
     out_of_credit_body = {
         "detail": "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing"
@@ -151,7 +153,8 @@ class FalSimulator(Simulator):
         )
 
     def sign_headers(self, msg_id: str, timestamp: int, body: bytes, corrupt: bool) -> dict[str, str]:
-        # §3.8: "\n".join([request_id, user_id, timestamp, sha256(body).hex()]), Ed25519, hex signature.
+        # docs/providers/fal.md#webhooks: "\n".join([request_id, user_id, timestamp, sha256(body).hex()]), Ed25519, hex
+        # signature.
         request_id = json.loads(body).get("request_id", msg_id)
         message = "\n".join([request_id, USER_ID, str(timestamp), hashlib.sha256(body).hexdigest()]).encode()
         key = Ed25519PrivateKey.generate() if corrupt else self.signing_key

@@ -19,7 +19,8 @@ PREFIX = "/dream-machine/v1"
 
 
 class LumaSimulator(Simulator):
-    """Routes per §10.2–§10.9 under /dream-machine/v1; callbacks on dreaming, completed and failed (§10.8)."""
+    """Routes per docs/providers/luma.md#endpoints under /dream-machine/v1; callbacks on dreaming, completed and failed
+    (docs/providers/luma.md#webhooks)."""
 
     routes = [
         ("POST", rf"{PREFIX}/generations(/video)?", "submit"),
@@ -28,7 +29,8 @@ class LumaSimulator(Simulator):
         ("GET", rf"{PREFIX}/credits", "credits"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # §10.9: the no-credit status is unverified; 402 with a balance message is our guess.
+    # docs/providers/luma.md#limits-and-errors: the no-credit status is unverified; 402 with a balance message is our
+    # guess.
     out_of_credit_body = {"detail": "Insufficient credits"}
 
     def __init__(self, **kwargs: Any) -> None:

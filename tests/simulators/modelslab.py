@@ -13,12 +13,13 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# §6.9: the per-account limit on queued requests (pay-as-you-go).
+# docs/providers/modelslab.md#limits-and-errors: the per-account limit on queued requests (pay-as-you-go).
 QUEUE_LIMIT = 5
 
 
 class ModelsLabSimulator(Simulator):
-    """Routes per §6.2/§6.4 under /api. The key is checked in the JSON body (§6.1), never in a header."""
+    """Routes per docs/providers/modelslab.md#endpoints under /api. The key is checked in the JSON body
+    (docs/providers/modelslab.md#authentication), never in a header."""
 
     routes = [
         ("POST", r"/api/v6/video/(text2video|text2video_ultra|img2video)", "submit"),
@@ -33,7 +34,8 @@ class ModelsLabSimulator(Simulator):
         self.queue_limit = QUEUE_LIMIT
         self.eta = 12
         self._ids = itertools.count(90_000_001)
-        # §6.9 (unverified): some errors come back as HTTP 200 with `status: error`.
+        # docs/providers/modelslab.md#limits-and-errors (unverified): some errors come back as HTTP 200 with `status:
+        # error`.
         self.soft_errors = False
 
     def build_app(self) -> Starlette:
@@ -73,7 +75,7 @@ class ModelsLabSimulator(Simulator):
         }
 
     def on_transition(self, job: Job, previous: str) -> None:
-        # §6.8: a webhook on success or failure, best effort, no signature.
+        # docs/providers/modelslab.md#webhooks: a webhook on success or failure, best effort, no signature.
         track = job.body.get("track_id")
         if job.state == "succeeded":
             body = {**self.wire(job), "track_id": track}

@@ -13,9 +13,9 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# Internal states to §4.4's status words.
+# Internal states to docs/providers/openai-videos.md#status-values's status words.
 WIRE_STATUS = {"queued": "queued", "running": "in_progress", "succeeded": "completed", "failed": "failed"}
-# §4.11: the SDK's poll helper sleeps for this header; tests want it short.
+# docs/providers/openai-videos.md#endpoints: the SDK's poll helper sleeps for this header; tests want it short.
 POLL_AFTER_MS = "20"
 
 
@@ -24,7 +24,8 @@ def _error(message: str, status: int, type_: str = "invalid_request_error", code
 
 
 class OpenAIVideosSimulator(Simulator):
-    """Routes per §4.11, under /v1. Canceled jobs (after DELETE) are reported as 404 like a deleted video."""
+    """Routes per docs/providers/openai-videos.md#endpoints, under /v1. Canceled jobs (after DELETE) are reported as 404
+    like a deleted video."""
 
     routes = [
         ("POST", r"/v1/videos", "submit"),
@@ -33,7 +34,8 @@ class OpenAIVideosSimulator(Simulator):
         ("DELETE", r"/v1/videos/[^/]+", "delete"),
         ("GET", r"/v1/models", "models"),
     ]
-    # §4.9: billing exhaustion is a 429 with type insufficient_quota, distinguished from rate limits.
+    # docs/providers/openai-videos.md#limits-and-errors: billing exhaustion is a 429 with type insufficient_quota,
+    # distinguished from rate limits.
     out_of_credit_status = 429
     out_of_credit_body = {
         "error": {
@@ -99,7 +101,7 @@ class OpenAIVideosSimulator(Simulator):
                     fields[key] = value
                 else:
                     fields[key] = {"filename": value.filename, "size": len(await value.read())}
-        else:  # Poe also takes JSON with a base64 `input_image` (§8.2)
+        else:  # Poe also takes JSON with a base64 `input_image` (docs/providers/poe.md#endpoints)
             fields = await request.json()
         if not fields.get("prompt"):
             return _error("Missing required parameter: 'prompt'.", 400)

@@ -14,7 +14,8 @@ from tests.simulators.openai_videos import OpenAIVideosSimulator, _error
 
 
 class PoeSimulator(OpenAIVideosSimulator):
-    """§8.2: chat bots answer synchronously; a media bot's reply carries the video as a Markdown link.
+    """docs/providers/poe.md#endpoints: chat bots answer synchronously; a media bot's reply carries the video as a
+    Markdown link.
 
     `media_bots` reply with `media_reply` (formatted with the file URL); other bots are text bots and reply
     with `text_reply` (formatted with the last user message)."""
@@ -24,7 +25,8 @@ class PoeSimulator(OpenAIVideosSimulator):
         ("POST", r"/v1/chat/completions", "chat"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # Insufficient points: the status is unverified (§8.5); 402 with an OpenAI-style body is our guess.
+    # Insufficient points: the status is unverified (docs/providers/poe.md#cancel-progress-webhooks); 402 with an
+    # OpenAI-style body is our guess.
     out_of_credit_status = 402
     out_of_credit_body = {
         "error": {"message": "Insufficient points to run this bot", "type": "insufficient_credits", "code": None}

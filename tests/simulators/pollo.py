@@ -18,12 +18,13 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# Internal states to Pollo's generation status enum (provider-protocols §5.4).
+# Internal states to Pollo's generation status enum (docs/providers/pollo.md#status-values).
 WIRE_STATUS = {"queued": "waiting", "running": "processing", "succeeded": "succeed", "failed": "failed"}
 
 
 def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
-    """§5.8 as we read it: base64(HMAC-SHA256(key, "id.timestamp.body")); a `whsec_` key is base64."""
+    """The signature as we read docs/providers/pollo.md#webhooks: base64(HMAC-SHA256(key, "id.timestamp.body"));
+    a `whsec_` key is base64."""
     key = base64.b64decode(secret[6:]) if secret.startswith("whsec_") else secret.encode()
     return base64.b64encode(
         hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
@@ -31,14 +32,16 @@ def sign(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
 
 
 class PolloSimulator(Simulator):
-    """Routes per §5.2/§5.4. `envelope = True` wraps answers as `{"code":"SUCCESS","data":{…}}` (§5.3)."""
+    """Routes per docs/providers/pollo.md#endpoints. `envelope = True` wraps answers as `{"code":"SUCCESS","data":{…}}`
+    (docs/providers/pollo.md#endpoints)."""
 
     routes = [
         ("POST", r"/generation/[^/]+/[^/]+", "submit"),
         ("GET", r"/generation/[^/]+/status", "status"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # §5.9: third-party code reports 403 with "Not enough credits" for an empty account.
+    # docs/providers/pollo.md#limits-and-errors: third-party code reports 403 with "Not enough credits" for an empty
+    # account.
     out_of_credit_status = 403
     out_of_credit_body = {"code": "FORBIDDEN", "message": "Not enough credits, please recharge"}
 
@@ -80,7 +83,8 @@ class PolloSimulator(Simulator):
         return {"taskId": job.id, "credit": 10, "generations": [self.generation(job)]}
 
     def on_transition(self, job: Job, previous: str) -> None:
-        # §5.8: a callback when the task completes, carrying taskId and status (succeed|failed).
+        # docs/providers/pollo.md#webhooks: a callback when the task completes, carrying taskId and status
+        # (succeed|failed).
         if job.state in ("succeeded", "failed"):
             body = {"taskId": job.id, "status": WIRE_STATUS[job.state], "generations": [self.generation(job)]}
             self.webhooks.send(job.webhook_url, WIRE_STATUS[job.state], json.dumps(body).encode())

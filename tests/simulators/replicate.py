@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# Internal states to the lifecycle words of provider-protocols §2.4.
+# Internal states to the lifecycle words of docs/providers/replicate.md#status-values.
 WIRE_STATUS = {
     "queued": "starting",
     "running": "processing",
@@ -35,13 +35,14 @@ def _now() -> str:
 
 
 def tqdm_line(percent: int) -> str:
-    """A tqdm progress bar line like the ones Cog models print (§2.5)."""
+    """A tqdm progress bar line like the ones Cog models print (docs/providers/replicate.md#progress)."""
     bar = "#" * (percent // 10)
     return f"{percent:3d}%|{bar:<10}| {percent}/100 [00:05<00:05,  9.50it/s]"
 
 
 class ReplicateSimulator(Simulator):
-    """Routes per §2.11; webhooks honour `webhook_events_filter` (`start`, `logs`, `completed`)."""
+    """Routes per docs/providers/replicate.md#endpoints; webhooks honour `webhook_events_filter` (`start`, `logs`,
+    `completed`)."""
 
     routes = [
         ("POST", r"/v1/models/[^/]+/[^/]+/predictions", "submit"),
@@ -52,7 +53,8 @@ class ReplicateSimulator(Simulator):
         ("GET", r"/v1/account", "account"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # The 402 body Replicate answers for an empty prepaid balance (§2.9; the status itself is unverified).
+    # The 402 body Replicate answers for an empty prepaid balance (docs/providers/replicate.md#limits-and-errors; the
+    # status itself is unverified).
     out_of_credit_body = {
         "title": "Insufficient credit",
         "detail": "You have insufficient credit to run this model. Go to https://replicate.com/account/billing "
@@ -78,7 +80,7 @@ class ReplicateSimulator(Simulator):
         )
 
     def sign_headers(self, msg_id: str, timestamp: int, body: bytes, corrupt: bool) -> dict[str, str]:
-        # §2.8/§2.11: sign exactly the bytes sent, with the standardwebhooks library.
+        # docs/providers/replicate.md#webhooks: sign exactly the bytes sent, with the standardwebhooks library.
         secret = "whsec_" + base64.b64encode(b"not-the-secret-at-all!").decode() if corrupt else self.webhook_secret
         signature = standardwebhooks.Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, UTC), body.decode())
         return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp), "webhook-signature": signature}
@@ -113,7 +115,7 @@ class ReplicateSimulator(Simulator):
             self.jobs[job_id].extra["logs"] = logs
 
     def abort(self, job_id: str, error: str | None = None) -> Job:
-        """`aborted`: the deadline passed before the prediction started (§2.4)."""
+        """`aborted`: the deadline passed before the prediction started (docs/providers/replicate.md#status-values)."""
         return self._move(job_id, "aborted", error=error)
 
     def _event(self, job: Job, event: str) -> None:

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from tests.simulators.base import Job, Simulator
 
-# provider-protocols §1.4 status words for our internal states.
+# RunPod's status words for our internal states (docs/providers/runpod.md#status-values).
 WIRE_STATUS = {
     "queued": "IN_QUEUE",
     "running": "IN_PROGRESS",
@@ -27,8 +27,8 @@ TERMINAL = {"succeeded", "failed", "canceled", "timed_out"}
 
 
 class RunPodSimulator(Simulator):
-    """Routes per §1.12. `output_mode` picks what a finished job returns: seed 000's `{"video": base64}`
-    ("base64"), a bare URL string ("url"), or `{"video_url": …}` ("video_url")."""
+    """Routes per docs/providers/runpod.md#quirks. `output_mode` picks what a finished job returns: the LTX-2 contract's
+    `{"video": base64}` ("base64"), a bare URL string ("url"), or `{"video_url": …}` ("video_url")."""
 
     routes = [
         ("POST", r"/[^/]+/run", "submit"),
@@ -39,7 +39,8 @@ class RunPodSimulator(Simulator):
         ("POST", r"/[^/]+/purge-queue", "purge"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # RunPod does not document its out-of-credit answer (§1.9 unverified); we use 402 + a balance message.
+    # RunPod does not document its out-of-credit answer (docs/providers/runpod.md#limits-and-errors unverified); we use
+    # 402 + a balance message.
     out_of_credit_body = {"error": "Insufficient balance: please add credits to your account"}
 
     def __init__(self, **kwargs: Any) -> None:
@@ -63,7 +64,8 @@ class RunPodSimulator(Simulator):
     def wire(self, job: Job) -> dict[str, Any]:
         body: dict[str, Any] = {"id": job.id, "status": WIRE_STATUS[job.state], "delayTime": 12, "executionTime": 0}
         if job.state == "running" and job.progress is not None:
-            body["output"] = job.progress  # §1.5: progress_update() values show up as `output`
+            # docs/providers/runpod.md#progress: progress_update() values show up as `output`
+            body["output"] = job.progress
         elif job.state == "succeeded":
             body["output"] = job.output
             body["executionTime"] = 3391
@@ -80,7 +82,7 @@ class RunPodSimulator(Simulator):
         return {"video": base64.b64encode(self.video).decode("ascii")}
 
     def on_transition(self, job: Job, previous: str) -> None:
-        # §1.8: only completion is posted, with the /status body and no signature.
+        # docs/providers/runpod.md#webhooks: only completion is posted, with the /status body and no signature.
         if job.state in TERMINAL:
             body = json.dumps(self.wire(job)).encode()
             self.webhooks.send(job.webhook_url, WIRE_STATUS[job.state], body)
@@ -89,7 +91,8 @@ class RunPodSimulator(Simulator):
         return self._move(job_id, "timed_out", error="execution timeout exceeded")
 
     def expire(self, job_id: str) -> None:
-        """Forget a job, as RunPod does when its result TTL passes (§1.4: /status then answers 404)."""
+        """Forget a job, as RunPod does when its result TTL passes (docs/providers/runpod.md#status-values: /status then
+        answers 404)."""
         with self.lock:
             self.jobs.pop(job_id, None)
 

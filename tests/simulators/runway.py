@@ -25,7 +25,8 @@ API_VERSION = "2024-11-06"
 
 
 class RunwaySimulator(Simulator):
-    """Routes per §9.2–§9.7. A missing or wrong `X-Runway-Version` is a 400, as the real API answers."""
+    """Routes per docs/providers/runway.md#endpoints. A missing or wrong `X-Runway-Version` is a 400, as the real API
+    answers."""
 
     routes = [
         ("POST", r"/v1/(text|image)_to_video", "submit"),
@@ -33,7 +34,7 @@ class RunwaySimulator(Simulator):
         ("DELETE", r"/v1/tasks/[^/]+", "cancel"),
         ("GET", r"/files/[^/]+", "output"),
     ]
-    # §9.9: out of credits is unverified (a third-party skill claims 402).
+    # docs/providers/runway.md#limits-and-errors: out of credits is unverified (a third-party skill claims 402).
     out_of_credit_body = {"error": "You do not have enough credits to run this task."}
 
     def __init__(self, **kwargs: Any) -> None:

@@ -17,11 +17,12 @@ from starlette.routing import Route
 
 from tests.simulators.base import Simulator
 
-API_VERSION = "2026-06-24.dahlia"  # provider-protocols §12.1
+API_VERSION = "2026-06-24.dahlia"  # docs/providers/stripe.md#authentication
 
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
-    """§12.4: HMAC-SHA256 keyed with the whole `whsec_…` string as UTF-8, over `{t}.{body}`, hex."""
+    """docs/providers/stripe.md#webhook-signature: HMAC-SHA256 keyed with the whole `whsec_…` string as UTF-8, over
+    `{t}.{body}`, hex."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
 
@@ -47,9 +48,9 @@ def _listify(node: Any) -> Any:
 
 
 class StripeSimulator(Simulator):
-    """Creates Checkout Sessions like POST /v1/checkout/sessions (§12.2); tests then pay, refund, dispute or
-    expire them, and each change is delivered to `webhook_url` as a signed event (duplicates, reordering,
-    stale and forged signatures come from the shared WebhookSender controls)."""
+    """Creates Checkout Sessions like POST /v1/checkout/sessions (docs/providers/stripe.md#endpoints); tests then pay,
+    refund, dispute or expire them, and each change is delivered to `webhook_url` as a signed event (duplicates,
+    reordering, stale and forged signatures come from the shared WebhookSender controls)."""
 
     routes = [
         ("POST", r"/v1/checkout/sessions", "create_session"),

@@ -19,16 +19,17 @@ def _google_error(code: int, status: str, message: str) -> Response:
 
 
 class VeoSimulator(Simulator):
-    """Routes per §11.11. `filtered` makes finished operations return no samples and a RAI reason;
+    """Routes per docs/providers/veo.md#endpoints. `filtered` makes finished operations return no samples and a RAI
+    reason;
     `inline` returns `encodedVideo` instead of a file URI."""
 
-    # The API answers under v1beta (what §11 documents) and v1 (google-genai 3.x polls there).
+    # The API answers under v1beta (what docs/providers/veo.md documents) and v1 (google-genai 3.x polls there).
     routes = [
         ("POST", r"/v1(beta)?/models/[^/]+:predictLongRunning", "submit"),
         ("GET", r"/v1(beta)?/models/[^/]+/operations/[^/]+", "status"),
         ("GET", r"/v1(beta)?/files/[^/]+:download", "download"),
     ]
-    # §11.9: quota errors are 429 RESOURCE_EXHAUSTED (unverified for Veo itself).
+    # docs/providers/veo.md#limits-and-errors: quota errors are 429 RESOURCE_EXHAUSTED (unverified for Veo itself).
     out_of_credit_status = 429
     out_of_credit_body = {
         "error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED"}
@@ -72,7 +73,8 @@ class VeoSimulator(Simulator):
             video = (
                 {"encodedVideo": base64.b64encode(self.video).decode(), "encoding": "video/mp4"}
                 if self.inline
-                # §11.11: the URI's host is never used by the SDK; only the lowercase-alnum id matters.
+                # docs/providers/veo.md#endpoints: the URI's host is never used by the SDK; only the lowercase-alnum id
+                # matters.
                 else {"uri": f"https://x/v1beta/files/{job.extra['file_id']}:download?alt=media"}
             )
             body["response"] = {

@@ -24,7 +24,7 @@ class WebhookControls:
     hold: bool = False  # keep deliveries until release(); release(reverse=True) reorders them
     stale_seconds: int = 0  # sign with a timestamp this far in the past
     bad_signature: bool = False
-    retries: int = 0  # resend after a non-2xx answer, like RunPod's "2 more times" (§1.8)
+    retries: int = 0  # resend after a non-2xx answer, like RunPod's "2 more times" (docs/providers/runpod.md#webhooks)
     retry_delay: float = 0.05
 
 
