@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from reelgate.domain.catalog import Catalog, CatalogError, parse_catalog
 
 DEFAULT_CATALOG = "default.yaml"
 
+log = logging.getLogger("reelgate.catalog")
+
 
 def _parse_text(text: str, source: str) -> Catalog:
     try:
@@ -19,7 +22,11 @@ def _parse_text(text: str, source: str) -> Catalog:
         raise CatalogError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{source}: the catalog must be a mapping with credit_unit, rounding and models")
-    return parse_catalog(data, source=source)
+    catalog = parse_catalog(data, source=source)
+    # A fallback that serves only part of its model's requests is allowed; the operator should know which.
+    for note in catalog.notes:
+        log.info("%s", note)
+    return catalog
 
 
 def load_catalog(path: str | Path) -> Catalog:
