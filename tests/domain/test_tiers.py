@@ -111,15 +111,16 @@ def test_unknown_tiers_and_constraints_are_named() -> None:
     assert is_choice(CATALOG, "auto") and is_choice(CATALOG, "pro") and not is_choice(CATALOG, "sharp")
 
 
-def test_the_default_catalog_offers_the_four_tiers_with_sellable_models() -> None:
+def test_the_default_catalog_offers_the_four_pollo_tiers_and_auto() -> None:
     catalog = load_default_catalog()
     assert catalog.tier_ids == ("economy", "basic", "pro", "premium")
     pollo = {"economy": "kling-v1-6", "basic": "pollo-v1-6", "pro": "kling-v2-5-turbo", "premium": "runway-gen-4-turbo"}
     for tier, model in pollo.items():
-        assert model in {spec.id for spec in catalog.in_tier(tier)}
-        assert _cheapest(catalog, tier, frozenset({model})) == model
-    # With every provider configured, the premium tier's cheapest 8 s order is Veo 2, not Veo 3.
-    assert _cheapest(catalog, "premium", frozenset(catalog.ids), duration=8) == "veo2"
+        assert [spec.id for spec in catalog.in_tier(tier)] == [model]
+        assert _cheapest(catalog, tier, frozenset(catalog.ids)) == model
+    # `auto` looks past the tiers: with every provider configured, the cheapest 10 s order is LTX-2 Fast.
+    assert _cheapest(catalog, "auto", frozenset(catalog.ids), duration=10) == "ltx-2-t2v"
+    assert _cheapest(catalog, "auto", frozenset(catalog.ids) - {"ltx-2-t2v"}, duration=10) == "seedance-t2v"
 
 
 def _cheapest(catalog: Catalog, tier: str, available: frozenset[str], **given: Any) -> str:
