@@ -156,17 +156,23 @@ def _pinned(ctx: ServiceContext, generation: Generation) -> Route | None:
         spec = ctx.catalog.get(generation.served_model)
     except NotFound:
         return None
-    request = None
-    if spec.id != generation.model:  # a fallback: send it the same request as before
-        try:
-            primary = ctx.catalog.get(generation.model)
-        except NotFound:
-            primary = None
-        fallback = next((f for f in primary.fallbacks if f.model == spec.id), None) if primary else None
-        if primary is not None and fallback is not None:
-            source = _source_request(primary, generation)
-            request = fallback_request(primary, source, fallback, spec) if source is not None else None
+    request = _pinned_request(ctx, generation, spec)
     return Route(spec, bound_provider(ctx, generation), dict(generation.provider_account or {}), request)
+
+
+def _pinned_request(ctx: ServiceContext, generation: Generation, spec: ModelSpec) -> ResolvedRequest | None:
+    """A pinned fallback is sent the same request as before: its map applied to the job again."""
+    if spec.id == generation.model:
+        return None
+    try:
+        primary = ctx.catalog.get(generation.model)
+    except NotFound:
+        return None
+    fallback = next((f for f in primary.fallbacks if f.model == spec.id), None)
+    source = _source_request(primary, generation)
+    if fallback is None or source is None:
+        return None
+    return fallback_request(primary, source, fallback, spec)
 
 
 async def choose_route(ctx: ServiceContext, generation: Generation) -> list[Route]:
