@@ -1,13 +1,29 @@
-"""Each example catalog reproduces its published prices cell by cell; the default catalog loads."""
+"""Each example catalog reproduces its published price list cell by cell; every shipped catalog loads, its
+fallbacks can fire, and every model carries its provider cost, expected time and the options its adapter reads."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reelgate.catalog import load_catalog, load_default_catalog
-from reelgate.domain.catalog import Catalog, GenerationInput, resolve_request
+from reelgate.domain.catalog import (
+    Catalog,
+    Fallback,
+    GenerationInput,
+    ModelSpec,
+    ResolvedRequest,
+    resolve_request,
+    same_value,
+)
+from reelgate.domain.costs import provider_cost_estimate
+from reelgate.domain.errors import ValidationFailed
+from reelgate.domain.fallbacks import fallback_request
 from reelgate.domain.pricing import Quote, quote
 
 CATALOGS = Path(__file__).resolve().parents[1] / "examples" / "catalogs"
@@ -23,7 +39,7 @@ def _quote(catalog: Catalog, model: str, **given: object) -> Quote:
     return quote(spec, request)
 
 
-# Pollo tiers: tier, model, 5 s price, 10 s price (in dollars; 1 credit = US$0.01).
+# The Pollo tier table: tier, model, 5 s price, 10 s price (in dollars; 1 credit = US$0.01).
 POLLO_TABLE = [
     ("kling-v1-6", "1.00", "2.00"),
     ("pollo-v1-6", "1.55", "3.10"),
@@ -51,7 +67,7 @@ def test_pollo_price_does_not_depend_on_resolution_or_mode() -> None:
     assert _quote(catalog, "kling-v1-6", duration=10, options={"mode": "pro"}).total == 200
 
 
-# LTX-2 on RunPod: duration -> (fast 720p, fast 1080p, pro 720p, pro 1080p).
+# The LTX-2 table: duration -> (fast 720p, fast 1080p, pro 720p, pro 1080p).
 LTX_TABLE = {10: (30, 45, 45, 60), 15: (45, 67, 67, 90), 20: (60, 90, 90, 120)}
 LTX_COLUMNS = [("fast", "720p"), ("fast", "1080p"), ("pro", "720p"), ("pro", "1080p")]
 
@@ -97,7 +113,7 @@ def test_ltx2_i2v_needs_a_start_image_and_wan_is_priced_by_resolution() -> None:
             1000,
             {"base": 500, "images": 100, "resolution": 150, "duration": 250},
         ),
-        # The published estimate example: Veo 3 at 1080p and its default 8 s.
+        # The published estimate response: Veo 3 at 1080p and its default 8 s.
         ("veo3", {"resolution": "1080p", "duration": 8}, 3250, {"base": 2500, "resolution": 750}),
     ],
 )
@@ -145,7 +161,7 @@ def test_replicate_wan(model: str, resolution: str, credits: int) -> None:
     assert result.total == credits
 
 
-def test_replicate_seed_004_models() -> None:
+def test_replicate_zeroscope_and_flux() -> None:
     catalog = _load("replicate-wan.yaml")
     flux = catalog.get("flux-schnell")
     assert flux.kind == "image"
@@ -155,7 +171,7 @@ def test_replicate_seed_004_models() -> None:
     assert _quote(catalog, "zeroscope-v2-xl").total == 16
 
 
-SEED_MODEL_IDS = {
+PUBLISHED_MODEL_IDS = {
     "ltx-2-t2v",
     "ltx-2-i2v",
     "wan-2.2-runpod",
@@ -179,10 +195,10 @@ SEED_MODEL_IDS = {
 }
 
 
-def test_default_catalog_contains_sandbox_and_every_seed_model() -> None:
+def test_default_catalog_contains_sandbox_and_every_example_model() -> None:
     catalog = load_default_catalog()
     assert catalog.ids[:2] == ("sandbox-t2v", "sandbox-i2v")
-    assert SEED_MODEL_IDS <= set(catalog.ids)
+    assert PUBLISHED_MODEL_IDS <= set(catalog.ids)
     assert catalog.credit_unit.currency == "USD" and str(catalog.credit_unit.value) == "0.01"
     assert {spec.provider for spec in catalog.models} == {
         "sandbox",
@@ -213,3 +229,224 @@ def test_default_catalog_keeps_the_same_published_prices_in_us_credits() -> None
     assert _quote(catalog, "pollo-v1-6", duration=10).total == 310
     assert _quote(catalog, "ltx-2-t2v", duration=15, resolution="1080p").total == 67
     assert _quote(catalog, "t2v-14B", resolution="480p").total == 10
+
+
+def test_pollo_1_6_sells_every_validated_duration_including_8_s() -> None:
+    for catalog in (_load("pollo-tiers.yaml"), load_default_catalog()):
+        assert catalog.get("pollo-v1-6").capabilities.durations == (5, 6, 7, 8, 9, 10)
+        assert _quote(catalog, "pollo-v1-6", duration=8).total == 248  # $0.31 × 8
+        assert catalog.get("kling-v2-5-turbo").capabilities.durations == (5, 10)
+
+
+# ---------------------------------------------------------------- every shipped catalog
+
+SHIPPED = ["default", *sorted(path.name for path in CATALOGS.glob("*.yaml"))]
+
+
+def _shipped(name: str) -> Catalog:
+    return load_default_catalog() if name == "default" else _load(name)
+
+
+def _fallbacks() -> Iterator[tuple[str, str, str]]:
+    for name in SHIPPED:
+        for spec in _shipped(name).models:
+            for fallback in spec.fallbacks:
+                yield name, spec.id, fallback.model
+
+
+FALLBACKS = list(_fallbacks())
+
+
+def test_the_shipped_catalogs_have_fallbacks_to_check() -> None:
+    assert len(FALLBACKS) >= 20
+    assert ("default", "video-generator-pro", "zeroscope-v2-xl") in FALLBACKS  # Poe out of credit: Replicate
+
+
+def _option_choices(spec: ModelSpec) -> list[list[tuple[str, Any]]]:
+    """Each option's values to try (a range by its ends and default), plus leaving an optional one out."""
+    choices = []
+    for name, option in spec.capabilities.options.items():
+        values = list(option.values)
+        if option.range is not None:
+            values = [option.range.min, option.range.max, *([option.default] if option.default is not None else [])]
+        choices.append([(name, v) for v in values] + ([(name, None)] if option.optional else []))
+    return choices
+
+
+def _requests(spec: ModelSpec) -> Iterator[ResolvedRequest]:
+    """Every combination of the model's offers (ranges sampled), resolved as the API would."""
+    caps = spec.capabilities
+    images = {"none": [False], "optional": [False, True], "required": [True]}[caps.start_image]
+    flags = [
+        [None, "blurry, low quality"] if caps.negative_prompt else [None],
+        [None, 7] if caps.seed else [None],
+        [False, True] if caps.audio else [False],
+        [False, True] if caps.end_image else [False],
+    ]
+    dims = [caps.durations, caps.resolutions, caps.aspect_ratios, images, *flags, *_option_choices(spec)]
+    for duration, resolution, aspect, image, negative, seed, audio, end, *options in itertools.product(*dims):
+        given = GenerationInput(
+            prompt="a lighthouse at dusk, waves rolling in",
+            negative_prompt=negative,
+            duration=duration or None,
+            resolution=resolution,
+            aspect_ratio=aspect,
+            seed=seed,
+            start_image=image,
+            end_image=end,
+            audio=audio,
+            options={name: value for name, value in options if value is not None},
+        )
+        yield resolve_request(spec, given)
+
+
+def _check_served(request: ResolvedRequest, served: ResolvedRequest, fallback: Fallback, target: ModelSpec) -> None:
+    """What the fallback receives is a request the fallback itself accepts, changed only as its map says."""
+    again = resolve_request(
+        target,
+        GenerationInput(
+            prompt=served.prompt,
+            negative_prompt=served.negative_prompt,
+            duration=served.duration or None,
+            resolution=served.resolution,
+            aspect_ratio=served.aspect_ratio,
+            seed=served.seed,
+            start_image=served.start_image,
+            end_image=served.end_image,
+            audio=served.audio,
+            options=dict(served.options),
+        ),
+    )
+    assert again == served
+    mapping = fallback.map
+    assert served.duration == mapping.duration.get(request.duration, request.duration) >= request.duration
+    assert served.resolution == mapping.resolution.get(request.resolution, request.resolution)
+    assert served.aspect_ratio == mapping.aspect_ratio.get(request.aspect_ratio, request.aspect_ratio)
+    assert (served.start_image, served.end_image, served.audio) == (
+        request.start_image,
+        request.end_image,
+        request.audio,
+    )
+    assert served.prompt == request.prompt
+    for name, value in request.options.items():
+        rule = mapping.options.get(name)
+        if rule is None:
+            assert same_value(served.options[name], value)
+        elif rule != "drop":
+            assert isinstance(rule, dict)
+            assert same_value(served.options[name], rule.get(str(value), value))
+
+
+@pytest.mark.parametrize(("catalog_name", "model", "fallback_id"), FALLBACKS)
+def test_every_fallback_of_every_shipped_catalog_can_serve_a_request_of_its_model(
+    catalog_name: str, model: str, fallback_id: str
+) -> None:
+    catalog = _shipped(catalog_name)
+    source, target = catalog.get(model), catalog.get(fallback_id)
+    (fallback,) = [f for f in source.fallbacks if f.model == fallback_id]
+    served_count = 0
+    for request in _requests(source):
+        served = fallback_request(source, request, fallback, target)
+        if served is not None:
+            _check_served(request, served, fallback, target)
+            served_count += 1
+    assert served_count > 0, f"{model} -> {fallback_id} in {catalog_name} can never fire"
+
+
+def test_the_poe_video_bot_falls_back_to_zeroscope_at_480p() -> None:
+    catalog = load_default_catalog()
+    poe, zeroscope = catalog.get("video-generator-pro"), catalog.get("zeroscope-v2-xl")
+    request = resolve_request(poe, GenerationInput(prompt="a lighthouse at dusk, waves rolling in"))
+    served = fallback_request(poe, request, poe.fallbacks[0], zeroscope)
+    assert served is not None and (served.duration, served.resolution) == (15, "480p")
+
+
+@pytest.mark.parametrize("catalog_name", SHIPPED)
+def test_every_shipped_model_has_a_provider_cost_an_expected_time_and_a_margin(catalog_name: str) -> None:
+    catalog = _shipped(catalog_name)
+    for spec in catalog.models:
+        assert spec.provider_cost is not None, spec.id
+        assert spec.estimated_seconds is not None, spec.id
+        request = next(_requests(spec))
+        cost = provider_cost_estimate(spec, request)
+        assert cost is not None and cost >= 0
+        if spec.preview:
+            assert cost == 0
+            continue
+        assert cost > 0, spec.id
+        # Costs are in the credit unit's currency here, so the margin at the model's cheapest request shows.
+        assert spec.provider_cost.currency == catalog.credit_unit.currency
+        price = quote(spec, request).total * catalog.credit_unit.value
+        assert price > cost, f"{spec.id}: sold for {price}, costs {cost}"
+
+
+def test_costs_follow_what_the_provider_bills() -> None:
+    catalog = load_default_catalog()
+
+    def cost(model: str, **given: Any) -> Decimal | None:
+        spec = catalog.get(model)
+        request = resolve_request(spec, GenerationInput(prompt="a lighthouse at dusk, slow pan", **given))
+        return provider_cost_estimate(spec, request)
+
+    assert cost("kling-v2-5-turbo", duration=10) == Decimal("1.20")  # $0.12/s
+    assert cost("ltx-2-t2v", duration=10, resolution="1080p", options={"mode": "pro"}) == Decimal("0.15660")
+    assert cost("veo3") == Decimal("3.128")  # 782 credits / 2.5
+    assert cost("flux-schnell") == Decimal("0.003") and cost("zeroscope-v2-xl") == Decimal("0.05")
+    assert cost("t2v-14B", resolution="480p") == Decimal("0.0411750")
+
+
+# The options each adapter reads from a request, by catalog and model.
+ADAPTER_OPTIONS = [
+    ("runpod-ltx2.yaml", "ltx-2-t2v", {"mode", "camera_lora"}),
+    ("runpod-ltx2.yaml", "ltx-2-i2v", {"mode", "camera_lora"}),
+    ("pollo-tiers.yaml", "kling-v1-6", {"mode", "strength"}),
+    ("pollo-tiers.yaml", "pollo-v1-6", {"mode"}),
+    ("pollo-tiers.yaml", "kling-v2-5-turbo", {"strength"}),
+    ("pollo-tiers.yaml", "runway-gen-4-turbo", {"motionStrength"}),
+    ("replicate-wan.yaml", "zeroscope-v2-xl", {"fps"}),
+    ("replicate-wan.yaml", "flux-schnell", {"output_format"}),
+    ("wave2-providers.yaml", "luma-ray-2", {"loop"}),
+    ("wave2-providers.yaml", "veo-3", {"personGeneration", "enhancePrompt"}),
+    ("wave2-providers.yaml", "runway-gen4-turbo", {"ratio"}),
+]
+
+
+@pytest.mark.parametrize(("catalog_name", "model", "names"), ADAPTER_OPTIONS)
+def test_the_options_adapters_read_are_declared(catalog_name: str, model: str, names: set[str]) -> None:
+    for catalog in (_load(catalog_name), *([load_default_catalog()] if catalog_name != "wave2-providers.yaml" else [])):
+        assert set(catalog.get(model).capabilities.options) == names
+
+
+def test_adapter_options_with_their_allowed_values() -> None:
+    ltx = _load("runpod-ltx2.yaml").get("ltx-2-t2v")
+    assert resolve_request(ltx, GenerationInput(prompt="a lighthouse at dusk", options={"camera_lora": "dolly_in"}))
+    kling = _load("pollo-tiers.yaml").get("kling-v1-6")
+    assert resolve_request(kling, GenerationInput(prompt="a lighthouse at dusk")).options == {
+        "mode": "std",
+        "strength": 50,
+    }
+    with pytest.raises(ValidationFailed) as info:
+        resolve_request(kling, GenerationInput(prompt="a lighthouse at dusk", options={"strength": 150}))
+    assert info.value.allowed == {"min": 0, "max": 100, "step": 1}
+    runway = _load("pollo-tiers.yaml").get("runway-gen-4-turbo")
+    assert resolve_request(runway, GenerationInput(prompt="a lighthouse at dusk")).options == {}
+    moving = GenerationInput(prompt="a lighthouse at dusk", options={"motionStrength": 4})
+    assert resolve_request(runway, moving).options == {"motionStrength": 4}
+
+
+def test_image_models_offer_their_aspect_ratios() -> None:
+    flux = _load("replicate-wan.yaml").get("flux-schnell")
+    assert {"1:1", "16:9", "9:16", "4:3", "3:4"} <= set(flux.capabilities.aspect_ratios)
+    wide = resolve_request(flux, GenerationInput(prompt="a lighthouse at dusk", aspect_ratio="16:9"))
+    assert (wide.width, wide.height) == (1360, 768)
+
+
+def test_the_tiers_of_the_pollo_catalog() -> None:
+    catalog = _load("pollo-tiers.yaml")
+    assert catalog.tier_ids == ("economy", "basic", "pro", "premium")
+    assert [[spec.id for spec in catalog.in_tier(t)] for t in catalog.tier_ids] == [
+        ["kling-v1-6"],
+        ["pollo-v1-6"],
+        ["kling-v2-5-turbo"],
+        ["runway-gen-4-turbo"],
+    ]

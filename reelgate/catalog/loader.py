@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,8 @@ import yaml
 from reelgate.domain.catalog import Catalog, CatalogError, parse_catalog
 
 DEFAULT_CATALOG = "default.yaml"
+
+log = logging.getLogger("reelgate.catalog")
 
 
 def _load_yaml(text: str, source: str) -> dict[str, Any]:
@@ -24,8 +27,16 @@ def _load_yaml(text: str, source: str) -> dict[str, Any]:
     return data
 
 
+def _parsed(data: dict[str, Any], source: str) -> Catalog:
+    catalog = parse_catalog(data, source=source)
+    # A fallback that serves only part of its model's requests is allowed; the operator should know which.
+    for note in catalog.notes:
+        log.info("%s", note)
+    return catalog
+
+
 def _parse_text(text: str, source: str) -> Catalog:
-    return parse_catalog(_load_yaml(text, source), source=source)
+    return _parsed(_load_yaml(text, source), source)
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -53,4 +64,4 @@ def load_default_catalog(shipped: Sequence[tuple[str, str]] = ()) -> Catalog:
         models += [m for m in extra if not (isinstance(m, dict) and m.get("id") in known)]
     if shipped:
         source += " + " + ", ".join(origin for origin, _ in shipped)
-    return parse_catalog({**data, "models": models}, source=source)
+    return _parsed({**data, "models": models}, source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,10 +11,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from reelgate.domain.costs import ProviderCost, provider_cost_problems
 from reelgate.domain.errors import NotFound, ValidationFailed
-from reelgate.domain.pricing import GRID_REQUEST_KEYS, Pricing, Rounding, pricing_problems
+from reelgate.domain.pricing import GRID_REQUEST_KEYS, GridPricing, Pricing, Rounding, pricing_problems
 
 Kind = Literal["t2v", "i2v", "image", "text"]
 # Short side in pixels; the contract's closed set of resolutions.
@@ -22,7 +24,13 @@ RESOLUTIONS: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080, "4k": 21
 _SIZE = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
 _RATIO = re.compile(r"^([1-9][0-9]*):([1-9][0-9]*)$")
 _SEED_MAX = 2**32 - 1
-OptionValue = str | int
+# Option values keep their YAML/JSON type: `true`, `5` and `"5"` are three different values.
+OptionValue = bool | int | str
+# A ranged option lists every value it allows; this keeps the list (and a grid over it) small.
+MAX_RANGE_VALUES = 1001
+# Tier names a request may give instead of a model; "auto" picks among all models.
+AUTO = "auto"
+TIER_ID = r"^[a-z][a-z0-9_-]*$"
 
 
 class _Frozen(BaseModel):
@@ -45,16 +53,70 @@ class PromptLimits(_Frozen):
     negative_max_length: Annotated[int, Field(gt=0)] = 1000
 
 
+def same_value(a: object, b: object) -> bool:
+    """Equality that keeps types apart (`True == 1` in Python, but not as option values)."""
+    return type(a) is type(b) and a == b
+
+
+class OptionRange(_Frozen):
+    min: int
+    max: int
+    step: Annotated[int, Field(gt=0)] = 1
+
+
 class OptionSpec(_Frozen):
+    """A model option: a list of values, or a whole-number range (`min`, `max`, `step`) listed as values.
+
+    `default` is the value sent when the request gives none; it is the first value unless declared.
+    `default: null` makes the option optional: nothing is sent unless the request gives a value, so the
+    provider's own default applies."""
+
     values: Annotated[tuple[OptionValue, ...], Field(min_length=1)]
-    default: OptionValue
+    default: OptionValue | None
+    range: OptionRange | None = None
 
     @model_validator(mode="before")
     @classmethod
-    def _default_first(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and "default" not in data and data.get("values"):
-            return {**data, "default": data["values"][0]}
-        return data
+    def _expand(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        filled = dict(data)
+        bounds = {k: filled.pop(k) for k in ("min", "max", "step") if k in filled}
+        if bounds:
+            if "values" in filled:
+                raise ValueError("give either values or min/max, not both")
+            span = OptionRange.model_validate(bounds)
+            count = (span.max - span.min) // span.step + 1
+            if span.max < span.min or count > MAX_RANGE_VALUES:
+                raise ValueError(f"min/max must give 1 to {MAX_RANGE_VALUES} values")
+            filled["range"] = span
+            filled["values"] = list(range(span.min, span.max + 1, span.step))
+        if "default" not in filled and filled.get("values"):
+            filled["default"] = filled["values"][0]
+        return filled
+
+    @property
+    def optional(self) -> bool:
+        return self.default is None
+
+    def offers(self, value: object) -> bool:
+        return any(same_value(value, v) for v in self.values)
+
+    def allowed(self) -> list[OptionValue] | dict[str, int]:
+        """The allowed values as an error's `details.allowed` shows them."""
+        if self.range is not None:
+            return {"min": self.range.min, "max": self.range.max, "step": self.range.step}
+        return list(self.values)
+
+    def listing(self) -> str:
+        if self.range is not None:
+            step = f" in steps of {self.range.step}" if self.range.step != 1 else ""
+            return f"{self.range.min}–{self.range.max}{step}"
+        return ", ".join(_shown(v) for v in self.values)
+
+
+def _shown(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _fill_default(data: dict[str, Any], default_key: str, list_key: str) -> None:
@@ -92,21 +154,53 @@ class Capabilities(_Frozen):
         return filled
 
 
-class ProviderCost(_Frozen):
-    per_second: Annotated[Decimal, Field(ge=0)] | None = None
-    per_job: Annotated[Decimal, Field(ge=0)] | None = None
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ProviderCost:
-        if (self.per_second is None) == (self.per_job is None):
-            raise ValueError("give exactly one of per_second or per_job")
-        return self
-
-
 class Lifecycle(_Frozen):
     status: Literal["active", "deprecated"] = "active"
     sunset: date | None = None  # the last day on which new jobs are accepted
+
+
+FallbackOptionRule = Literal["drop"] | dict[str, OptionValue]
+
+
+class FallbackMap(_Frozen):
+    """How a request of the source model is changed for a fallback that does not offer it as it is.
+
+    Each mapped value goes to the fallback's nearest offered value (a duration to the nearest one that is
+    not shorter: a fallback never delivers less video than was sold). `options` maps an option's values,
+    or drops an option the fallback does not have; `drop` lists request fields the fallback may ignore.
+    The user still pays the quote they accepted on the source model."""
+
+    duration: dict[int, int] = Field(default_factory=dict)
+    resolution: dict[str, str] = Field(default_factory=dict)
+    aspect_ratio: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, FallbackOptionRule] = Field(default_factory=dict)
+    drop: tuple[Literal["negative_prompt", "seed"], ...] = ()
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _value_keys(cls, value: Any) -> Any:
+        # YAML reads `50:` as a number and `true:` as a boolean; maps are looked up by the value as written.
+        if not isinstance(value, Mapping):
+            return value
+        return {
+            name: {_shown(k): v for k, v in rule.items()} if isinstance(rule, Mapping) else rule
+            for name, rule in value.items()
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not (self.duration or self.resolution or self.aspect_ratio or self.options or self.drop)
+
+
+class Fallback(_Frozen):
+    model: str
+    map: FallbackMap = Field(default_factory=FallbackMap)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, data: Any) -> Any:
+        # `fallbacks: [veo2]` is short for `fallbacks: [{model: veo2}]`.
+        return {"model": data} if isinstance(data, str) else data
 
 
 class ModelSpec(_Frozen):
@@ -117,14 +211,16 @@ class ModelSpec(_Frozen):
     kind: Kind
     description: str = ""
     group: str | None = None
-    tier: str | None = None
+    tier: Annotated[str, Field(pattern=TIER_ID, max_length=32)] | None = None
     preview: bool = False  # the built-in local renderer: shown as "not an AI model"
     capabilities: Capabilities = Field(default_factory=Capabilities)
     pricing: Pricing
     provider_cost: ProviderCost | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     deadline_seconds: Annotated[int, Field(gt=0)] = 1800
-    fallbacks: tuple[str, ...] = ()
+    # The usual time from submit to a stored result, shown until the model has recent completions.
+    estimated_seconds: Annotated[int, Field(gt=0)] | None = None
+    fallbacks: tuple[Fallback, ...] = ()
     # Filled from the catalog by parse_catalog; a model may set its own rounding.
     rounding: Rounding = "ceil"
     credit_unit: CreditUnit = Field(default_factory=CreditUnit)
@@ -132,12 +228,27 @@ class ModelSpec(_Frozen):
     def accepting_jobs(self, today: date) -> bool:
         return self.lifecycle.sunset is None or today <= self.lifecycle.sunset
 
+    @property
+    def fallback_ids(self) -> tuple[str, ...]:
+        return tuple(fallback.model for fallback in self.fallbacks)
+
+
+class TierSpec(_Frozen):
+    """A quality and price level; models join one with their `tier` field."""
+
+    id: Annotated[str, Field(pattern=TIER_ID, max_length=32)]
+    name: str
+    description: str = ""
+
 
 class Catalog(_Frozen):
     credit_unit: CreditUnit = Field(default_factory=CreditUnit)
     rounding: Rounding = "ceil"
+    tiers: tuple[TierSpec, ...] = ()
     models: tuple[ModelSpec, ...] = ()
     source: str = "<catalog>"
+    # Fallbacks that serve only part of their source's requests, in words (the loader logs them).
+    notes: tuple[str, ...] = ()
 
     def get(self, model_id: str) -> ModelSpec:
         for spec in self.models:
@@ -148,6 +259,13 @@ class Catalog(_Frozen):
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(spec.id for spec in self.models)
+
+    @property
+    def tier_ids(self) -> tuple[str, ...]:
+        return tuple(tier.id for tier in self.tiers)
+
+    def in_tier(self, tier_id: str) -> tuple[ModelSpec, ...]:
+        return tuple(spec for spec in self.models if spec.tier == tier_id)
 
 
 # ---------------------------------------------------------------- parsing
@@ -172,11 +290,12 @@ def parse_catalog(data: Mapping[str, Any], *, source: str) -> Catalog:
     if not isinstance(data, Mapping):
         raise CatalogError(f"{source}: the catalog must be a mapping with credit_unit, rounding and models")
     # Top-level "x-…" keys are ignored: they hold YAML anchors shared by several models.
-    unknown = sorted(k for k in set(data) - {"credit_unit", "rounding", "models"} if not str(k).startswith("x-"))
+    known = {"credit_unit", "rounding", "tiers", "models"}
+    unknown = sorted(k for k in set(data) - known if not str(k).startswith("x-"))
     if unknown:
         raise CatalogError(f"{source}: {unknown[0]}: unknown top-level field")
     try:
-        header = Catalog.model_validate({k: data[k] for k in ("credit_unit", "rounding") if k in data})
+        header = Catalog.model_validate({k: data[k] for k in ("credit_unit", "rounding", "tiers") if k in data})
     except ValidationError as exc:
         where, message = _first_error(exc)
         raise CatalogError(f"{source}: {where}: {message}") from None
@@ -185,7 +304,19 @@ def parse_catalog(data: Mapping[str, Any], *, source: str) -> Catalog:
         raise CatalogError(f"{source}: models: expected a non-empty list of models")
     specs = [_parse_model(raw, index, header, source) for index, raw in enumerate(raw_models)]
     _check_catalog(specs, source)
-    return Catalog(credit_unit=header.credit_unit, rounding=header.rounding, models=tuple(specs), source=source)
+    if "tiers" in data:
+        _check_tiers(header.tiers, specs, source)
+    else:  # the models' tier names, in order of first use, declare the tiers
+        header = header.model_copy(update={"tiers": _implicit_tiers(specs, source)})
+    notes = _check_fallbacks(specs, source)
+    return Catalog(
+        credit_unit=header.credit_unit,
+        rounding=header.rounding,
+        tiers=header.tiers,
+        models=tuple(specs),
+        source=source,
+        notes=notes,
+    )
 
 
 def _parse_model(raw: Any, index: int, header: Catalog, source: str) -> ModelSpec:
@@ -217,7 +348,7 @@ def _check_catalog(specs: list[ModelSpec], source: str) -> None:
             raise CatalogError(f"{source}: model '{spec.id}': id: duplicate model id")
         by_id[spec.id] = spec
     for spec in specs:
-        for target in spec.fallbacks:
+        for target in spec.fallback_ids:
             other = by_id.get(target)
             if other is None or target == spec.id:
                 raise CatalogError(f"{source}: model '{spec.id}': fallbacks: '{target}' is not another model here")
@@ -225,6 +356,52 @@ def _check_catalog(specs: list[ModelSpec], source: str) -> None:
                 raise CatalogError(
                     f"{source}: model '{spec.id}': fallbacks: '{target}' is a {other.kind} model, not {spec.kind}"
                 )
+        if len(set(spec.fallback_ids)) != len(spec.fallback_ids):
+            raise CatalogError(f"{source}: model '{spec.id}': fallbacks: a model is listed twice")
+
+
+def _check_tiers(tiers: tuple[TierSpec, ...], specs: list[ModelSpec], source: str) -> None:
+    """Tier ids are unique, never a model id (a request's `model` may name either) nor "auto"; every model's
+    tier is declared, and every declared tier has a model."""
+    declared = [tier.id for tier in tiers]
+    model_ids = {spec.id for spec in specs}
+    for tier_id in declared:
+        if declared.count(tier_id) > 1:
+            raise CatalogError(f"{source}: tiers: '{tier_id}' is declared twice")
+        if tier_id == AUTO or tier_id in model_ids:
+            raise CatalogError(f"{source}: tiers: '{tier_id}' is reserved: a request could not tell it from a model")
+    for spec in specs:
+        if spec.tier is not None and spec.tier not in declared:
+            names = ", ".join(declared) or "none are declared"
+            raise CatalogError(f"{source}: model '{spec.id}': tier: '{spec.tier}' is not a declared tier ({names})")
+    for tier_id in declared:
+        if not any(spec.tier == tier_id for spec in specs):
+            raise CatalogError(f"{source}: tiers: '{tier_id}' has no model")
+
+
+def _implicit_tiers(specs: list[ModelSpec], source: str) -> tuple[TierSpec, ...]:
+    names = dict.fromkeys(spec.tier for spec in specs if spec.tier is not None)
+    tiers = tuple(TierSpec(id=name, name=name.replace("-", " ").replace("_", " ").capitalize()) for name in names)
+    _check_tiers(tiers, specs, source)
+    return tiers
+
+
+def _check_fallbacks(specs: list[ModelSpec], source: str) -> tuple[str, ...]:
+    """Refuses a fallback whose mapping is wrong or that can serve no request of its source; returns notes
+    on fallbacks that serve only some of them."""
+    from reelgate.domain.fallbacks import fallback_reach  # fallbacks builds on this module's types
+
+    by_id = {spec.id: spec for spec in specs}
+    notes: list[str] = []
+    for spec in specs:
+        for fallback in spec.fallbacks:
+            reach = fallback_reach(spec, fallback, by_id[fallback.model])
+            where = f"{source}: model '{spec.id}': fallbacks: '{fallback.model}'"
+            if reach.error is not None:
+                raise CatalogError(f"{where}: {reach.error}")
+            if reach.gaps:
+                notes.append(f"{where} does not serve {'; '.join(reach.gaps)}")
+    return tuple(notes)
 
 
 def _offered(caps: Capabilities) -> dict[str, tuple[str, ...]]:
@@ -251,10 +428,12 @@ def _default_problems(caps: Capabilities) -> list[tuple[str, str]]:
     for name, option in caps.options.items():
         if name in GRID_REQUEST_KEYS:
             problems.append((f"capabilities.options.{name}", "this name is a request field, not an option"))
-        if option.default not in option.values:
+        if option.default is not None and not option.offers(option.default):
             problems.append(
                 (f"capabilities.options.{name}.default", f"{option.default} is not one of {list(option.values)}")
             )
+        if len({(type(v), v) for v in option.values}) != len(option.values):
+            problems.append((f"capabilities.options.{name}.values", "a value is listed twice"))
     if caps.prompt.min_length > caps.prompt.max_length:
         problems.append(("capabilities.prompt", "min_length is greater than max_length"))
     return problems
@@ -281,8 +460,22 @@ def model_problems(spec: ModelSpec) -> list[tuple[str, str]]:
     """Cross-field checks pydantic cannot express, as (field path, message) pairs."""
     problems = _default_problems(spec.capabilities) + _kind_problems(spec)
     if not problems:  # pricing checks assume consistent capabilities
-        problems = pricing_problems(spec, _offered(spec.capabilities), RESOLUTIONS)
+        problems = _optional_key_problems(spec) + pricing_problems(spec, _offered(spec.capabilities), RESOLUTIONS)
+    if not problems and spec.provider_cost is not None:
+        problems = provider_cost_problems(spec, _offered(spec.capabilities), RESOLUTIONS)
     return problems
+
+
+def _optional_key_problems(spec: ModelSpec) -> list[tuple[str, str]]:
+    """A price cell needs a value: an option that may be absent from a request cannot key a grid."""
+    if not isinstance(spec.pricing, GridPricing):
+        return []
+    options = spec.capabilities.options
+    return [
+        ("pricing.keys", f"option '{key}' has no default (it may be absent from a request), so it cannot price")
+        for key in spec.pricing.keys
+        if key in options and options[key].optional
+    ]
 
 
 # ---------------------------------------------------------------- requests
@@ -372,25 +565,36 @@ def _check_flags(spec: ModelSpec, given: GenerationInput, negative: str | None) 
         )
 
 
+def _offered_options(spec: ModelSpec) -> str:
+    offered = spec.capabilities.options
+    if not offered:
+        return "it takes no options"
+    return "it offers " + "; ".join(f"{name} ({option.listing()})" for name, option in offered.items())
+
+
 def _resolve_options(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's options with the model's defaults filled in; an optional option left out stays out."""
     offered = spec.capabilities.options
     for name in given:
         if name not in offered:
             raise ValidationFailed(
-                "options", f"{spec.id} has no option '{name}'", allowed={k: list(v.values) for k, v in offered.items()}
+                "options",
+                f"{spec.id} has no option '{name}'; {_offered_options(spec)}",
+                allowed={k: v.allowed() for k, v in offered.items()},
             )
     resolved: dict[str, Any] = {}
     for name, option in offered.items():
         value = given.get(name)
         if value is None:
-            resolved[name] = option.default
-        elif value in option.values and not isinstance(value, bool):
+            if option.default is not None:
+                resolved[name] = option.default
+        elif option.offers(value):
             resolved[name] = value
         else:
             raise ValidationFailed(
                 f"options.{name}",
-                f"{spec.id} offers {name} {_listing(option.values)}; got {value}",
-                allowed=list(option.values),
+                f"{spec.id} offers {name} {option.listing()}; got {_shown(value)}",
+                allowed=option.allowed(),
             )
     return resolved
 
@@ -428,15 +632,39 @@ def _even(value: Fraction) -> int:
     return max(2, 2 * round(value / 2))
 
 
+def _sixteens(value: float) -> int:
+    return max(16, 16 * round(value / 16))
+
+
+def _sized(width: int, height: int, a: int, b: int) -> tuple[int, int]:
+    """An exact image size asked at another aspect ratio: the same pixel count at that ratio, in the 16-pixel
+    blocks image models work in (1024x1024 at 16:9 is 1360x768)."""
+    if width * b == height * a:
+        return width, height
+    area = width * height
+    return _sixteens(math.sqrt(area * a / b)), _sixteens(math.sqrt(area * b / a))
+
+
 def dimensions(resolution: str, aspect_ratio: str) -> tuple[int, int]:
-    """Width and height in even pixels; the resolution names the short side (exact sizes pass through)."""
+    """Width and height in even pixels; the resolution names the short side. An exact size (image models)
+    passes through at its own aspect ratio and names a pixel count at any other."""
     size = _SIZE.match(resolution)
+    ratio = _RATIO.match(aspect_ratio)
+    if size and ratio:
+        return _sized(int(size.group(1)), int(size.group(2)), int(ratio.group(1)), int(ratio.group(2)))
     if size:
         return int(size.group(1)), int(size.group(2))
-    ratio = _RATIO.match(aspect_ratio)
     if resolution not in RESOLUTIONS or ratio is None:
         raise ValueError(f"unknown resolution {resolution!r} or aspect ratio {aspect_ratio!r}")
     short = RESOLUTIONS[resolution]
     a, b = int(ratio.group(1)), int(ratio.group(2))
     long = _even(Fraction(short * max(a, b), min(a, b)))
     return (long, short) if a >= b else (short, long)
+
+
+def short_side(resolution: str) -> int:
+    """The short side in pixels of a catalog resolution ("720p", or an exact size such as "1024x1024")."""
+    size = _SIZE.match(resolution)
+    if size:
+        return min(int(size.group(1)), int(size.group(2)))
+    return RESOLUTIONS[resolution]

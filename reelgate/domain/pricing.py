@@ -192,16 +192,6 @@ def _base_plus_modifiers(spec: ModelSpec, p: BasePlusModifiersPricing, request: 
     return parts
 
 
-def provider_cost_estimate(spec: ModelSpec, request: ResolvedRequest) -> Decimal | None:
-    """What the provider is expected to charge for this request, in its currency (for margins)."""
-    cost = spec.provider_cost
-    if cost is None:
-        return None
-    if cost.per_second is not None:
-        return cost.per_second * request.duration
-    return cost.per_job
-
-
 def pricing_problems(
     spec: ModelSpec, allowed: Mapping[str, tuple[str, ...]], known_resolutions: Collection[str]
 ) -> list[tuple[str, str]]:

@@ -3,7 +3,8 @@
 Rules (the price is never re-quoted: the user pays the quote they accepted, whichever route serves it,
 and the operator's margin absorbs any difference in provider cost):
 - Routes are the chosen model, then its `fallbacks` in catalog order. A fallback is used only when its
-  provider is configured, it is before its sunset, and the job's request (options included) fits it.
+  provider is configured, it is before its sunset, and it can serve the job's request as the catalog's
+  fallback map changes it (`domain.fallbacks.fallback_request`); the provider then receives that request.
 - When the routes span more than one provider, providers that are degraded (out of credit) or fail a
   health check (cached for HEALTH_TTL seconds) are skipped. When nothing is left, the chosen model is
   tried anyway, so a job without an alternative behaves as it would without routing. Health and
@@ -18,6 +19,7 @@ and the operator's margin absorbs any difference in provider cost):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,8 +27,9 @@ from dataclasses import dataclass
 
 from reelgate.db.queries.generations import bind_route
 from reelgate.db.records import Generation
-from reelgate.domain.catalog import GenerationInput, ModelSpec, resolve_request
+from reelgate.domain.catalog import Fallback, GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import NotFound, ValidationFailed
+from reelgate.domain.fallbacks import fallback_request
 from reelgate.providers.base import (
     HealthReport,
     JobRequest,
@@ -54,6 +57,8 @@ class Route:
     spec: ModelSpec
     provider: Provider
     account: dict[str, str | None]
+    # What a fallback receives when its map changed the request (None: the job's own parameters).
+    request: ResolvedRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -90,21 +95,35 @@ def _given(generation: Generation) -> GenerationInput:
     )
 
 
-def _fits(ctx: ServiceContext, spec: ModelSpec, generation: Generation) -> bool:
+def _usable(ctx: ServiceContext, spec: ModelSpec) -> bool:
     if spec.provider not in ctx.providers.names() or not ctx.providers.get(spec.provider).configured():
         return False
-    if not spec.accepting_jobs(ctx.clock().date()):
-        return False
+    return spec.accepting_jobs(ctx.clock().date())
+
+
+def _source_request(primary: ModelSpec, generation: Generation) -> ResolvedRequest | None:
     try:
-        # The whole request must fit, options included: a "pro" order is never served by a model without it.
-        resolve_request(spec, _given(generation), require_prompt=True)
+        return resolve_request(primary, _given(generation), require_prompt=True)
     except ValidationFailed:
-        return False
-    return True
+        return None  # the catalog changed since the job was accepted: no fallback can be proven to fit
 
 
-def _route(ctx: ServiceContext, spec: ModelSpec) -> Route:
-    return Route(spec, ctx.providers.get(spec.provider), ctx.providers.account(spec.provider))
+def _served_request(
+    ctx: ServiceContext, primary: ModelSpec, source: ResolvedRequest | None, fallback: Fallback
+) -> tuple[ModelSpec, ResolvedRequest] | None:
+    """The fallback and the request it would receive, when it can serve this job now."""
+    try:
+        target = ctx.catalog.get(fallback.model)
+    except NotFound:
+        return None
+    if source is None or not _usable(ctx, target):
+        return None
+    served = fallback_request(primary, source, fallback, target)
+    return None if served is None else (target, served)
+
+
+def _route(ctx: ServiceContext, spec: ModelSpec, request: ResolvedRequest | None = None) -> Route:
+    return Route(spec, ctx.providers.get(spec.provider), ctx.providers.account(spec.provider), request)
 
 
 async def provider_healthy(ctx: ServiceContext, name: str) -> bool:
@@ -135,7 +154,23 @@ def _pinned(ctx: ServiceContext, generation: Generation) -> Route | None:
         spec = ctx.catalog.get(generation.served_model)
     except NotFound:
         return None
-    return Route(spec, bound_provider(ctx, generation), dict(generation.provider_account or {}))
+    request = _pinned_request(ctx, generation, spec)
+    return Route(spec, bound_provider(ctx, generation), dict(generation.provider_account or {}), request)
+
+
+def _pinned_request(ctx: ServiceContext, generation: Generation, spec: ModelSpec) -> ResolvedRequest | None:
+    """A pinned fallback is sent the same request as before: its map applied to the job again."""
+    if spec.id == generation.model:
+        return None
+    try:
+        primary = ctx.catalog.get(generation.model)
+    except NotFound:
+        return None
+    fallback = next((f for f in primary.fallbacks if f.model == spec.id), None)
+    source = _source_request(primary, generation)
+    if fallback is None or source is None:
+        return None
+    return fallback_request(primary, source, fallback, spec)
 
 
 async def choose_route(ctx: ServiceContext, generation: Generation) -> list[Route]:
@@ -144,17 +179,34 @@ async def choose_route(ctx: ServiceContext, generation: Generation) -> list[Rout
     if pinned is not None:
         return [pinned]
     primary = ctx.catalog.get(generation.model)
-    candidates = [primary]
-    for fallback_id in primary.fallbacks:
-        try:
-            candidates.append(ctx.catalog.get(fallback_id))
-        except NotFound:
-            continue
-    usable = [spec for spec in candidates if spec is primary or _fits(ctx, spec, generation)]
-    if len({spec.provider for spec in usable}) > 1:
-        healthy = {name: await provider_healthy(ctx, name) for name in dict.fromkeys(s.provider for s in usable)}
-        usable = [spec for spec in usable if healthy[spec.provider]] or [primary]
-    return [_route(ctx, spec) for spec in usable]
+    source = _source_request(primary, generation)
+    candidates: list[tuple[ModelSpec, ResolvedRequest | None]] = [(primary, None)]
+    for fallback in primary.fallbacks:
+        served = _served_request(ctx, primary, source, fallback)
+        if served is not None:
+            candidates.append(served)
+    if len({spec.provider for spec, _ in candidates}) > 1:
+        names = dict.fromkeys(spec.provider for spec, _ in candidates)
+        healthy = {name: await provider_healthy(ctx, name) for name in names}
+        candidates = [c for c in candidates if healthy[c[0].provider]] or [(primary, None)]
+    return [_route(ctx, spec, request) for spec, request in candidates]
+
+
+def _as_served(request: JobRequest, served: ResolvedRequest | None) -> JobRequest:
+    """The job request with a fallback's mapped parameters in place of the job's own."""
+    if served is None:
+        return request
+    return dataclasses.replace(
+        request,
+        duration=served.duration,
+        resolution=served.resolution,
+        aspect_ratio=served.aspect_ratio,
+        width=served.width,
+        height=served.height,
+        negative_prompt=served.negative_prompt,
+        seed=served.seed,
+        options=dict(served.options),
+    )
 
 
 async def _bind(ctx: ServiceContext, generation: Generation, route: Route) -> Generation | None:
@@ -202,7 +254,7 @@ async def submit_routed(
             return None
         generation, last = bound, index == len(routes) - 1
         try:
-            result = await route.provider.submit(await build_request(ctx, generation))
+            result = await route.provider.submit(_as_served(await build_request(ctx, generation), route.request))
         except RetryLater as exc:
             attempt = Attempt(generation, route.provider, error=exc)
             if last or generation.submit_attempts < ctx.config.max_submit_attempts:

@@ -55,7 +55,7 @@ def features_of(spec: ModelSpec) -> list[str]:
     if caps.negative_prompt:
         features.append("negative prompt")
     for name, option in caps.options.items():
-        features.append(f"{name}: {', '.join(str(v) for v in option.values)}")
+        features.append(f"{name}: {option.listing()}")
     return features
 
 

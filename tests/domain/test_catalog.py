@@ -18,6 +18,7 @@ from reelgate.domain.catalog import (
     resolve_request,
 )
 from reelgate.domain.errors import NotFound, ValidationFailed
+from reelgate.domain.estimates import expected_seconds
 
 SOURCE = "examples/catalogs/x.yaml"
 
@@ -274,6 +275,10 @@ def test_image_model_takes_no_duration() -> None:
         ("720p", "21:9", (1680, 720)),
         ("480p", "9:16", (480, 854)),
         ("1024x1024", "1:1", (1024, 1024)),
+        # An exact image size at another ratio keeps its pixel count, in 16-pixel blocks.
+        ("1024x1024", "16:9", (1360, 768)),
+        ("1024x1024", "9:16", (768, 1360)),
+        ("1024x576", "16:9", (1024, 576)),
     ],
 )
 def test_dimensions(resolution: str, ratio: str, size: tuple[int, int]) -> None:
@@ -284,3 +289,102 @@ def test_dimensions(resolution: str, ratio: str, size: tuple[int, int]) -> None:
 def test_dimensions_rejects_unknown_values() -> None:
     with pytest.raises(ValueError, match="unknown resolution"):
         dimensions("8k", "16:9")
+
+
+# ---------------------------------------------------------------- options
+
+
+def _with_options(**options: Any) -> ModelSpec:
+    caps = copy.deepcopy(_model()["capabilities"])
+    caps["options"] = options
+    return _spec(capabilities=caps)
+
+
+def test_a_ranged_option_lists_its_values_and_names_its_bounds_when_refused() -> None:
+    spec = _with_options(strength={"min": 0, "max": 100, "default": 50})
+    option = spec.capabilities.options["strength"]
+    assert option.values == tuple(range(101)) and option.default == 50
+    assert resolve_request(spec, GenerationInput(prompt=PROMPT)).options == {"strength": 50}
+    assert resolve_request(spec, GenerationInput(prompt=PROMPT, options={"strength": 0})).options == {"strength": 0}
+    error = _fails(spec, GenerationInput(prompt=PROMPT, options={"strength": 101}))
+    assert (error.field, error.allowed) == ("options.strength", {"min": 0, "max": 100, "step": 1})
+    assert error.message == "veo3 offers strength 0–100; got 101"
+
+
+def test_an_optional_option_is_sent_only_when_given() -> None:
+    spec = _with_options(motion={"min": 1, "max": 10, "default": None}, loop={"values": [False, True], "default": None})
+    assert resolve_request(spec, GenerationInput(prompt=PROMPT)).options == {}
+    given = GenerationInput(prompt=PROMPT, options={"motion": 4, "loop": True})
+    assert resolve_request(spec, given).options == {"motion": 4, "loop": True}
+
+
+def test_option_values_keep_their_type() -> None:
+    spec = _with_options(loop={"values": [False, True], "default": None}, steps={"values": [1, 2]})
+    assert _fails(spec, GenerationInput(prompt=PROMPT, options={"loop": 1})).field == "options.loop"
+    assert _fails(spec, GenerationInput(prompt=PROMPT, options={"steps": True})).field == "options.steps"
+    assert _fails(spec, GenerationInput(prompt=PROMPT, options={"steps": "1"})).field == "options.steps"
+
+
+def test_an_unknown_option_is_refused_naming_it_and_every_allowed_value() -> None:
+    spec = _with_options(mode={"values": ["fast", "pro"]}, strength={"min": 0, "max": 100})
+    error = _fails(spec, GenerationInput(prompt=PROMPT, options={"camera": "pan"}))
+    assert error.field == "options"
+    assert error.message == "veo3 has no option 'camera'; it offers mode (fast, pro); strength (0–100)"
+    assert error.allowed == {"mode": ["fast", "pro"], "strength": {"min": 0, "max": 100, "step": 1}}
+    bare = _with_options()
+    assert _fails(bare, GenerationInput(prompt=PROMPT, options={"x": 1})).message == (
+        "veo3 has no option 'x'; it takes no options"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "complaint"),
+    [
+        ({"values": ["a"], "min": 1, "max": 2}, "give either values or min/max, not both"),
+        ({"min": 5, "max": 1}, "min/max must give 1 to 1001 values"),
+        ({"values": ["a", "a"]}, "a value is listed twice"),
+        ({"values": ["a"], "default": "b"}, "capabilities.options.x.default: b is not one of"),
+    ],
+)
+def test_bad_options_are_refused(option: dict[str, Any], complaint: str) -> None:
+    caps = copy.deepcopy(_model()["capabilities"])
+    caps["options"] = {"x": option}
+    assert complaint in _error(_doc(_model(capabilities=caps)))
+
+
+def test_an_optional_option_cannot_key_a_price_grid() -> None:
+    caps = copy.deepcopy(_model()["capabilities"])
+    caps["options"] = {"mode": {"values": ["fast", "pro"], "default": None}}
+    grid = {"rule": "grid", "keys": ["mode"], "table": {"fast": 1, "pro": 2}}
+    assert "pricing.keys: option 'mode' has no default" in _error(_doc(_model(capabilities=caps, pricing=grid)))
+
+
+# ---------------------------------------------------------------- tiers and estimates
+
+
+def test_tiers_are_declared_and_each_has_a_model() -> None:
+    tiers = [{"id": "basic", "name": "Basic"}, {"id": "pro", "name": "Pro"}]
+    doc = {**_doc(_model(tier="basic"), _model(id="b", tier="pro")), "tiers": tiers}
+    catalog = parse_catalog(doc, source=SOURCE)
+    assert catalog.tier_ids == ("basic", "pro") and [s.id for s in catalog.in_tier("pro")] == ["b"]
+    assert _error({**_doc(_model(tier="gold")), "tiers": tiers[:1]}) == (
+        f"{SOURCE}: model 'veo3': tier: 'gold' is not a declared tier (basic)"
+    )
+    assert _error({**_doc(_model(tier="basic")), "tiers": tiers}) == f"{SOURCE}: tiers: 'pro' has no model"
+    reserved = [{"id": "auto", "name": "Any"}]
+    assert "'auto' is reserved" in _error({**_doc(_model(tier="auto")), "tiers": reserved})
+    clash = [{"id": "veo3", "name": "Veo"}]
+    assert "'veo3' is reserved" in _error({**_doc(_model(tier="veo3")), "tiers": clash})
+
+
+def test_without_a_tiers_section_the_models_tier_names_declare_them() -> None:
+    catalog = parse_catalog(_doc(_model(tier="pro"), _model(id="b", tier="economy")), source=SOURCE)
+    assert [(t.id, t.name) for t in catalog.tiers] == [("pro", "Pro"), ("economy", "Economy")]
+
+
+def test_expected_seconds_prefer_recent_completions() -> None:
+    spec = _spec(estimated_seconds=240)
+    assert expected_seconds(spec, []) == 240
+    assert expected_seconds(spec, [100.0, 130.4, 90.0]) == 100
+    assert expected_seconds(_spec(), []) is None
+    assert "estimated_seconds" in _error(_doc(_model(estimated_seconds=0)))

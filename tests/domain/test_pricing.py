@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from reelgate.catalog import load_catalog, load_default_catalog
 from reelgate.domain.catalog import GenerationInput, ModelSpec, parse_catalog, resolve_request
-from reelgate.domain.pricing import provider_cost_estimate, quote, round_credits
+from reelgate.domain.costs import provider_cost_estimate
+from reelgate.domain.pricing import quote, round_credits
 
 PROMPT = "waves breaking on black volcanic sand"
 

@@ -4,6 +4,7 @@ stays pinned to the route it may already have reached."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ class Scripted(Provider):
         self.name = name
         self.outcomes = list(outcomes or [])
         self.sent: list[str] = []
+        self.requests: list[JobRequest] = []
         self.health_report = HealthReport(healthy=True)
 
     async def submit(self, request: JobRequest) -> SubmitResult:
         self.sent.append(request.model_ref)
+        self.requests.append(request)
         outcome = self.outcomes.pop(0) if self.outcomes else SubmitResult(f"{self.name}-job-{len(self.sent)}")
         if isinstance(outcome, Exception):
             raise outcome
@@ -69,18 +72,20 @@ class ScriptedRegistry(ProviderRegistry):
         return self.providers[name]
 
 
+def model(model_id: str, provider: str, durations: list[int], fallbacks: list[Any], **caps: Any) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "name": model_id,
+        "provider": provider,
+        "provider_model": f"{model_id}-ref",
+        "kind": "t2v",
+        "capabilities": {"durations": durations, **caps},
+        "pricing": {"rule": "per_second", "credits_per_second": 2},
+        "fallbacks": fallbacks,
+    }
+
+
 def _catalog() -> Any:
-    def model(model_id: str, provider: str, durations: list[int], fallbacks: list[str]) -> dict[str, Any]:
-        return {
-            "id": model_id,
-            "name": model_id,
-            "provider": provider,
-            "provider_model": f"{model_id}-ref",
-            "kind": "t2v",
-            "capabilities": {"durations": durations},
-            "pricing": {"rule": "per_second", "credits_per_second": 2},
-            "fallbacks": fallbacks,
-        }
 
     return parse_catalog(
         {
@@ -95,13 +100,26 @@ def _catalog() -> Any:
     )
 
 
-@pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
+def _mapped_catalog() -> Any:
+    """A 720p model whose only fallback renders 480p without its `mode` option: it fires through its map."""
+    hd = model(
+        "hd",
+        "runway",
+        [5, 10],
+        [{"model": "sd", "map": {"resolution": {"720p": "480p"}, "options": {"mode": "drop"}}}],
+        resolutions=["720p"],
+        options={"mode": {"values": ["fast", "pro"]}},
+    )
+    return parse_catalog({"models": [hd, model("sd", "luma", [5, 10], [], resolutions=["480p"])]}, source="mapped")
+
+
+@asynccontextmanager
+async def _context(tmp_path: Path, catalog: Any) -> AsyncIterator[ServiceContext]:
     db = await open_database(f"sqlite:///{tmp_path / 'routing.db'}")
     providers = {"runway": Scripted("runway"), "luma": Scripted("luma")}
     context = ServiceContext(
         db=db,
-        catalog=_catalog(),
+        catalog=catalog,
         providers=ScriptedRegistry(providers),
         store=store_from_url(f"file://{tmp_path / 'media'}"),
         config=ServiceConfig(max_submit_attempts=2),
@@ -110,15 +128,28 @@ async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
     await db.close()
 
 
+@pytest.fixture
+async def ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
+    async with _context(tmp_path, _catalog()) as context:
+        yield context
+
+
+@pytest.fixture
+async def mapped_ctx(tmp_path: Path) -> AsyncIterator[ServiceContext]:
+    async with _context(tmp_path, _mapped_catalog()) as context:
+        yield context
+
+
 def _scripted(ctx: ServiceContext, name: str) -> Scripted:
     provider = ctx.providers.get(name)
     assert isinstance(provider, Scripted)
     return provider
 
 
-async def _submitted(ctx: ServiceContext) -> Generation:
+async def _submitted(ctx: ServiceContext, model_id: str = "primary", **order: Any) -> Generation:
     user = await accounts.create_user(ctx, "routing@example.com", None, credits=100)
-    generation, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    given = GenerationOrder(model=model_id, prompt=PROMPT, duration=10, **order)
+    generation, _ = await create_generation(ctx, user.id, given)
     await pipeline.submit(ctx, generation.id)
     return await generation_row(ctx, generation.id)
 
@@ -188,3 +219,29 @@ async def test_out_of_credit_on_the_only_account_fails_after_one_refusal(ctx: Se
     assert _scripted(ctx, "runway").sent == ["primary-ref"] and ctx.degraded_providers == {
         "runway": "out of provider credit"
     }
+
+
+async def test_a_fallback_receives_the_request_its_map_makes_at_the_accepted_price(
+    mapped_ctx: ServiceContext,
+) -> None:
+    ctx = mapped_ctx
+    _scripted(ctx, "runway").outcomes = [ProviderRejected("top up", code=ProviderRejected.OUT_OF_CREDIT)]
+    generation = await _submitted(ctx, "hd", options={"mode": "pro"})
+    assert generation.status == "processing" and generation.served_model == "sd"
+    (sent,) = _scripted(ctx, "luma").requests
+    assert (sent.resolution, sent.width, sent.height, sent.duration) == ("480p", 854, 480, 10)
+    assert sent.options == {}  # `mode` is dropped: the fallback has no such option
+    assert generation.params["resolution"] == "720p" and generation.params["options"] == {"mode": "pro"}
+    assert generation.credits_held == generation.quote_total == 20  # hd's quote; the map never re-quotes
+
+
+async def test_a_pinned_fallback_is_sent_the_same_mapped_request_again(mapped_ctx: ServiceContext) -> None:
+    ctx = mapped_ctx
+    _scripted(ctx, "runway").outcomes = [ProviderRejected("top up", code=ProviderRejected.OUT_OF_CREDIT)]
+    luma = _scripted(ctx, "luma")
+    luma.outcomes = [SubmitOutcomeUnknown("connection reset after sending")]
+    first = await _submitted(ctx, "hd")
+    assert first.status == "queued" and first.served_model == "sd"
+    second = await _submit_again(ctx, first.id)
+    assert second.status == "processing" and second.served_model == "sd"
+    assert [(r.resolution, r.height, dict(r.options)) for r in luma.requests] == [("480p", 480, {})] * 2

@@ -1,0 +1,102 @@
+"""What a provider charges for a request: the catalog's cost rule and the one function that applies it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reelgate.domain.pricing import quote
+
+if TYPE_CHECKING:
+    from reelgate.domain.catalog import ModelSpec, ResolvedRequest
+
+Money = Annotated[Decimal, Field(ge=0)]
+Multiplier = Annotated[Decimal, Field(gt=0)]
+
+
+class ProviderCost(BaseModel):
+    """One of three rules, in the provider's currency:
+
+    - `per_second` of output video (Pollo, Runway, Veo; a GPU endpoint at an assumed throughput);
+    - `per_job`: a flat charge per video or per image;
+    - `price_markup`: the cost is the quote's money divided by this markup, for price lists that were
+      set as "provider cost × markup" and publish only the result.
+
+    `per_second` and `per_job` may be scaled by `resolution_multipliers` and `option_multipliers`
+    (option name → value → multiplier), for providers that bill a higher resolution or mode more."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    per_second: Money | None = None
+    per_job: Money | None = None
+    price_markup: Annotated[Decimal, Field(gt=0)] | None = None
+    resolution_multipliers: dict[str, Multiplier] = Field(default_factory=dict)
+    option_multipliers: dict[str, dict[str, Multiplier]] = Field(default_factory=dict)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ProviderCost:
+        given = [rule for rule in (self.per_second, self.per_job, self.price_markup) if rule is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of per_second, per_job or price_markup")
+        if self.price_markup is not None and (self.resolution_multipliers or self.option_multipliers):
+            raise ValueError("price_markup follows the quote, which already prices resolution and options")
+        return self
+
+
+def provider_cost_estimate(spec: ModelSpec, request: ResolvedRequest) -> Decimal | None:
+    """What the provider is expected to charge for this request, in `spec.provider_cost.currency`.
+
+    None when the model declares no cost. For a served fallback, pass the fallback's spec and the request
+    it received: the margin is the accepted quote minus the cost of the route that served it."""
+    cost = spec.provider_cost
+    if cost is None:
+        return None
+    if cost.price_markup is not None:
+        money = Fraction(quote(spec, request).total) * Fraction(spec.credit_unit.value)
+        return _decimal(money / Fraction(cost.price_markup))
+    base = cost.per_second * request.duration if cost.per_second is not None else cost.per_job
+    assert base is not None  # the validator guarantees one rule
+    factor = cost.resolution_multipliers.get(request.resolution, Decimal(1))
+    for name, by_value in cost.option_multipliers.items():
+        value = request.options.get(name)
+        if value is not None:
+            factor *= by_value.get(str(value), Decimal(1))
+    return base * factor
+
+
+def _decimal(value: Fraction) -> Decimal:
+    # Enough places for a fraction of a cent on any credit unit; costs are estimates, not ledger amounts.
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("0.000001"))
+
+
+def provider_cost_problems(
+    spec: ModelSpec, allowed: Mapping[str, tuple[str, ...]], known_resolutions: Collection[str]
+) -> list[tuple[str, str]]:
+    """Cross-checks of a model's provider cost against its capabilities and credit unit."""
+    cost = spec.provider_cost
+    if cost is None:
+        return []
+    problems: list[tuple[str, str]] = []
+    resolutions = (*known_resolutions, *allowed["resolution"])
+    for name in cost.resolution_multipliers:
+        if name not in resolutions:
+            problems.append((f"provider_cost.resolution_multipliers.{name}", f"{name} is not a resolution"))
+    options = spec.capabilities.options
+    for name, by_value in cost.option_multipliers.items():
+        if name not in options:
+            problems.append((f"provider_cost.option_multipliers.{name}", f"{spec.id} has no option '{name}'"))
+            continue
+        for value in by_value:
+            if value not in allowed[name]:
+                listing = ", ".join(allowed[name])
+                problems.append((f"provider_cost.option_multipliers.{name}.{value}", f"not one of {listing}"))
+    if cost.price_markup is not None and cost.currency != spec.credit_unit.currency:
+        problems.append(
+            ("provider_cost.currency", f"price_markup derives the cost from credits in {spec.credit_unit.currency}")
+        )
+    return problems
