@@ -11,6 +11,7 @@ from typing import Any
 from bench import fixtures
 from bench.common import PYTHON, ROOT, SERVER_CPU, fmt, median, new_run_dir, pinned, ratio
 from bench.report import Section
+from reelgate.settings import Settings
 
 ACCOUNTS = 100
 CONCURRENCY = 8
@@ -68,7 +69,8 @@ def run(quick: bool, databases: list[str]) -> Section:
         f"+ balance update), as the submit and the terminal transition run them. {CONCURRENCY} concurrent tasks, "
         f"{ops} pairs per run, {rounds} interleaved rounds, medians shown. The code under test runs in a process "
         f"pinned to CPU {SERVER_CPU}; PostgreSQL itself is not pinned. Raw = the same SQL statements on the same "
-        "driver (aiosqlite / psycopg async) without SQLAlchemy. `reelgate ledger check` invariant verified after each "
+        "driver without reelgate's data layer (stdlib sqlite3 with one thread hop per transaction; psycopg async). "
+        "`reelgate ledger check` invariant verified after each "
         "database."
     )
     return section
@@ -81,7 +83,7 @@ def _one(section: Section, db: str, url: str | None, rounds: int, ops: int) -> N
     async def setup() -> tuple[str, list[str]]:
         async with fixtures.context(values) as ctx:
             users = [(await fixtures.user_with_key(ctx))[0] for _ in range(ACCOUNTS)]
-            return ctx.db.url, users
+            return Settings(**values).resolved_database_url, users
 
     db_url, users = asyncio.run(setup())
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -100,8 +102,8 @@ def _one(section: Section, db: str, url: str | None, rounds: int, ops: int) -> N
     async def check() -> int:
         from reelgate.services.ledger import check_ledger
 
-        async with fixtures.context(values) as ctx, ctx.db.reader() as session:
-            return len(await check_ledger(session))
+        async with fixtures.context(values) as ctx:
+            return len(await check_ledger(ctx))
 
     problems = asyncio.run(check())
     for pattern in ("spread", "hot"):

@@ -59,7 +59,6 @@ def machine() -> dict[str, str]:
         "uvloop",
         "httptools",
         "sqlalchemy",
-        "aiosqlite",
         "psycopg",
         "aiohttp",
         "httpx",

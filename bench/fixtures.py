@@ -16,7 +16,9 @@ from typing import Any
 import psycopg
 
 from reelgate.bootstrap import build_context, close_context
-from reelgate.db.tables import Generation
+from reelgate.db.queries.generations import insert_generation
+from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.ids import new_id
 from reelgate.services import accounts, projects
 from reelgate.services.context import ServiceContext
@@ -44,7 +46,7 @@ def pg_database() -> Any:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+        yield f"postgresql://{base.split('://', 1)[1]}/{name}"
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -135,6 +137,7 @@ async def insert_generations(
                 status=status,
                 progress=0,
                 prompt="a red fox running through snow",
+                negative_prompt=None,
                 params={
                     "duration": 5,
                     "resolution": "720p",
@@ -146,21 +149,52 @@ async def insert_generations(
                     "enhance_prompt": False,
                     "options": {},
                 },
+                start_upload_id=None,
+                end_upload_id=None,
                 quote_total=20,
                 quote_breakdown={},
                 credits_held=0,
+                credits_charged=0,
+                credits_refunded=0,
+                provider_cost_micros=0,
                 provider_job_id=job_ids[i] if job_ids is not None else (f"job{i:07d}" if status != "queued" else None),
                 webhook_token=secrets.token_urlsafe(24),
-                deadline_at=now + timedelta(days=2),
-                next_poll_at=next_poll_at[i] if next_poll_at is not None else None,
+                error_code=None,
+                error_message=None,
+                needs_review=False,
+                output_key=None,
+                output_content_type=None,
+                output_size=None,
+                output_sha256=None,
+                output_meta={},
+                thumbnail_key=None,
+                submit_attempts=0,
                 poll_count=poll_count,
-                submitted_at=now,
+                transient_errors=0,
+                next_poll_at=next_poll_at[i] if next_poll_at is not None else None,
+                deadline_at=now + timedelta(days=2),
+                lease_owner=None,
+                lease_until=None,
+                callback_url=None,
+                retry_of=None,
+                raw_provider={},
                 created_at=now,
                 updated_at=now,
-                **fields,
+                submitted_at=now,
+                completed_at=None,
+                served_model=None,
+                provider_account=None,
+                enhanced_prompt=None,
             )
         )
+        for name, value in fields.items():
+            setattr(rows[-1], name, value)
     for start in range(0, count, batch):
-        async with ctx.db.transaction() as session:
-            session.add_all(rows[start : start + batch])
+        chunk = rows[start : start + batch]
+
+        def insert(tx: Tx, chunk: list[Generation] = chunk) -> None:
+            for generation in chunk:
+                insert_generation(tx, generation)
+
+        await ctx.db.write(insert)
     return rows

@@ -29,10 +29,10 @@ def _pct(ordered: list[float], q: float) -> float:
 
 
 async def ours(url: str, users: list[str], ops: int, concurrency: int) -> list[float]:
-    from reelgate.db.engine import Database
-    from reelgate.services import ledger
+    from reelgate.db.database import open_database
+    from reelgate.db.queries.ledger import hold_credits, settle_hold
 
-    db = Database(url)
+    db = await open_database(url, pool_size=concurrency + 2, migrate=False)
     latencies: list[float] = []
     counter = iter(range(ops))
 
@@ -40,14 +40,14 @@ async def ours(url: str, users: list[str], ops: int, concurrency: int) -> list[f
         for i in counter:
             user, gid = users[i % len(users)], f"gen_bench_{secrets.token_hex(8)}"
             started = time.perf_counter()
-            async with db.transaction() as session:
-                await ledger.hold(session, user, AMOUNT, generation_id=gid)
-            async with db.transaction() as session:
-                await ledger.settle(session, user, AMOUNT, generation_id=gid, capture=True)
+            await db.write(lambda tx, user=user, gid=gid: hold_credits(tx, user, AMOUNT, generation_id=gid))
+            await db.write(
+                lambda tx, user=user, gid=gid: settle_hold(tx, user, AMOUNT, generation_id=gid, capture=True)
+            )
             latencies.append((time.perf_counter() - started) * 1000)
 
     await asyncio.gather(*(task() for _ in range(concurrency)))
-    await db.dispose()
+    await db.close()
     return latencies
 
 
@@ -56,34 +56,40 @@ def _ts() -> Any:
 
 
 async def raw_sqlite(path: str, users: list[str], ops: int, concurrency: int) -> list[float]:
-    import aiosqlite
+    """The same statements on the stdlib driver, one thread hop per transaction, one connection per task (writers
+    then meet in SQLite's busy handler, as separate clients would)."""
+    import sqlite3
 
     hold, entry, capture = (s.format(p="?") for s in (HOLD_SQL, ENTRY_SQL, CAPTURE_SQL))
     latencies: list[float] = []
     counter = iter(range(ops))
 
+    def hold_tx(conn: sqlite3.Connection, user: str, gid: str, now: str) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        assert conn.execute(hold, (AMOUNT, AMOUNT, now, user, AMOUNT)).rowcount == 1
+        conn.execute(entry, (user, "hold", AMOUNT, gid, gid, now))
+        conn.execute("COMMIT")
+
+    def capture_tx(conn: sqlite3.Connection, user: str, gid: str, now: str) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute(entry, (user, "capture", AMOUNT, gid, gid, now)).rowcount:
+            conn.execute(capture, (AMOUNT, AMOUNT, now, user))
+        conn.execute("COMMIT")
+
     async def task() -> None:
-        conn = await aiosqlite.connect(path, timeout=30, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         for pragma in ("journal_mode=WAL", "busy_timeout=30000", "synchronous=FULL", "foreign_keys=ON"):
-            await conn.execute(f"PRAGMA {pragma}")
+            conn.execute(f"PRAGMA {pragma}")
         try:
             for i in counter:
                 user, gid = users[i % len(users)], f"gen_bench_{secrets.token_hex(8)}"
                 started = time.perf_counter()
                 now = _ts().isoformat(sep=" ")
-                await conn.execute("BEGIN IMMEDIATE")
-                cur = await conn.execute(hold, (AMOUNT, AMOUNT, now, user, AMOUNT))
-                assert cur.rowcount == 1
-                await conn.execute(entry, (user, "hold", AMOUNT, gid, gid, now))
-                await conn.execute("COMMIT")
-                await conn.execute("BEGIN IMMEDIATE")
-                cur = await conn.execute(entry, (user, "capture", AMOUNT, gid, gid, now))
-                if cur.rowcount:
-                    await conn.execute(capture, (AMOUNT, AMOUNT, now, user))
-                await conn.execute("COMMIT")
+                await asyncio.to_thread(hold_tx, conn, user, gid, now)
+                await asyncio.to_thread(capture_tx, conn, user, gid, now)
                 latencies.append((time.perf_counter() - started) * 1000)
         finally:
-            await conn.close()
+            conn.close()
 
     await asyncio.gather(*(task() for _ in range(concurrency)))
     return latencies
@@ -93,7 +99,7 @@ async def raw_pg(url: str, users: list[str], ops: int, concurrency: int) -> list
     import psycopg
 
     hold, entry, capture = (s.format(p="%s") for s in (HOLD_SQL, ENTRY_SQL, CAPTURE_SQL))
-    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    conninfo = url
     latencies: list[float] = []
     counter = iter(range(ops))
 
