@@ -83,6 +83,10 @@ class PgTx:
 class _Retry(Exception):
     """The transaction never reached COMMIT and the server rolled it back: run it again."""
 
+    def __init__(self, *, connection_lost: bool) -> None:
+        super().__init__()
+        self.connection_lost = connection_lost
+
 
 class PostgresDatabase:
     """Database over a psycopg connection pool."""
@@ -132,9 +136,13 @@ class PostgresDatabase:
             try:
                 with self._pool.connection() as conn:
                     return self._run(conn, work, mode)
-            except _Retry:
+            except _Retry as retry:
                 if attempt == ATTEMPTS:
                     raise DatabaseUnavailable() from None
+                if retry.connection_lost:
+                    # One broken connection usually means all of them (the server restarted, a failover): test the
+                    # idle ones now, so the retry does not meet another dead one.
+                    self._pool.check()
                 log.info("postgresql: running a transaction again after a lost connection or a conflict")
             except PoolTimeout as error:
                 log.warning("postgresql: no connection within the pool timeout: %s", error)
@@ -161,10 +169,10 @@ class PostgresDatabase:
                 if mode == "snapshot" and not conn.broken:
                     conn.isolation_level, conn.read_only = None, None
         except _RETRYABLE as error:
-            raise _Retry() from error
+            raise _Retry(connection_lost=False) from error
         except psycopg.OperationalError as error:
             if conn.broken and not committing:
-                raise _Retry() from error
+                raise _Retry(connection_lost=True) from error
             raise
 
     async def close(self) -> None:
