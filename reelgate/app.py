@@ -14,6 +14,7 @@ from reelgate.api import routes_account, routes_catalog, routes_generations, rou
 from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
 from reelgate.api.security_headers import SecurityHeadersMiddleware, media_origins
+from reelgate.api.storable_text import UnstorableURLMiddleware
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
 from reelgate.services import pipeline
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_optional(app, tuple(name for name in OPTIONAL_ROUTERS if name not in MATCHED_FIRST))
     # Added last, so they wrap everything above: even a 413 or 429 answered by a middleware carries the
     # headers, and every layer sees the client's own address and scheme when a trusted proxy forwards them.
+    app.add_middleware(UnstorableURLMiddleware)
     app.add_middleware(
         SecurityHeadersMiddleware,
         https=settings.serves_https,

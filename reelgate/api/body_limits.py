@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _MiB = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` while a route reads a chunked body. An HTTPException, so FastAPI's body parsing
+    and the OpenAI-compatible routes pass it on as the 413 it is instead of "could not parse the body" (400)
+    or an unexpected error (500); each API renders it in its own error shape."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, f"The request body exceeds {cap} bytes.")
+        self.cap = cap
 
 
 def cap_for(path: str, upload_cap: int) -> int:
@@ -45,7 +52,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > cap:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(cap)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelgate.api.body_limits import BodyTooLarge
 from reelgate.domain.errors import RateLimited, ReelgateError
 
 log = logging.getLogger("reelgate.api")
@@ -62,15 +63,18 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelgateError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers)
+    headers: dict[str, str] = dict(getattr(exc, "response_headers", None) or {})  # e.g. a 416's Content-Range
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers or None)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    details = {"max_bytes": exc.cap} if isinstance(exc, BodyTooLarge) else None
+    return JSONResponse(error_body(code, message, details), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _dependency_down(request: Request, exc: Exception) -> JSONResponse:

@@ -84,13 +84,14 @@ def _filters(
 async def transactions(
     user: CurrentUser,
     ctx: Ctx,
-    kind: Annotated[list[str] | None, Query()] = None,
-    generation_id: str | None = None,
-    payment_id: str | None = None,
+    kind: Annotated[list[Annotated[str, Field(max_length=16)]] | None, Query(max_length=16)] = None,
+    generation_id: Annotated[str | None, Query(max_length=40)] = None,
+    payment_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    # The id of the last entry seen: a 64-bit integer, so at most 18 digits are ever a real cursor.
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> dict[str, Any]:
     page, next_cursor = await billing.list_transactions(
         ctx, user.id, _filters(kind, generation_id, payment_id, since, until), limit=limit, cursor=cursor
@@ -102,9 +103,9 @@ async def transactions(
 async def transactions_csv(
     user: CurrentUser,
     ctx: Ctx,
-    kind: Annotated[list[str] | None, Query()] = None,
-    generation_id: str | None = None,
-    payment_id: str | None = None,
+    kind: Annotated[list[Annotated[str, Field(max_length=16)]] | None, Query(max_length=16)] = None,
+    generation_id: Annotated[str | None, Query(max_length=40)] = None,
+    payment_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> StreamingResponse:

@@ -19,6 +19,13 @@ from reelgate.storage import upload_key
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 
+def _shown_name(filename: str) -> str:
+    """The client's file name is only shown back: control characters (NUL among them, which PostgreSQL cannot
+    store) and unpaired surrogates are dropped rather than refusing a good image over its name."""
+    kept = (ch for ch in filename if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF)
+    return "".join(kept)[:255]
+
+
 async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename: str = "") -> Upload:
     try:
         info = await asyncio.to_thread(
@@ -58,7 +65,7 @@ async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename
         height=info.height,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        filename=filename[:255],
+        filename=_shown_name(filename),
         created_at=ctx.clock(),
     )
     async with ctx.db.transaction() as session:
