@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reelgate.api.address_limits import shared_limiter
 from reelgate.api.deps import Ctx, CurrentUser, read_session
 from reelgate.api.schemas import Strict
 from reelgate.domain.errors import RateLimited
 from reelgate.services import billing
 from reelgate.services.billing import Transaction, TransactionFilter
 from reelgate.services.context import ServiceContext
-from reelgate.services.limits import RequestLimiter
 
 router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
 stripe_router = APIRouter(tags=["webhooks"])
@@ -150,11 +150,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send)
 
     async def _check(self, request: Request, ctx: ServiceContext) -> None:
-        limiter: RequestLimiter | None = getattr(request.app.state, "request_limiter", None)
-        if limiter is None or getattr(request.app.state, "request_limiter_ctx", None) is not ctx:
-            limiter = RequestLimiter.from_context(ctx)
-            request.app.state.request_limiter = limiter
-            request.app.state.request_limiter_ctx = ctx  # a restarted app gets fresh counters
+        limiter = shared_limiter(request, ctx)
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and credential.strip():
             key_id, owner = await limiter.owner_of_key(ctx, credential.strip())

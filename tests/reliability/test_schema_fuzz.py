@@ -140,7 +140,15 @@ class FuzzServer:
 
 @pytest.fixture
 def fuzz_server(tmp_path: Path, database_url: str) -> Iterator[FuzzServer]:
-    settings_ = make_settings(tmp_path / "data", database_url, sandbox_delay_seconds=0.2, max_in_flight=5)
+    settings_ = make_settings(
+        tmp_path / "data",
+        database_url,
+        sandbox_delay_seconds=0.2,
+        max_in_flight=5,
+        # The sweep sends thousands of requests from one address: per-address limits would answer most of them.
+        rate_limit_studio_per_address="1000000/minute",
+        rate_limit_estimate_per_address="1000000/minute",
+    )
     app = create_app(settings_)
     for url, loop in serve(app):
 
