@@ -38,10 +38,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = cap_for(scope.get("path", ""), self.upload_cap)
+        path = scope.get("path", "")
+        cap = cap_for(path, self.upload_cap)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            await _refuse(send, cap)
+        if declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > cap):
+            await _refuse(send, cap, openai=path.startswith("/v1/"))
             return
         seen = 0
         started = False
@@ -64,19 +65,17 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _refuse(send, cap)
+                await _refuse(send, cap, openai=path.startswith("/v1/"))
 
 
-async def _refuse(send: Send, cap: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"The request body exceeds {cap} bytes.",
-                "details": {"max_bytes": cap},
-            }
-        }
-    ).encode()
+async def _refuse(send: Send, cap: int, *, openai: bool) -> None:
+    """413 in the error shape of the API the path belongs to (OpenAI's on the /v1 routes)."""
+    message = f"The request body exceeds {cap} bytes."
+    if openai:
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "payload_too_large"}
+    else:
+        error = {"code": "payload_too_large", "message": message, "details": {"max_bytes": cap}}
+    body = json.dumps({"error": error}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -255,6 +255,11 @@ async def test_oversize_chunked_bodies_are_a_413_on_both_apis(running: Running, 
         content=_chunks(2 * 1024 * 1024),
     )
     _openai_error(openai, 413)
+    declared = await running.client.post(
+        "/v1/videos", headers={**alice.headers, "Content-Type": "application/json"}, content=b"x" * (2 * 1024 * 1024)
+    )
+    assert declared.request.headers["content-length"] == str(2 * 1024 * 1024)  # refused before it is read
+    _openai_error(declared, 413)
     multipart = await running.client.post(
         "/v1/videos",
         headers={**alice.headers, "Content-Type": "multipart/form-data; boundary=xyz"},
