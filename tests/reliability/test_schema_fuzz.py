@@ -35,6 +35,7 @@ from reelgate.app import create_app
 from reelgate.services import accounts
 from reelgate.web import account, admin_pages, auth, gallery, studio, webhooks_page
 from tests.conftest import make_settings
+from tests.loopback_guard import guard_loopback
 from tests.openai_compat.conftest import serve
 
 # schemathesis' negative mode draws from `random` inside its strategies; Hypothesis warns about that, and
@@ -139,7 +140,14 @@ class FuzzServer:
 
 
 @pytest.fixture
-def fuzz_server(tmp_path: Path, database_url: str) -> Iterator[FuzzServer]:
+def fuzz_server(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FuzzServer]:
+    # The server runs in this process: a client webhook or image fetch to a URL the sweep made up is refused
+    # before any packet leaves the machine.
+    for _guard in guard_loopback(monkeypatch, refusals_fail=False):
+        yield from _serve_for_fuzzing(tmp_path, database_url)
+
+
+def _serve_for_fuzzing(tmp_path: Path, database_url: str) -> Iterator[FuzzServer]:
     settings_ = make_settings(
         tmp_path / "data",
         database_url,
