@@ -7,11 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from reelgate import __version__
 from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
+from reelgate.api.address_limits import AddressRateLimitMiddleware
 from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
+from reelgate.api.security_headers import SecurityHeadersMiddleware, media_origins
+from reelgate.api.storable_text import UnstorableURLMiddleware
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
 from reelgate.services import pipeline
@@ -47,9 +51,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue = app.state.queue = Queue(settings, pool_size=4)
             await queue.open(ctx)
         # Otherwise (SQLite with the worker off): an API-only process; another process drives the jobs.
+        listener = None
         try:
+            if settings.metrics_port:
+                from reelgate.api.metrics import MetricsListener
+
+                listener = MetricsListener(app, settings.metrics_host, settings.metrics_port, settings.metrics_token)
+                await listener.start()
             yield
         finally:
+            if listener is not None:
+                await listener.stop()
             if worker is not None:
                 await worker.stop()
             if queue is not None:
@@ -72,6 +84,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (routes_health, routes_catalog, routes_generations, routes_account, routes_webhooks):
         app.include_router(module.router)
     _mount_optional(app, tuple(name for name in OPTIONAL_ROUTERS if name not in MATCHED_FIRST))
+    # Added last, so they wrap everything above: even a 413 or 429 answered by a middleware carries the
+    # headers, and every layer sees the client's own address and scheme when a trusted proxy forwards them.
+    app.add_middleware(
+        AddressRateLimitMiddleware,
+        studio=settings.rate_limit_studio_per_address,
+        estimate=settings.rate_limit_estimate_per_address,
+    )
+    app.add_middleware(UnstorableURLMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        https=settings.serves_https,
+        extra_media_origins=media_origins(
+            presigned_downloads=settings.s3_presign_downloads, s3_endpoint_url=settings.s3_endpoint_url
+        ),
+    )
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     return app
 
 

@@ -47,6 +47,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         max_output_bytes=settings.max_output_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         max_upload_pixels=settings.max_upload_pixels,
+        max_upload_decoded_bytes=settings.max_upload_decoded_bytes,
         idempotency_ttl_hours=settings.idempotency_ttl_hours,
         poll_initial=settings.poll_initial_seconds,
         poll_max=settings.poll_max_seconds,

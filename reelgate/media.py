@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
+import math
 import os
 import struct
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, ParamSpec, TypeVar
 
 import av
 from PIL import Image, ImageOps
 
-from reelgate.media_render import RenderSpec, encode_preview
+from reelgate.media_render import KEN_BURNS_ZOOM, RenderSpec, cover, encode_preview, even
 
 __all__ = [
     "ImageInfo",
     "MediaError",
     "RenderSpec",
     "VideoInfo",
+    "decode_frame_source",
+    "in_decode_pool",
     "make_image_thumbnail",
     "make_thumbnail",
     "probe_image_file",
@@ -35,6 +41,18 @@ IMAGE_FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
+# What one image may take in memory once decoded (width × height × channels × bytes per channel). A pixel cap
+# alone lets a 16-bit RGBA PNG cost eight times an 8-bit greyscale one: 6000×6000×4×2 is 288 MB from a file of
+# a few hundred KB. 128 MiB admits a 40-megapixel 8-bit RGB photo (120 MB).
+DEFAULT_MAX_DECODED_BYTES = 128 * 1024 * 1024
+# Image decodes run here, never more than this many at once, whatever the number of uploads in flight: peak
+# decode memory is this many budgets, not one per request.
+DECODE_WORKERS = 2
+_decode_pool = ThreadPoolExecutor(max_workers=DECODE_WORKERS, thread_name_prefix="reelgate-decode")
+# PNG colour types (IHDR byte 25) and how many channels each decodes to; a palette expands to RGB when used.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+P = ParamSpec("P")
+T = TypeVar("T")
 # A thumbnail shows the frame ~10% in: the first frame of a generated clip is often a fade from black.
 THUMBNAIL_POSITION = 0.10
 # How many frames we decode after a seek before settling for the latest one.
@@ -217,10 +235,27 @@ def _sniff_image(head: bytes) -> str | None:
     return None
 
 
+def decoded_bytes(image: Image.Image, head: bytes) -> int:
+    """Memory the decoded image needs: width × height × channels × bytes per channel, from the file's header
+    (PNG's IHDR says its bit depth and colour type; JPEG and WebP are 8 bits per channel)."""
+    channels, depth_bytes = len(image.getbands()), 1
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) >= 26:
+        channels = _PNG_CHANNELS.get(head[25], channels)
+        depth_bytes = 2 if head[24] == 16 else 1
+    return image.width * image.height * channels * depth_bytes
+
+
 @contextmanager
-def _opened_image(fp: IO[bytes], max_pixels: int) -> Iterator[Image.Image]:
-    """Open lazily, refuse oversized headers before any pixel is decoded, then decode fully."""
-    kind = _sniff_image(fp.read(16))
+def _opened_image(
+    fp: IO[bytes],
+    max_pixels: int,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+    draft_size: tuple[int, int] | None = None,
+) -> Iterator[Image.Image]:
+    """Open lazily, refuse oversized headers before any pixel is decoded, then decode fully (a JPEG at the
+    smallest scale that still covers `draft_size`, when given)."""
+    head = fp.read(32)
+    kind = _sniff_image(head)
     fp.seek(0)
     if kind is None:
         raise MediaError("unsupported_type", "only PNG, JPEG and WebP images are accepted")
@@ -238,6 +273,14 @@ def _opened_image(fp: IO[bytes], max_pixels: int) -> Iterator[Image.Image]:
             raise MediaError("unsupported_type", "image content does not match its signature")
         if image.width * image.height > max_pixels:
             raise MediaError("too_many_pixels", f"{image.width}×{image.height} exceeds {max_pixels} pixels")
+        needed = decoded_bytes(image, head)
+        if needed > max_decoded_bytes:
+            raise MediaError(
+                "decoded_too_large",
+                f"{image.width}×{image.height} needs {needed} bytes decoded, over {max_decoded_bytes}",
+            )
+        if draft_size is not None and image.format == "JPEG":
+            image.draft("RGB", draft_size)
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -251,13 +294,22 @@ def _image_info(image: Image.Image, size: int) -> ImageInfo:
 
 
 def validate_image(
-    data: bytes, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
 ) -> ImageInfo:
     """Accept PNG, JPEG or WebP by content (never by name); raise MediaError otherwise."""
     if len(data) > max_bytes:
         raise MediaError("too_large", f"{len(data)} bytes exceeds {max_bytes}")
-    with _opened_image(io.BytesIO(data), max_pixels) as image:
+    with _opened_image(io.BytesIO(data), max_pixels, max_decoded_bytes) as image:
         return _image_info(image, len(data))
+
+
+async def in_decode_pool(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Runs an image decode on the bounded decode threads (DECODE_WORKERS at a time); callers queue for one."""
+    return await asyncio.get_running_loop().run_in_executor(_decode_pool, functools.partial(call, *args, **kwargs))
 
 
 def probe_image_file(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
@@ -282,19 +334,33 @@ def make_image_thumbnail(image_path: str | Path, out_path: str | Path, *, max_wi
 # --- sandbox renderer ----------------------------------------------------------------------------
 
 
-def _decode_input(data: bytes | None) -> Image.Image | None:
-    if data is None:
-        return None
-    validate_image(data)
-    with Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS)) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
+def decode_frame_source(data: bytes, width: int, height: int) -> Image.Image:
+    """A start or end image for the preview renderer, decoded once: checked against the same budgets as uploads,
+    turned upright (EXIF), RGB, and scaled to just cover the frame with the Ken Burns margin. Only this small
+    image is kept while the clip renders, not the full-size decode."""
+    frame_width = math.ceil(even(width) * KEN_BURNS_ZOOM)
+    frame_height = math.ceil(even(height) * KEN_BURNS_ZOOM)
+    side = max(frame_width, frame_height)  # either orientation: EXIF may turn the image after decoding
+    with _opened_image(io.BytesIO(data), DEFAULT_MAX_PIXELS, draft_size=(side, side)) as image:
+        ImageOps.exif_transpose(image, in_place=True)  # no full-size copy
+        return cover(image, frame_width, frame_height)
 
 
 def render_preview_video(
-    spec: RenderSpec, out_path: str | Path, *, progress: Callable[[float], None] | None = None
+    spec: RenderSpec,
+    out_path: str | Path,
+    *,
+    progress: Callable[[float], None] | None = None,
+    start: Image.Image | None = None,
+    end: Image.Image | None = None,
 ) -> VideoInfo:
-    """Render the sandbox provider's preview clip (a local renderer, not an AI model) and return its probe."""
-    start = _decode_input(spec.start_image)
-    end = _decode_input(spec.end_image)
+    """Render the sandbox provider's preview clip (a local renderer, not an AI model) and return its probe.
+
+    `start` and `end` are the images already decoded by `decode_frame_source`; when not given, the spec's
+    image bytes are decoded here."""
+    if start is None and spec.start_image is not None:
+        start = decode_frame_source(spec.start_image, spec.width, spec.height)
+    if end is None and spec.end_image is not None:
+        end = decode_frame_source(spec.end_image, spec.width, spec.height)
     encode_preview(spec, out_path, start=start, end=end, progress=progress)
     return probe_video(out_path)

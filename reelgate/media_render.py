@@ -186,12 +186,16 @@ class TextScene:
 
 
 def cover(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Scale to fill width×height and crop the overflow around the centre, like CSS object-fit: cover."""
-    image = image.convert("RGB")
+    """Scale to fill width×height and crop the overflow around the centre, like CSS object-fit: cover.
+
+    Common modes are scaled first and converted to RGB after, so a large source is never copied at full size."""
+    if image.mode not in ("RGB", "RGBA", "L", "LA"):  # palettes, 16-bit, CMYK: resampled in RGB
+        image = image.convert("RGB")
     scale = max(width / image.width, height / image.height)
     box_w, box_h = width / scale, height / scale
     left, top = (image.width - box_w) / 2, (image.height - box_h) / 2
-    return image.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+    scaled = image.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+    return scaled if scaled.mode == "RGB" else scaled.convert("RGB")
 
 
 class ImageScene:

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     # production mode refuses to start, since processes on several hosts must share one key.
     secret_key: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated addresses or networks,
+    # "*" for any); uvicorn's own default trusts a proxy on the same host only.
+    trusted_proxies: str = "127.0.0.1"
     redis_url: str | None = None
     signup_credits: int = 100
     signup_enabled: bool = True
@@ -51,6 +54,8 @@ class Settings(BaseSettings):
     max_output_bytes: int = 2 * 1024**3
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_pixels: int = 40_000_000
+    # Memory an uploaded image may take once decoded: width × height × channels × bytes per channel.
+    max_upload_decoded_bytes: int = 128 * 1024 * 1024
     idempotency_ttl_hours: int = 24
     request_timeout_seconds: float = 30.0
     log_json: bool = False
@@ -71,6 +76,9 @@ class Settings(BaseSettings):
     credit_expiry_days: int = 0  # 0: credits never expire (90 is a common choice)
     rate_limit_per_key: str = "1200/minute"  # `limits` notation; generous so status polling never trips it
     rate_limit_per_user: str = "2400/minute"
+    # Per client address: every studio request, and estimates asked for without an API key or session.
+    rate_limit_studio_per_address: str = "1800/minute"
+    rate_limit_estimate_per_address: str = "120/minute"
     max_in_flight: int = 20  # generations a user may have queued or running at once
     daily_spend_cap_user: int = 0  # credits per user per UTC day; 0: no cap
     daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap
@@ -82,6 +90,12 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: int = 10  # the reconciler re-enqueues due work no job covers
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
+    # `reelgate serve`'s /metrics: with a token it answers on the public listener to `Bearer <token>` only;
+    # with a port it answers on its own listener (metrics_host:metrics_port) and not on the public one.
+    # Neither set: /metrics is not served.
+    metrics_token: str | None = None
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     database_pool_size: int = 10  # per process; it may grow to 3x this under bursts (see docs/deploy.md)
 
     @cached_property
@@ -99,6 +113,15 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def serves_https(self) -> bool:
+        """The public URL is https: cookies are Secure and HSTS is sent, whatever the proxy in front says."""
+        return self.public_url.lower().startswith("https://")
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
 
     @property
     def embedded(self) -> bool:

@@ -21,6 +21,8 @@ from reelgate.services import accounts
 from reelgate.services.context import ServiceContext
 from reelgate.settings import Settings
 
+METRICS_TOKEN = "test-metrics-token"
+METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 PG_ADMIN_URL = os.environ.get("REELGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -115,6 +117,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "poll_max_seconds": 0.5,
         "public_url": "http://testserver",
         "secret_key": "test-secret-key-for-reelgate-tests",
+        "metrics_token": METRICS_TOKEN,  # /metrics answers on the app's own listener to this token only
         # The spine's tests run PostgreSQL in embedded style too; production-mode tests turn this off.
         "embedded_worker": True,
     }

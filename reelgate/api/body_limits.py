@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _MiB = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` while a route reads a chunked body. An HTTPException, so FastAPI's body parsing
+    and the OpenAI-compatible routes pass it on as the 413 it is instead of "could not parse the body" (400)
+    or an unexpected error (500); each API renders it in its own error shape."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(413, f"The request body exceeds {cap} bytes.")
+        self.cap = cap
 
 
 def cap_for(path: str, upload_cap: int) -> int:
@@ -31,10 +38,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = cap_for(scope.get("path", ""), self.upload_cap)
+        path = scope.get("path", "")
+        cap = cap_for(path, self.upload_cap)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            await _refuse(send, cap)
+        if declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > cap):
+            await _refuse(send, cap, openai=path.startswith("/v1/"))
             return
         seen = 0
         started = False
@@ -45,7 +53,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > cap:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(cap)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -57,19 +65,17 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _refuse(send, cap)
+                await _refuse(send, cap, openai=path.startswith("/v1/"))
 
 
-async def _refuse(send: Send, cap: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"The request body exceeds {cap} bytes.",
-                "details": {"max_bytes": cap},
-            }
-        }
-    ).encode()
+async def _refuse(send: Send, cap: int, *, openai: bool) -> None:
+    """413 in the error shape of the API the path belongs to (OpenAI's on the /v1 routes)."""
+    message = f"The request body exceeds {cap} bytes."
+    if openai:
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": "payload_too_large"}
+    else:
+        error = {"code": "payload_too_large", "message": message, "details": {"max_bytes": cap}}
+    body = json.dumps({"error": error}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -39,11 +39,23 @@ def _serializer(request: Request) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(request.app.state.settings.session_secret, salt="reelgate-session")
 
 
+def cookie_secure(request: Request) -> bool:
+    """Cookies are Secure whenever the public URL is https, even when the proxy in front says nothing of the
+    scheme (no trusted X-Forwarded-Proto): a browser then never sends them over plain http."""
+    return bool(request.app.state.settings.serves_https) or request.url.scheme == "https"
+
+
 def issue_session(request: Request, response: Response, user_id: str) -> StudioSession:
     session = StudioSession(user_id=user_id, csrf=secrets.token_urlsafe(24))
     token = _serializer(request).dumps({"u": session.user_id, "c": session.csrf})
-    secure = request.url.scheme == "https"
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax", secure=secure)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
+    )
     return session
 
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelgate.api.body_limits import BodyTooLarge
 from reelgate.domain.errors import RateLimited, ReelgateError, ServiceUnavailable
 
 log = logging.getLogger("reelgate.api")
@@ -60,21 +61,22 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ReelgateError)
-    headers = None
+    headers: dict[str, str] = dict(getattr(exc, "response_headers", None) or {})  # e.g. a 416's Content-Range
     if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
+        headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, ServiceUnavailable):
-        # A dependency is down (the database, a payment provider): nothing was changed, and a retry may work.
+        # A dependency is down (the database, a payment provider): a retry may work.
         log.warning("dependency unavailable on %s %s: %s", request.method, request.url.path, exc.message)
-        headers = {"Retry-After": str(exc.details.get("retry_after", 5))}
-    return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers)
+        headers["Retry-After"] = str(exc.details.get("retry_after", 5))
+    return JSONResponse(exc.as_dict(), status_code=exc.status_code, headers=headers or None)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    details = {"max_bytes": exc.cap} if isinstance(exc, BodyTooLarge) else None
+    return JSONResponse(error_body(code, message, details), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _connection_lost(request: Request, exc: Exception) -> JSONResponse:

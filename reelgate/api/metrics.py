@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
+import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import uvicorn
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from reelgate.logging_setup import generation_id_var, request_id_var
 from reelgate.providers.base import Provider
@@ -130,16 +136,85 @@ async def refresh_database_figures(ctx: ServiceContext, queue: QueueStats | None
         QUEUE_LAG.set(stats["lag_seconds"])
 
 
+async def scrape(ctx: ServiceContext, queue: QueueStats | None) -> bytes:
+    """The exposition text: this process's counters plus the database figures, read now."""
+    try:
+        await asyncio.wait_for(refresh_database_figures(ctx, queue), timeout=_SCRAPE_TIMEOUT)
+    except Exception:  # a scrape still answers with the process's own figures when the database is down
+        log.warning("metrics: database figures unavailable", exc_info=True)
+    return bytes(generate_latest())
+
+
+def token_accepted(expected: str | None, authorization: str) -> bool:
+    """No token configured: any caller of this listener. Otherwise exactly `Bearer <token>` (compared in
+    constant time)."""
+    if not expected:
+        return True
+    scheme, _, presented = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
+def _refused(status: int, message: str) -> Response:
+    code = "not_found" if status == 404 else "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": {"code": code, "message": message, "details": {}}}
+    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
 def mount(app: FastAPI) -> None:
+    """`/metrics` on the public listener only with a token (REELGATE_METRICS_TOKEN) and no listener of its own
+    (REELGATE_METRICS_PORT): Prometheus figures tell strangers how busy the service is and what it runs."""
     app.add_middleware(ObservabilityMiddleware)
+    settings = app.state.settings
+    token: str | None = settings.metrics_token
+    on_public_listener = bool(token) and not settings.metrics_port
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        ctx: ServiceContext = request.app.state.ctx
-        try:
-            await asyncio.wait_for(
-                refresh_database_figures(ctx, getattr(request.app.state, "queue", None)), timeout=_SCRAPE_TIMEOUT
-            )
-        except Exception:  # a scrape still answers with the process's own figures when the database is down
-            log.warning("metrics: database figures unavailable", exc_info=True)
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        if not on_public_listener:
+            return _refused(404, "Not found.")
+        if not token_accepted(token, request.headers.get("authorization", "")):
+            return _refused(401, "Metrics need 'Authorization: Bearer <REELGATE_METRICS_TOKEN>'.")
+        body = await scrape(request.app.state.ctx, getattr(request.app.state, "queue", None))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsListener:
+    """`/metrics` alone on its own address (REELGATE_METRICS_HOST:REELGATE_METRICS_PORT), for a scraper on a
+    private network. It runs on a thread of its own; the database figures are still read on the app's event
+    loop, where its database engine lives."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, token: str | None) -> None:
+        self.app, self.token = app, token
+        self.loop: asyncio.AbstractEventLoop | None = None
+        config = uvicorn.Config(
+            Starlette(routes=[Route("/metrics", self._metrics)]),
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="reelgate-metrics", daemon=True)
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the metrics listener did not start (is its port free?)")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.to_thread(self.thread.join, 10)
+
+    async def _metrics(self, request: Request) -> Response:
+        if not token_accepted(self.token, request.headers.get("authorization", "")):
+            return _refused(401, "Metrics need 'Authorization: Bearer <REELGATE_METRICS_TOKEN>'.")
+        assert self.loop is not None
+        state = self.app.state
+        running = asyncio.run_coroutine_threadsafe(scrape(state.ctx, getattr(state, "queue", None)), self.loop)
+        body = await asyncio.wrap_future(running)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -15,11 +15,15 @@ from reelgate.services import accounts, analytics, billing
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
+# One grant or adjustment moves at most this many credits. Balances are signed 64-bit integers in the database
+# (up to 9.2 × 10^18): capped single amounts keep every sum millions of operations away from overflowing.
+MAX_CREDIT_CHANGE = 10**12
+
 
 class CreditChange(Strict):
-    user_id: str | None = None
-    email: str | None = None
-    amount: int
+    user_id: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=320)
+    amount: int = Field(ge=-MAX_CREDIT_CHANGE, le=MAX_CREDIT_CHANGE)
     reason: str = Field(min_length=1, max_length=500)
     kind: Literal["grant", "adjust"] = "adjust"
 
@@ -44,7 +48,10 @@ async def get_analytics(admin: AdminUser, ctx: Ctx, days: Annotated[int, Query(g
 
 @router.get("/payments")
 async def list_payments(
-    admin: AdminUser, ctx: Ctx, user_id: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    admin: AdminUser,
+    ctx: Ctx,
+    user_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     rows = await billing.list_payments(ctx, user_id, limit=limit)
     return {

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.presenters import generation_out
+from reelgate.api.schemas import Strict
 from reelgate.db.records import CallbackSecret, Generation, WebhookEndpoint
 from reelgate.services import client_webhook_delivery, client_webhooks
 from reelgate.services.client_webhooks import DeliveryRecord
@@ -17,12 +18,12 @@ from reelgate.services.context import ServiceContext
 router = APIRouter(prefix="/api/v1", tags=["webhooks to clients"])
 
 
-class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointCreate(Strict):
     url: Annotated[str, Field(min_length=8, max_length=2000)]
     description: Annotated[str, Field(max_length=255)] = ""
-    events: list[str] | None = Field(default=None, description=f"Any of {', '.join(client_webhooks.EVENT_TYPES)}")
+    events: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        default=None, max_length=32, description=f"Any of {', '.join(client_webhooks.EVENT_TYPES)}"
+    )
 
 
 def _iso(value: Any) -> str | None:

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from reelgate.api.address_limits import shared_limiter
 from reelgate.api.deps import Ctx, CurrentUser, read_session
 from reelgate.api.schemas import Strict
 from reelgate.domain.errors import RateLimited
 from reelgate.services import billing
 from reelgate.services.billing import Transaction, TransactionFilter
 from reelgate.services.context import ServiceContext
-from reelgate.services.limits import RequestLimiter
 
 router = APIRouter(prefix="/api/v1/credits", tags=["credits"])
 stripe_router = APIRouter(tags=["webhooks"])
@@ -84,13 +84,14 @@ def _filters(
 async def transactions(
     user: CurrentUser,
     ctx: Ctx,
-    kind: Annotated[list[str] | None, Query()] = None,
-    generation_id: str | None = None,
-    payment_id: str | None = None,
+    kind: Annotated[list[Annotated[str, Field(max_length=16)]] | None, Query(max_length=16)] = None,
+    generation_id: Annotated[str | None, Query(max_length=40)] = None,
+    payment_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    # The id of the last entry seen: a 64-bit integer, so at most 18 digits are ever a real cursor.
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> dict[str, Any]:
     page, next_cursor = await billing.list_transactions(
         ctx, user.id, _filters(kind, generation_id, payment_id, since, until), limit=limit, cursor=cursor
@@ -102,9 +103,9 @@ async def transactions(
 async def transactions_csv(
     user: CurrentUser,
     ctx: Ctx,
-    kind: Annotated[list[str] | None, Query()] = None,
-    generation_id: str | None = None,
-    payment_id: str | None = None,
+    kind: Annotated[list[Annotated[str, Field(max_length=16)]] | None, Query(max_length=16)] = None,
+    generation_id: Annotated[str | None, Query(max_length=40)] = None,
+    payment_id: Annotated[str | None, Query(max_length=40)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> StreamingResponse:
@@ -149,11 +150,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send)
 
     async def _check(self, request: Request, ctx: ServiceContext) -> None:
-        limiter: RequestLimiter | None = getattr(request.app.state, "request_limiter", None)
-        if limiter is None or getattr(request.app.state, "request_limiter_ctx", None) is not ctx:
-            limiter = RequestLimiter.from_context(ctx)
-            request.app.state.request_limiter = limiter
-            request.app.state.request_limiter_ctx = ctx  # a restarted app gets fresh counters
+        limiter = shared_limiter(request, ctx)
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and credential.strip():
             key_id, owner = await limiter.owner_of_key(ctx, credential.strip())

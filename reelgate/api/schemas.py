@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-OptionValue = str | int | float | bool
+from reelgate.api.storable_text import StorableText
+
+# Option values are checked against the model's catalog; finite numbers only (JSON's NaN and Infinity are not).
+OptionValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool
+MAX_OPTIONS = 32
 
 
-class Strict(BaseModel):
+class Strict(StorableText):
+    """Request bodies: unknown fields are refused, and so is text that cannot be stored."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -27,7 +33,7 @@ class GenerationCreate(Strict):
     enhance_prompt: bool = False
     project_id: str | None = Field(default=None, max_length=40)
     callback_url: str | None = Field(default=None, max_length=2048)
-    options: dict[str, OptionValue] = Field(default_factory=dict)
+    options: dict[str, OptionValue] = Field(default_factory=dict, max_length=MAX_OPTIONS)
 
 
 class EstimateRequest(Strict):
@@ -42,7 +48,7 @@ class EstimateRequest(Strict):
     end_image: bool | str | None = None
     audio: bool = False
     enhance_prompt: bool = False
-    options: dict[str, OptionValue] = Field(default_factory=dict)
+    options: dict[str, OptionValue] = Field(default_factory=dict, max_length=MAX_OPTIONS)
 
 
 class EstimateResponse(BaseModel):

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from reelgate import media
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers.base import (
@@ -146,23 +148,30 @@ class SandboxProvider(Provider):
         lock = self._render_locks.setdefault(job_id, asyncio.Lock())
         async with lock:
             if not out.exists():
-                await asyncio.to_thread(self._render_sync, job, out)
+                # The start and end images are decoded once, on the bounded decode threads, and only the frame-sized
+                # result is kept for the render.
+                decoded = {
+                    name: await media.in_decode_pool(self._decode_image, Path(path), job["width"], job["height"])
+                    for name, path in job["images"].items()
+                }
+                await asyncio.to_thread(self._render_sync, job, out, decoded)
         self._render_locks.pop(job_id, None)
         return out
 
     @staticmethod
-    def _render_sync(job: dict[str, Any], out: Path) -> None:
-        images = {name: Path(p).read_bytes() for name, p in job["images"].items()}
+    def _decode_image(path: Path, width: int, height: int) -> Image.Image:
+        return media.decode_frame_source(path.read_bytes(), width, height)
+
+    @staticmethod
+    def _render_sync(job: dict[str, Any], out: Path, decoded: dict[str, Image.Image]) -> None:
         spec = media.RenderSpec(
             width=job["width"],
             height=job["height"],
             duration=float(job["duration"]),
             seed=int(job["seed"]),
             prompt=job["prompt"],
-            start_image=images.get("start"),
-            end_image=images.get("end"),
         )
-        media.render_preview_video(spec, out)
+        media.render_preview_video(spec, out, start=decoded.get("start"), end=decoded.get("end"))
 
     async def cancel(self, provider_job_id: str) -> None:
         await asyncio.to_thread(self._mark_canceled, provider_job_id)

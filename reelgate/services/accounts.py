@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import email_validator
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -28,6 +29,10 @@ from reelgate.services.projects import DEFAULT_PROJECT_NAME, new_project
 _hasher = PasswordHasher()
 API_KEY_PREFIX = "rg_"
 _LAST_USED_RESOLUTION = timedelta(minutes=1)  # don't write on every request
+# email-validator refuses special-use domain names; removing one from its list is its documented way to allow
+# it. `.local` names are hosts on a LAN (self-hosted setups use them), and the first administrator's address.
+if "local" in email_validator.SPECIAL_USE_DOMAIN_NAMES:
+    email_validator.SPECIAL_USE_DOMAIN_NAMES.remove("local")
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,16 @@ class NewApiKey:
 
 
 def _normalize_email(email: str) -> str:
-    email = email.strip().lower()
-    if "@" not in email or len(email) > 320 or email.startswith("@") or email.endswith("@"):
+    """A syntactically valid address (email-validator, no DNS lookups: reelgate sends no mail to check), lowercased
+    as sign-in looks it up. Quoted local parts, display names, IP literals and control characters are refused."""
+    email = email.strip()
+    if len(email) > 320:
         raise ValidationFailed("email", "Enter a valid email address.")
-    return email
+    try:
+        email_validator.validate_email(email, check_deliverability=False, globally_deliverable=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValidationFailed("email", f"Enter a valid email address: {exc}") from None
+    return email.lower()
 
 
 def _check_password(password: str) -> None:

@@ -25,6 +25,7 @@ class ServiceConfig:
     max_output_fetch_seconds: float = 900.0  # the most one output download may take, whatever its pace
     max_upload_bytes: int = 10 * 1024 * 1024
     max_upload_pixels: int = 40_000_000
+    max_upload_decoded_bytes: int = 128 * 1024 * 1024  # width × height × channels × bytes per channel
     idempotency_ttl_hours: int = 24
     # Polling: first look after `poll_initial`, growing by `poll_growth` up to `poll_max` seconds.
     poll_initial: float = 2.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import tempfile
 from pathlib import Path
@@ -18,10 +17,23 @@ from reelgate.storage import upload_key
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 
 
+def _shown_name(filename: str) -> str:
+    """The client's file name is only shown back: control characters (NUL among them, which PostgreSQL cannot
+    store) and unpaired surrogates are dropped rather than refusing a good image over its name."""
+    kept = (ch for ch in filename if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF)
+    return "".join(kept)[:255]
+
+
 async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename: str = "") -> Upload:
+    config = ctx.config
     try:
-        info = await asyncio.to_thread(
-            media.validate_image, data, max_bytes=ctx.config.max_upload_bytes, max_pixels=ctx.config.max_upload_pixels
+        # On the bounded decode threads: however many uploads arrive at once, only a few decode at a time.
+        info = await media.in_decode_pool(
+            media.validate_image,
+            data,
+            max_bytes=config.max_upload_bytes,
+            max_pixels=config.max_upload_pixels,
+            max_decoded_bytes=config.max_upload_decoded_bytes,
         )
     except media.MediaError as exc:
         if exc.code == "too_large":
@@ -32,6 +44,12 @@ async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename
         if exc.code == "too_many_pixels":
             raise PayloadTooLarge(
                 "This image has too many pixels.", details={"max_pixels": ctx.config.max_upload_pixels}
+            ) from exc
+        if exc.code == "decoded_too_large":
+            raise PayloadTooLarge(
+                f"This image would take more than {config.max_upload_decoded_bytes // (1024 * 1024)} MB once "
+                "decoded (width × height × channels × bit depth); send a smaller or 8-bit image.",
+                details={"max_decoded_bytes": config.max_upload_decoded_bytes},
             ) from exc
         if exc.code == "unsupported_type":
             raise UnsupportedMediaType(
@@ -57,7 +75,7 @@ async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename
         height=info.height,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
-        filename=filename[:255],
+        filename=_shown_name(filename),
         created_at=ctx.clock(),
     )
     await ctx.db.write(lambda tx: upload_queries.insert_upload(tx, upload))

@@ -79,7 +79,7 @@ def _auth_page(request: Request, mode: str, *, error: str = "", email: str = "",
         signup_enabled=request.app.state.settings.signup_enabled,
         status_code=status_code,
     )
-    set_login_csrf(response, token)
+    set_login_csrf(request, response, token)
     return response
 
 

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from reelgate.api.deps import CSRF_HEADER, Ctx, StudioSession, check_csrf, read_session
+from reelgate.api.deps import CSRF_HEADER, Ctx, StudioSession, check_csrf, cookie_secure, read_session
 from reelgate.db.records import User
 from reelgate.domain.errors import NotFound, ReelgateError
 from reelgate.services import accounts, admin
@@ -114,7 +114,9 @@ def redirect(request: Request, url: str, *, notice: str = "", error: str = "") -
     response = RedirectResponse(url, status_code=303)
     if notice or error:
         token = _flash_serializer(request).dumps({"n": notice, "e": error})
-        response.set_cookie(FLASH_COOKIE, token, max_age=60, httponly=True, samesite="lax")
+        response.set_cookie(
+            FLASH_COOKIE, token, max_age=60, httponly=True, samesite="lax", secure=cookie_secure(request)
+        )
     return response
 
 
@@ -144,7 +146,7 @@ def render(
     context.update(values)
     response = HTMLResponse(env.get_template(name).render(**context), status_code=status_code)
     if flash:
-        response.delete_cookie(FLASH_COOKIE)
+        response.delete_cookie(FLASH_COOKIE, httponly=True, samesite="lax", secure=cookie_secure(request))
     return response
 
 
@@ -168,5 +170,7 @@ def login_csrf(request: Request) -> str:
     return request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
 
 
-def set_login_csrf(response: Response, token: str) -> None:
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax")
+def set_login_csrf(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="lax", secure=cookie_secure(request)
+    )

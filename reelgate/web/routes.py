@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from reelgate.api.storable_text import refuse_unstorable_form
 from reelgate.web import account, admin_pages, auth, gallery, studio, webhooks_page
 from reelgate.web.common import AdminOnly, LoginRequired, PageViewer, render, viewer
 
@@ -38,7 +39,7 @@ async def guide(request: Request, current: PageViewer) -> HTMLResponse:
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (auth, studio, gallery, account, webhooks_page, admin_pages):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(refuse_unstorable_form)])
     app.add_api_route("/guide", guide, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(AdminOnly, _admin_only)

@@ -22,6 +22,7 @@ from reelgate.db.records import Generation
 from reelgate.db.sql import columns, query
 from reelgate.services import accounts
 from reelgate.settings import Settings
+from tests.conftest import METRICS_HEADERS, METRICS_TOKEN
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,7 @@ def _environment(tmp_path: Path, database_url: str, endpoint: str, bucket: str) 
         REELGATE_STORAGE_URL=f"s3://{bucket}/media",
         REELGATE_S3_ENDPOINT_URL=endpoint,
         REELGATE_SECRET_KEY="many-processes-test-secret-key",
+        REELGATE_METRICS_TOKEN=METRICS_TOKEN,
         REELGATE_EMBEDDED_WORKER="false",
         REELGATE_SANDBOX_DELAY_SECONDS="0.5",
         REELGATE_POLL_INITIAL_SECONDS="0.3",
@@ -229,7 +231,7 @@ def test_two_apis_two_workers_200_generations_and_a_sigkill(
             time.sleep(0.5)
         finished_at = time.monotonic()
 
-        metrics = httpx.get(f"{urls[0]}/metrics").text
+        metrics = httpx.get(f"{urls[0]}/metrics", headers=METRICS_HEADERS).text
         ready = httpx.get(f"{urls[1]}/readyz").json()
         ledger = subprocess.run([*REELGATE, "ledger", "check"], env=env, capture_output=True, text=True)
     finally:

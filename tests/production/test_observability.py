@@ -13,7 +13,7 @@ from pathlib import Path
 
 from reelgate.logging_setup import JsonFormatter, Redactor, generation_context, request_id_var, secrets_of
 from reelgate.settings import Settings
-from tests.conftest import Account, Running
+from tests.conftest import METRICS_HEADERS, Account, Running
 from tests.helpers import wait_for_terminal
 
 REELGATE = [sys.executable, "-m", "reelgate"]
@@ -29,7 +29,7 @@ async def test_metrics_count_requests_generations_and_provider_calls(running: Ru
     assert len((await running.client.get("/healthz")).headers["x-request-id"]) == 32
     await wait_for_terminal(running.client, created.json()["id"], alice.headers)
 
-    text = (await running.client.get("/metrics")).text
+    text = (await running.client.get("/metrics", headers=METRICS_HEADERS)).text
     assert 'reelgate_http_requests_total{method="POST",route="/api/v1/generations",status="202"}' in text
     assert 'reelgate_generations{model="sandbox-t2v",status="succeeded"} 1.0' in text
     assert "reelgate_credits_held 0.0" in text

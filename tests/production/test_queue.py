@@ -15,7 +15,7 @@ from reelgate.queue import Queue, conninfo
 from reelgate.services import generations
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
-from tests.conftest import make_account, make_settings, start_app
+from tests.conftest import METRICS_HEADERS, make_account, make_settings, start_app
 from tests.production.harness import production_settings, queue_worker
 
 ORDER = GenerationOrder(model="sandbox-t2v", prompt="a lighthouse at dusk", duration=1, resolution="480p")
@@ -87,5 +87,5 @@ async def test_production_api_reports_the_queue(tmp_path: Path, pg_database_url:
     async for running in start_app(settings):
         ready = await running.client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["checks"]["queue"]["ok"], ready.text
-        metrics = (await running.client.get("/metrics")).text
+        metrics = (await running.client.get("/metrics", headers=METRICS_HEADERS)).text
         assert "reelgate_queue_depth 0.0" in metrics and "reelgate_queue_lag_seconds" in metrics

@@ -121,9 +121,26 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
+# Every page reports Content-Security-Policy violations to the test through a binding (bindings and init
+# scripts are injected by the browser's DevTools protocol, so the policy does not block them).
+_REPORT_CSP = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = `${e.sourceFile}:${e.lineNumber}`;
+  window.reelgateCspViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${where}`);
+});
+"""
+
+
 @pytest.fixture
-def new_page(browser: Browser, server: Server) -> Iterator[Callable[..., Page]]:
-    """A factory of pages, each in its own browser context (its own cookies): one per simulated person."""
+def csp_violations() -> list[str]:
+    """What the studio's pages did that its Content-Security-Policy refused; must stay empty."""
+    return []
+
+
+@pytest.fixture
+def new_page(browser: Browser, server: Server, csp_violations: list[str]) -> Iterator[Callable[..., Page]]:
+    """A factory of pages, each in its own browser context (its own cookies): one per simulated person.
+    Whatever the test does, the studio must work without anything its CSP refuses."""
     contexts: list[BrowserContext] = []
 
     def make(width: int = 1280, height: int = 800) -> Page:
@@ -131,12 +148,15 @@ def new_page(browser: Browser, server: Server) -> Iterator[Callable[..., Page]]:
             base_url=server.url, viewport={"width": width, "height": height}, accept_downloads=True
         )
         context.set_default_timeout(20_000)
+        context.expose_function("reelgateCspViolation", lambda text: csp_violations.append(str(text)))
+        context.add_init_script(_REPORT_CSP)
         contexts.append(context)
         return context.new_page()
 
     yield make
     for context in contexts:
         context.close()
+    assert csp_violations == [], "the studio did something its Content-Security-Policy refuses"
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,8 @@ def _domain(exc: ReelgateError) -> Response:
     if exc.status_code >= 500:
         return _reply(exc.status_code, exc.message, "server_error", None, exc.code)
     param = exc.details.get("field") if isinstance(exc.details.get("field"), str) else None
-    return _reply(exc.status_code, exc.message, invalid, _PARAMS.get(param or "", param), exc.code)
+    headers: dict[str, str] = dict(getattr(exc, "response_headers", None) or {})  # e.g. a 416's Content-Range
+    return _reply(exc.status_code, exc.message, invalid, _PARAMS.get(param or "", param), exc.code, **headers)
 
 
 def _validation(exc: RequestValidationError) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from reelgate.db.records import Generation
@@ -59,17 +60,33 @@ def video_out(generation: Generation, remixed_from: str | None = None) -> dict[s
     }
 
 
+def shown(value: Any) -> str:
+    """A client's value quoted in an error message, cut short: a message never echoes a whole body back."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# Longer than any model renders; anything above is refused here rather than carried as a huge number.
+MAX_SECONDS = 3600
+
+
 def seconds_of(value: Any) -> int | None:
+    """OpenAI sends `seconds` as a string ("8"); a number is accepted too. NaN, infinities, fractions, booleans
+    and out-of-range values are a 400, never a crash."""
     if value is None or value == "":
         return None
+    message = f"'seconds' must be a whole number of seconds from 0 to {MAX_SECONDS}; got {shown(value)}."
+    problem = OpenAIError(400, message, param="seconds")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise problem
     try:
-        seconds = float(str(value).strip())
+        seconds = float(str(value).strip()) if not isinstance(value, int) else value
     except ValueError:
-        raise OpenAIError(
-            400, f"'seconds' must be a whole number of seconds; got {value!r}.", param="seconds"
-        ) from None
+        raise problem from None
+    if not (isinstance(seconds, int) or math.isfinite(seconds)) or not 0 <= seconds <= MAX_SECONDS:
+        raise problem
     if seconds != int(seconds):
-        raise OpenAIError(400, f"'seconds' must be a whole number of seconds; got {value!r}.", param="seconds")
+        raise problem
     return int(seconds)
 
 
@@ -91,9 +108,12 @@ def size_of(spec: ModelSpec, value: Any) -> tuple[str | None, str | None]:
     """`1280x720` → ("720p", "16:9"), checked against what the model offers."""
     if value is None or value == "":
         return None, None
+    if not isinstance(value, str) or len(value) > 32:
+        raise OpenAIError(400, f"'size' must be a string such as 1280x720; got {shown(value)}.", param="size")
     offered = sizes_of(spec)
     wanted = str(value).strip().lower().replace("*", "x")
     if wanted not in offered:
         allowed = ", ".join(offered)
-        raise OpenAIError(400, f"{spec.id} offers sizes {allowed}; got {value!r}.", param="size", code="invalid_value")
+        message = f"{spec.id} offers sizes {allowed}; got {shown(value)}."
+        raise OpenAIError(400, message, param="size", code="invalid_value")
     return offered[wanted]

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.media_responses import serve_object
+from reelgate.api.storable_text import first_problem
 from reelgate.domain.errors import Conflict, NotFound
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services import generations, uploads, videos
@@ -23,7 +24,7 @@ from reelgate.services.generations import GenerationOrder
 from reelgate.services.safe_fetch import FetchFailed, UnsafeURL, fetch_to_file
 
 from .errors import OpenAIError, OpenAIRoute
-from .mapping import seconds_of, size_of, video_out
+from .mapping import seconds_of, shown, size_of, video_out
 
 router = APIRouter(prefix="/v1/videos", tags=["OpenAI-compatible videos"], route_class=OpenAIRoute)
 
@@ -33,9 +34,26 @@ _FIELDS = {"prompt", "model", "seconds", "size", "input_reference"}
 # reelgate's own fields, accepted too (the SDK sends them with extra_body).
 _EXTENSIONS = {"negative_prompt", "seed", "callback_url"}
 _REFERENCE = "input_reference"
+_SEED_MAX = 2**32 - 1
+_TEXT_LIMITS = {"model": 80, "negative_prompt": 4000, "callback_url": 2048}
 
 
 async def _read_body(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
+    """JSON or multipart, as sent, with every string in it storable (no NUL, no unpaired surrogate)."""
+    body, upload = await _parse_body(request)
+    found = first_problem(body)
+    if found is None and upload is not None:
+        found = first_problem(upload.filename or "", _REFERENCE)
+    if found is not None:
+        if upload is not None:
+            await upload.close()
+        param, reason = found
+        param = param.split(".", 1)[0].split("[", 1)[0] or None
+        raise OpenAIError(400, f"'{param or 'body'}' {reason}.", param=param, code="invalid_value")
+    return body, upload
+
+
+async def _parse_body(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
     """JSON or multipart, as sent; a nested `input_reference[image_url]` form field becomes a dict."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
@@ -111,9 +129,13 @@ async def _reference(ctx: ServiceContext, user_id: str, given: Any, upload: Uplo
         given = {"image_url": given}
     if not isinstance(given, dict):
         raise OpenAIError(400, "input_reference must be a file, {'image_url'} or {'file_id'}.", param=_REFERENCE)
-    if given.get("file_id"):
-        return str(given["file_id"])
-    url = str(given.get("image_url") or "")
+    file_id, url = given.get("file_id"), given.get("image_url") or ""
+    if file_id:
+        if not isinstance(file_id, str) or len(file_id) > 40:
+            raise OpenAIError(400, "input_reference.file_id must be an upload id.", param=_REFERENCE)
+        return file_id
+    if not isinstance(url, str):
+        raise OpenAIError(400, "input_reference.image_url must be a URL string.", param=_REFERENCE)
     if url.startswith("data:"):
         data = _decode_data_url(url)
     elif url:
@@ -132,33 +154,51 @@ def _default_model(ctx: ServiceContext, with_image: bool) -> str:
     raise OpenAIError(400, f"No {kind} model is available; name one in 'model'.", param="model")
 
 
-def _optional_int(value: Any, name: str) -> int | None:
+def _optional_int(value: Any, name: str, maximum: int) -> int | None:
+    """A whole number from 0 to `maximum`, as a JSON number or a form string; anything else is a 400."""
     if value is None or value == "":
         return None
+    problem = OpenAIError(400, f"'{name}' must be a whole number from 0 to {maximum}; got {shown(value)}.", param=name)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise problem
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise OpenAIError(400, f"'{name}' must be an integer.", param=name) from None
+        number = int(value)
+    except ValueError:  # also a string of more digits than Python converts
+        raise problem from None
+    if not 0 <= number <= maximum:
+        raise problem
+    return number
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise OpenAIError(400, f"'{name}' must be a string; got {shown(value)}.", param=name, code="invalid_type")
+    if len(value) > _TEXT_LIMITS[name]:
+        raise OpenAIError(400, f"'{name}' may be at most {_TEXT_LIMITS[name]} characters.", param=name)
+    return value
 
 
 async def _order(ctx: ServiceContext, user_id: str, body: dict[str, Any], upload: UploadFile | None) -> GenerationOrder:
     _check_fields(body, _FIELDS | _EXTENSIONS)
     prompt = _prompt(body)
     with_image = upload is not None or bool(body.get(_REFERENCE))
-    model = str(body.get("model") or _default_model(ctx, with_image))
+    model = _optional_text(body, "model") or _default_model(ctx, with_image)
     spec = ctx.catalog.get(model)  # an unknown model is a 404 model_not_found
     resolution, aspect_ratio = size_of(spec, body.get("size"))
     start_image = await _reference(ctx, user_id, body.get(_REFERENCE), upload)
     return GenerationOrder(
         model=model,
         prompt=prompt,
-        negative_prompt=body.get("negative_prompt") or None,
+        negative_prompt=_optional_text(body, "negative_prompt"),
         duration=seconds_of(body.get("seconds")),
         resolution=resolution,
         aspect_ratio=aspect_ratio,
-        seed=_optional_int(body.get("seed"), "seed"),
+        seed=_optional_int(body.get("seed"), "seed", _SEED_MAX),
         start_image=start_image,
-        callback_url=body.get("callback_url") or None,
+        callback_url=_optional_text(body, "callback_url"),
     )
 
 
@@ -167,7 +207,39 @@ def _video_response(payload: dict[str, Any]) -> JSONResponse:
     return JSONResponse(payload, headers=headers)
 
 
-@router.post("")
+# The bodies are read by hand (JSON or multipart, as OpenAI's SDK sends them); these describe them for /docs
+# and for clients that generate code from the schema.
+_CREATE_BODY = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {
+        "prompt": {"type": "string", "minLength": 1},
+        "model": {"type": "string", "maxLength": 80},
+        "seconds": {"type": "string", "examples": ["4", "8"]},
+        "size": {"type": "string", "examples": ["1280x720"]},
+        "input_reference": {
+            "type": "object",
+            "properties": {"image_url": {"type": "string"}, "file_id": {"type": "string", "maxLength": 40}},
+        },
+        "negative_prompt": {"type": "string", "maxLength": _TEXT_LIMITS["negative_prompt"]},
+        "seed": {"type": "integer", "minimum": 0, "maximum": _SEED_MAX},
+        "callback_url": {"type": "string", "maxLength": _TEXT_LIMITS["callback_url"]},
+    },
+    "additionalProperties": False,
+}
+_REMIX_BODY = {
+    "type": "object",
+    "required": ["prompt"],
+    "properties": {"prompt": {"type": "string", "minLength": 1}},
+    "additionalProperties": False,
+}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post("", openapi_extra=_json_body(_CREATE_BODY))
 async def create_video(
     request: Request,
     user: CurrentUser,
@@ -245,7 +317,7 @@ async def download_content(
     return await serve_object(request, ctx.store, key, content_type=content_type, filename=filename, download=False)
 
 
-@router.post("/{video_id}/remix")
+@router.post("/{video_id}/remix", openapi_extra=_json_body(_REMIX_BODY))
 async def remix_video(
     video_id: str,
     request: Request,

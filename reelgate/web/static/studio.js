@@ -127,6 +127,15 @@
     }
   });
 
+  // A changed setting re-prices (typing a prompt does not): the estimate listens for "settings-changed".
+  // Done here rather than as an htmx trigger filter, which htmx would have to eval.
+  document.addEventListener("change", function (event) {
+    var panel = document.getElementById("settings-panel");
+    if (panel && panel.contains(event.target) && event.target.tagName !== "TEXTAREA") {
+      document.body.dispatchEvent(new CustomEvent("settings-changed"));
+    }
+  });
+
   document.addEventListener("input", function (event) {
     var counter = document.querySelector('[data-counter-for="' + event.target.id + '"]');
     if (counter) { counter.textContent = String(event.target.value.length); }
