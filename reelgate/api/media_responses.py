@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from reelgate.domain.errors import ReelgateError
 from reelgate.storage import ObjectStore
 
-# RFC 9110 §14.1.2: `bytes=` then a comma-separated list of `first-last`, `first-` or `-suffix_length`.
+# RFC 9110 section 14.1.2: `bytes=` then a comma-separated list of `first-last`, `first-` or `-suffix_length`.
 # Positions of more than 18 digits (past 10^18 bytes) are read as malformed, so int() never sees a huge string.
 _RANGE_SPEC = re.compile(r"^(\d{0,18})-(\d{0,18})$")
 # More ranges than this in one request is not a download, it is an attempt to make us work: served whole.
@@ -30,7 +30,7 @@ class MediaFileResponse(FileResponse):
 
 
 class RangeNotSatisfiable(ReelgateError):
-    """416, with `Content-Range: bytes */size` as RFC 9110 §15.5.17 asks; both APIs render it in their shape."""
+    """416, with `Content-Range: bytes */size` as RFC 9110 section 15.5.17 asks; both APIs render it in their shape."""
 
     status_code = 416
     code = "range_not_satisfiable"
@@ -41,12 +41,12 @@ class RangeNotSatisfiable(ReelgateError):
 
 
 def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
-    """The byte ranges (first, last inclusive) a Range header asks of a `size`-byte file, per RFC 9110 §14.
+    """The byte ranges (first, last inclusive) a Range header asks of a `size`-byte file, per RFC 9110 section 14.
 
     None means "ignore the header and send the whole file": a header that does not follow the grammar, another
-    unit than bytes (§14.2: a server ignores what it does not understand), or too many ranges. Raises
+    unit than bytes (section 14.2: a server ignores what it does not understand), or too many ranges. Raises
     RangeNotSatisfiable when the header is well formed but no range in it can be served: each starts past the
-    end, is empty (`-0`), or is invalid (last before first, §14.1.1).
+    end, is empty (`-0`), or is invalid (last before first, section 14.1.1).
     """
     unit, equals, ranges = header.partition("=")
     if not equals or unit.strip().lower() != "bytes":
@@ -77,7 +77,7 @@ def parse_range(header: str, size: int) -> list[tuple[int, int]] | None:
 
 
 def _if_range_holds(request: Request, response: FileResponse) -> bool:
-    """If-Range (RFC 9110 §13.1.5): the range applies only while the file is the one the client has; a weak or
+    """If-Range (RFC 9110 section 13.1.5): the range applies only while the file is the one the client has; a weak or
     unknown validator means "send it all"."""
     validator = request.headers.get("if-range")
     if validator is None:
