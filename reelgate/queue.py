@@ -31,6 +31,7 @@ from reelgate.worker import HOUSEKEEPING
 log = logging.getLogger("reelgate.queue")
 
 DRIVE_TASK = "reelgate.drive"
+BATCH_WAKEUPS = 200  # wake-ups deferred in one queue transaction at most
 # Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
 _STATS_SQL = """
@@ -68,6 +69,8 @@ class Queue:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ctx: ServiceContext | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._waking: list[str] = []  # generations committed since the last batch of wake-ups went out
+        self._flusher: asyncio.Task[None] | None = None
         self._housekeeping_at: dict[str, float] = {}
         self._register()
 
@@ -84,16 +87,31 @@ class Queue:
         ctx.wake = self.wake
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            await asyncio.wait([self._flusher], timeout=5)
         if self._pending:
             await asyncio.wait(self._pending, timeout=5)
         await self.app.close_async()
 
     def wake(self, generation_id: str) -> None:
         """Called after the commit that created work; enqueues in the background (the reconciler is the
-        safety net if this process dies before the job is written)."""
-        task = asyncio.get_running_loop().create_task(self.enqueue(generation_id))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        safety net if this process dies before the job is written).
+
+        Wake-ups that arrive while a batch is being written go out together in the next one: under load a
+        burst of submits costs one queue transaction, not one each."""
+        self._waking.append(generation_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_wakeups())
+
+    async def _flush_wakeups(self) -> None:
+        while self._waking:
+            batch, self._waking = self._waking[:BATCH_WAKEUPS], self._waking[BATCH_WAKEUPS:]
+            try:
+                jobs = [self._drive.configure(lock=g, queueing_lock=g).make_new_job(generation_id=g) for g in batch]
+                await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
+            except Exception:  # noqa: BLE001 - one already waiting (or a blip) fails the batch: one by one then
+                for generation_id in batch:
+                    await self.enqueue(generation_id)
 
     async def enqueue(self, generation_id: str, *, at: datetime | None = None, failures: int = 0) -> bool:
         """Defers the generation's job; False if one was already waiting (then it is made due if `at` is now)."""

@@ -57,11 +57,10 @@ class PgTx:
     def run(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         cursor = self._execute(query, params)
         # psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING: with RETURNING, the rows are the count.
-        return len(cursor.fetchall()) if cursor.description is not None else cursor.rowcount
+        return len(cursor.fetchall()) if query.returns_rows else cursor.rowcount
 
     def one(self, query: Query, params: Mapping[str, Any] | None = None) -> Any:
-        cursor = self._execute(query, params)
-        return decode_row(query.row, "postgresql", cursor.fetchone() if cursor.description is not None else None)
+        return decode_row(query.row, "postgresql", self._execute(query, params).fetchone())
 
     def all(self, query: Query, params: Mapping[str, Any] | None = None) -> list[Any]:
         rows = self._execute(query, params).fetchall()
@@ -70,8 +69,7 @@ class PgTx:
         return [decode_row(query.row, "postgresql", row) for row in rows]
 
     def scalar(self, query: Query, params: Mapping[str, Any] | None = None) -> Any:
-        cursor = self._execute(query, params)
-        row = cursor.fetchone() if cursor.description is not None else None
+        row = self._execute(query, params).fetchone()
         return None if row is None else row[0]
 
     @contextlib.contextmanager

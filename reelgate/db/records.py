@@ -43,6 +43,7 @@ class Balance:
     held: int
     captured: int
     updated_at: datetime
+    in_flight: int
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from reelgate.db.codec import JsonValue
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 _ANY_LIST = re.compile(r"=\s*ANY\(:([A-Za-z_][A-Za-z0-9_]*)\)")
 _FOR_UPDATE = re.compile(r"\s+FOR UPDATE\s*$", re.IGNORECASE)
+_RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|PRAGMA)\b|\bRETURNING\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,7 @@ class Query:
     sqlite: str
     postgresql: str
     row: type | None = None
+    returns_rows: bool = False  # a SELECT, or a statement with RETURNING: its rows are read, not its rowcount
 
     def text(self, dialect: str) -> str:
         return self.sqlite if dialect == "sqlite" else self.postgresql
@@ -45,7 +47,8 @@ def query(sql: str, *, row: type | None = None, sqlite: str | None = None) -> Qu
         for_sqlite = _FOR_UPDATE.sub("", _ANY_LIST.sub(r"IN (SELECT value FROM json_each(:\1))", for_sqlite))
     # psycopg's named style: %(name)s, with literal percent signs doubled.
     for_postgresql = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
-    return Query(sqlite=for_sqlite, postgresql=for_postgresql, row=row)
+    returns_rows = bool(_RETURNS_ROWS.search(sql))
+    return Query(sqlite=for_sqlite, postgresql=for_postgresql, row=row, returns_rows=returns_rows)
 
 
 def columns(record: type, alias: str | None = None) -> str:

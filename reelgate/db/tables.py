@@ -82,9 +82,13 @@ balances = Table(
     Column("held", BigInteger, nullable=False),
     Column("captured", BigInteger, nullable=False),
     _at("updated_at"),
+    # The account's unfinished generations, kept by the hold and the terminal transition: the in-flight cap is
+    # checked by the hold's own conditional UPDATE. `reelgate ledger check` compares it with the generations.
+    Column("in_flight", Integer, nullable=False, server_default="0"),
     CheckConstraint("available >= 0", name="available_nonnegative"),
     CheckConstraint("held >= 0", name="held_nonnegative"),
     CheckConstraint("captured >= 0", name="captured_nonnegative"),
+    CheckConstraint("in_flight >= 0", name="in_flight_nonnegative"),
 )
 
 # Append-only. (kind, reference) is unique so a retried operation cannot apply twice.

@@ -94,6 +94,19 @@ class RateLimited(ReelgateError):
         self.retry_after = retry_after
 
 
+class InFlightLimitReached(RateLimited):
+    """The account already has as many generations running as it may; one must finish first."""
+
+    RETRY_AFTER = 5  # seconds: the sandbox finishes a job in about that time
+
+    def __init__(self, running: int, limit: int) -> None:
+        super().__init__(
+            f"You already have {running} generations in progress (the limit is {limit}); wait for one to finish.",
+            retry_after=self.RETRY_AFTER,
+            details={"scope": "in_flight", "limit": limit, "in_flight": running},
+        )
+
+
 class ServiceUnavailable(ReelgateError):
     status_code = 503
     code = "service_unavailable"

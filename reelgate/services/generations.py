@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -13,8 +14,8 @@ from typing import Any
 from reelgate.db.errors import UniqueViolation
 from reelgate.db.queries import generations as generation_queries
 from reelgate.db.queries import idempotency
-from reelgate.db.queries import projects as project_queries
-from reelgate.db.queries.ledger import hold_credits
+from reelgate.db.queries.ledger import NO_IN_FLIGHT_CAP, refuse_hold
+from reelgate.db.queries.submissions import submit_generation
 from reelgate.db.queries.uploads import owns_upload
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
@@ -100,17 +101,12 @@ def _input_of(order: GenerationOrder) -> GenerationInput:
     )
 
 
-def _check_references(tx: Tx, user_id: str, order: GenerationOrder) -> str:
-    """Uploads and the project must belong to the caller; another user's id reads as not found."""
+def _check_uploads(tx: Tx, user_id: str, order: GenerationOrder) -> None:
+    """Uploads must belong to the caller; another user's id reads as not found."""
     for field_name in ("start_image", "end_image"):
         upload_id = getattr(order, field_name)
         if upload_id is not None and not owns_upload(tx, user_id, upload_id):
             raise NotFound(f"Upload {upload_id!r} not found.", details={"field": field_name})
-    if order.project_id is None:
-        return projects.default_project_in(tx, user_id)
-    if project_queries.project_of_user(tx, user_id, order.project_id) is None:
-        raise NotFound("Project not found.", details={"field": "project_id"})
-    return order.project_id
 
 
 def _check_callback(ctx: ServiceContext, url: str | None) -> None:
@@ -142,20 +138,9 @@ async def create_generation(
     now = ctx.clock()
 
     def submit(tx: Tx) -> tuple[Generation, bool]:
-        # Everything the submit reads or writes happens in this one transaction (one hop to the database).
-        if idempotency_key is not None:
-            replay = _claim_key(ctx, tx, user_id, idempotency_key, order, now)
-            if replay is not None:
-                return replay, True
-        project_id = _check_references(tx, user_id, order)
-        limits.check_submission(ctx, tx, user_id, quoted.quote.total, now)
-        generation = _new_generation(ctx, user_id, project_id, order, quoted, now)
+        generation = _new_generation(ctx, user_id, "", order, quoted, now)
         generation.retry_of = retry_of
-        if idempotency_key is not None:
-            idempotency.link_key(tx, user_id, idempotency_key, generation.id)
-        hold_credits(tx, user_id, quoted.quote.total, generation_id=generation.id)
-        generation_queries.insert_generation(tx, generation)
-        return generation, False
+        return _record_submission(ctx, tx, generation, order, idempotency_key, now)
 
     try:
         generation, replayed = await ctx.db.write(submit)
@@ -172,6 +157,40 @@ async def create_generation(
     return generation, replayed
 
 
+def _record_submission(
+    ctx: ServiceContext, tx: Tx, generation: Generation, order: GenerationOrder, key: str | None, now: datetime
+) -> tuple[Generation, bool]:
+    """The submit's transaction: one hop to the database; on PostgreSQL the write itself is one statement
+    (db/queries/submissions.py), whose hold takes the account's row lock only until the COMMIT. Returns the
+    generation and whether it is a replay of the key's first request."""
+    user_id, total = generation.user_id, generation.credits_held
+    _check_uploads(tx, user_id, order)
+    cap = ctx.config.max_in_flight or NO_IN_FLIGHT_CAP
+    project_id = order.project_id
+    for _ in range(3):  # a retry only after freeing an expired key or making the user's first project
+        done = submit_generation(
+            tx, generation, key=key, request_hash=order.fingerprint(), project_id=project_id, max_in_flight=cap
+        )
+        if done.key_taken:
+            assert key is not None
+            replay = _claim_key(ctx, tx, user_id, key, order, now)
+            if replay is not None:
+                return replay, True
+            continue  # the key had expired and was freed
+        key = None  # recorded in this transaction
+        if done.project_id is None:
+            if project_id is not None:
+                raise NotFound("Project not found.", details={"field": "project_id"})
+            project_id = projects.default_project_in(tx, user_id)
+            continue
+        if not done.held:
+            refuse_hold(tx, user_id, total, cap)
+        generation.project_id = done.project_id
+        limits.check_spend_caps(ctx, tx, user_id, total, now)
+        return generation, False
+    raise RuntimeError("submission could not be recorded")
+
+
 def _key_conflict(key: str) -> IdempotencyConflict:
     return IdempotencyConflict(
         "This Idempotency-Key was already used with a different request body.", details={"key": key}
@@ -181,16 +200,20 @@ def _key_conflict(key: str) -> IdempotencyConflict:
 def _claim_key(
     ctx: ServiceContext, tx: Tx, user_id: str, key: str, order: GenerationOrder, now: datetime
 ) -> Generation | None:
-    """Records the key, or returns the generation it already made (Stripe's semantics: first response replayed)."""
+    """The key was used before: the generation it made (Stripe's semantics: the first response is replayed), or
+    None when it is older than the TTL and has been freed for this request."""
     record = idempotency.key_record(tx, user_id, key)
-    if record is not None and record.created_at >= now - timedelta(hours=ctx.config.idempotency_ttl_hours):
-        if record.request_hash != order.fingerprint():
-            raise _key_conflict(key)
-        return generation_queries.generation_by_id(tx, record.generation_id) if record.generation_id else None
-    if record is not None:
-        idempotency.forget_key(tx, user_id, key)  # expired: the key may be used again
-    idempotency.insert_key(tx, user_id, key, order.fingerprint(), now)
-    return None
+    if record is None:  # the twin that held it rolled back meanwhile: the next attempt takes it
+        return None
+    if record.created_at < now - timedelta(hours=ctx.config.idempotency_ttl_hours):
+        idempotency.forget_key(tx, user_id, key)
+        return None
+    if record.request_hash != order.fingerprint():
+        raise _key_conflict(key)
+    replay = generation_queries.generation_by_id(tx, record.generation_id) if record.generation_id else None
+    if replay is None:
+        raise UniqueViolation("idempotency key of a generation that no longer exists")
+    return replay
 
 
 def _new_generation(
@@ -216,8 +239,6 @@ def _new_generation(
         provider=spec.provider,
         provider_model=spec.provider_model,
         kind=spec.kind,
-        status=GenerationStatus.QUEUED.value,
-        progress=0,
         prompt=resolved.prompt or "",
         negative_prompt=resolved.negative_prompt,
         params=params,
@@ -226,37 +247,13 @@ def _new_generation(
         quote_total=quoted.quote.total,
         quote_breakdown=dict(quoted.quote.breakdown),
         credits_held=quoted.quote.total,
-        credits_charged=0,
-        credits_refunded=0,
-        provider_cost_micros=0,
-        provider_job_id=None,
         webhook_token=secrets.token_urlsafe(24),
-        error_code=None,
-        error_message=None,
-        needs_review=False,
-        output_key=None,
-        output_content_type=None,
-        output_size=None,
-        output_sha256=None,
-        output_meta={},
-        thumbnail_key=None,
-        submit_attempts=0,
-        poll_count=0,
-        transient_errors=0,
-        next_poll_at=None,
         deadline_at=now + timedelta(seconds=spec.deadline_seconds),
-        lease_owner=None,
-        lease_until=None,
         callback_url=order.callback_url,
         retry_of=None,
-        raw_provider={},
         created_at=now,
         updated_at=now,
-        submitted_at=None,
-        completed_at=None,
-        served_model=None,
-        provider_account=None,
-        enhanced_prompt=None,
+        **copy.deepcopy(generation_queries.FRESH),
     )
 
 

@@ -43,6 +43,9 @@ def _check(tx: Tx) -> list[InvariantViolation]:
     # No hold outlives its generation: every terminal generation has exactly one settlement.
     for generation_id, user_id in ledger_queries.unsettled_terminal_generations(tx):
         problems.append(InvariantViolation(user_id, f"terminal generation {generation_id} still holds credits"))
+    # The in-flight counter the cap relies on agrees with the generations themselves.
+    for user_id, counted, active in ledger_queries.in_flight_mismatches(tx):
+        problems.append(InvariantViolation(user_id, f"in-flight counter says {counted}, {active} generations run"))
     return problems
 
 

@@ -20,8 +20,6 @@ from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
 from reelgate.services.rate_window import LocalMovingWindow
 
-IN_FLIGHT_RETRY_AFTER = 5  # seconds: the sandbox finishes a job in about that time
-
 
 class SpendCapReached(ReelgateError):
     """A daily spend cap stops new submissions; 402 like insufficient credits, with its own code."""
@@ -111,24 +109,20 @@ async def in_flight(ctx: ServiceContext, user_id: str) -> int:
     return await ctx.db.read(lambda tx: limit_queries.in_flight(tx, user_id))
 
 
-def check_submission(ctx: ServiceContext, tx: Tx, user_id: str, total: int, now: datetime) -> None:
-    """Inside the submit's transaction: refuses a new generation over the in-flight cap (429) or a daily spend
-    cap (402). The count and the insert that follows are one step (see limit_queries.serialize_submissions)."""
+def check_spend_caps(ctx: ServiceContext, tx: Tx, user_id: str, total: int, now: datetime) -> None:
+    """Inside the submit's transaction, after its hold: refuses a new generation over a daily spend cap (402).
+
+    The count and the insert are one step: the hold's UPDATE has locked the account's balance row (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE serializes every writer), and the global cap takes a transaction-scoped lock of
+    its own, so a burst cannot all count the same "before" and overshoot."""
     config = ctx.config
-    limit_queries.serialize_submissions(tx, user_id, global_cap=config.daily_spend_cap_global > 0)
-    if config.max_in_flight > 0:
-        running = limit_queries.in_flight(tx, user_id)
-        if running >= config.max_in_flight:
-            raise RateLimited(
-                f"You already have {running} generations in progress (the limit is {config.max_in_flight}); "
-                "wait for one to finish.",
-                retry_after=IN_FLIGHT_RETRY_AFTER,
-                details={"scope": "in_flight", "limit": config.max_in_flight, "in_flight": running},
-            )
     for cap, scope in ((config.daily_spend_cap_user, "user"), (config.daily_spend_cap_global, "global")):
         if cap <= 0:
             continue
-        spent = _spent_today(tx, user_id if scope == "user" else None, now)
+        if scope == "global":
+            limit_queries.serialize_global_spending(tx)
+        # The submit's own generation is in the sum already: it is counted once, as `total`.
+        spent = _spent_today(tx, user_id if scope == "user" else None, now) - total
         if spent + total > cap:
             who = "Your account" if scope == "user" else "This service"
             raise SpendCapReached(

@@ -38,33 +38,30 @@ def transition(
     otherwise. The ledger's unique settlement index makes a second settlement impossible."""
     sources = from_states if from_states is not None else allowed_sources(target)
     values: dict[str, Any] = {"status": target.value, "updated_at": now, **fields}
+    copies: dict[str, str] = {}
     if target in TERMINAL_STATES:
         values.setdefault("completed_at", now)
         values.update(lease_owner=None, lease_until=None, next_poll_at=None)
-    generation = generation_queries.change_status(tx, generation_id, sources, values, increments=increments)
+        # What the hold became, recorded by the same compare-and-set that ends the job (so exactly once).
+        copies = {"credits_charged" if settles_by_capture(target) else "credits_refunded": "credits_held"}
+    previous = next(iter(sources)).value if len(sources) == 1 else None
+    event = {"from_status": previous, "to_status": target.value, "detail": detail or {}, "at": now}
+    generation = generation_queries.change_status(
+        tx, generation_id, sources, values, event=event, increments=increments, copies=copies
+    )
     if generation is None:
         return None
-    previous = next(iter(sources)).value if len(sources) == 1 else None
-    generation_queries.insert_event(
-        tx, generation_id, from_status=previous, to_status=target.value, detail=detail or {}, at=now
-    )
     if target in TERMINAL_STATES:
-        _settle(tx, generation, settles_by_capture(target))
+        settle_hold(
+            tx,
+            generation.user_id,
+            generation.credits_held,
+            generation_id=generation.id,
+            capture=settles_by_capture(target),
+        )
         events.record_terminal_event(tx, generation)
     log.info("generation %s -> %s", generation_id, target.value, extra={"generation_id": generation_id})
     return generation
-
-
-def _settle(tx: Tx, generation: Generation, capture: bool) -> None:
-    held = generation.credits_held
-    if held <= 0:
-        return
-    settle_hold(tx, generation.user_id, held, generation_id=generation.id, capture=capture)
-    generation_queries.record_settlement(tx, generation.id, held, captured=capture)
-    if capture:
-        generation.credits_charged = held
-    else:
-        generation.credits_refunded = held
 
 
 def fail(
@@ -109,11 +106,14 @@ def _trim_raw(raw: Mapping[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
-def apply_provider_update(tx: Tx, generation_id: str, update_: ProviderUpdate, *, now: datetime) -> Generation | None:
+def apply_provider_update(
+    tx: Tx, generation_id: str, update_: ProviderUpdate, *, now: datetime, current: Generation | None = None
+) -> Generation | None:
     """Applies what a provider said about a job (webhook or poll). Late, stale or duplicate updates change nothing.
 
-    Returns the generation after the update, or None when the update was ignored."""
-    generation = generation_queries.generation_by_id(tx, generation_id)
+    `current` is the generation as this transaction already read it, if it did. Returns the generation after the
+    update, or None when the update was ignored."""
+    generation = current if current is not None else generation_queries.generation_by_id(tx, generation_id)
     if generation is None or GenerationStatus(generation.status) in TERMINAL_STATES:
         return None
     if generation.provider_job_id and update_.provider_job_id and generation.provider_job_id != update_.provider_job_id:

@@ -6,7 +6,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 
-from reelgate.db.queries.inbox import record_webhook_delivery
+from reelgate.db.queries.inbox import record_delivery_then_read
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, Unauthorized
@@ -61,9 +61,10 @@ async def _record_and_apply(
     now = ctx.clock()
 
     def record_and_apply(tx: Tx) -> tuple[bool, Generation | None]:
-        if not record_webhook_delivery(tx, provider_name, delivery_id, generation_id, now):
-            return False, None
-        return True, apply_provider_update(tx, generation_id, update_, now=now)
+        first, current = record_delivery_then_read(tx, provider_name, delivery_id, generation_id, now)
+        if not first or current is None:
+            return first, None
+        return True, apply_provider_update(tx, generation_id, update_, now=now, current=current)
 
     first, updated = await ctx.db.write(record_and_apply)
     if not first:

@@ -9,7 +9,8 @@ from reelgate.db.records import Balance, Generation, User
 from reelgate.db.sql import Tx, columns, query
 
 _USERS = (
-    f"SELECT {columns(User, 'u')}, COALESCE(b.available, 0), COALESCE(b.held, 0), COALESCE(b.captured, 0) "
+    f"SELECT {columns(User, 'u')}, COALESCE(b.available, 0), COALESCE(b.held, 0), COALESCE(b.captured, 0), "
+    "COALESCE(b.in_flight, 0) "
     "FROM users u LEFT JOIN balances b ON b.user_id = u.id"
 )
 _GENERATIONS = f"SELECT {columns(Generation, 'g')}, u.email FROM generations g JOIN users u ON u.id = g.user_id"
@@ -27,8 +28,8 @@ def users_with_balances(tx: Tx, search: str, *, limit: int) -> list[tuple[User, 
     found = []
     for row in rows:
         user = decode_row(User, tx.dialect, row[:width])
-        available, held, captured = (int(v) for v in row[width:])
-        found.append((user, Balance(user.id, available, held, captured, user.created_at)))
+        available, held, captured, in_flight = (int(v) for v in row[width:])
+        found.append((user, Balance(user.id, available, held, captured, user.created_at, in_flight)))
     return found
 
 

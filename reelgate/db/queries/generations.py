@@ -18,14 +18,77 @@ _ACTIVE = in_states(ACTIVE_STATES)
 _S = GenerationStatus
 
 _INSERT = insert_query(Generation)
+
+# What a new submission's row holds beyond what the request decides: written into the submit's INSERT as
+# constants (fewer parameters to send on the hottest statement), and used by services to build the record.
+FRESH: dict[str, Any] = {
+    "status": GenerationStatus.QUEUED.value,
+    "progress": 0,
+    "credits_charged": 0,
+    "credits_refunded": 0,
+    "provider_cost_micros": 0,
+    "provider_job_id": None,
+    "error_code": None,
+    "error_message": None,
+    "needs_review": False,
+    "output_key": None,
+    "output_content_type": None,
+    "output_size": None,
+    "output_sha256": None,
+    "output_meta": {},
+    "thumbnail_key": None,
+    "submit_attempts": 0,
+    "poll_count": 0,
+    "transient_errors": 0,
+    "next_poll_at": None,
+    "lease_owner": None,
+    "lease_until": None,
+    "raw_provider": {},
+    "submitted_at": None,
+    "completed_at": None,
+    "served_model": None,
+    "provider_account": None,
+    "enhanced_prompt": None,
+}
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if value == {}:
+        return "'{}'"
+    if isinstance(value, str) and value.isidentifier():
+        return f"'{value}'"
+    raise ValueError(f"no literal for {value!r}")
+
+
+def submission_insert_sql(project_condition: str, *, also: str = "") -> str:
+    """INSERT ... SELECT from the project the generation goes into: no row when the user has no such project, so
+    one statement both checks the project and inserts (`also`: a further condition, e.g. on a WITH)."""
+    names = [f.name for f in fields(Generation)]
+    values = [_literal(FRESH[n]) if n in FRESH else ("p.id" if n == "project_id" else f":{n}") for n in names]
+    return (
+        f"INSERT INTO generations ({', '.join(names)}) SELECT {', '.join(values)} FROM projects p "
+        f"WHERE p.user_id = :owner AND {project_condition}{f' AND {also}' if also else ''}"
+    )
+
+
+INTO_PROJECT = "p.id = :project_id"
+INTO_FIRST_PROJECT = "p.id = (SELECT id FROM projects WHERE user_id = :owner ORDER BY created_at LIMIT 1)"
+# The parameters a submission sends: every column but those in FRESH and the project (taken from the SELECT).
+_SUBMITTED = tuple(f.name for f in fields(Generation) if f.name != "project_id" and f.name not in FRESH)
+_INSERT_INTO_PROJECT = query(submission_insert_sql(INTO_PROJECT) + " RETURNING project_id")
+_INSERT_INTO_FIRST_PROJECT = query(submission_insert_sql(INTO_FIRST_PROJECT) + " RETURNING project_id")
 _BY_ID = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id", row=Generation)
 _OF_USER = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND user_id = :user_id", row=Generation)
 _INSERT_EVENT = query(
     "INSERT INTO generation_events (generation_id, from_status, to_status, detail, at) "
     "VALUES (:generation_id, :from_status, :to_status, :detail, :at)"
 )
-_RECORD_CHARGE = query("UPDATE generations SET credits_charged = :amount WHERE id = :id")
-_RECORD_REFUND = query("UPDATE generations SET credits_refunded = :amount WHERE id = :id")
 _PROGRESS = query(
     f"UPDATE generations SET progress = :progress, updated_at = :now WHERE id = :id AND status = '{_S.PROCESSING}'"
 )
@@ -95,6 +158,25 @@ def insert_generation(tx: Tx, generation: Generation) -> None:
     tx.run(_INSERT, values_of(generation))
 
 
+def submission_params(generation: Generation) -> dict[str, Any]:
+    # The owner is a parameter of its own: PostgreSQL deduces one type per parameter, and the select list's (text)
+    # and the WHERE's (varchar) would disagree.
+    params = {name: getattr(generation, name) for name in _SUBMITTED}
+    params["owner"] = generation.user_id
+    return params
+
+
+def insert_submission(tx: Tx, generation: Generation, project_id: str | None) -> str | None:
+    """Inserts a new submission (its columns in FRESH as they are there) into `project_id`, or into the user's
+    first project when None; returns the project it went into, or None when the user has no such project."""
+    params = submission_params(generation)
+    if project_id is None:
+        found = tx.scalar(_INSERT_INTO_FIRST_PROJECT, params)
+    else:
+        found = tx.scalar(_INSERT_INTO_PROJECT, {**params, "project_id": project_id})
+    return None if found is None else str(found)
+
+
 def generation_by_id(tx: Tx, generation_id: str) -> Generation | None:
     generation: Generation | None = tx.one(_BY_ID, {"id": generation_id})
     return generation
@@ -137,11 +219,23 @@ def _cached(sql: str) -> Query:
 
 
 @lru_cache(maxsize=256)
-def _compare_and_set(sources: tuple[str, ...], keys: tuple[str, ...], increments: tuple[str, ...]) -> Query:
-    assignments = [f"{key} = :v_{key}" for key in keys] + [f"{key} = {key} + 1" for key in increments]
+def _compare_and_set(
+    sources: tuple[str, ...], keys: tuple[str, ...], increments: tuple[str, ...], copies: tuple[tuple[str, str], ...]
+) -> Query:
+    """The status change as one UPDATE per shape (source states, columns set), with its event row: on PostgreSQL
+    in the same statement (a data-modifying WITH; a statement is a round trip there), on SQLite right after."""
+    assignments = (
+        [f"{key} = :v_{key}" for key in keys]
+        + [f"{key} = {key} + 1" for key in increments]
+        + [f"{target} = {source}" for target, source in copies]
+    )
+    update = f"UPDATE generations SET {', '.join(assignments)} WHERE id = :id AND status IN {in_states(sources)}"
     return query(
-        f"UPDATE generations SET {', '.join(assignments)} "
-        f"WHERE id = :id AND status IN {in_states(sources)} RETURNING {_COLUMNS}",
+        f"WITH changed AS ({update} RETURNING {_COLUMNS}), "
+        "event AS (INSERT INTO generation_events (generation_id, from_status, to_status, detail, at) "
+        "SELECT id, :e_from, :e_to, :e_detail, :e_at FROM changed) "
+        f"SELECT {_COLUMNS} FROM changed",
+        sqlite=f"{update} RETURNING {_COLUMNS}",
         row=Generation,
     )
 
@@ -152,18 +246,26 @@ def change_status(
     sources: Iterable[GenerationStatus],
     values: Mapping[str, Any],
     *,
+    event: Mapping[str, Any],
     increments: tuple[str, ...] = (),
+    copies: Mapping[str, str] | None = None,
 ) -> Generation | None:
-    """The compare-and-set of a status change: sets `values` (and adds one to each of `increments`) only if the
-    generation is in one of `sources`; the row as it is now, or None when it was in another state."""
+    """The compare-and-set of a status change: sets `values` (adds one to each of `increments`, and sets each
+    `copies` target to its source column's value) only if the generation is in one of `sources`, and records
+    `event` (from_status, to_status, detail, at); the row as it is now, or None when it was in another state."""
     keys = tuple(sorted(values))
-    unknown = (set(keys) | set(increments)) - _FIELDS
+    copied = tuple(sorted((copies or {}).items()))
+    unknown = (set(keys) | set(increments) | {c for pair in copied for c in pair}) - _FIELDS
     if unknown:
         raise ValueError(f"not columns of generations: {sorted(unknown)}")
-    statement = _compare_and_set(tuple(sorted(s.value for s in sources)), keys, tuple(sorted(increments)))
+    statement = _compare_and_set(tuple(sorted(s.value for s in sources)), keys, tuple(sorted(increments)), copied)
     params = {f"v_{key}": values[key] for key in keys}
     params["id"] = generation_id
+    event_params = {"e_from": event["from_status"], "e_to": event["to_status"], "e_at": event["at"]}
+    params.update(event_params, e_detail=dict(event["detail"]))
     generation: Generation | None = tx.one(statement, params)
+    if generation is not None and tx.dialect != "postgresql":
+        insert_event(tx, generation_id, **event)
     return generation
 
 
@@ -178,11 +280,6 @@ def insert_event(
         "at": at,
     }
     tx.run(_INSERT_EVENT, params)
-
-
-def record_settlement(tx: Tx, generation_id: str, amount: int, *, captured: bool) -> None:
-    """What a terminal transition records beside the ledger entry: the credits charged, or refunded."""
-    tx.run(_RECORD_CHARGE if captured else _RECORD_REFUND, {"id": generation_id, "amount": amount})
 
 
 def set_progress(tx: Tx, generation_id: str, progress: int, now: datetime) -> bool:

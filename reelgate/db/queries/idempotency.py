@@ -14,9 +14,8 @@ _RECORD = query(
 _DELETE = query("DELETE FROM idempotency_keys WHERE user_id = :user_id AND key = :key")
 _INSERT = query(
     "INSERT INTO idempotency_keys (user_id, key, scope, request_hash, generation_id, created_at) "
-    "VALUES (:user_id, :key, 'generations', :request_hash, NULL, :now)"
+    "VALUES (:user_id, :key, 'generations', :request_hash, :generation_id, :now) ON CONFLICT DO NOTHING RETURNING 1"
 )
-_LINK = query("UPDATE idempotency_keys SET generation_id = :generation_id WHERE user_id = :user_id AND key = :key")
 
 
 def key_record(tx: Tx, user_id: str, key: str) -> IdempotencyKey | None:
@@ -28,10 +27,8 @@ def forget_key(tx: Tx, user_id: str, key: str) -> None:
     tx.run(_DELETE, {"user_id": user_id, "key": key})
 
 
-def insert_key(tx: Tx, user_id: str, key: str, request_hash: str, now: datetime) -> None:
-    """A concurrent twin with the same key fails here (UniqueViolation), before any credit moves."""
-    tx.run(_INSERT, {"user_id": user_id, "key": key, "request_hash": request_hash, "now": now})
-
-
-def link_key(tx: Tx, user_id: str, key: str, generation_id: str) -> None:
-    tx.run(_LINK, {"user_id": user_id, "key": key, "generation_id": generation_id})
+def insert_key(tx: Tx, user_id: str, key: str, request_hash: str, generation_id: str, now: datetime) -> bool:
+    """Records the key with the generation it is about to make; False when the user used it already. On
+    PostgreSQL a concurrent twin waits here for the first to commit or roll back, before any credit moves."""
+    params = {"user_id": user_id, "key": key, "request_hash": request_hash, "generation_id": generation_id, "now": now}
+    return tx.run(_INSERT, params) == 1

@@ -5,13 +5,13 @@ release), so a retried operation inserts nothing and moves nothing."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from reelgate.db.codec import utc_now
 from reelgate.db.records import Balance, LedgerEntry
 from reelgate.db.sql import Tx, columns, in_states, query
-from reelgate.domain.errors import InsufficientCredits
-from reelgate.domain.jobs import TERMINAL_STATES
+from reelgate.domain.errors import InFlightLimitReached, InsufficientCredits
+from reelgate.domain.jobs import ACTIVE_STATES, TERMINAL_STATES
 from reelgate.domain.ledger import EntryKind
 
 # No conflict target: either unique index (kind+reference, or the one-settlement index) makes it a no-op.
@@ -28,23 +28,65 @@ _OPEN_ACCOUNT = query(
 _ADD_AVAILABLE = query(
     "UPDATE balances SET available = available + :amount, updated_at = :now WHERE user_id = :user_id"
 )
+# The hold and the in-flight cap in one conditional UPDATE: on PostgreSQL it takes the account's row lock,
+# and a submit runs it last, so the lock is held only until the COMMIT that follows.
 _HOLD = query(
     """
-    UPDATE balances SET available = available - :amount, held = held + :amount, updated_at = :now
-    WHERE user_id = :user_id AND available >= :amount
+    UPDATE balances SET available = available - :amount, held = held + :amount, in_flight = in_flight + 1,
+        updated_at = :now
+    WHERE user_id = :user_id AND available >= :amount AND in_flight < :max_in_flight
     """
 )
+_WHY_NOT_HELD = query("SELECT available, in_flight FROM balances WHERE user_id = :user_id")
+# PostgreSQL runs the entry and the balance change as one statement (a data-modifying WITH): every statement
+# is a network round trip and most of a transaction's cost there. SQLite has no such statement; it runs the
+# two in turn (each costs microseconds in process).
+_ENTRY_CTE = (
+    "WITH entry AS (INSERT INTO ledger_entries (user_id, kind, amount, reference, generation_id, note, created_at) "
+    "VALUES (:user_id, :kind, :amount, :reference, :generation_id, '', :now) ON CONFLICT DO NOTHING RETURNING id)"
+)
+_HOLD_AS_ONE = query(
+    f"""
+    {_ENTRY_CTE}, held AS (
+        UPDATE balances SET available = available - :amount, held = held + :amount, in_flight = in_flight + 1,
+            updated_at = :now
+        WHERE user_id = :user_id AND available >= :amount AND in_flight < :max_in_flight
+            AND EXISTS (SELECT 1 FROM entry)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM entry), (SELECT count(*) FROM held)
+    """
+)
+# A job's end: its hold captured or released, and one fewer in flight (never below zero).
+_ONE_FEWER = "in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END"
 _CAPTURE = query(
-    "UPDATE balances SET held = held - :amount, captured = captured + :amount, updated_at = :now "
+    f"UPDATE balances SET held = held - :amount, captured = captured + :amount, {_ONE_FEWER}, updated_at = :now "
     "WHERE user_id = :user_id"
 )
 _RELEASE = query(
-    "UPDATE balances SET held = held - :amount, available = available + :amount, updated_at = :now "
-    "WHERE user_id = :user_id"
+    f"UPDATE balances SET held = held - :amount, available = available + :amount, {_ONE_FEWER}, "
+    "updated_at = :now WHERE user_id = :user_id"
+)
+_JOB_ENDED = query(f"UPDATE balances SET {_ONE_FEWER}, updated_at = :now WHERE user_id = :user_id")
+_MOVED = "CASE WHEN EXISTS (SELECT 1 FROM entry) THEN :amount ELSE 0 END"
+_SETTLE_AS_ONE = {
+    capture: query(
+        f"{_ENTRY_CTE} UPDATE balances SET held = held - {_MOVED}, "
+        f"{'captured = captured' if capture else 'available = available'} + {_MOVED}, {_ONE_FEWER}, "
+        "updated_at = :now WHERE user_id = :user_id RETURNING (SELECT count(*) FROM entry)"
+    )
+    for capture in (True, False)
+}
+_IN_FLIGHT_MISMATCHES = query(
+    f"""
+    SELECT b.user_id, b.in_flight, (
+        SELECT count(*) FROM generations g WHERE g.user_id = b.user_id AND g.status IN {in_states(ACTIVE_STATES)}
+    ) AS active
+    FROM balances b
+    """
 )
 _BALANCE = query(f"SELECT {columns(Balance)} FROM balances WHERE user_id = :user_id", row=Balance)
 _AVAILABLE_LOCKED = query("SELECT available FROM balances WHERE user_id = :user_id FOR UPDATE")
-_AVAILABLE = query("SELECT available FROM balances WHERE user_id = :user_id")
 _ALL_BALANCES = query(f"SELECT {columns(Balance)} FROM balances", row=Balance)
 _SUMS_PER_ACCOUNT_AND_KIND = query("SELECT user_id, kind, SUM(amount) FROM ledger_entries GROUP BY user_id, kind")
 _UNSETTLED_TERMINAL = query(
@@ -118,30 +160,77 @@ def available_locked(tx: Tx, user_id: str) -> int:
     return int(tx.scalar(_AVAILABLE_LOCKED, {"user_id": user_id}) or 0)
 
 
-def hold_credits(tx: Tx, user_id: str, amount: int, *, generation_id: str) -> None:
-    """Moves credits from available to held with a conditional update that cannot overdraw.
+NO_IN_FLIGHT_CAP = 2**31 - 1
+
+
+def hold_credits(
+    tx: Tx, user_id: str, amount: int, *, generation_id: str, max_in_flight: int = NO_IN_FLIGHT_CAP
+) -> None:
+    """Moves credits from available to held for a new job, and counts it in flight, with one conditional update
+    that can neither overdraw nor pass the in-flight cap (`max_in_flight` unfinished jobs).
 
     The entry goes in first, so a repeated hold is refused before any balance moves; if the user cannot afford
-    it, the raised InsufficientCredits rolls the entry back with the transaction."""
-    inserted = insert_entry_once(
+    it or has too many jobs running, the raised error rolls the entry back with the transaction."""
+    if tx.dialect == "postgresql":
+        params = {
+            "user_id": user_id,
+            "amount": amount,
+            "max_in_flight": max_in_flight,
+            "now": utc_now(),
+            "kind": EntryKind.HOLD.value,
+            "reference": generation_id,
+            "generation_id": generation_id,
+        }
+        entered, held = tx.one(_HOLD_AS_ONE, params)
+        if not entered:
+            raise RuntimeError(f"generation {generation_id} already has a hold")
+    else:
+        held = hold_in_steps(tx, user_id, amount, generation_id, max_in_flight)
+    if not held:
+        refuse_hold(tx, user_id, amount, max_in_flight)
+
+
+def hold_in_steps(tx: Tx, user_id: str, amount: int, generation_id: str, max_in_flight: int) -> bool:
+    """The hold as two statements (SQLite): the entry, then the conditional update; False when refused."""
+    entered = insert_entry_once(
         tx, user_id=user_id, kind=EntryKind.HOLD, amount=amount, reference=generation_id, generation_id=generation_id
     )
-    if not inserted:
+    if not entered:
         raise RuntimeError(f"generation {generation_id} already has a hold")
-    if tx.run(_HOLD, {"user_id": user_id, "amount": amount, "now": utc_now()}) != 1:
-        available = tx.scalar(_AVAILABLE, {"user_id": user_id})
-        raise InsufficientCredits(required=amount, available=int(available or 0))
+    params = {"user_id": user_id, "amount": amount, "max_in_flight": max_in_flight, "now": utc_now()}
+    return tx.run(_HOLD, params) == 1
+
+
+def refuse_hold(tx: Tx, user_id: str, amount: int, max_in_flight: int) -> NoReturn:
+    """Raises why a hold was refused: not enough credits (402), or too many jobs in flight (429)."""
+    found = tx.one(_WHY_NOT_HELD, {"user_id": user_id})
+    available, running = (int(found[0]), int(found[1])) if found is not None else (0, 0)
+    if available < amount:
+        raise InsufficientCredits(required=amount, available=available)
+    raise InFlightLimitReached(running=running, limit=max_in_flight)
 
 
 def settle_hold(tx: Tx, user_id: str, amount: int, *, generation_id: str, capture: bool) -> bool:
-    """Ends a hold with exactly one capture (success) or one release; a second settlement is a no-op."""
+    """A job's end: its hold ends with exactly one capture (success) or one release, and the account has one
+    job fewer in flight. Called once per generation, by its terminal transition; a second settlement of the
+    same hold moves no credits (False)."""
+    now = utc_now()
     kind = EntryKind.CAPTURE if capture else EntryKind.RELEASE
-    if not insert_entry_once(
+    if amount > 0 and tx.dialect == "postgresql":
+        params = {"user_id": user_id, "kind": kind.value, "amount": amount, "reference": generation_id}
+        return bool(tx.scalar(_SETTLE_AS_ONE[capture], {**params, "generation_id": generation_id, "now": now}))
+    if amount > 0 and insert_entry_once(
         tx, user_id=user_id, kind=kind, amount=amount, reference=generation_id, generation_id=generation_id
     ):
-        return False
-    tx.run(_CAPTURE if capture else _RELEASE, {"user_id": user_id, "amount": amount, "now": utc_now()})
-    return True
+        tx.run(_CAPTURE if capture else _RELEASE, {"user_id": user_id, "amount": amount, "now": now})
+        return True
+    tx.run(_JOB_ENDED, {"user_id": user_id, "now": now})
+    return False
+
+
+def in_flight_mismatches(tx: Tx) -> list[tuple[str, int, int]]:
+    """(account, counted in flight, unfinished generations) where the counter has drifted from the rows."""
+    return [(u, int(n), int(a)) for u, n, a in tx.all(_IN_FLIGHT_MISMATCHES) if int(n) != int(a)]
 
 
 def balance_of(tx: Tx, user_id: str) -> Balance | None:

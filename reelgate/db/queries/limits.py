@@ -24,7 +24,6 @@ _SPENT_BY_ALL = query(
 )
 _GLOBAL_CAP_LOCK = 0x7265656C  # pg_advisory_xact_lock key for the global spend cap ("reel")
 _LOCK_GLOBAL = query(f"SELECT pg_advisory_xact_lock({_GLOBAL_CAP_LOCK})")
-_LOCK_BALANCE = query("SELECT user_id FROM balances WHERE user_id = :user_id FOR UPDATE")
 
 
 def in_flight(tx: Tx, user_id: str) -> int:
@@ -38,12 +37,8 @@ def spent_between(tx: Tx, user_id: str | None, start: datetime, end: datetime) -
     return int(tx.scalar(_SPENT_BY_USER, {"user_id": user_id, "start": start, "end": end}))
 
 
-def serialize_submissions(tx: Tx, user_id: str, *, global_cap: bool) -> None:
-    """Makes a cap's count and the insert that follows it one step, so a burst cannot all count the same
-    "before" and overshoot. SQLite's BEGIN IMMEDIATE already serializes writers; PostgreSQL (read committed)
-    locks the user's balance row, and takes a transaction-scoped advisory lock for the global cap."""
-    if tx.dialect != "postgresql":
-        return
-    if global_cap:
+def serialize_global_spending(tx: Tx) -> None:
+    """Makes the global spend cap's count and the insert that follows it one step across every process, with a
+    transaction-scoped advisory lock (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers)."""
+    if tx.dialect == "postgresql":
         tx.run(_LOCK_GLOBAL)
-    tx.run(_LOCK_BALANCE, {"user_id": user_id})
