@@ -103,7 +103,10 @@ def serve(
     if not settings.runs_embedded_worker:
         console.print("production mode: this process serves the API; run `reelgate worker` processes for the jobs")
     # proxy_headers=False: the app applies REELGATE_TRUSTED_PROXIES itself (uvicorn's would trust 127.0.0.1 first).
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False)
+    # ws="none": reelgate serves no WebSocket, so none of uvicorn's WebSocket implementations is even loaded.
+    uvicorn.run(
+        create_app(settings), host=host, port=port, log_config=None, access_log=False, proxy_headers=False, ws="none"
+    )
 
 
 @app.command()

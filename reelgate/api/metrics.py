@@ -194,6 +194,7 @@ class MetricsListener:
             lifespan="off",
             log_config=None,
             access_log=False,
+            ws="none",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="reelgate-metrics", daemon=True)

@@ -43,7 +43,9 @@ class LiveServer:
 
 def serve(app: FastAPI) -> Iterator[tuple[str, asyncio.AbstractEventLoop]]:
     sock = listening_socket()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=2, ws="none"
+    )
     server = uvicorn.Server(config)
     holder: dict[str, Any] = {}
 

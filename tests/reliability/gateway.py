@@ -62,7 +62,7 @@ class Gateway:
         self.public_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         await self.boot()
         config = uvicorn.Config(
-            self._dispatch, interface="asgi3", lifespan="off", log_level="warning", access_log=False
+            self._dispatch, interface="asgi3", lifespan="off", log_level="warning", access_log=False, ws="none"
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

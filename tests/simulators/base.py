@@ -41,7 +41,7 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
 async def serve_on_this_loop(stack: AsyncExitStack, app: Any, sock: socket.socket) -> None:
     """uvicorn on the caller's event loop (so the test, the worker and webhook handlers share one loop), stopped
     when `stack` closes."""
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, ws="none"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
 
     async def stop() -> None:
@@ -77,6 +77,7 @@ class AppServer:
             access_log=False,
             proxy_headers=False,
             timeout_graceful_shutdown=1,
+            ws="none",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, args=(sock,), name=f"sim-{id(self)}", daemon=True)

@@ -78,6 +78,7 @@ class TlsAppServer(AppServer):
             lifespan="off",
             interface="asgi3",
             access_log=False,
+            ws="none",
             ssl_certfile=str(self.cert_file),
             ssl_keyfile=str(self.key_file),
             timeout_graceful_shutdown=1,
