@@ -60,7 +60,7 @@ def main() -> int:
     if "peer" in wanted:
         from bench import b_peer
 
-        runners["peer"] = lambda: b_peer.run(args.quick)
+        runners["peer"] = lambda: b_peer.run(args.quick, databases)
 
     failed = 0
     for name in [n for n in ALL if n in runners]:

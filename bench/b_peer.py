@@ -5,6 +5,7 @@ bench/.peer-venv), the same closed-loop load, runs interleaved. Method of peer-l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -39,7 +40,6 @@ UPSTREAM_KEY = "sk-upstream-bench"
 CREATE_BODY = json.dumps(
     {"model": "sora-2", "prompt": "a red fox running through snow", "seconds": "4", "size": "1280x720"}
 )
-GATEWAYS = ("direct", "litellm", "reelgate")
 
 
 def ensure_litellm() -> Path:
@@ -68,7 +68,7 @@ def _post_json(url: str, body: str, headers: dict[str, str]) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
-def run(quick: bool) -> Section:  # noqa: C901 - one linear script: start, interleave, tabulate
+def run(quick: bool, databases: list[str]) -> Section:  # noqa: C901 - one linear script: start, interleave, tabulate
     rounds = 2
     n_json, n_content, warm = (300, 100, 30) if quick else (2000, 500, 50)
     section = Section(
@@ -77,6 +77,7 @@ def run(quick: bool) -> Section:  # noqa: C901 - one linear script: start, inter
         [
             "route",
             "c",
+            "reelgate on",
             "direct rps",
             "LiteLLM rps (added p50/p99 ms)",
             "reelgate rps (added p50/p99 ms)",
@@ -98,69 +99,63 @@ def run(quick: bool) -> Section:  # noqa: C901 - one linear script: start, inter
     )
     procs: list[Proc] = [upstream]
     missing: list[str] = []
-    try:
-        up = f"http://127.0.0.1:{up_port}"
-        # -- reelgate ------------------------------------------------------------------------------
-        reel: dict[str, Any] | None = None
+    with contextlib.ExitStack() as stack:
         try:
-            reel = _start_reelgate(run_dir, up, content_path, procs)
-        except Exception as exc:  # a prerequisite still being written: report it, carry on with the peer
-            missing.append(f"reelgate side did not start: {exc}")
-        # -- LiteLLM -------------------------------------------------------------------------------
-        lite: dict[str, Any] | None = None
-        try:
-            lite = _start_litellm(run_dir, up, procs)
-        except Exception as exc:
-            missing.append(f"LiteLLM side did not start: {exc}")
-        targets: dict[str, dict[str, Any]] = {"direct": {"base": up, "headers": {}, "ids": ["video_direct"]}}
-        if lite:
-            targets["litellm"] = lite
-        if reel:
-            targets["reelgate"] = reel
-        results: dict[tuple[str, str, int], list[Load]] = {}
-        rss: dict[str, list[float]] = {name: [] for name in ("litellm", "reelgate")}
-        for name in rss:
-            if name in targets:
-                rss[name].append(targets[name]["proc"].rss())
-        for r in range(rounds):
-            for route in ("create", "retrieve", "content"):
-                for c in (1, 16):
-                    order = [g for g in GATEWAYS if g in targets]
-                    order = order[r % len(order) :] + order[: r % len(order)]
-                    for gw in order:
-                        t = targets[gw]
-                        plan = _plan(route, t)
-                        n = n_content if route == "content" else n_json
-                        load = run_load(
-                            t["base"],
-                            plan,
-                            n=n,
-                            concurrency=c,
-                            warmup=warm,
-                            run_dir=run_dir,
-                            server=t.get("proc"),
-                            label=f"{gw}-{route}",
-                            time_limit=300,
-                        )
-                        results.setdefault((gw, route, c), []).append(load)
-                        print(
-                            f"  round {r + 1} {route} c={c} {gw}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} "
-                            f"p99 {load.p99_ms:.2f} cpu {load.server_cpu_ms_per_req:.2f} ms errors {load.errors} "
-                            f"{load.statuses}",
-                            flush=True,
-                        )
-        for name in rss:
-            if name in targets:
-                rss[name].append(targets[name]["proc"].rss())
-    finally:
-        for p in reversed(procs):
-            p.stop()
-    _table(section, results, targets)
+            up = f"http://127.0.0.1:{up_port}"
+            targets: dict[str, dict[str, Any]] = {"direct": {"base": up, "headers": {}, "ids": ["video_direct"]}}
+            # -- reelgate, once per database, each in its own process -----------------------------------
+            for db, url in _databases(stack, databases, section.notes):
+                try:
+                    targets[f"reelgate:{db}"] = _start_reelgate(run_dir / db, up, content_path, procs, url)
+                except Exception as exc:  # report it, carry on with the others
+                    missing.append(f"reelgate on {db} did not start: {exc}")
+            # -- LiteLLM ---------------------------------------------------------------------------
+            lite: dict[str, Any] | None = None
+            try:
+                lite = _start_litellm(run_dir, up, procs)
+                targets["litellm"] = lite
+            except Exception as exc:
+                missing.append(f"LiteLLM side did not start: {exc}")
+            results: dict[tuple[str, str, int], list[Load]] = {}
+            rss: dict[str, list[float]] = {name: [targets[name]["proc"].rss()] for name in targets if name != "direct"}
+            gateways = list(targets)
+            for r in range(rounds):
+                for route in ("create", "retrieve", "content"):
+                    for c in (1, 16):
+                        order = gateways[r % len(gateways) :] + gateways[: r % len(gateways)]
+                        for gw in order:
+                            t = targets[gw]
+                            n = n_content if route == "content" else n_json
+                            load = run_load(
+                                t["base"],
+                                _plan(route, t),
+                                n=n,
+                                concurrency=c,
+                                warmup=warm,
+                                run_dir=run_dir,
+                                server=t.get("proc"),
+                                label=f"{gw.replace(':', '-')}-{route}",
+                                time_limit=300,
+                            )
+                            results.setdefault((gw, route, c), []).append(load)
+                            print(
+                                f"  round {r + 1} {route} c={c} {gw}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} "
+                                f"p99 {load.p99_ms:.2f} cpu {load.server_cpu_ms_per_req:.2f} ms errors {load.errors} "
+                                f"{load.statuses}",
+                                flush=True,
+                            )
+            for name, values in rss.items():
+                values.append(targets[name]["proc"].rss())
+        finally:
+            for p in reversed(procs):
+                p.stop()
+    _table(section, results, [g for g in gateways if g.startswith("reelgate:")])
     section.notes.append(
         f"Upstream: bench/upstream_sim.py (aiohttp, CPU {CLIENT_CPU}, no delay; content = a real 1 MiB MP4 of noise). "
         f"Gateways pinned to CPU {SERVER_CPU}, one process each (LiteLLM {litellm_version() if lite else '?'} "
-        f"`--num_workers 1`, master key, no database; reelgate API process, SQLite synchronous=FULL, embedded worker "
-        f"off). Load: closed-loop aiohttp on CPU {CLIENT_CPU}, keep-alive, {warm} warm-up then {n_json} requests "
+        f"`--num_workers 1`, master key, no database; reelgate API process on each database: SQLite synchronous=FULL, "
+        "or PostgreSQL on this machine (fsync on, a fresh database); embedded worker off). Load: closed-loop aiohttp "
+        f"on CPU {CLIENT_CPU}, keep-alive, {warm} warm-up then {n_json} requests "
         f"({n_content} for content) per run, {rounds} interleaved rounds (gateway order rotated), medians. Added = "
         "gateway − direct to the upstream in the same round. Content requests send `Accept-Encoding: gzip` like "
         "the SDK."
@@ -196,12 +191,26 @@ def _plan(route: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"method": "GET", "path": f"/v1/videos/{vid}{suffix}", "headers": headers} for vid in t["ids"]]
 
 
-def _start_reelgate(run_dir: Path, up: str, content: Path, procs: list[Proc]) -> dict[str, Any]:
-    if not (ROOT / "reelgate" / "api" / "openai_compat").exists():
-        raise RuntimeError("reelgate/api/openai_compat (the /v1/videos API) is not in the tree yet")
+def _databases(stack: contextlib.ExitStack, databases: list[str], notes: list[str]) -> list[tuple[str, str | None]]:
+    """(name, url) per database, each PostgreSQL database kept until the stack closes (after the servers stop)."""
+    chosen: list[tuple[str, str | None]] = []
+    for db in databases:
+        if db != "postgresql":
+            chosen.append((db, None))
+        elif not fixtures.pg_available():
+            notes.append("PostgreSQL not reachable: reelgate ran on SQLite only.")
+        else:
+            chosen.append((db, stack.enter_context(fixtures.pg_database())))
+    return chosen
+
+
+def _start_reelgate(
+    run_dir: Path, up: str, content: Path, procs: list[Proc], database_url: str | None
+) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
     values = fixtures.settings_values(
         run_dir / "data",
-        None,
+        database_url,
         catalog=str(ROOT / "examples" / "catalogs" / "wave2-providers.yaml"),
         openai_videos_base_url=f"{up}/v1",
         openai_videos_api_key=UPSTREAM_KEY,
@@ -290,35 +299,38 @@ def _start_litellm(run_dir: Path, up: str, procs: list[Proc]) -> dict[str, Any]:
     return {"base": base, "headers": headers, "ids": [str(created["id"])], "proc": proc}
 
 
-def _table(section: Section, results: dict[tuple[str, str, int], list[Load]], targets: dict[str, Any]) -> None:
+def _table(section: Section, results: dict[tuple[str, str, int], list[Load]], reelgates: list[str]) -> None:
     def m(gw: str, route: str, c: int, attr: str) -> float:
         runs = results.get((gw, route, c))
         return median([getattr(x, attr) for x in runs]) if runs else float("nan")
 
+    def cell(gw: str, route: str, c: int, d50: float, d99: float) -> tuple[float, float, float, float]:
+        return (
+            m(gw, route, c, "rps"),
+            m(gw, route, c, "p50_ms") - d50,
+            m(gw, route, c, "p99_ms") - d99,
+            m(gw, route, c, "server_cpu_ms_per_req"),
+        )
+
     for route in ("create", "retrieve", "content"):
         for c in (1, 16):
             d50, d99 = m("direct", route, c, "p50_ms"), m("direct", route, c, "p99_ms")
-            cells = {}
-            for gw in ("litellm", "reelgate"):
-                cells[gw] = (
-                    m(gw, route, c, "rps"),
-                    m(gw, route, c, "p50_ms") - d50,
-                    m(gw, route, c, "p99_ms") - d99,
-                    m(gw, route, c, "server_cpu_ms_per_req"),
+            lite = cell("litellm", route, c, d50, d99)
+            for gw in reelgates:
+                reel = cell(gw, route, c, d50, d99)
+                section.rows.append(
+                    [
+                        route,
+                        str(c),
+                        gw.split(":", 1)[1],
+                        fmt(m("direct", route, c, "rps")),
+                        f"{fmt(lite[0])} (+{fmt(lite[1])} / +{fmt(lite[2])})",
+                        f"{fmt(reel[0])} (+{fmt(reel[1])} / +{fmt(reel[2])})",
+                        f"{ratio(reel[0], lite[0]):.1f}×",
+                        f"{ratio(reel[1], lite[1]):.2f}",
+                        f"{fmt(lite[3])} / {fmt(reel[3])}",
+                    ]
                 )
-            lite, reel = cells["litellm"], cells["reelgate"]
-            section.rows.append(
-                [
-                    route,
-                    str(c),
-                    fmt(m("direct", route, c, "rps")),
-                    f"{fmt(lite[0])} (+{fmt(lite[1])} / +{fmt(lite[2])})",
-                    f"{fmt(reel[0])} (+{fmt(reel[1])} / +{fmt(reel[2])})",
-                    f"{ratio(reel[0], lite[0]):.1f}×",
-                    f"{ratio(reel[1], lite[1]):.2f}",
-                    f"{fmt(lite[3])} / {fmt(reel[3])}",
-                ]
-            )
     errors = {
         f"{gw} {route} c={c}": sum(x.errors for x in runs)
         for (gw, route, c), runs in results.items()
@@ -326,4 +338,3 @@ def _table(section: Section, results: dict[tuple[str, str, int], list[Load]], ta
     }
     if errors:
         section.notes.append(f"Errors (non-2xx or transport): {errors}")
-    del targets

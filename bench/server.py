@@ -69,4 +69,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(build(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(build(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False, ws="none")
