@@ -72,12 +72,17 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
     ensure_private_dir(settings.data_dir)
     settings.session_secret  # noqa: B018 - refuses a missing or public key, or makes and keeps one, at start-up
     db = await open_database(settings.resolved_database_url, pool_size=settings.database_pool_size, migrate=migrate)
+    store = store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url)
+    try:
+        await store.prepare_staging()
+    except Exception:  # noqa: BLE001 - a store that is down now is reported by /readyz, not by a failed start
+        log.warning("could not prepare the object store's staging prefix", exc_info=True)
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
         # Catalog models of a provider no package registers stay listed, as unavailable.
         providers=InstrumentedRegistry(provider_configs(settings)),
-        store=store_from_url(settings.resolved_storage_url, s3_endpoint_url=settings.s3_endpoint_url),
+        store=store,
         config=service_config(settings),
     )
 

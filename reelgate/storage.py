@@ -28,6 +28,16 @@ def upload_key(upload_id: str, extension: str) -> str:
     return f"uploads/{upload_id}.{extension}"
 
 
+# Outputs between the process that received them and the worker that stores them. On S3 a lifecycle rule
+# expires what a crash leaves here (S3Store.expire_staging_after); the code deletes the rest once stored.
+STAGING_PREFIX = "staging/"
+STAGING_EXPIRY_DAYS = 2
+
+
+def staging_key(generation_id: str, token: str) -> str:
+    return f"{STAGING_PREFIX}{generation_id}-{token}"
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -72,7 +82,27 @@ class ObjectStore(abc.ABC):
         """A filesystem path when the store is local (lets the API hand the file to the OS)."""
         return None
 
+    async def get_file(self, key: str, dest: str | Path, *, max_bytes: int | None = None) -> int:
+        """Copies an object to a local file in chunks (memory stays flat); FileNotFoundError when absent,
+        ValueError when it is larger than max_bytes (the partial file is left for the caller to remove)."""
+        written = 0
+        handle = await asyncio.to_thread(open, dest, "wb")
+        try:
+            async for chunk in self.iter_range(key):
+                written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise ValueError(f"object {key!r} is larger than {max_bytes} bytes")
+                await asyncio.to_thread(handle.write, chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
+        return written
+
     async def presigned_url(self, key: str, *, expires_in: int = 300) -> str | None:
+        return None
+
+    async def prepare_staging(self) -> None:
+        """Makes sure what a crash leaves under the staging prefix does not stay forever (S3: a lifecycle
+        rule). Local stores need nothing: embedded mode is one host, and its steps delete their objects."""
         return None
 
     def staging_dir(self) -> Path:
@@ -115,6 +145,14 @@ class LocalStore(ObjectStore):
 
     async def read_bytes(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def get_file(self, key: str, dest: str | Path, *, max_bytes: int | None = None) -> int:
+        source = self._path(key)
+        size = source.stat().st_size  # FileNotFoundError when absent, like the other stores
+        if max_bytes is not None and size > max_bytes:
+            raise ValueError(f"object {key!r} is larger than {max_bytes} bytes")
+        await asyncio.to_thread(shutil.copyfile, source, dest)
+        return size
 
     async def iter_range(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         path = self._path(key)

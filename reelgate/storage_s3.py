@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from reelgate.storage import ObjectStore, StoredObject, file_digest
+from reelgate.storage import STAGING_EXPIRY_DAYS, STAGING_PREFIX, ObjectStore, StoredObject, file_digest
+
+log = logging.getLogger("reelgate.storage")
 
 _READ_CHUNK = 1024 * 1024
 # S3 rejects multipart parts below 5 MiB (except the last one) and allows at most 10,000 parts.
@@ -170,6 +173,48 @@ class S3Store(ObjectStore):
                     continue  # completed or aborted by someone else meanwhile
                 aborted += 1
         return aborted
+
+    async def prepare_staging(self) -> None:
+        if not await self.expire_staging_after(STAGING_EXPIRY_DAYS, STAGING_PREFIX):
+            log.warning(
+                "could not add the lifecycle rule expiring %s in bucket %s (no permission): add it yourself",
+                self._key(STAGING_PREFIX.rstrip("/")),
+                self.bucket,
+            )
+
+    async def expire_staging_after(self, days: int, prefix: str) -> bool:
+        """Adds (once) a bucket lifecycle rule expiring objects under our staging prefix after `days`, so
+        outputs left there by a crashed process cost nothing for long. The bucket's other rules are kept:
+        S3 replaces the whole configuration on every put. False when the credentials may not manage the
+        bucket's lifecycle (the operator then adds the rule; docs/deploy.md shows it)."""
+        return await asyncio.to_thread(self._expire_staging_sync, days, self._key(prefix.rstrip("/")) + "/")
+
+    def _expire_staging_sync(self, days: int, full_prefix: str) -> bool:
+        rule_id = "reelgate-staging-expiry"
+        try:
+            try:
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket).get("Rules", [])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            if any(rule.get("ID") == rule_id for rule in rules):
+                return True
+            rules.append(
+                {
+                    "ID": rule_id,
+                    "Filter": {"Prefix": full_prefix},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": days},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days},
+                }
+            )
+            self.client.put_bucket_lifecycle_configuration(Bucket=self.bucket, LifecycleConfiguration={"Rules": rules})
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"AccessDenied", "NotImplemented"}:
+                return False
+            raise
+        return True
 
     # -- reads ------------------------------------------------------------------------------------
 

@@ -66,12 +66,14 @@ class SubmitResult:
 
 @dataclass(frozen=True)
 class OutputRef:
-    """Where a finished job's media is: exactly one of a URL, inline base64, or a local file."""
+    """Where a finished job's media is: exactly one of a URL, inline base64, a local file, or (once reelgate has
+    taken the bytes in) a key under the object store's staging prefix."""
 
     url: str | None = None
     base64_data: str | None = None
     path: str | None = None
     content_type: str | None = None
+    staged_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,15 @@ from reelgate import media
 from reelgate.db.queries import generations as generation_queries
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
-from reelgate.domain.jobs import GenerationStatus, ProviderState
+from reelgate.domain.jobs import GenerationStatus
 from reelgate.faults import AFTER_STORE_BEFORE_COMMIT, DURING_OUTPUT_FETCH, crash_point
-from reelgate.providers.base import OutputRef, ProviderUpdate
 from reelgate.services.context import ServiceContext
+from reelgate.services.output_staging import (
+    StagingProblem,
+    decode_base64_to_file,
+    discard_recorded_staging,
+    staged_key_of,
+)
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
 from reelgate.services.transitions import fail, transition
 from reelgate.storage import file_digest, thumbnail_key, video_key
@@ -47,85 +50,38 @@ class CheckedOutput:
     meta: dict[str, Any]
 
 
-def _decode_base64_to_file(data: str, dest: Path, max_bytes: int) -> None:
-    """Streams base64 to disk slice by slice instead of holding a second decoded copy in memory."""
-    if data.startswith("data:"):
-        data = data.split(",", 1)[1]
-    data = "".join(data.split())
-    written = 0
-    with open(dest, "wb") as handle:
-        for start in range(0, len(data), _B64_CHUNK):
-            try:
-                chunk = base64.b64decode(data[start : start + _B64_CHUNK], validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise OutputProblem("invalid_output", "The provider returned malformed base64 data.") from exc
-            written += len(chunk)
-            if written > max_bytes:
-                raise OutputProblem("output_too_large", "The provider's output is larger than allowed.")
-            handle.write(chunk)
-
-
-async def spill_inline_output(ctx: ServiceContext, generation_id: str, update_: ProviderUpdate) -> ProviderUpdate:
-    """Decodes an inline base64 video (RunPod can post a whole one) to a staging file before any transaction,
-    so the database row keeps a path instead of megabytes of base64. A bad payload becomes a failed update."""
-    output = update_.output
-    if output is None or output.base64_data is None:
-        return update_
-    dest = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}.inline"
+async def _fetch_url(ctx: ServiceContext, url: str, dest: Path) -> None:
     try:
-        await asyncio.to_thread(_decode_base64_to_file, output.base64_data, dest, ctx.config.max_output_bytes)
-    except OutputProblem as exc:
-        dest.unlink(missing_ok=True)
-        return replace(update_, state=ProviderState.FAILED, output=None, error_code=exc.code, error_message=str(exc))
-    return replace(update_, output=OutputRef(path=str(dest), content_type=output.content_type))
-
-
-def discard_spilled(ctx: ServiceContext, update_: ProviderUpdate | None) -> None:
-    """Removes a spilled file whose update was not applied (duplicate, stale or late)."""
-    path = update_.output.path if update_ is not None and update_.output is not None else None
-    spilled = _spilled_path(ctx, {"path": path} if path else {})
-    if spilled is not None:
-        spilled.unlink(missing_ok=True)
-
-
-def discard_stored_spill(ctx: ServiceContext, raw_provider: dict[str, Any] | None) -> None:
-    """Removes the spilled file of a generation that ended before its output was stored (expired, canceled)."""
-    spilled = _spilled_path(ctx, (raw_provider or {}).get("output") or {})
-    if spilled is not None:
-        spilled.unlink(missing_ok=True)
-
-
-def _spilled_path(ctx: ServiceContext, output: dict[str, Any]) -> Path | None:
-    """A `path` output we own and delete once stored: spilled into our staging dir, or downloaded by an adapter
-    into the provider spool (Veo, OpenAI Videos). The sandbox's own renders are not ours to delete."""
-    raw = output.get("path")
-    if not isinstance(raw, str):
-        return None
-    path = Path(raw).resolve()
-    if path.parent == ctx.store.staging_dir().resolve():
-        return path
-    spool = ctx.config.provider_spool_dir
-    return path if spool and path.is_relative_to(Path(spool).resolve()) else None
+        await fetch_to_file(url, dest, max_bytes=ctx.config.max_output_bytes, allow_hosts=ctx.config.fetch_allow_hosts)
+    except UnsafeURL as exc:
+        raise OutputProblem("unsafe_output_url", f"Refused to fetch the output URL: {exc}") from exc
+    except FetchTooLarge as exc:
+        raise OutputProblem("output_too_large", "The provider's output is larger than allowed.") from exc
+    except FetchFailed as exc:
+        raise OutputProblem(
+            "output_unavailable",
+            f"Could not download the output: {exc}",
+            retryable=exc.retryable,
+            retry_after=exc.retry_after,
+        ) from exc
 
 
 async def _fetch(ctx: ServiceContext, output: dict[str, Any], dest: Path) -> None:
     cap = ctx.config.max_output_bytes
     if "url" in output:
+        await _fetch_url(ctx, output["url"], dest)
+    elif (staged := staged_key_of(output)) is not None:
         try:
-            await fetch_to_file(output["url"], dest, max_bytes=cap, allow_hosts=ctx.config.fetch_allow_hosts)
-        except UnsafeURL as exc:
-            raise OutputProblem("unsafe_output_url", f"Refused to fetch the output URL: {exc}") from exc
-        except FetchTooLarge as exc:
-            raise OutputProblem("output_too_large", "The provider's output is larger than allowed.") from exc
-        except FetchFailed as exc:
-            raise OutputProblem(
-                "output_unavailable",
-                f"Could not download the output: {exc}",
-                retryable=exc.retryable,
-                retry_after=exc.retry_after,
-            ) from exc
-    elif "base64" in output:
-        await asyncio.to_thread(_decode_base64_to_file, output["base64"], dest, cap)
+            await ctx.store.get_file(staged, dest, max_bytes=cap)
+        except FileNotFoundError as exc:
+            raise OutputProblem("output_unavailable", "The staged output is gone.") from exc
+        except ValueError as exc:
+            raise OutputProblem("output_too_large", "The output is larger than allowed.") from exc
+    elif "base64" in output:  # recorded before outputs were staged
+        try:
+            await asyncio.to_thread(decode_base64_to_file, output["base64"], dest, cap)
+        except StagingProblem as exc:
+            raise OutputProblem(exc.code, str(exc)) from exc
     elif "path" in output:
         source = Path(output["path"])
         if not source.is_file():
@@ -182,8 +138,8 @@ async def store_output(ctx: ServiceContext, generation_id: str) -> None:
         return
     output = (generation.raw_provider or {}).get("output") or {}
     staging = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}"
-    spilled = _spilled_path(ctx, output)
-    done = False  # an unexpected error keeps the spilled file for the next try
+    staged = staged_key_of(output)
+    done = False  # an unexpected error keeps the staged object for the next try
     try:
         await _fetch_in_time(ctx, generation, output, staging)
         crash_point(DURING_OUTPUT_FETCH)
@@ -193,8 +149,8 @@ async def store_output(ctx: ServiceContext, generation_id: str) -> None:
     except OutputProblem as exc:
         done = not await _output_failed(ctx, generation, exc)
     finally:
-        if spilled is not None and done:
-            spilled.unlink(missing_ok=True)
+        if staged is not None and done:
+            await discard_recorded_staging(ctx, generation.raw_provider)
         for leftover in (staging, staging.with_suffix(".jpg")):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)

@@ -24,7 +24,7 @@ from reelgate.providers.base import (
 )
 from reelgate.services import routing
 from reelgate.services.context import ServiceContext
-from reelgate.services.outputs import discard_spilled, discard_stored_spill, spill_inline_output
+from reelgate.services.output_staging import discard_recorded_staging, discard_staged, stage_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
 
 log = logging.getLogger("reelgate.worker")
@@ -270,11 +270,11 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
     found = await provider.lookup(generation.id) if provider.supports_lookup else None
     now = ctx.clock()
     if found is not None:
-        found = await spill_inline_output(ctx, generation.id, found)
+        found = await stage_output(ctx, generation.id, found)
         update_ = found
         updated = await ctx.db.write(lambda tx: apply_provider_update(tx, generation.id, update_, now=now))
         if updated is None or updated.status != _S.STORING.value:
-            discard_spilled(ctx, found)
+            await discard_staged(ctx, found)
         return
     log.warning(
         "generation %s needs review: its submit outcome is unknown and %s cannot look it up",
@@ -299,7 +299,7 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
     except ProviderRejected as exc:
         await _rejected(ctx, generation, exc)
         return
-    update_ = await spill_inline_output(ctx, generation.id, update_)
+    update_ = await stage_output(ctx, generation.id, update_)
     now = ctx.clock()
     # A good answer ends a run of transient errors: the bound is on failures in a row.
     next_poll = now + timedelta(seconds=poll_delay(ctx, generation.poll_count + 1, update_.poll_after_seconds))
@@ -314,7 +314,7 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
         kept = await ctx.db.write(polled)
     finally:
         if not kept:
-            discard_spilled(ctx, update_)
+            await discard_staged(ctx, update_)
 
 
 async def _transient(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:
@@ -354,7 +354,7 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
         )
     )
     if ended is not None:
-        discard_stored_spill(ctx, generation.raw_provider)
+        await discard_recorded_staging(ctx, generation.raw_provider)
 
 
 async def resume_all(ctx: ServiceContext) -> int:

@@ -87,6 +87,7 @@ def _output_to_json(output: OutputRef | None) -> dict[str, Any] | None:
             "url": output.url,
             "base64": output.base64_data,
             "path": output.path,
+            "staged": output.staged_key,
             "content_type": output.content_type,
         }.items()
         if v is not None

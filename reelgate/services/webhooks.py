@@ -14,7 +14,7 @@ from reelgate.domain.jobs import GenerationStatus
 from reelgate.providers.base import ProviderUpdate, WebhookRejected
 from reelgate.services import pipeline, routing
 from reelgate.services.context import ServiceContext
-from reelgate.services.outputs import discard_spilled, spill_inline_output
+from reelgate.services.output_staging import discard_staged, stage_output
 from reelgate.services.transitions import apply_provider_update
 
 log = logging.getLogger("reelgate.webhooks")
@@ -41,16 +41,16 @@ async def ingest_provider_webhook(
     except WebhookRejected as exc:
         log.warning("rejected %s webhook for %s: %s", provider_name, generation_id, exc)
         raise Unauthorized(f"Webhook rejected: {exc}") from exc
-    # Decode an inline video to a file before the transaction; drop the file if the update is not applied.
+    # Stage an inline video in the object store before the transaction; drop it if the update is not applied.
     # A generation past `processing` ignores the update anyway, so a redelivered video is not decoded again.
     active = generation.status in (GenerationStatus.SUBMITTING.value, GenerationStatus.PROCESSING.value)
-    update_ = await spill_inline_output(ctx, generation_id, event.update) if active else event.update
+    update_ = await stage_output(ctx, generation_id, event.update) if active else event.update
     kept = False
     try:
         result, kept = await _record_and_apply(ctx, provider_name, generation_id, event.delivery_id, update_)
     finally:
         if not kept:
-            discard_spilled(ctx, update_)
+            await discard_staged(ctx, update_)
     return result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -72,8 +71,9 @@ _SET_LEASE = query("UPDATE generations SET lease_owner = :owner, lease_until = :
 
 
 @pytest.mark.parametrize("provider_name", ["runpod"])
-async def test_runpod_inline_base64_is_spilled_to_a_file(e2e: Start) -> None:
-    """The LTX-2 worker returns `{"video": base64}`: the row keeps a staging path, never the base64."""
+async def test_runpod_inline_base64_is_staged_in_the_object_store(e2e: Start) -> None:
+    """The LTX-2 worker returns `{"video": base64}`: the row keeps a key under the object store's staging
+    prefix (any worker on any host can read it), never the base64 nor a local path."""
     h = await e2e()
     h.sim.webhooks.controls.hold = True
     generation_id = await h.create()
@@ -88,14 +88,14 @@ async def test_runpod_inline_base64_is_spilled_to_a_file(e2e: Start) -> None:
     assert stored["progress"] == 100
     row = await generation_row(h.ctx, generation_id)
     output = dict(row.raw_provider or {})["output"]
-    assert set(output) == {"path", "content_type"}
+    assert set(output) == {"staged", "content_type"}
+    assert output["staged"].startswith("staging/")
     assert len(str(row.raw_provider)) < 5000  # the payload keeps "<N characters>" in place of the video
-    spilled = Path(output["path"])
-    assert spilled.is_file()
+    assert await h.ctx.store.size_of(output["staged"]) == len(h.sim.video)
 
     await h.ctx.db.write(lambda tx: tx.run(_SET_LEASE, {"id": generation_id, "owner": None, "until": None}))
     h.ctx.wake(generation_id)
     final = await h.final(generation_id)
     assert final["status"] == "succeeded", final
-    assert not spilled.exists()
+    assert await h.ctx.store.size_of(output["staged"]) is None  # removed once stored
     await h.check_ledger()
