@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import shutil
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,6 +30,9 @@ from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
 from reelgate.worker import Worker, register_default_housekeeping
+
+if TYPE_CHECKING:
+    from reelgate.queue import Queue
 
 app = typer.Typer(help="reelgate: sell AI video generation.", no_args_is_help=True, add_completion=False)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -135,10 +140,40 @@ async def _work(settings: Settings, concurrency: int) -> None:
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     try:
-        await queue.run_worker(concurrency=concurrency, install_signal_handlers=True)
+        await _run_until_signalled(queue, settings, concurrency)
     finally:
         await queue.close()
         await close_context(ctx)
+
+
+async def _run_until_signalled(queue: Queue, settings: Settings, concurrency: int) -> None:
+    """SIGTERM or SIGINT: stop taking jobs, let running ones finish (REELGATE_WORKER_SHUTDOWN_SECONDS), exit.
+    A worker that stops on its own (its database connection was lost, e.g. PostgreSQL restarted) starts again
+    after a heartbeat instead of leaving the machine without a worker."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    stop_wait = asyncio.create_task(stopping.wait())
+    try:
+        while not stopping.is_set():
+            running = asyncio.create_task(queue.run_worker(concurrency=concurrency))
+            await asyncio.wait({running, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.is_set():
+                console.print(f"stopping: running jobs get {settings.worker_shutdown_seconds:g} s to finish")
+                running.cancel()  # procrastinate's orderly stop: no new jobs, running ones finish or are aborted
+            try:
+                await running
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001 - logged; the loop starts the worker again
+                logging.getLogger("reelgate.worker").exception("the worker stopped")
+            if not stopping.is_set():
+                await asyncio.sleep(settings.queue_heartbeat_seconds)
+    finally:
+        stop_wait.cancel()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 @app.command()

@@ -9,11 +9,14 @@ between a commit and its enqueue, or a killed worker, loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import socket
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +75,7 @@ class Queue:
         self._waking: list[str] = []  # generations committed since the last batch of wake-ups went out
         self._flusher: asyncio.Task[None] | None = None
         self._housekeeping_at: dict[str, float] = {}
+        self._held: set[str] = set()  # generations whose steps this process is running now
         self._register()
 
     @property
@@ -80,9 +84,19 @@ class Queue:
             raise RuntimeError("the queue was not attached to a ServiceContext")
         return self._ctx
 
+    @property
+    def stalled_after(self) -> float:
+        """A worker silent this long is presumed dead: its jobs run again and its leases are dropped."""
+        return 3 * self.settings.queue_heartbeat_seconds
+
     async def open(self, ctx: ServiceContext) -> None:
-        """Opens the connection pool and makes `ctx.wake` enqueue through it."""
+        """Opens the connection pool and makes `ctx.wake` enqueue through it.
+
+        A worker's leases lapse on the same clock as its procrastinate heartbeat: renewed on every beat
+        while a step runs (renew_leases), gone 3 beats after the worker stopped beating. So a killed worker,
+        or one cut off by a database restart, strands nothing for longer than a few seconds."""
         self._ctx = ctx
+        ctx.config = replace(ctx.config, lease_seconds=self.stalled_after)
         await self.app.open_async()
         ctx.wake = self.wake
 
@@ -137,13 +151,15 @@ class Queue:
 
     async def reconcile(self) -> int:
         """Frees the locks of jobs whose worker died, then enqueues every due generation without a job."""
-        stalled = await self.app.job_manager.get_stalled_jobs(
-            seconds_since_heartbeat=3 * self.settings.queue_heartbeat_seconds
-        )
+        stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after)
+        enqueued = 0
         for job in stalled:
             log.warning("job %s of a dead worker released", job.id, extra={"generation_id": job.lock})
             await self.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
-        enqueued = 0
+            if job.task_name == DRIVE_TASK and job.lock:
+                # Its holder is dead by the queue's own judgment: the next worker need not wait for the lease.
+                await pipeline.drop_claim(self.ctx, job.lock)
+                enqueued += await self.enqueue(job.lock)
         for work in await pipeline.due_work(self.ctx, limit=1000):
             enqueued += await self.enqueue(work.generation_id)
         if enqueued:
@@ -163,22 +179,52 @@ class Queue:
                 log.exception("housekeeping job %s failed", job.name)
 
     async def run_worker(self, *, concurrency: int, install_signal_handlers: bool = False) -> None:
-        await self.app.run_worker_async(
-            concurrency=concurrency,
-            name=self.owner,
-            fetch_job_polling_interval=self.settings.queue_poll_seconds,
-            update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
-            stalled_worker_timeout=3 * self.settings.queue_heartbeat_seconds,
-            delete_jobs="successful",
-            install_signal_handlers=install_signal_handlers,
-        )
+        """Runs jobs until stopped. Cancelling it is an orderly stop: no new job is taken, running ones get
+        `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by the
+        next reconciler tick; their leases lapse with this worker's heartbeat)."""
+        renewer = asyncio.create_task(self.renew_leases(), name="reelgate-lease-renewal")
+        try:
+            await self.app.run_worker_async(
+                concurrency=concurrency,
+                name=self.owner,
+                fetch_job_polling_interval=self.settings.queue_poll_seconds,
+                update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
+                stalled_worker_timeout=self.stalled_after,
+                shutdown_graceful_timeout=self.settings.worker_shutdown_seconds,
+                delete_jobs="successful",
+                install_signal_handlers=install_signal_handlers,
+            )
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    @contextlib.contextmanager
+    def holding(self, generation_id: str) -> Iterator[None]:
+        """Marks a generation as worked on here: its lease is renewed on every heartbeat until the block ends."""
+        self._held.add(generation_id)
+        try:
+            yield
+        finally:
+            self._held.discard(generation_id)
+
+    async def renew_leases(self) -> None:
+        """On every heartbeat, pushes back the lapse of the leases of the steps running here."""
+        while True:
+            await asyncio.sleep(self.settings.queue_heartbeat_seconds)
+            if not self._held:
+                continue
+            try:
+                await pipeline.extend_claims(self.ctx, sorted(self._held), self.owner)
+            except Exception:  # noqa: BLE001 - a database blip: the next beat tries again
+                log.warning("could not renew leases", exc_info=True)
 
     def _register(self) -> None:
         app = self.app
 
         @app.task(name=DRIVE_TASK)
         async def drive(generation_id: str, failures: int = 0) -> None:
-            with generation_context(generation_id):
+            with generation_context(generation_id), self.holding(generation_id):
                 try:
                     again = await tasks.drive(self.ctx, generation_id, self.owner)
                 except Exception:

@@ -84,10 +84,13 @@ class Settings(BaseSettings):
     daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap
     # Production mode (reelgate.queue, `reelgate worker`): procrastinate on the same PostgreSQL.
     s3_presign_downloads: bool = False  # redirect downloads to a short-lived presigned URL instead of streaming
-    lease_seconds: float = 120.0  # a generation's claim lapses this long after its holder died
+    # A generation's claim lapses this long after its holder died (embedded mode: one process, which drops them
+    # all at start-up). Production workers use 3x the heartbeat instead and renew their claims on each beat.
+    lease_seconds: float = 120.0
     queue_poll_seconds: float = 1.0  # how often workers look for jobs scheduled for later (polls)
-    queue_heartbeat_seconds: float = 10.0  # a worker silent for 3x this is presumed dead; its jobs re-run
-    reconcile_interval_seconds: int = 10  # the reconciler re-enqueues due work no job covers
+    queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its jobs re-run
+    reconcile_interval_seconds: int = 3  # the reconciler re-enqueues due work no job covers
+    worker_shutdown_seconds: float = 30.0  # on SIGTERM, running jobs get this long to finish, then are handed back
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
     # `reelgate serve`'s /metrics: with a token it answers on the public listener to `Bearer <token>` only;
@@ -96,7 +99,7 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
-    database_pool_size: int = 10  # per process; it may grow to 3x this under bursts (see docs/deploy.md)
+    database_pool_size: int = 10  # PostgreSQL connections per process, never more (see docs/deploy.md)
 
     @cached_property
     def providers(self) -> dict[str, ProviderSettings]:

@@ -92,6 +92,17 @@ async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> 
     await ctx.db.write(lambda tx: generation_queries.release_claim(tx, generation_id, owner))
 
 
+async def extend_claims(ctx: ServiceContext, generation_ids: list[str], owner: str) -> int:
+    """Pushes back the lapse of the leases `owner` holds on these generations by another lease period."""
+    until = ctx.clock() + timedelta(seconds=ctx.config.lease_seconds)
+    return await ctx.db.write(lambda tx: generation_queries.extend_leases(tx, owner, generation_ids, until=until))
+
+
+async def drop_claim(ctx: ServiceContext, generation_id: str) -> None:
+    """Frees a generation whose holder is presumed dead, so the next worker need not wait for the lease."""
+    await ctx.db.write(lambda tx: generation_queries.drop_lease(tx, generation_id))
+
+
 async def read_generation(ctx: ServiceContext, generation_id: str) -> Generation | None:
     """The row as every worker step starts with it."""
     return await ctx.db.read(lambda tx: generation_queries.generation_by_id(tx, generation_id))

@@ -34,5 +34,6 @@ def production_settings(**overrides: object) -> dict[str, object]:
         "queue_poll_seconds": 0.1,
         "queue_heartbeat_seconds": 1.0,
         "reconcile_interval_seconds": 1,
+        "worker_shutdown_seconds": 5.0,
         **overrides,
     }

@@ -4,6 +4,8 @@ and the production API reports the queue in /readyz and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -78,8 +80,16 @@ async def test_the_job_of_a_dead_worker_is_released_and_its_generation_finishes(
             "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') RETURNING id"
         ).fetchone()
         conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s", worker_id)
+        # ...holding the generation's lease for a long time yet (a lease that outlived its holder).
+        conn.execute(
+            "UPDATE generations SET lease_owner = 'dead-worker', lease_until = now() + interval '1 hour' WHERE id = %s",
+            (generation.id,),
+        )
+    started = time.monotonic()
     async with queue_worker(settings):
         assert await _wait_status(settings, generation.id) == "succeeded"
+    # Free once the queue judged the holder dead (3 heartbeats), not when the lease would have lapsed.
+    assert time.monotonic() - started < 20
 
 
 async def test_production_api_reports_the_queue(tmp_path: Path, pg_database_url: str) -> None:
@@ -89,3 +99,54 @@ async def test_production_api_reports_the_queue(tmp_path: Path, pg_database_url:
         assert ready.status_code == 200 and ready.json()["checks"]["queue"]["ok"], ready.text
         metrics = (await running.client.get("/metrics", headers=METRICS_HEADERS)).text
         assert "reelgate_queue_depth 0.0" in metrics and "reelgate_queue_lag_seconds" in metrics
+
+
+async def test_a_running_step_keeps_its_lease_past_the_lease_period(tmp_path: Path, pg_database_url: str) -> None:
+    """Leases lapse 3 heartbeats after the worker stops beating, so a live worker renews the leases of the
+    steps it runs on every beat; without that, the reconciler would hand a long step's generation on."""
+    settings = _settings(tmp_path, pg_database_url)
+    ctx = await build_context(settings)
+    try:
+        account = await make_account(ctx, credits=100)
+        generation, _ = await generations.create_generation(ctx, account.id, ORDER)  # no wake-up: no job
+    finally:
+        await close_context(ctx)
+    lease = "UPDATE generations SET lease_owner = %s, lease_until = now() + %s * interval '1 second' WHERE id = %s"
+    with psycopg.connect(conninfo(settings), autocommit=True) as conn:
+        conn.execute(lease, ("someone", 3600, generation.id))
+        async with queue_worker(settings) as queue:
+            assert queue.ctx.config.lease_seconds == 3 * settings.queue_heartbeat_seconds
+            with queue.holding(generation.id):  # as the drive task does around its steps
+                conn.execute(lease, (queue.owner, queue.ctx.config.lease_seconds, generation.id))
+                await asyncio.sleep(2 * queue.ctx.config.lease_seconds)
+                row = conn.execute(
+                    "SELECT lease_owner, lease_until > now(), status FROM generations WHERE id = %s", (generation.id,)
+                )
+                assert row.fetchone() == (queue.owner, True, "queued")
+
+
+async def test_sigterm_stops_the_worker_in_order_and_nothing_is_stranded(tmp_path: Path, pg_database_url: str) -> None:
+    """`reelgate worker` on SIGTERM: no new jobs, running ones finish (or are handed back), the process's
+    worker leaves the queue's registry, and a later worker finishes whatever was left."""
+    from reelgate.cli import _run_until_signalled
+
+    settings = _settings(tmp_path, pg_database_url)
+    ctx = await build_context(settings)
+    queue = Queue(settings, pool_size=4)
+    try:
+        await queue.open(ctx)
+        account = await make_account(ctx, credits=100)
+        running = asyncio.create_task(_run_until_signalled(queue, settings, 2))
+        created = [(await generations.create_generation(ctx, account.id, ORDER))[0] for _ in range(3)]
+        await asyncio.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(running, timeout=settings.worker_shutdown_seconds + 10)
+    finally:
+        await queue.close()
+        await close_context(ctx)
+    with psycopg.connect(conninfo(settings)) as conn:
+        assert conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'").fetchone() == (0,)
+    async with queue_worker(settings):
+        for generation in created:
+            assert await _wait_status(settings, generation.id) == "succeeded"

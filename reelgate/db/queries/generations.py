@@ -147,6 +147,8 @@ _CLAIM = query(
 _RELEASE_CLAIM = query(
     "UPDATE generations SET lease_owner = NULL, lease_until = NULL WHERE id = :id AND lease_owner = :owner"
 )
+_EXTEND_LEASES = query("UPDATE generations SET lease_until = :until WHERE lease_owner = :owner AND id = ANY(:ids)")
+_DROP_LEASE = query("UPDATE generations SET lease_owner = NULL, lease_until = NULL WHERE id = :id")
 _DROP_LEASES = query(
     f"UPDATE generations SET lease_owner = NULL, lease_until = NULL "
     f"WHERE status IN {_ACTIVE} AND lease_owner IS NOT NULL"
@@ -354,6 +356,16 @@ def claim(tx: Tx, generation_id: str, owner: str, *, now: datetime, until: datet
 
 def release_claim(tx: Tx, generation_id: str, owner: str) -> None:
     tx.run(_RELEASE_CLAIM, {"id": generation_id, "owner": owner})
+
+
+def extend_leases(tx: Tx, owner: str, generation_ids: list[str], *, until: datetime) -> int:
+    """Keeps the leases a live worker holds from lapsing while its steps run (renewed on its heartbeat)."""
+    return tx.run(_EXTEND_LEASES, {"owner": owner, "ids": generation_ids, "until": until})
+
+
+def drop_lease(tx: Tx, generation_id: str) -> None:
+    """The lease of a generation whose holder the queue presumes dead (its heartbeat stopped)."""
+    tx.run(_DROP_LEASE, {"id": generation_id})
 
 
 def drop_all_leases(tx: Tx) -> int:
