@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+from dataclasses import replace
 
 import av
 import httpx
@@ -173,3 +174,15 @@ def test_errors_in_openrouter_shape(live: LiveServer) -> None:
     with pytest.raises(errors.UnauthorizedResponseError) as unauthorized:
         sdk(live, "rg_not-a-real-key").video_generation.get_generation(job_id="gen_x")
     assert unauthorized.value.data.error.code == 401
+
+
+def test_too_many_jobs_at_once_is_a_429_with_retry_after(live: LiveServer) -> None:
+    live.ctx.config = replace(live.ctx.config, max_in_flight=1)
+    account = live.account()
+    client = sdk(live, account.key)
+    client.video_generation.generate(model="sandbox-t2v", prompt="a fox that never finishes [hang]", duration=1)
+    with pytest.raises(errors.TooManyRequestsResponseError) as busy:
+        client.video_generation.generate(model="sandbox-t2v", prompt=FOX, duration=1)
+    assert busy.value.data.error.code == 429 and int(busy.value.headers["retry-after"]) > 0
+    assert busy.value.data.error.metadata is not None
+    assert busy.value.data.error.metadata["reelgate_code"] == "rate_limited"
