@@ -109,13 +109,14 @@ OPTIONAL_ROUTERS = (
     "reelgate.api.routes_admin",
     "reelgate.api.routes_client_webhooks",
     "reelgate.api.openai_compat",
+    "reelgate.api.openrouter_compat",
     "reelgate.api.metrics",
     "reelgate.web.routes",
 )
 
 
 # Of those, the ones mounted ahead of the core routers.
-MATCHED_FIRST = ("reelgate.api.openai_compat",)
+MATCHED_FIRST = ("reelgate.api.openai_compat", "reelgate.api.openrouter_compat")
 
 
 def _mount_optional(app: FastAPI, names: tuple[str, ...]) -> None:

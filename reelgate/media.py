@@ -30,6 +30,7 @@ __all__ = [
     "decode_frame_source",
     "in_decode_pool",
     "make_image_thumbnail",
+    "make_spritesheet",
     "make_thumbnail",
     "probe_image_file",
     "probe_video",
@@ -220,6 +221,61 @@ def make_thumbnail(video_path: str | Path, out_path: str | Path, *, max_width: i
     except (av.FFmpegError, OSError):
         image = _frame_near(path, 0.0)
     return _save_jpeg(image, out_path, max_width)
+
+
+# A spritesheet is a grid of evenly spaced frames: up to this many columns and frames, each tile this wide.
+SPRITESHEET_COLUMNS = 5
+SPRITESHEET_FRAMES = 25
+SPRITESHEET_TILE_WIDTH = 160
+
+
+def _frames_at(path: Path, fractions: list[float]) -> list[Image.Image]:
+    """One frame near each fraction of the video's length, from one open container (a seek per frame)."""
+    images: list[Image.Image] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        duration = _stream_duration(container, stream)
+        for fraction in fractions:
+            target = duration * fraction
+            container.seek(int(target / stream.time_base) if target > 0 and stream.time_base else 0, stream=stream)
+            chosen = None
+            for count, frame in enumerate(container.decode(stream)):
+                chosen = frame
+                if frame.time is None or frame.time >= target - 1e-3 or count >= MAX_FRAMES_AFTER_SEEK:
+                    break
+            if chosen is not None:
+                images.append(chosen.to_image())  # type: ignore[no-untyped-call]  # PyAV is untyped
+    if not images:
+        raise MediaError("not_a_video", "no decodable frame")
+    return images
+
+
+def make_spritesheet(
+    video_path: str | Path,
+    out_path: str | Path,
+    *,
+    frames: int = SPRITESHEET_FRAMES,
+    columns: int = SPRITESHEET_COLUMNS,
+    tile_width: int = SPRITESHEET_TILE_WIDTH,
+) -> tuple[int, int]:
+    """Write a JPEG grid of `frames` evenly spaced frames (left to right, top to bottom); return its (w, h).
+    A video with fewer frames than asked gives a smaller grid."""
+    path = Path(video_path)
+    info = probe_video(path)
+    count = max(1, min(frames, info.frames or frames))
+    try:
+        images = _frames_at(path, [(index + 0.5) / count for index in range(count)])
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError("not_a_video", f"cannot decode: {exc}") from exc
+    width = min(tile_width, images[0].width)
+    height = max(1, round(images[0].height * width / images[0].width))
+    cols = min(columns, len(images))
+    rows = -(-len(images) // cols)
+    sheet = Image.new("RGB", (cols * width, rows * height))
+    for index, image in enumerate(images):
+        tile = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        sheet.paste(tile, ((index % cols) * width, (index // cols) * height))
+    return _save_jpeg(sheet, out_path, sheet.width)
 
 
 # --- images --------------------------------------------------------------------------------------

@@ -24,6 +24,10 @@ def thumbnail_key(generation_id: str) -> str:
     return f"generations/{generation_id}/thumbnail.jpg"
 
 
+def spritesheet_key(generation_id: str) -> str:
+    return f"generations/{generation_id}/spritesheet.jpg"
+
+
 def upload_key(upload_id: str, extension: str) -> str:
     return f"uploads/{upload_id}.{extension}"
 

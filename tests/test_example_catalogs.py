@@ -208,8 +208,24 @@ def test_default_catalog_contains_sandbox_and_every_example_model() -> None:
         "modelslab",
         "edenai",
         "poe",
+        "openrouter",
     }
     assert [spec.id for spec in catalog.models if spec.preview] == ["sandbox-t2v", "sandbox-i2v"]
+
+
+def test_default_openrouter_models_sell_at_two_and_a_half_times_their_list_price() -> None:
+    catalog = load_default_catalog()
+    openrouter = [spec for spec in catalog.models if spec.provider == "openrouter"]
+    assert {spec.provider_model for spec in openrouter} == {
+        "google/veo-3.1",
+        "google/veo-3.1-fast",
+        "openai/sora-2-pro",
+        "alibaba/wan-2.6",
+    }
+    # US$0.40/s x 8 s x 2.5 = US$8 = 800 credits; Veo 3.1 Fast at US$0.15/s; Wan 2.6 at 1080p costs 1.5x.
+    assert _quote(catalog, "openrouter-veo-3.1").total == 800
+    assert _quote(catalog, "openrouter-veo-3.1-fast", duration=4).total == 150
+    assert _quote(catalog, "openrouter-wan-2.6", duration=5, resolution="1080p").total == 188
 
 
 def test_default_sandbox_is_cheap_and_priced_by_duration() -> None:

@@ -16,6 +16,7 @@ from reelgate.media import (
     MediaError,
     RenderSpec,
     make_image_thumbnail,
+    make_spritesheet,
     make_thumbnail,
     probe_image_file,
     probe_video,
@@ -130,6 +131,42 @@ def test_thumbnail_dimensions(tmp_path: Path, clip_720p: Path) -> None:
     with Image.open(thumb) as image:
         assert image.format == "JPEG" and image.size == (480, 270)
     assert make_thumbnail(clip_720p, thumb, max_width=2000) == (1280, 720)
+
+
+def test_spritesheet_is_a_grid_of_evenly_spaced_frames(tmp_path: Path) -> None:
+    """Red to blue over 24 frames: the first tile is red, the last blue, and the middle ones in between."""
+    red, blue = (220, 30, 30), (30, 40, 220)
+    clip = tmp_path / "i2v.mp4"
+    spec = RenderSpec(
+        640, 360, 1.0, seed=1, start_image=png_bytes((640, 360), red), end_image=png_bytes((640, 360), blue)
+    )
+    render_preview_video(spec, clip)
+    sheet = tmp_path / "sheet.jpg"
+    assert make_spritesheet(clip, sheet, frames=4, columns=2, tile_width=100) == (200, 112)
+    with Image.open(sheet) as image:
+        assert image.format == "JPEG"
+        tiles = [image.crop((x, y, x + 100, y + 56)) for y in (0, 56) for x in (0, 100)]
+        colours = [mean_colour(tile) for tile in tiles]
+    assert colour_distance(colours[0], red) < 60 and colour_distance(colours[3], blue) < 60
+    blueness = [c[2] - c[0] for c in colours]
+    assert blueness == sorted(blueness)  # later tiles are later frames
+
+
+def test_spritesheet_of_a_short_clip_has_one_tile_per_frame(tmp_path: Path) -> None:
+    clip = tmp_path / "short.mp4"
+    render_preview_video(RenderSpec(320, 180, 0.25, seed=2, prompt="a blink"), clip)
+    frames = probe_video(clip).frames or 0
+    assert 0 < frames < 25
+    sheet = tmp_path / "sheet.jpg"
+    width, height = make_spritesheet(clip, sheet)
+    assert width == min(frames, 5) * 160 and height == -(-frames // 5) * 90
+
+
+def test_spritesheet_refuses_what_is_not_a_video(tmp_path: Path) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    with pytest.raises(MediaError):
+        make_spritesheet(text, tmp_path / "sheet.jpg")
 
 
 def test_probe_rejects_a_text_file(tmp_path: Path) -> None:

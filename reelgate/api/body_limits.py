@@ -24,6 +24,9 @@ class BodyTooLarge(HTTPException):
 def cap_for(path: str, upload_cap: int) -> int:
     if path.startswith("/api/v1/uploads") or path.startswith("/v1/videos"):
         return upload_cap + _MiB  # multipart framing around the file
+    if path.rstrip("/") == "/api/v1/videos":
+        # OpenRouter's shape: up to two frame images as base64 data URLs inside the JSON (4/3 of their size).
+        return 3 * upload_cap + _MiB
     if path.startswith("/webhooks/"):
         return 64 * _MiB  # RunPod may post a whole base64 video
     return _MiB
@@ -42,7 +45,7 @@ class BodySizeLimitMiddleware:
         cap = cap_for(path, self.upload_cap)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and (len(declared) > 18 or int(declared) > cap):
-            await _refuse(send, cap, openai=path.startswith("/v1/"))
+            await _refuse(send, cap, path)
             return
         seen = 0
         started = False
@@ -65,13 +68,17 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _refuse(send, cap, openai=path.startswith("/v1/"))
+                await _refuse(send, cap, path)
 
 
-async def _refuse(send: Send, cap: int, *, openai: bool) -> None:
-    """413 in the error shape of the API the path belongs to (OpenAI's on the /v1 routes)."""
+async def _refuse(send: Send, cap: int, path: str) -> None:
+    """413 in the error shape of the API the path belongs to (OpenAI's on the /v1 routes, OpenRouter's on
+    /api/v1/videos)."""
     message = f"The request body exceeds {cap} bytes."
-    if openai:
+    error: dict[str, object]
+    if path.startswith("/api/v1/videos"):
+        error = {"code": 413, "message": message, "metadata": {"reelgate_code": "payload_too_large"}}
+    elif path.startswith("/v1/"):
         error = {"message": message, "type": "invalid_request_error", "param": None, "code": "payload_too_large"}
     else:
         error = {"code": "payload_too_large", "message": message, "details": {"max_bytes": cap}}

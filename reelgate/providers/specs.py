@@ -122,6 +122,13 @@ class OpenAIVideosSettings(SpooledSettings):
         return ProviderConfig(api_key=self.api_key, base_url=self.base_url, extra={**self.host_extra(host), **flat})
 
 
+class OpenRouterSettings(SpooledSettings):
+    api_key: str | None = setting("OPENROUTER_API_KEY", secret=True)
+    base_url: str | None = setting()
+    # The workspace's webhook signing secret: completion webhooks are asked for only when it is set.
+    webhook_secret: str | None = setting("OPENROUTER_WEBHOOK_SECRET", secret=True)
+
+
 def _spec(name: str, adapter: str, settings: type[ProviderSettings], description: str, docs: str) -> ProviderSpec:
     return ProviderSpec(
         name=name,
@@ -149,4 +156,7 @@ OPENAI_VIDEOS = _spec(
     OpenAIVideosSettings,
     "any OpenAI Videos upstream",
     "openai-videos",
+)
+OPENROUTER = _spec(
+    "openrouter", "openrouter:OpenRouterProvider", OpenRouterSettings, "OpenRouter video API", "openrouter"
 )

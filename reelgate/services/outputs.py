@@ -28,7 +28,7 @@ from reelgate.services.output_staging import (
 )
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
 from reelgate.services.transitions import fail, transition
-from reelgate.storage import file_digest, thumbnail_key, video_key
+from reelgate.storage import file_digest, spritesheet_key, thumbnail_key, video_key
 
 log = logging.getLogger("reelgate.outputs")
 _B64_CHUNK = 4 * 1024 * 1024  # a multiple of 4, so each slice decodes on its own
@@ -171,6 +171,8 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         await ctx.store.put_file(thumbnail_key(generation.id), thumb_local, "image/jpeg")
     except media.MediaError:
         thumb_key = None  # a video without a thumbnail is still a video the user paid for
+    if generation.kind != "image":
+        await _store_spritesheet(ctx, generation.id, checked.path)
     done = await ctx.db.write(
         lambda tx: transition(
             tx,
@@ -191,6 +193,20 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
     if done is None:
         # Canceled or expired while we were storing: the object has no record, so remove it.
         await ctx.store.delete(key)
+
+
+async def _store_spritesheet(ctx: ServiceContext, generation_id: str, video: Path) -> None:
+    """The grid of evenly spaced frames served as the `spritesheet` variant; made once, here. Its key is fixed
+    (storage.spritesheet_key), so a video stored without one (an older one) simply has none."""
+    local = video.with_suffix(".sprites.jpg")
+    try:
+        await asyncio.to_thread(media.make_spritesheet, video, local)
+        await ctx.store.put_file(spritesheet_key(generation_id), local, "image/jpeg")
+    except media.MediaError:
+        pass  # like the thumbnail: a video without a spritesheet is still a video the user paid for
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(local)
 
 
 async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> bool:

@@ -8,6 +8,7 @@ from reelgate.domain.errors import Conflict, NotFound
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
+from reelgate.storage import spritesheet_key
 
 
 def _no_video(video_id: str) -> NotFound:
@@ -70,3 +71,12 @@ async def remix_video(
     if not replayed:
         await ctx.db.write(lambda tx: video_queries.record_remix(tx, generation.id, source.id))
     return generation
+
+
+async def spritesheet_of(ctx: ServiceContext, generation: Generation) -> str:
+    """The stored key of the video's spritesheet (a grid of evenly spaced frames, made when the video was stored);
+    a video stored before spritesheets were made has none."""
+    key = spritesheet_key(generation.id)
+    if await ctx.store.size_of(key) is None:
+        raise NotFound("This video has no spritesheet.", details={"video_id": generation.id})
+    return key

@@ -30,7 +30,7 @@ from tests.simulators.base import Job, Simulator, listening_socket, serve_on_thi
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key"
-WAVE2 = ["modelslab", "edenai", "poe", "runway", "luma", "veo", "fal", "openai_videos"]
+WAVE2 = ["modelslab", "edenai", "poe", "runway", "luma", "veo", "fal", "openai_videos", "openrouter"]
 # One model per provider: modelslab, edenai and poe from the default catalog, the rest from the example.
 ORDERS: dict[str, dict[str, Any]] = {
     "modelslab": {"model": "text-to-video-ultra"},
@@ -41,11 +41,14 @@ ORDERS: dict[str, dict[str, Any]] = {
     "veo": {"model": "veo-3-fast"},
     "fal": {"model": "fal-kling-1-6-pro", "duration": 5},
     "openai_videos": {"model": "sora-2", "duration": 4},
+    "openrouter": {"model": "openrouter-veo-3.1-fast", "duration": 4},
 }
 # Providers that call back; the others are followed by polling only.
-SENDS_WEBHOOKS = frozenset({"modelslab", "edenai", "luma", "fal"})
+SENDS_WEBHOOKS = frozenset({"modelslab", "edenai", "luma", "fal", "openrouter"})
 # Providers whose webhooks carry a signature on top of the per-generation URL token.
-SIGNED_WEBHOOKS = frozenset({"edenai", "fal"})
+SIGNED_WEBHOOKS = frozenset({"edenai", "fal", "openrouter"})
+# OpenRouter signs its webhooks with a workspace secret, given to both sides here.
+OPENROUTER_WEBHOOK_SECRET = "openrouter-signing-secret"
 # Test-catalog changes: a cross-provider fallback, and a fallback priced above the model it stands in for.
 FALLBACKS = {"luma-ray-2": ["runway-gen45"], "runway-gen45": ["luma-ray-2"]}
 PRICIER_RUNWAY_MARKUP = 10
@@ -57,9 +60,13 @@ def simulator(provider: str, video: bytes) -> Simulator:
     from tests.simulators.luma import LumaSimulator
     from tests.simulators.modelslab import ModelsLabSimulator
     from tests.simulators.openai_videos import OpenAIVideosSimulator
+    from tests.simulators.openrouter import OpenRouterSimulator
     from tests.simulators.poe import PoeSimulator
     from tests.simulators.runway import RunwaySimulator
     from tests.simulators.veo import VeoSimulator
+
+    if provider == "openrouter":
+        return OpenRouterSimulator(api_key=KEY, video=video, webhook_secret=OPENROUTER_WEBHOOK_SECRET)
 
     classes: dict[str, type[Simulator]] = {
         "modelslab": ModelsLabSimulator,
@@ -89,6 +96,11 @@ def provider_settings(provider: str, sim: Simulator) -> dict[str, Any]:
         "veo": {"gemini_api_key": KEY, "veo_base_url": url},
         "fal": {"fal_key": KEY, "fal_base_url": url, "fal_jwks_url": f"{url}/.well-known/jwks.json"},
         "openai_videos": {"openai_videos_api_key": KEY, "openai_videos_base_url": f"{url}/v1"},
+        "openrouter": {
+            "openrouter_api_key": KEY,
+            "openrouter_base_url": f"{url}/api/v1",
+            "openrouter_webhook_secret": OPENROUTER_WEBHOOK_SECRET,
+        },
     }
     return settings[provider]
 

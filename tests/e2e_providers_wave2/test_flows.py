@@ -15,7 +15,8 @@ from tests.e2e_providers_wave2.conftest import ORDERS, SENDS_WEBHOOKS, SIGNED_WE
 ASYNC_JOBS = [p for p in WAVE2 if p != "poe"]
 # Veo and OpenAI Videos outputs are downloaded from the configured API host with our key (the host in the
 # response is ignored), so no provider-supplied URL is ever fetched; the socket guard checks it in every test.
-URL_OUTPUTS = [p for p in WAVE2 if p not in ("veo", "openai_videos")]
+# So is OpenRouter's when its webhook reports it; its polled signed URL is checked in tests/providers_wave2.
+URL_OUTPUTS = [p for p in WAVE2 if p not in ("veo", "openai_videos", "openrouter")]
 # Where a cancel lands at the provider; Luma, ModelsLab, EdenAI and Veo document none: we stop following.
 CANCEL_ROUTES = {"runway": "cancel", "fal": "cancel", "openai_videos": "delete"}
 
@@ -167,4 +168,23 @@ async def test_deadline_expires_and_refunds(wave2: Start, provider_name: str) ->
     assert final["status"] == "expired" and final["error"]["code"] == "deadline_exceeded", final
     _assert_refunded(final, h.price)
     assert await h.credits() == before
+    await h.check_ledger()
+
+
+async def test_openrouter_polled_signed_url_goes_through_the_ssrf_guard(wave2: Start, connections: Connections) -> None:
+    """Followed by polling (its webhooks lost), OpenRouter's signed output URL is fetched like any provider URL."""
+    h = await wave2("openrouter", polling=True)
+    h.sim.webhooks.controls.drop = -1
+    h.sim.output_url_override = f"http://{METADATA_HOST}/latest/meta-data/video.mp4"
+    before = await h.credits()
+    final = await _run_to_end(h, await h.create())
+    assert final["status"] == "failed" and final["error"]["code"] == "unsafe_output_url", final
+    _assert_refunded(final, h.price)
+    assert not [a for a in connections.attempted if a[0] == METADATA_HOST]
+    assert await h.credits() == before
+
+    h.sim.output_url_override = None
+    final = await _run_to_end(h, await h.create())
+    assert final["status"] == "succeeded" and final["credits_charged"] == h.price, final
+    assert [r.route for r in h.sim.requests if r.route == "output"], "the signed URL was fetched"
     await h.check_ledger()

@@ -8,6 +8,7 @@ import av
 import httpx
 import openai
 import pytest
+from PIL import Image
 
 from tests.helpers import png_bytes
 from tests.openai_compat.conftest import LiveServer
@@ -137,3 +138,18 @@ def test_deleting_a_running_video_cancels_and_refunds(live: LiveServer) -> None:
     assert balance(live, account.key) == {"available": 100, "held": 0}
     native = httpx.get(f"{live.url}/api/v1/generations/{video.id}", headers={"Authorization": f"Bearer {account.key}"})
     assert native.json()["status"] == "canceled" and native.json()["credits_refunded"] == 10
+
+
+def test_spritesheet_variant_is_a_grid_of_frames(live: LiveServer) -> None:
+    account = live.account()
+    client = sdk(live, account.key)
+    video = client.videos.create_and_poll(model="sandbox-t2v", prompt=FOX, seconds="2", size="1280x720")
+    assert video.status == "completed", video
+    sheet = client.videos.download_content(video.id, variant="spritesheet").read()
+    assert sheet[:3] == b"\xff\xd8\xff"
+    with Image.open(io.BytesIO(sheet)) as image:
+        # 5 columns of 160x90 tiles (the 16:9 frame scaled down), 25 frames in 5 rows.
+        assert image.size == (5 * 160, 5 * 90)
+        # Evenly spaced frames differ: the sandbox draws a moving clip, so the first and last tiles are not alike.
+        first, last = image.crop((0, 0, 160, 90)), image.crop((4 * 160, 4 * 90, 5 * 160, 5 * 90))
+        assert list(first.getdata()) != list(last.getdata())

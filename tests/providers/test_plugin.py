@@ -16,7 +16,7 @@ from reelgate.settings import Settings
 
 BUILT_IN = {
     "sandbox", "runpod", "replicate", "pollo", "modelslab", "edenai", "poe", "fal", "runway", "luma", "veo",
-    "openai_videos",
+    "openai_videos", "openrouter",
 }  # fmt: skip
 
 
@@ -59,6 +59,9 @@ def test_built_ins_register_through_the_entry_point_group() -> None:
         ("REELGATE_VEO_BASE_URL", "veo", "base_url"),
         ("OPENAI_VIDEOS_BASE_URL", "openai_videos", "base_url"),
         ("OPENAI_VIDEOS_API_KEY", "openai_videos", "api_key"),
+        ("OPENROUTER_API_KEY", "openrouter", "api_key"),
+        ("OPENROUTER_WEBHOOK_SECRET", "openrouter", "webhook_secret"),
+        ("REELGATE_OPENROUTER_BASE_URL", "openrouter", "base_url"),
     ],
 )
 def test_every_documented_variable_still_works(

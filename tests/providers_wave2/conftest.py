@@ -69,3 +69,14 @@ def veo_sim():
 
     with VeoSimulator() as sim:
         yield sim
+
+
+OPENROUTER_SECRET = "openrouter-signing-secret"
+
+
+@pytest.fixture
+def openrouter_sim():
+    from tests.simulators.openrouter import OpenRouterSimulator
+
+    with OpenRouterSimulator(webhook_secret=OPENROUTER_SECRET) as sim:
+        yield sim

@@ -2,7 +2,8 @@
 
 Three sweeps against a live server on loopback:
 - schemathesis drives every operation of the OpenAPI schema (the reelgate API, the admin API and the
-  OpenAI-compatible /v1/videos) with data that fits the schema and data that does not;
+  OpenAI-compatible /v1/videos, the OpenRouter-compatible /api/v1/videos) with data that fits the schema and
+  data that does not;
 - hostile values (NaN, infinities, huge numbers, NUL, unpaired surrogates, wrong types) are put into each field
   of each JSON body, query parameter and path parameter;
 - the same values go into every field of the studio's forms, sent with a signed-in administrator's session.
@@ -243,7 +244,7 @@ def test_no_operation_answers_500(fuzz_server: FuzzServer) -> None:
                 _sweep(operation.as_strategy(generation_mode=mode), headers, failures, sent)()
             except Unsatisfiable:  # no parameter to get wrong (GET /api/v1/models): nothing negative to send
                 assert mode is GenerationMode.NEGATIVE, operation.path
-    assert {"/v1/videos", "/v1/videos/{video_id}/remix", "/api/v1/admin/credits"} <= paths
+    assert {"/v1/videos", "/v1/videos/{video_id}/remix", "/api/v1/videos", "/api/v1/admin/credits"} <= paths
     assert len(paths) >= 30 and len(sent) >= len(paths) * EXAMPLES_PER_OPERATION
     assert failures == [], "\n".join(failures[:20])
 
@@ -299,6 +300,26 @@ def _api_targets(server: FuzzServer) -> list[Target]:
         Target("POST", f"/v1/videos/{gen}/remix", user, {"prompt": "the same fox at night"}),
         Target(
             "POST",
+            "/api/v1/videos",
+            user,
+            {
+                "model": "sandbox-i2v",
+                "prompt": "a fox in the snow",
+                "duration": 2,
+                "resolution": "720p",
+                "aspect_ratio": "16:9",
+                "size": "1280x720",
+                "seed": 3,
+                "generate_audio": False,
+                "frame_images": [{"type": "image_url", "image_url": {"url": "data:,"}, "frame_type": "first_frame"}],
+                "input_references": None,
+                "callback_url": "https://example.com/hook",
+                "user": "fuzzer",
+                "session_id": "s1",
+            },
+        ),
+        Target(
+            "POST",
             "/api/v1/admin/credits",
             admin,
             {"email": "fuzz@example.com", "amount": 5, "reason": "fuzzing", "kind": "grant"},
@@ -314,6 +335,7 @@ def _api_targets(server: FuzzServer) -> list[Target]:
         Target("GET", "/api/v1/admin/payments", admin, None, ("user_id", "limit")),
         Target("GET", f"/api/v1/generations/{gen}/content", user, None, ("download",)),
         Target("GET", f"/v1/videos/{gen}/content", user, None, ("variant",)),
+        Target("GET", f"/api/v1/videos/{gen}/content", user, None, ("index",)),
     ]
 
 
@@ -323,6 +345,8 @@ _PATH_TEMPLATES = (
     ("POST", "/api/v1/generations/{}/retry"),
     ("GET", "/v1/videos/{}"),
     ("DELETE", "/v1/videos/{}"),
+    ("GET", "/api/v1/videos/{}"),
+    ("GET", "/api/v1/videos/{}/content"),
     ("GET", "/api/v1/models/{}"),
     ("GET", "/api/v1/uploads/{}"),
     ("PATCH", "/api/v1/projects/{}"),

@@ -305,8 +305,10 @@ async def download_content(
             "This video is not completed yet.", code="video_not_ready", details={"status": generation.status}
         )
     if variant == "spritesheet":
-        raise OpenAIError(400, "The spritesheet variant is not offered; use video or thumbnail.", param="variant")
-    if variant == "thumbnail":
+        # A grid of evenly spaced frames, made when the video was stored; older videos have none.
+        key = await videos.spritesheet_of(ctx, generation)
+        content_type, filename = "image/jpeg", f"{generation.id}-spritesheet.jpg"
+    elif variant == "thumbnail":
         if not generation.thumbnail_key:
             raise NotFound("This video has no thumbnail.")
         key, content_type, filename = generation.thumbnail_key, "image/jpeg", f"{generation.id}.jpg"
