@@ -33,7 +33,8 @@ NEUTRAL_ANSWER = (
 def _page(request: Request, mode: str, *, status_code: int = 200, **values: object) -> Response:
     """The signed-out forms: they use the sign-in page's double-submit CSRF token."""
     token = login_csrf(request)
-    response = render(request, "password.html", mode=mode, login_token=token, status_code=status_code, **values)
+    fields: dict[str, object] = {"form_error": "", "token": "", "message": "", "mail_on": True, **values}
+    response = render(request, "password.html", mode=mode, login_token=token, status_code=status_code, **fields)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the token in the address never leaves in a Referer
     set_login_csrf(request, response, token)
