@@ -372,15 +372,17 @@ def retry_delay(attempts: int) -> float:
     return float(base) * random.uniform(0.9, 1.1)
 
 
-async def _claim(ctx: ServiceContext, limit: int) -> list[str]:
+def _attempt_budget(ctx: ServiceContext) -> float:
+    """The most one send may take, whatever the server's pace (aiosmtplib's timeout is per command)."""
+    return ctx.config.smtp_timeout * 4
+
+
+async def _claim_one(ctx: ServiceContext, email_id: str) -> bool:
+    """Pushes next_attempt_at past the attempt's whole budget with a compare-and-set, just before sending, so
+    no other worker picks the email while this one may still be sending it."""
     now = ctx.clock()
-    candidates = await ctx.db.read(lambda tx: mail_queries.due_emails(tx, now, limit))
-    if not candidates:
-        return []
-    until = now + timedelta(seconds=CLAIM_SECONDS)
-    return await ctx.db.write(
-        lambda tx: [e for e in candidates if mail_queries.claim_email(tx, e, now=now, until=until)]
-    )
+    until = now + timedelta(seconds=max(CLAIM_SECONDS, 2 * _attempt_budget(ctx)))
+    return await ctx.db.write(lambda tx: mail_queries.claim_email(tx, email_id, now=now, until=until))
 
 
 def _load(tx: Tx, email_id: str) -> tuple[OutboxEmail, User, set[str]] | None:
@@ -441,7 +443,7 @@ async def send_one(ctx: ServiceContext, email_id: str) -> None:
     if not enabled(ctx):
         await _finish(ctx, email_id, status="skipped", error="no SMTP server or mail folder is configured")
         return
-    if email.kind in opted_out or (user.disabled and email.kind != "password_reset"):
+    if email.kind in opted_out or user.disabled:
         await _finish(ctx, email_id, status="skipped", error="the account does not receive this kind of email")
         return
     secret = None
@@ -452,7 +454,11 @@ async def send_one(ctx: ServiceContext, email_id: str) -> None:
             return
     message = build_message(ctx, email, user, render(ctx, email, user, secret))
     try:
-        await deliver(ctx, email, message)
+        async with asyncio.timeout(_attempt_budget(ctx)):
+            await deliver(ctx, email, message)
+    except TimeoutError:
+        await _finish(ctx, email_id, status=None, error=f"no answer within {_attempt_budget(ctx):g} s")
+        return
     except SendFailed as exc:
         log.warning("email %s not sent (attempt %d): %s", email.id, email.attempts + 1, exc)
         await _finish(ctx, email_id, status=None, error=str(exc))
@@ -461,14 +467,18 @@ async def send_one(ctx: ServiceContext, email_id: str) -> None:
 
 
 async def run_due(ctx: ServiceContext, *, limit: int = BATCH) -> int:
-    """Claims and sends due emails, waiting for them; returns how many were attempted."""
-    claimed = await _claim(ctx, limit)
-    for email_id in claimed:  # one connection at a time: a relay's rate limits are per connection too
+    """Claims and sends due emails one at a time, waiting for them; returns how many were attempted."""
+    due = await ctx.db.read(lambda tx: mail_queries.due_emails(tx, ctx.clock(), limit))
+    attempted = 0
+    for email_id in due:  # one connection at a time: a relay's rate limits are per connection too
         try:
+            if not await _claim_one(ctx, email_id):
+                continue  # another worker has it
+            attempted += 1
             await send_one(ctx, email_id)
         except Exception:  # one broken email must not stop the rest; its claim lapses and it is retried
             log.exception("email %s failed", email_id)
-    return len(claimed)
+    return attempted
 
 
 async def _run_logged(ctx: ServiceContext) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from reelgate.db.queries import mail as mail_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.sql import Tx
-from reelgate.domain.errors import NotFound, ValidationFailed
+from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.services import accounts, mail
 from reelgate.services.context import ServiceContext
 
@@ -44,6 +44,8 @@ async def request_reset(ctx: ServiceContext, email: str, *, by_admin: bool = Fal
 async def send_reset_link(ctx: ServiceContext, user_id: str) -> None:
     """The administrator's action: a reset email for this account (NotFound for no such account)."""
     user = await accounts.get_user(ctx, user_id)
+    if user.disabled:
+        raise Conflict("This account is disabled; enable it before sending it a reset link.")
     if not mail.enabled(ctx):
         raise ValidationFailed("email", "Email is not set up on this site (no SMTP server or mail folder).")
     await request_reset(ctx, user.email, by_admin=True)
