@@ -322,29 +322,45 @@ class SendFailed(Exception):
     pass
 
 
-async def _send_smtp(ctx: ServiceContext, message: EmailMessage) -> None:
-    """smtp://user:pass@host:587 uses STARTTLS when the server offers it (always, unless the host is loopback),
-    smtps://host:465 implicit TLS."""
-    url = urlsplit(ctx.config.smtp_url or "")
+def _connection(smtp_url: str, timeout: float) -> dict[str, Any]:
+    """smtp://user:pass@host:587 uses STARTTLS (required, unless the host is loopback, where it is used if
+    offered), smtps://user:pass@host:465 implicit TLS. User and password are percent-decoded."""
+    url = urlsplit(smtp_url)
+    if url.scheme not in ("smtp", "smtps"):
+        raise ValueError("REELGATE_SMTP_URL must start with smtp:// or smtps://")
     implicit = url.scheme == "smtps"
     host = url.hostname or "localhost"
     loopback = host in ("localhost", "127.0.0.1", "::1")
-    context = ssl.create_default_context()
+    return {
+        "hostname": host,
+        "port": url.port or (465 if implicit else 587),
+        "username": unquote(url.username) if url.username else None,
+        "password": unquote(url.password) if url.password else None,
+        "use_tls": implicit,
+        # A remote server must take STARTTLS (credentials never go in clear); loopback relays may not offer it.
+        "start_tls": None if loopback else (False if implicit else True),
+        "tls_context": ssl.create_default_context(),
+        "timeout": timeout,
+    }
+
+
+async def _send_smtp(ctx: ServiceContext, message: EmailMessage) -> None:
     try:
-        await aiosmtplib.send(
-            message,
-            hostname=host,
-            port=url.port or (465 if implicit else 587),
-            username=unquote(url.username) if url.username else None,
-            password=unquote(url.password) if url.password else None,
-            use_tls=implicit,
-            # A remote server must take STARTTLS (credentials never go in clear); loopback relays may not offer it.
-            start_tls=None if loopback else (False if implicit else True),
-            tls_context=context,
-            timeout=ctx.config.smtp_timeout,
-        )
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        await aiosmtplib.send(message, **_connection(ctx.config.smtp_url or "", ctx.config.smtp_timeout))
+    except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
         raise SendFailed(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+
+async def probe_smtp(smtp_url: str, timeout: float) -> str:
+    """Connects, says EHLO, starts TLS and logs in as sending would, then quits (`reelgate doctor`)."""
+    options = _connection(smtp_url, timeout)
+    client = aiosmtplib.SMTP(**options)
+    await client.connect()  # TLS and the login happen here, as for a real send
+    try:
+        login = f", logged in as {options['username']}" if options["username"] else ""
+        return f"{options['hostname']}:{options['port']}{login}"
+    finally:
+        await client.quit()
 
 
 def _write_eml(folder: Path, email: OutboxEmail, message: EmailMessage) -> None:
