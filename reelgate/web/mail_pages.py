@@ -122,6 +122,13 @@ async def verify(
     return redirect(request, "/studio", notice=notice)
 
 
+@router.post("/settings/verify-email")
+async def resend_verification(request: Request, current: FormViewer, ctx: Ctx) -> Response:
+    if await email_verification.resend(ctx, current.user.id):
+        return redirect(request, "/settings", notice=f"A new confirmation email is on its way to {current.user.email}.")
+    return redirect(request, "/settings", error="No new confirmation email was sent; try again in a quarter hour.")
+
+
 # ---------------------------------------------------------------- unsubscribe (RFC 8058)
 
 

@@ -173,8 +173,20 @@ async def test_signup_credits_wait_for_the_address_to_be_verified(running: Runni
     await pump(ctx, lambda: len(mailbox.to(email)) == 1)
     got = mailbox.to(email)[0]
     assert got.message["Subject"] == "Confirm your email address"
+    assert got.message["List-Unsubscribe"] is None
     assert "receive your 50 free credits" in got.text
-    path = link_in(got.text, "/verify-email")
+    first = link_in(got.text, "/verify-email")
+
+    # Lost the email? Settings says the address is unconfirmed and sends another.
+    settings_page = await client.get("/settings")
+    assert 'id="unverified"' in settings_page.text
+    csrf = form_token(settings_page)
+    resent = await client.post("/settings/verify-email", data={"csrf_token": csrf})
+    assert resent.status_code == 303
+    await pump(ctx, lambda: len(mailbox.to(email)) == 2)
+    path = link_in(mailbox.to(email)[1].text, "/verify-email")
+    assert path != first
+
     page = await client.get(path)  # opening the link (a mail scanner might) spends nothing
     assert page.status_code == 200
     assert (await client.get("/api/v1/me", headers=headers)).json()["credits"]["available"] == 0
@@ -182,9 +194,16 @@ async def test_signup_credits_wait_for_the_address_to_be_verified(running: Runni
     verified = await client.post("/verify-email", data=fields)
     assert verified.status_code == 303 and verified.headers["location"] == "/studio"
     assert (await client.get("/api/v1/me", headers=headers)).json()["credits"]["available"] == 50
-    again = await client.post("/verify-email", data=fields)
-    assert again.status_code == 404
+    # Neither this link again nor the older one grants anything more.
+    assert (await client.post("/verify-email", data=fields)).status_code == 404
+    older = {**fields, "token": first.split("token=", 1)[1]}
+    assert (await client.post("/verify-email", data=older)).status_code == 404
     assert (await client.get("/api/v1/me", headers=headers)).json()["credits"]["available"] == 50
+    assert 'id="unverified"' not in (await client.get("/settings")).text
+    assert (await client.post("/settings/verify-email", data={"csrf_token": csrf})).status_code == 303
+    await asyncio.sleep(0.3)
+    await mail.run_due(ctx)
+    assert len(mailbox.to(email)) == 2
 
 
 # ---------------------------------------------------------------- embedded mode, no SMTP server

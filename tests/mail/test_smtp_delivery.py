@@ -68,6 +68,10 @@ async def test_completion_and_failure_emails_with_one_click_unsubscribe(
     forged = await running.client.post(f"{parts.path}?{parts.query}x", content=b"List-Unsubscribe=One-Click")
     assert forged.status_code == 404
     assert (await mail.preferences(ctx, alice.id))["generation_completed"] is True
+    # Opened in a browser, the link asks before it acts.
+    page = await running.client.get(f"{parts.path}?{parts.query}")
+    assert page.status_code == 200 and "A video is ready" in page.text and 'method="post"' in page.text
+    assert (await mail.preferences(ctx, alice.id))["generation_completed"] is True
     # One click, as a mail client makes it: no session, no CSRF token.
     clicked = await running.client.post(
         f"{parts.path}?{parts.query}",

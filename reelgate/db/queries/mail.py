@@ -43,6 +43,9 @@ _USE_TOKEN = query("UPDATE email_tokens SET used_at = :now WHERE id = :id AND us
 _USE_ALL_TOKENS = query(
     "UPDATE email_tokens SET used_at = :now WHERE user_id = :user_id AND purpose = :purpose AND used_at IS NULL"
 )
+_UNUSED_TOKEN = query(
+    "SELECT 1 FROM email_tokens WHERE user_id = :user_id AND purpose = :purpose AND used_at IS NULL LIMIT 1"
+)
 _RECENT_TOKEN = query(
     "SELECT count(*) FROM email_tokens WHERE user_id = :user_id AND purpose = :purpose AND created_at > :since"
 )
@@ -130,3 +133,8 @@ def use_all_tokens(tx: Tx, user_id: str, purpose: str, now: datetime) -> None:
 
 def tokens_made_since(tx: Tx, user_id: str, purpose: str, since: datetime) -> int:
     return int(tx.scalar(_RECENT_TOKEN, {"user_id": user_id, "purpose": purpose, "since": since}) or 0)
+
+
+def has_unused_token(tx: Tx, user_id: str, purpose: str) -> bool:
+    """Expired ones included: an address whose confirmation link lapsed is still unconfirmed."""
+    return tx.scalar(_UNUSED_TOKEN, {"user_id": user_id, "purpose": purpose}) is not None
