@@ -65,6 +65,12 @@ def service_config(settings: Settings) -> ServiceConfig:
         daily_spend_cap_user=settings.daily_spend_cap_user,
         daily_spend_cap_global=settings.daily_spend_cap_global,
         provider_spool_dir=provider_spool_dir(settings),
+        smtp_url=settings.smtp_url,
+        smtp_timeout=settings.smtp_timeout_seconds,
+        mail_dir=str(settings.mail_dir.resolve()) if settings.mail_dir else "",
+        mail_from=settings.mail_from,
+        mail_signing_key=settings.session_secret,
+        low_credit_threshold=settings.low_credit_threshold,
     )
 
 

@@ -214,7 +214,9 @@ def user_create(
     """Create a user; with --api-key the new key is printed as the last line."""
 
     async def body(ctx: ServiceContext) -> None:
-        user = await accounts.create_user(ctx, email, password, credits=credits, is_admin=admin)
+        # An operator's account needs no address verification: its credits are granted at once.
+        grant = ctx.config.signup_credits if credits is None else credits
+        user = await accounts.create_user(ctx, email, password, credits=grant, is_admin=admin)
         console.print(f"created {user.email} ({user.id})")
         if api_key:
             key = await accounts.create_api_key(ctx, user.id, "cli")

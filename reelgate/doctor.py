@@ -10,7 +10,7 @@ from typing import Any
 from reelgate.bootstrap import load_configured_catalog, provider_configs
 from reelgate.db.database import Database, database_for
 from reelgate.providers.registry import ProviderRegistry
-from reelgate.services import health
+from reelgate.services import health, mail
 from reelgate.settings import Settings
 from reelgate.storage import store_from_url
 
@@ -97,12 +97,21 @@ async def diagnose(settings: Settings) -> list[Check]:
     ]
     if not settings.embedded:
         probes.append(_probe("queue", _queue(settings), fatal=True))
+    if settings.smtp_url:
+        probes.append(_probe("email", mail.probe_smtp(settings.smtp_url, _TIMEOUT), fatal=False))
     probes.extend(_probe(f"provider {n}", _provider(registry, n), fatal=False) for n in configured)
     try:
         results: list[Any] = list(await asyncio.gather(*probes))
     finally:
         await registry.aclose()
         await db.close()
+    if not settings.smtp_url:
+        folder = (
+            f"written to {settings.mail_dir} (no REELGATE_SMTP_URL)"
+            if settings.mail_dir
+            else "off (no REELGATE_SMTP_URL)"
+        )
+        results.append(Check("email", True, folder))
     unconfigured = sorted(set(registry.names()) - set(configured))
     if unconfigured:
         results.append(Check("providers without keys", True, ", ".join(unconfigured)))

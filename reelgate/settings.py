@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     poll_initial_seconds: float = 2.0
     poll_max_seconds: float = 60.0
     low_credit_threshold: int = 20
+    # Outgoing email: smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS).
+    # Unset: embedded mode writes each email as an .eml file under <data dir>/mail (shown at /admin/mail);
+    # production mode sends none. With SMTP set, sign-up credits wait until the address is verified.
+    smtp_url: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    mail_from: str = ""  # the From header; default "reelgate <noreply@host of the public URL>"
     fetch_allow_hosts: str = ""  # comma-separated hosts the SSRF guard lets through (tests' loopback simulators)
     max_output_bytes: int = 2 * 1024**3
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -125,6 +131,11 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [entry.strip() for entry in self.trusted_proxies.split(",") if entry.strip()]
+
+    @property
+    def mail_dir(self) -> Path | None:
+        """Where emails are written when no SMTP server is set: embedded mode only."""
+        return None if self.smtp_url or not self.embedded else self.data_dir / "mail"
 
     @property
     def embedded(self) -> bool:

@@ -11,7 +11,7 @@ from pydantic import Field
 from reelgate.api.deps import AdminUser, Ctx
 from reelgate.api.schemas import Strict
 from reelgate.domain.errors import ValidationFailed
-from reelgate.services import accounts, analytics, billing
+from reelgate.services import accounts, analytics, billing, password_reset
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -36,6 +36,13 @@ async def change_credits(body: CreditChange, admin: AdminUser, ctx: Ctx) -> dict
     change = billing.grant_credits if body.kind == "grant" else billing.adjust_credits
     result = await change(ctx, user_id, body.amount, reason=body.reason, actor_id=admin.id)
     return {"user_id": user_id, "kind": body.kind, **asdict(result)}
+
+
+@router.post("/users/{user_id}/password-reset", status_code=202)
+async def send_password_reset(user_id: str, admin: AdminUser, ctx: Ctx) -> dict[str, Any]:
+    """Emails the account a single-use link (one hour) to set a new password; the worker sends it."""
+    await password_reset.send_reset_link(ctx, user_id)
+    return {"user_id": user_id, "queued": True}
 
 
 @router.get("/analytics")

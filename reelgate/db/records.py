@@ -243,6 +243,39 @@ class WebhookAttempt:
     detail: dict[str, Any]
 
 
+@dataclass(slots=True)
+class OutboxEmail:
+    id: str
+    user_id: str
+    kind: str
+    event_key: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(slots=True)
+class EmailOptOut:
+    user_id: str
+    kind: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class EmailToken:
+    id: str
+    user_id: str
+    purpose: str
+    token_hash: str | None
+    expires_at: datetime
+    used_at: datetime | None
+    created_at: datetime
+
+
 # Table name of each record, for the schema test and for the column lists of db/sql.py.
 TABLE_OF: dict[type, str] = {
     User: "users",
@@ -261,4 +294,7 @@ TABLE_OF: dict[type, str] = {
     WebhookEvent: "webhook_events",
     WebhookDelivery: "webhook_deliveries",
     WebhookAttempt: "webhook_attempts",
+    OutboxEmail: "email_outbox",
+    EmailOptOut: "email_opt_outs",
+    EmailToken: "email_tokens",
 }

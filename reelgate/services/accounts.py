@@ -23,6 +23,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
+from reelgate.services import email_verification
 from reelgate.services.context import ServiceContext
 from reelgate.services.projects import DEFAULT_PROJECT_NAME, new_project
 
@@ -55,7 +56,7 @@ def _normalize_email(email: str) -> str:
     return email.lower()
 
 
-def _check_password(password: str) -> None:
+def check_password_rules(password: str) -> None:
     if len(password) < 8:
         raise ValidationFailed("password", "Passwords need at least 8 characters.", allowed={"min_length": 8})
     if len(password) > 1024:
@@ -88,12 +89,15 @@ async def create_user(
     is_admin: bool = False,
     display_name: str = "",
 ) -> User:
-    """Creates the user, their credit account, a default project, and grants the sign-up credits."""
+    """Creates the user, their credit account, a default project, and grants the sign-up credits. With SMTP
+    configured, the default sign-up credits wait for the address to be verified (services/email_verification.py);
+    an explicit `credits` (the CLI, an administrator) is granted at once."""
     email = _normalize_email(email)
     if password is not None:
-        _check_password(password)
+        check_password_rules(password)
     password_hash = await hash_password(password) if password is not None else None
     grant = ctx.config.signup_credits if credits is None else credits
+    verify = credits is None and email_verification.required(ctx)
     user = User(
         id=new_id("usr"),
         email=email,
@@ -109,8 +113,10 @@ async def create_user(
         user_queries.insert_user(tx, user)
         ledger_queries.open_account(tx, user.id)
         project_queries.insert_project(tx, new_project(ctx, user.id, DEFAULT_PROJECT_NAME))
-        if grant > 0:
-            reference = f"signup:{user.id}"
+        if verify:
+            email_verification.queue_verification(ctx, tx, user.id)
+        elif grant > 0:
+            reference = email_verification.signup_reference(user.id)
             ledger_queries.credit_account(
                 tx, user.id, grant, kind=EntryKind.GRANT, reference=reference, note="Sign-up credits"
             )
@@ -143,7 +149,7 @@ async def change_password(ctx: ServiceContext, user_id: str, current: str, new: 
     user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
     if user is None or user.password_hash is None or not await _verify_password(user.password_hash, current):
         raise ValidationFailed("current_password", "The current password is not correct.")
-    _check_password(new)
+    check_password_rules(new)
     new_hash = await hash_password(new)
     await ctx.db.write(lambda tx: user_queries.set_password_hash(tx, user_id, new_hash))
 

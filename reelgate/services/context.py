@@ -46,6 +46,13 @@ class ServiceConfig:
     max_in_flight: int = 20
     daily_spend_cap_user: int = 0
     daily_spend_cap_global: int = 0
+    # Email (services/mail.py): SMTP when smtp_url is set, else .eml files in mail_dir (embedded mode); neither: off.
+    smtp_url: str | None = None
+    smtp_timeout: float = 30.0
+    mail_dir: str = ""
+    mail_from: str = ""
+    mail_signing_key: str = ""  # signs unsubscribe links
+    low_credit_threshold: int = 20  # a low-balance email when a generation's hold takes the balance below it
 
 
 class ProviderMarks(dict[str, str]):

@@ -24,7 +24,7 @@ from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailab
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
-from reelgate.services import limits, projects, prompting, routing
+from reelgate.services import limits, mail, projects, prompting, routing
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
@@ -187,6 +187,9 @@ def _record_submission(
             refuse_hold(tx, user_id, total, cap)
         generation.project_id = done.project_id
         limits.check_spend_caps(ctx, tx, user_id, total, now)
+        if mail.enabled(ctx):
+            threshold = ctx.config.low_credit_threshold
+            mail.queue_low_balance(tx, user_id, spent=total, threshold=threshold, reference=generation.id, now=now)
         return generation, False
     raise RuntimeError("submission could not be recorded")
 

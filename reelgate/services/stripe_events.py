@@ -16,6 +16,7 @@ from reelgate.db.records import Payment
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, ReelgateError, ServiceUnavailable
 from reelgate.domain.ledger import EntryKind
+from reelgate.services import mail
 from reelgate.services.context import ServiceContext
 
 log = logging.getLogger("reelgate.billing")
@@ -137,6 +138,8 @@ def _grant(event: _Event, payment: Payment) -> str:
     payment.status = "paid"
     payment.paid_at = event.now
     payment.updated_at = event.now
+    if granted:
+        mail.queue_receipt(event.tx, payment, event.now)
     # A refund or dispute that arrived before the money did is applied now.
     _reconcile_reversal(event, payment)
     return "granted" if granted else "already_granted"

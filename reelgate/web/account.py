@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import accounts
+from reelgate.services import accounts, email_verification, mail
 from reelgate.services.context import ServiceContext
 from reelgate.web import billing_bridge
 from reelgate.web.common import FormViewer, PageViewer, redirect, render
@@ -50,6 +50,9 @@ async def checkout(
 async def _settings(request: Request, current: Any, ctx: ServiceContext, **extra: Any) -> HTMLResponse:
     keys = await accounts.list_api_keys(ctx, current.user.id)
     values: dict[str, Any] = {"keys": keys, "new_key": None, "form_error": ""}
+    values["email_kinds"] = mail.OPTIONAL_KINDS
+    values["email_preferences"] = await mail.preferences(ctx, current.user.id)
+    values["unverified"] = await email_verification.pending(ctx, current.user.id)
     values.update(extra)
     return render(request, "settings.html", current, **values)
 

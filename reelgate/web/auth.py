@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from reelgate.api.deps import Ctx, clear_session, issue_session, read_session
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import accounts
+from reelgate.services import accounts, email_verification
 from reelgate.web.common import FormViewer, login_csrf, redirect, render, set_login_csrf
 
 router = APIRouter(include_in_schema=False)
@@ -152,7 +152,10 @@ async def signup(
     except ReelgateError as exc:
         return _auth_page(request, "signup", error=exc.message, email=email, status_code=exc.status_code)
     credits = request.app.state.settings.signup_credits
-    response = redirect(request, "/studio", notice=f"Welcome! You have {credits} free credits to start with.")
+    notice = f"Welcome! You have {credits} free credits to start with."
+    if email_verification.required(ctx):
+        notice = f"Welcome! Confirm your address with the link we emailed you to receive {credits} free credits."
+    response = redirect(request, "/studio", notice=notice)
     issue_session(request, response, user.id)
     return response
 
