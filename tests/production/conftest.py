@@ -1,11 +1,18 @@
-"""Fixtures for production-mode tests: the real Redis that API processes share their counters through."""
+"""Fixtures for production-mode tests: the real Redis that API processes share their counters through, and an
+S3 server (moto) in its own process."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+
+from tests.production.fleet import free_port, wait_http
 
 REDIS_URL = os.environ.get("REELGATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -23,3 +30,21 @@ def redis_url() -> str:
     finally:
         client.close()
     return REDIS_URL
+
+
+@pytest.fixture
+def s3_server(tmp_path: Path) -> Iterator[str]:
+    """moto's S3 server in its own process, as MinIO would be."""
+    port = free_port()
+    log = (tmp_path / "moto.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -23,49 +20,13 @@ from reelgate.db.sql import columns, query
 from reelgate.services import accounts
 from reelgate.settings import Settings
 from tests.conftest import METRICS_HEADERS, METRICS_TOKEN
+from tests.production.fleet import REELGATE, Fleet, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
-REELGATE = [sys.executable, "-m", "reelgate"]
 USERS, PER_USER = 20, 10
 TOTAL = USERS * PER_USER
 ORDER = {"model": "sandbox-t2v", "prompt": "a paper boat on a pond", "duration": 1, "resolution": "480p"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer")
-
-
-@pytest.fixture
-def s3_server(tmp_path: Path) -> Iterator[str]:
-    """moto's S3 server in its own process, as MinIO would be."""
-    port = _free_port()
-    log = (tmp_path / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def _environment(tmp_path: Path, database_url: str, endpoint: str, bucket: str) -> dict[str, str]:
@@ -94,29 +55,6 @@ def _environment(tmp_path: Path, database_url: str, endpoint: str, bucket: str) 
         REELGATE_LOG_LEVEL="WARNING",
     )
     return env
-
-
-class Fleet:
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs = env, logs
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("ab")
-        process = subprocess.Popen([*REELGATE, *args], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
-        self.processes.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def _make_users(settings: Settings) -> list[str]:
@@ -198,7 +136,7 @@ def test_two_apis_two_workers_200_generations_and_a_sigkill(
     logs = Path(os.environ.get("REELGATE_TEST_LOG_DIR", tmp_path))  # set it to keep the processes' logs
     logs.mkdir(parents=True, exist_ok=True)
     fleet = Fleet(env, logs)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     try:
         for n, port in enumerate(ports):
             fleet.start(f"api{n}", "serve", "--port", str(port), REELGATE_DATABASE_POOL_SIZE="6")
@@ -207,7 +145,7 @@ def test_two_apis_two_workers_200_generations_and_a_sigkill(
         fleet.start("worker1", "worker", "--concurrency", "8", REELGATE_DATABASE_POOL_SIZE="4")
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:
-            _wait_http(f"{url}/healthz")
+            wait_http(f"{url}/healthz")
         ready_at = time.monotonic()
 
         retries: list[int] = []
