@@ -65,6 +65,10 @@ def service_config(settings: Settings) -> ServiceConfig:
         daily_spend_cap_user=settings.daily_spend_cap_user,
         daily_spend_cap_global=settings.daily_spend_cap_global,
         provider_spool_dir=provider_spool_dir(settings),
+        storage_quota_mb=settings.storage_quota_mb,
+        retention_days=settings.retention_days,
+        retention_keep_favorites=settings.retention_keep_favorites,
+        share_secret=settings.session_secret,
     )
 
 

@@ -132,6 +132,27 @@ class Generation:
     served_model: str | None
     provider_account: dict[str, Any] | None
     enhanced_prompt: str | None
+    favorite: bool
+    deleted_at: datetime | None
+    media_removed_at: datetime | None
+
+
+@dataclass(slots=True)
+class ShareLink:
+    id: str
+    user_id: str
+    generation_id: str
+    show_prompt: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(slots=True)
+class StorageQuota:
+    user_id: str
+    quota_mb: int
+    updated_at: datetime
 
 
 @dataclass(slots=True)
@@ -261,4 +282,6 @@ TABLE_OF: dict[type, str] = {
     WebhookEvent: "webhook_events",
     WebhookDelivery: "webhook_deliveries",
     WebhookAttempt: "webhook_attempts",
+    ShareLink: "share_links",
+    StorageQuota: "storage_quotas",
 }

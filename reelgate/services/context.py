@@ -46,6 +46,12 @@ class ServiceConfig:
     max_in_flight: int = 20
     daily_spend_cap_user: int = 0
     daily_spend_cap_global: int = 0
+    # The library: a storage quota per user in MB (0: none), retention in days (0: forever), and the key that
+    # signs share links (empty: a key made for this process, so its links end with it).
+    storage_quota_mb: int = 0
+    retention_days: int = 0
+    retention_keep_favorites: bool = True
+    share_secret: str = ""
 
 
 class ProviderMarks(dict[str, str]):

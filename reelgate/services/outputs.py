@@ -233,8 +233,10 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         )
     )
     if done is None:
-        # Canceled or expired while we were storing: the object has no record, so remove it.
+        # Canceled (or deleted) or expired while we were storing: the objects have no record, so remove them.
         await ctx.store.delete(key)
+        if thumb_key is not None:
+            await ctx.store.delete(thumb_key)
 
 
 async def _output_failed(ctx: ServiceContext, generation: Generation, problem: OutputProblem) -> bool:
