@@ -51,8 +51,9 @@ def storage_usage(
 @storage_app.command("quota")
 def storage_quota_set(
     email: str,
-    megabytes: Annotated[int | None, typer.Argument(help="MB for this user (0: no quota); leave out for the default")]
-    = None,
+    megabytes: Annotated[
+        int | None, typer.Argument(help="MB for this user (0: no quota); leave out for the default")
+    ] = None,
 ) -> None:
     """Set one user's storage quota, overriding REELGATE_STORAGE_QUOTA_MB."""
 

@@ -130,13 +130,9 @@ class QuotaUpdate(Strict):
 
 
 @router.put("/admin/users/{user_id}/storage-quota")
-async def set_storage_quota(
-    user_id: str, body: QuotaUpdate, admin: AdminUser, ctx: Ctx
-) -> dict[str, int | str | None]:
+async def set_storage_quota(user_id: str, body: QuotaUpdate, admin: AdminUser, ctx: Ctx) -> dict[str, int | str | None]:
     await storage_quota.set_quota(ctx, user_id, body.quota_mb)
     return {"user_id": user_id, "quota_mb": body.quota_mb}
-
-
 
 
 @public.get("/{token}/video", response_class=Response)
@@ -159,7 +155,12 @@ async def shared_thumbnail(token: str, request: Request, ctx: Ctx) -> Response:
     if not generation.thumbnail_key:
         raise NotFound("This video has no thumbnail.")
     return await serve_object(
-        request, ctx.store, generation.thumbnail_key, content_type="image/jpeg", filename="thumbnail.jpg", download=False
+        request,
+        ctx.store,
+        generation.thumbnail_key,
+        content_type="image/jpeg",
+        filename="thumbnail.jpg",
+        download=False,
     )
 
 

@@ -84,7 +84,9 @@ async def storage_use(ctx: ServiceContext, user_id: str) -> StorageUse:
         outputs, uploads = library_queries.storage_used(tx, user_id)
         quota_mb = quota_mb_in(tx, ctx.config.storage_quota_mb, user_id)
         expiring = 0 if cutoff is None else library_queries.expiring_of_user(tx, user_id, cutoff, keep_favorites=keep)
-        return StorageUse(outputs, uploads, quota_mb * MB if quota_mb > 0 else None, ctx.config.retention_days, expiring)
+        return StorageUse(
+            outputs, uploads, quota_mb * MB if quota_mb > 0 else None, ctx.config.retention_days, expiring
+        )
 
     return await ctx.db.read(read)
 
@@ -153,7 +155,9 @@ async def run_retention(ctx: ServiceContext, *, dry_run: bool = False) -> Retent
         if len(batch) < _BATCH:
             break
     if report.generations:
-        log.info("retention removed the media of %d generations (%d bytes)", len(report.generations), report.bytes_freed)
+        log.info(
+            "retention removed the media of %d generations (%d bytes)", len(report.generations), report.bytes_freed
+        )
     return report
 
 

@@ -91,5 +91,3 @@ async def make_video(
     final = await wait_for_terminal(client, created.json()["id"], account.headers)
     assert final["status"] == "succeeded", final
     return final
-
-
