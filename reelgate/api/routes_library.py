@@ -25,7 +25,7 @@ from reelgate.api.schemas import (
     Strict,
 )
 from reelgate.domain.errors import NotFound
-from reelgate.services import archive, library, projects, sharing, storage_quota
+from reelgate.services import archive, library, sharing, storage_quota
 from reelgate.services.library import BulkOutcome
 
 router = APIRouter(prefix="/api/v1", tags=["library"])

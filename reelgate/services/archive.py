@@ -121,7 +121,7 @@ async def bundle_of_project(ctx: ServiceContext, user_id: str, project_id: str) 
 async def stream_zip(ctx: ServiceContext, bundle: Bundle) -> AsyncIterator[bytes]:
     """The archive, chunk by chunk. An object missing from storage is left out and named in the manifest."""
     sink = _Sink()
-    archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED)  # type: ignore[arg-type]
+    archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED)  # type: ignore[call-overload]
     included: list[Generation] = []
     for generation in bundle.videos:
         assert generation.output_key is not None

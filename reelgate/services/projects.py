@@ -47,7 +47,7 @@ async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Pro
     return await ctx.db.read(lambda tx: project_in(tx, user_id, project_id))
 
 
-def defaultproject_in(tx: Tx, user_id: str) -> str:
+def default_project_in(tx: Tx, user_id: str) -> str:
     """The user's first project, created inside the caller's transaction if they have none."""
     project_id = project_queries.first_project_id(tx, user_id)
     if project_id is None:
@@ -64,7 +64,7 @@ async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
     found = await ctx.db.read(lambda tx: project_queries.first_project_id(tx, user_id))
     if found is not None:
         return found
-    return await ctx.db.write(lambda tx: defaultproject_in(tx, user_id))
+    return await ctx.db.write(lambda tx: default_project_in(tx, user_id))
 
 
 async def create_project(ctx: ServiceContext, user_id: str, name: str, description: str = "") -> Project:

@@ -4,6 +4,7 @@ quotas and retention. Every statement a user's request runs is scoped to its own
 from __future__ import annotations
 
 from datetime import datetime
+
 from reelgate.db.codec import decode_row
 from reelgate.db.records import Generation, ShareLink, StorageQuota, Upload
 from reelgate.db.sql import Tx, columns, insert_query, query, values_of
