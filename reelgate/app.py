@@ -10,7 +10,14 @@ from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from reelgate import __version__
-from reelgate.api import routes_account, routes_catalog, routes_generations, routes_health, routes_webhooks
+from reelgate.api import (
+    routes_account,
+    routes_catalog,
+    routes_generations,
+    routes_health,
+    routes_library,
+    routes_webhooks,
+)
 from reelgate.api.address_limits import AddressRateLimitMiddleware
 from reelgate.api.body_limits import BodySizeLimitMiddleware
 from reelgate.api.errors import install_error_handlers
@@ -83,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_optional(app, MATCHED_FIRST)
     for module in (routes_health, routes_catalog, routes_generations, routes_account, routes_webhooks):
         app.include_router(module.router)
+    routes_library.mount(app)
     _mount_optional(app, tuple(name for name in OPTIONAL_ROUTERS if name not in MATCHED_FIRST))
     # Added last, so they wrap everything above: even a 413 or 429 answered by a middleware carries the
     # headers, and every layer sees the client's own address and scheme when a trusted proxy forwards them.

@@ -71,6 +71,10 @@ def service_config(settings: Settings) -> ServiceConfig:
         mail_from=settings.mail_from,
         mail_signing_key=settings.session_secret,
         low_credit_threshold=settings.low_credit_threshold,
+        storage_quota_mb=settings.storage_quota_mb,
+        retention_days=settings.retention_days,
+        retention_keep_favorites=settings.retention_keep_favorites,
+        share_secret=settings.session_secret,
     )
 
 

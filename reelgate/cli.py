@@ -20,6 +20,7 @@ from rich.table import Table
 
 from reelgate.bootstrap import build_context, close_context
 from reelgate.cli_billing import register as _register_billing
+from reelgate.cli_storage import register as _register_storage
 from reelgate.domain.catalog import GenerationInput
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
@@ -42,6 +43,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(credits_app, name="credits")
 app.add_typer(ledger_app, name="ledger")
 _register_billing(app, credits_app)
+_register_storage(app)
 console = Console()
 T = TypeVar("T")
 FIRST_ADMIN_FILE = "first-admin.txt"

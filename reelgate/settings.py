@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_in_flight: int = 20  # generations a user may have queued or running at once
     daily_spend_cap_user: int = 0  # credits per user per UTC day; 0: no cap
     daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap
+    # The user's library: storage per user (outputs + uploads) in MB, 0: no quota (an administrator may set
+    # another per user); media of generations finished this many days ago are removed, 0: kept forever.
+    storage_quota_mb: int = Field(default=0, ge=0)
+    retention_days: int = Field(default=0, ge=0)
+    retention_keep_favorites: bool = True  # favourites keep their media whatever their age
     # Production mode (reelgate.queue, `reelgate worker`): procrastinate on the same PostgreSQL.
     s3_presign_downloads: bool = False  # redirect downloads to a short-lived presigned URL instead of streaming
     # A generation's claim lapses this long after its holder died (embedded mode: one process, which drops them

@@ -46,11 +46,12 @@ def register_housekeeping(name: str, interval: float, run: Callable[[ServiceCont
 def register_default_housekeeping() -> None:
     """The periodic jobs every worker runs, embedded in `reelgate serve` or as `reelgate worker`."""
     from reelgate.api.routes_client_webhooks import deliver_due  # the API layer owns the webhook payload shape
-    from reelgate.services import expiry, mail, provider_marks
+    from reelgate.services import expiry, mail, provider_marks, storage_quota
 
     register_housekeeping("client-webhooks", 1.0, deliver_due)
     register_housekeeping("email-outbox", 1.0, mail.send_due)
     register_housekeeping("credit-expiry", 3600, expiry.expire_credits)
+    register_housekeeping("media-retention", 3600, storage_quota.retention_housekeeping)
     register_housekeeping("provider-marks", 2.0, provider_marks.sync)
 
 

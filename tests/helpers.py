@@ -69,6 +69,7 @@ def generation_record(**given: Any) -> Generation:
         credits_refunded=0,
         provider_cost_micros=0,
         needs_review=False,
+        favorite=False,
         output_meta={},
         submit_attempts=0,
         poll_count=0,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, UploadOut
-from reelgate.db.records import Generation, Project, Upload
+from datetime import datetime
+
+from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, ShareOut, UploadOut
+from reelgate.db.records import Generation, Project, ShareLink, Upload
 from reelgate.domain.jobs import GenerationStatus, is_terminal
 
 
@@ -24,6 +26,7 @@ def generation_out(generation: Generation, public_url: str) -> GenerationOut:
             "sha256": generation.output_sha256,
             **(generation.output_meta or {}),
         }
+    succeeded = succeeded and generation.output_key is not None  # media removed by a delete or by retention
     return GenerationOut(
         id=generation.id,
         status=generation.status,
@@ -57,6 +60,8 @@ def generation_out(generation: Generation, public_url: str) -> GenerationOut:
         completed_at=generation.completed_at.isoformat() if generation.completed_at else None,
         served_model=generation.served_model,
         enhanced_prompt=generation.enhanced_prompt,
+        favorite=generation.favorite,
+        media_removed=generation.media_removed_at is not None,
     )
 
 
@@ -79,4 +84,17 @@ def upload_out(upload: Upload) -> UploadOut:
         content_type=upload.content_type,
         sha256=upload.sha256,
         created_at=upload.created_at.isoformat(),
+    )
+
+
+def share_out(share: ShareLink, url: str, now: datetime) -> ShareOut:
+    expired = share.expires_at is not None and share.expires_at <= now
+    return ShareOut(
+        id=share.id,
+        generation_id=share.generation_id,
+        url=url,
+        show_prompt=share.show_prompt,
+        created_at=share.created_at.isoformat(),
+        expires_at=share.expires_at.isoformat() if share.expires_at else None,
+        revoked=share.revoked_at is not None or expired,
     )

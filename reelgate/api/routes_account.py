@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Query, UploadFile
 from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser
-from reelgate.api.presenters import project_out, upload_out
-from reelgate.api.schemas import ApiKeyCreate, CreditsOut, MeOut, ProjectCreate, ProjectOut, ProjectUpdate, UploadOut
+from reelgate.api.presenters import generation_out, project_out, upload_out
+from reelgate.api.schemas import (
+    ApiKeyCreate,
+    CreditsOut,
+    MeOut,
+    ProjectCreate,
+    ProjectDeleted,
+    ProjectDetail,
+    ProjectOut,
+    ProjectTotalsOut,
+    ProjectUpdate,
+    UploadOut,
+)
 from reelgate.domain.errors import ValidationFailed
-from reelgate.services import accounts, ledger, projects, uploads
+from reelgate.services import accounts, generations, ledger, library, projects, uploads
+from reelgate.services.generations import GenerationFilter
+from reelgate.services.library import DeleteChoice
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 
@@ -68,9 +82,27 @@ async def create_project(body: ProjectCreate, user: CurrentUser, ctx: Ctx) -> Pr
     return project_out(await projects.create_project(ctx, user.id, body.name, body.description))
 
 
-@router.get("/projects/{project_id}", response_model=ProjectOut)
-async def get_project(project_id: str, user: CurrentUser, ctx: Ctx) -> ProjectOut:
-    return project_out(await projects.get_project(ctx, user.id, project_id))
+@router.get("/projects/{project_id}", response_model=ProjectDetail)
+async def get_project(
+    project_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> ProjectDetail:
+    """The project, its totals (generations, credits spent) and a page of its generations, newest first."""
+    project = await projects.get_project(ctx, user.id, project_id)
+    totals = await projects.project_totals(ctx, user.id, project_id)
+    rows, next_cursor = await generations.list_generations(
+        ctx, user.id, filters=GenerationFilter(project_id=project_id), limit=limit, cursor=cursor
+    )
+    return ProjectDetail(
+        **project_out(project).model_dump(),
+        totals=ProjectTotalsOut(**asdict(totals)),
+        generations=[generation_out(g, ctx.config.public_url) for g in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
@@ -80,10 +112,18 @@ async def update_project(project_id: str, body: ProjectUpdate, user: CurrentUser
     )
 
 
-@router.delete("/projects/{project_id}", status_code=204)
-async def delete_project(project_id: str, user: CurrentUser, ctx: Ctx) -> Response:
-    await projects.delete_project(ctx, user.id, project_id)
-    return Response(status_code=204)
+@router.delete("/projects/{project_id}", response_model=ProjectDeleted)
+async def delete_project(
+    project_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    generations: Annotated[
+        DeleteChoice | None,
+        Query(description="When it holds videos: `move` them to the default project, or `delete` them too"),
+    ] = None,
+) -> ProjectDeleted:
+    target = await library.delete_project(ctx, user.id, project_id, generations)
+    return ProjectDeleted(deleted=project_id, generations_moved_to=target)
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut)

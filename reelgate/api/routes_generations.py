@@ -47,11 +47,14 @@ async def list_generations(
     model: Annotated[str | None, Query(max_length=80)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
+    favorite: Annotated[bool | None, Query(description="true: only favourites; false: only the others")] = None,
 ) -> GenerationList:
     rows, next_cursor = await generations.list_generations(
         ctx,
         user.id,
-        filters=GenerationFilter(status=status.value if status else None, project_id=project_id, model=model),
+        filters=GenerationFilter(
+            status=status.value if status else None, project_id=project_id, model=model, favorite=favorite
+        ),
         limit=limit,
         cursor=cursor,
     )

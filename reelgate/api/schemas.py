@@ -101,6 +101,8 @@ class GenerationOut(BaseModel):
     # is the fallback's). The price is the quote accepted for `model` either way.
     served_model: str | None = None
     enhanced_prompt: str | None = None
+    favorite: bool = False
+    media_removed: bool = False  # deleted by retention: the record stays, the video is gone
 
 
 class GenerationList(BaseModel):
@@ -153,3 +155,72 @@ class MeOut(BaseModel):
 
 class ApiKeyCreate(Strict):
     name: str = Field(default="", max_length=120)
+
+
+GenerationId = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class BulkIds(Strict):
+    ids: list[GenerationId] = Field(min_length=1, max_length=100, description="1 to 100 generation ids")
+
+
+class BulkMove(BulkIds):
+    project_id: str = Field(min_length=1, max_length=40)
+
+
+class BulkItem(BaseModel):
+    id: str
+    status: int  # 200: done; 404: not found (or another user's)
+
+
+class BulkOut(BaseModel):
+    succeeded: list[str]
+    not_found: list[str]
+    results: list[BulkItem]
+
+
+class ShareCreate(Strict):
+    expires_in_days: int | None = Field(default=None, ge=1, le=365, description="None: the link never expires")
+    show_prompt: bool = Field(default=False, description="Show the prompt on the public page")
+
+
+class ShareOut(BaseModel):
+    id: str
+    object: str = "share_link"
+    generation_id: str
+    url: str
+    show_prompt: bool
+    created_at: str
+    expires_at: str | None
+    revoked: bool
+
+
+class ShareList(BaseModel):
+    data: list[ShareOut]
+
+
+class StorageOut(BaseModel):
+    used_bytes: int
+    outputs_bytes: int
+    uploads_bytes: int
+    quota_bytes: int | None
+    retention_days: int
+    expiring_within_week: int
+
+
+class ProjectTotalsOut(BaseModel):
+    generations: int
+    credits_spent: int
+    output_bytes: int
+
+
+class ProjectDetail(ProjectOut):
+    totals: ProjectTotalsOut
+    generations: list[GenerationOut]
+    next_cursor: str | None
+    has_more: bool
+
+
+class ProjectDeleted(BaseModel):
+    deleted: str
+    generations_moved_to: str | None

@@ -132,6 +132,27 @@ class Generation:
     served_model: str | None
     provider_account: dict[str, Any] | None
     enhanced_prompt: str | None
+    favorite: bool
+    deleted_at: datetime | None
+    media_removed_at: datetime | None
+
+
+@dataclass(slots=True)
+class ShareLink:
+    id: str
+    user_id: str
+    generation_id: str
+    show_prompt: bool
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(slots=True)
+class StorageQuota:
+    user_id: str
+    quota_mb: int
+    updated_at: datetime
 
 
 @dataclass(slots=True)
@@ -297,4 +318,6 @@ TABLE_OF: dict[type, str] = {
     OutboxEmail: "email_outbox",
     EmailOptOut: "email_opt_outs",
     EmailToken: "email_tokens",
+    ShareLink: "share_links",
+    StorageQuota: "storage_quotas",
 }

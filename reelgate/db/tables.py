@@ -199,6 +199,11 @@ generations = Table(
     Column("provider_account", JSON),
     # The prompt actually sent when the user asked for prompt enhancement.
     Column("enhanced_prompt", Text),
+    # The user's library: a star, and a deletion that keeps the row (a tombstone) for the ledger, analytics and
+    # exports while its media leave storage; `media_removed_at`: when retention or a delete removed the media.
+    Column("favorite", Boolean, nullable=False, server_default=text("false")),
+    _at("deleted_at", nullable=True),
+    _at("media_removed_at", nullable=True),
     Index("ix_generations_user_created", "user_id", "created_at"),
     Index("ix_generations_status_next_poll", "status", "next_poll_at"),
     Index("ix_generations_provider_job", "provider", "provider_job_id"),
@@ -249,5 +254,28 @@ provider_marks = Table(
     metadata,
     Column("provider", String(40), primary_key=True),
     Column("reason", Text, nullable=False),
+    _at("updated_at"),
+)
+
+# Share links: a video anyone holding the signed token may watch; the token is never stored (it is the id and
+# its HMAC under the server's secret), so revoking or expiring the row ends it.
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("user_id", String(40), _user_fk(), nullable=False, index=True),
+    Column("generation_id", String(40), ForeignKey("generations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("show_prompt", Boolean, nullable=False),
+    _at("created_at"),
+    _at("expires_at", nullable=True),
+    _at("revoked_at", nullable=True),
+)
+
+# An administrator's storage quota for one user, overriding REELGATE_STORAGE_QUOTA_MB (0: no quota).
+storage_quotas = Table(
+    "storage_quotas",
+    metadata,
+    Column("user_id", String(40), _user_fk(), primary_key=True),
+    Column("quota_mb", BigInteger, nullable=False),
     _at("updated_at"),
 )

@@ -24,7 +24,7 @@ from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailab
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
-from reelgate.services import limits, mail, projects, prompting, routing
+from reelgate.services import limits, mail, projects, prompting, routing, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
@@ -138,6 +138,8 @@ async def create_generation(
     now = ctx.clock()
 
     def submit(tx: Tx) -> tuple[Generation, bool]:
+        # A full storage refuses new work before anything is held (one key lookup when no quota applies).
+        storage_quota.check_room_in(tx, ctx.config.storage_quota_mb, user_id, 0)
         generation = _new_generation(ctx, user_id, "", order, quoted, now)
         generation.retry_of = retry_of
         return _record_submission(ctx, tx, generation, order, idempotency_key, now)
@@ -281,6 +283,7 @@ class GenerationFilter:
     status: str | None = None
     project_id: str | None = None
     model: str | None = None
+    favorite: bool | None = None
 
 
 async def list_generations(
@@ -295,6 +298,7 @@ async def list_generations(
             status=filters.status,
             project_id=filters.project_id,
             model=filters.model,
+            favorite=filters.favorite,
             before_id=cursor,
             limit=limit + 1,
         )

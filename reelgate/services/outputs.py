@@ -191,8 +191,10 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         )
     )
     if done is None:
-        # Canceled or expired while we were storing: the object has no record, so remove it.
-        await ctx.store.delete(key)
+        # Canceled (or deleted) or expired while we were storing: the objects have no record, so remove them.
+        for leftover in (key, thumb_key, spritesheet_key(generation.id)):
+            if leftover is not None:
+                await ctx.store.delete(leftover)
 
 
 async def _store_spritesheet(ctx: ServiceContext, generation_id: str, video: Path) -> None:

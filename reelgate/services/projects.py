@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from reelgate.db.codec import utc_now
-from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries import library as library_queries
 from reelgate.db.queries import projects as project_queries
 from reelgate.db.records import Project
 from reelgate.db.sql import Tx
-from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
+from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.services.context import ServiceContext
 
@@ -34,7 +36,7 @@ async def list_projects(ctx: ServiceContext, user_id: str) -> list[Project]:
     return await ctx.db.read(lambda tx: project_queries.projects_of_user(tx, user_id))
 
 
-def _project_in(tx: Tx, user_id: str, project_id: str) -> Project:
+def project_in(tx: Tx, user_id: str, project_id: str) -> Project:
     project = project_queries.project_of_user(tx, user_id, project_id)
     if project is None:
         raise NotFound("Project not found.")
@@ -42,7 +44,7 @@ def _project_in(tx: Tx, user_id: str, project_id: str) -> Project:
 
 
 async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Project:
-    return await ctx.db.read(lambda tx: _project_in(tx, user_id, project_id))
+    return await ctx.db.read(lambda tx: project_in(tx, user_id, project_id))
 
 
 def default_project_in(tx: Tx, user_id: str) -> str:
@@ -83,18 +85,21 @@ async def update_project(
         )
         if not changed:
             raise NotFound("Project not found.")
-        return _project_in(tx, user_id, project_id)
+        return project_in(tx, user_id, project_id)
 
     return await ctx.db.write(update)
 
 
-async def delete_project(ctx: ServiceContext, user_id: str, project_id: str) -> None:
-    """Only empty projects can be deleted, so no video (or its billing record) disappears by accident."""
+@dataclass(frozen=True)
+class ProjectTotals:
+    generations: int
+    credits_spent: int
+    output_bytes: int
 
-    def delete(tx: Tx) -> None:
-        _project_in(tx, user_id, project_id)
-        if generation_queries.count_in_project(tx, project_id):
-            raise Conflict("This project still has generations; move or keep them before deleting it.")
-        project_queries.delete_project(tx, user_id, project_id)
 
-    await ctx.db.write(delete)
+async def project_totals(ctx: ServiceContext, user_id: str, project_id: str) -> ProjectTotals:
+    def totals(tx: Tx) -> ProjectTotals:
+        project_in(tx, user_id, project_id)
+        return ProjectTotals(*library_queries.project_totals(tx, user_id, project_id))
+
+    return await ctx.db.read(totals)

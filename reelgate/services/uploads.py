@@ -11,6 +11,7 @@ from reelgate.db.queries import uploads as upload_queries
 from reelgate.db.records import Upload
 from reelgate.domain.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from reelgate.domain.ids import new_id
+from reelgate.services import storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.storage import upload_key
 
@@ -57,6 +58,7 @@ async def create_upload(ctx: ServiceContext, user_id: str, data: bytes, filename
                 details={"allowed": ["image/png", "image/jpeg", "image/webp"]},
             ) from exc
         raise ValidationFailed("file", f"This image could not be read: {exc}") from exc
+    await storage_quota.check_room(ctx, user_id, len(data))
     upload_id = new_id("upl")
     key = upload_key(upload_id, _EXTENSIONS[info.format])
     with tempfile.NamedTemporaryFile(dir=ctx.store.staging_dir(), delete=False) as handle:

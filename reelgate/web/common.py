@@ -35,7 +35,12 @@ def _credits(value: int | None) -> str:
     return f"{value or 0:,}"
 
 
+def _megabytes(size: int | None) -> str:
+    return f"{(size or 0) / (1024 * 1024):,.1f} MB"
+
+
 env.filters["when"] = _when
+env.filters["megabytes"] = _megabytes
 env.filters["credits"] = _credits
 
 

@@ -76,10 +76,11 @@ async def balance_oob(ctx: ServiceContext, current: Viewer) -> str:
 
 
 async def gallery_page(
-    ctx: ServiceContext, user_id: str, project_id: str, cursor: str | None = None
+    ctx: ServiceContext, user_id: str, project_id: str, cursor: str | None = None, *, favorites: bool = False
 ) -> tuple[list[Card], str | None]:
+    filters = GenerationFilter(project_id=project_id, favorite=True if favorites else None)
     rows, next_cursor = await generations.list_generations(
-        ctx, user_id, filters=GenerationFilter(project_id=project_id), limit=PAGE_SIZE, cursor=cursor
+        ctx, user_id, filters=filters, limit=PAGE_SIZE, cursor=cursor
     )
     return [card_of(ctx, row) for row in rows], next_cursor
 
@@ -90,10 +91,18 @@ async def more_cards(
     ctx: Ctx,
     project: Annotated[str, Query(max_length=40)],
     cursor: Annotated[str | None, Query(max_length=40)] = None,
+    favorites: bool = False,
 ) -> HTMLResponse:
-    cards, next_cursor = await gallery_page(ctx, current.user.id, project, cursor)
+    cards, next_cursor = await gallery_page(ctx, current.user.id, project, cursor, favorites=favorites)
     return HTMLResponse(
-        fragment("_cards.html", cards=cards, next_cursor=next_cursor, project_id=project, csrf=current.csrf)
+        fragment(
+            "_cards.html",
+            cards=cards,
+            next_cursor=next_cursor,
+            project_id=project,
+            favorites=favorites,
+            csrf=current.csrf,
+        )
     )
 
 

@@ -10,7 +10,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from reelgate.api.storable_text import refuse_unstorable_form
-from reelgate.web import account, admin_pages, auth, gallery, mail_pages, studio, webhooks_page
+from reelgate.web import (
+    account,
+    admin_pages,
+    auth,
+    gallery,
+    library_pages,
+    mail_pages,
+    share_page,
+    studio,
+    webhooks_page,
+)
 from reelgate.web.common import AdminOnly, LoginRequired, PageViewer, render, viewer
 
 STATIC = Path(__file__).parent / "static"
@@ -38,7 +48,7 @@ async def guide(request: Request, current: PageViewer) -> HTMLResponse:
 
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, studio, gallery, account, webhooks_page, admin_pages, mail_pages):
+    for module in (auth, studio, gallery, library_pages, account, webhooks_page, admin_pages, mail_pages, share_page):
         app.include_router(module.router, dependencies=[Depends(refuse_unstorable_form)])
     app.add_api_route("/guide", guide, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from reelgate.api.deps import Ctx
 from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import NotFound, ReelgateError
-from reelgate.services import generations, projects
+from reelgate.services import generations, projects, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.web.common import FormViewer, PageViewer, Viewer, fragment, htmx_error, redirect, render, toast
 from reelgate.web.composer import chosen, default_model, estimate_of, model_groups, order_from_form, rate_note
@@ -73,11 +73,13 @@ async def studio(
     ctx: Ctx,
     project: Annotated[str | None, Query(max_length=40)] = None,
     model: Annotated[str | None, Query(max_length=80)] = None,
+    favorites: bool = False,
 ) -> HTMLResponse:
     owned, selected = await _current_project(ctx, current.user.id, project)
     form = {"model": model} if model else {}
     spec = _spec_of(ctx, form)
-    cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id)
+    cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id, favorites=favorites)
+    storage = await storage_quota.storage_use(ctx, current.user.id)
     return render(
         request,
         "studio.html",
@@ -88,6 +90,10 @@ async def studio(
         cards=cards,
         project_id=selected.id,
         next_cursor=next_cursor,
+        favorites=favorites,
+        storage=storage,
+        keep_favorites=ctx.config.retention_keep_favorites,
+        back=f"/studio?project={selected.id}" + ("&favorites=true" if favorites else ""),
         **_panel(ctx, current, spec, form),
     )
 

@@ -34,7 +34,7 @@ from schemathesis.generation.modes import GenerationMode
 
 from reelgate.app import create_app
 from reelgate.services import accounts
-from reelgate.web import account, admin_pages, auth, gallery, studio, webhooks_page
+from reelgate.web import account, admin_pages, auth, gallery, library_pages, share_page, studio, webhooks_page
 from tests.conftest import make_settings
 from tests.loopback_guard import guard_loopback
 from tests.openai_compat.conftest import serve
@@ -427,8 +427,9 @@ _COMPOSER_FIELDS = (
     "project_id",
     "option_style",
 )
-_NOT_FUZZED = {"/logout"}  # would end the session the sweep runs in
-STUDIO_MODULES = (auth, studio, gallery, account, webhooks_page, admin_pages)
+# /logout would end the session the sweep runs in; the delete would remove the generation the other routes use.
+_NOT_FUZZED = {"/logout", "/studio/generations/{generation_id}/delete"}
+STUDIO_MODULES = (auth, studio, gallery, library_pages, account, webhooks_page, admin_pages, share_page)
 
 
 _COMPOSER_ROUTES = {"/studio/generate", "/studio/panel", "/studio/estimate"}

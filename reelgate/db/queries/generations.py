@@ -49,6 +49,9 @@ FRESH: dict[str, Any] = {
     "served_model": None,
     "provider_account": None,
     "enhanced_prompt": None,
+    "favorite": False,
+    "deleted_at": None,
+    "media_removed_at": None,
 }
 
 
@@ -84,7 +87,10 @@ _SUBMITTED = tuple(f.name for f in fields(Generation) if f.name != "project_id" 
 _INSERT_INTO_PROJECT = query(submission_insert_sql(INTO_PROJECT) + " RETURNING project_id")
 _INSERT_INTO_FIRST_PROJECT = query(submission_insert_sql(INTO_FIRST_PROJECT) + " RETURNING project_id")
 _BY_ID = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id", row=Generation)
-_OF_USER = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND user_id = :user_id", row=Generation)
+# A deleted generation (a tombstone) is gone for its owner: it reads as not found.
+_OF_USER = query(
+    f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND user_id = :user_id AND deleted_at IS NULL", row=Generation
+)
 _INSERT_EVENT = query(
     "INSERT INTO generation_events (generation_id, from_status, to_status, detail, at) "
     "VALUES (:generation_id, :from_status, :to_status, :detail, :at)"
@@ -198,15 +204,19 @@ def generations_of_user(
     project_id: str | None = None,
     model: str | None = None,
     before_id: str | None = None,
+    favorite: bool | None = None,
     limit: int,
 ) -> list[Generation]:
-    """Newest first; ids are time-ordered, so `before_id` is keyset pagination."""
-    conditions = ["user_id = :user_id"]
+    """Newest first; ids are time-ordered, so `before_id` is keyset pagination. Deleted generations are left out."""
+    conditions = ["user_id = :user_id", "deleted_at IS NULL"]
     params: dict[str, Any] = {"user_id": user_id, "limit": limit}
     for column, value in (("status", status), ("project_id", project_id), ("model", model)):
         if value:
             conditions.append(f"{column} = :{column}")
             params[column] = value
+    if favorite is not None:
+        conditions.append("favorite = :favorite")
+        params["favorite"] = favorite
     if before_id:
         conditions.append("id < :before_id")
         params["before_id"] = before_id

@@ -9,7 +9,7 @@ from reelgate.db.records import Generation
 from reelgate.db.sql import Query, Tx, columns, query
 
 _COLUMNS = columns(Generation, "g")
-_NOT_DELETED = "NOT EXISTS (SELECT 1 FROM video_deletions d WHERE d.generation_id = g.id)"
+_NOT_DELETED = "g.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM video_deletions d WHERE d.generation_id = g.id)"
 # The hot retrieve path: polling clients call it every few hundred milliseconds. One statement.
 _VIDEO_AND_SOURCE = query(
     f"SELECT {_COLUMNS}, r.source_id FROM generations g "
