@@ -32,6 +32,7 @@ async def test_delete_one_and_many(running: Running, alice: Account, bob: Accoun
     assert await _owned_keys(running, [from_image["id"]]) == {
         f"generations/{from_image['id']}/output.mp4",
         f"generations/{from_image['id']}/thumbnail.jpg",
+        f"generations/{from_image['id']}/spritesheet.jpg",
     }
 
     # One: 204, then it reads as not found; the row stays with its charge; its media and its upload are gone.
@@ -61,6 +62,7 @@ async def test_delete_one_and_many(running: Running, alice: Account, bob: Accoun
     assert await _owned_keys(running, [theirs["id"]]) == {
         f"generations/{theirs['id']}/output.mp4",
         f"generations/{theirs['id']}/thumbnail.jpg",
+        f"generations/{theirs['id']}/spritesheet.jpg",
     }
     assert await _owned_keys(running, [first["id"], second["id"]]) == set()
     listed = await client.get("/api/v1/generations", headers=alice.headers)
