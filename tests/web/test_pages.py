@@ -62,9 +62,7 @@ async def test_new_users_see_their_free_credits_and_the_session_cookie_is_locked
         "/signup", data={"email": "new@example.com", "password": PASSWORD, "csrf_token": token}
     )
     assert not any(h.startswith("rg_session=") for h in response.headers.get_list("set-cookie"))
-    response = await client.post(
-        "/login", data={"email": "new@example.com", "password": PASSWORD, "csrf_token": token}
-    )
+    response = await client.post("/login", data={"email": "new@example.com", "password": PASSWORD, "csrf_token": token})
     cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith("rg_session="))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
     studio = await client.get("/studio")
