@@ -403,7 +403,7 @@ _COMPOSER_FIELDS = (
     "project_id",
     "option_style",
 )
-_NOT_FUZZED = {"/logout"}  # would end the session the sweep runs in
+_NOT_FUZZED = {"/logout", "/settings/sessions/end-all"}  # would end the session the sweep runs in
 STUDIO_MODULES = (auth, studio, gallery, account, webhooks_page, admin_pages)
 
 
