@@ -115,9 +115,10 @@ async def audit_log(ctx: ServiceContext, *, user_id: str | None = None, limit: i
 
 async def emails_of(ctx: ServiceContext, user_ids: set[str]) -> dict[str, str]:
     """Email addresses of the actors in a page of the audit log."""
-    found: dict[str, str] = {}
-    for user_id in user_ids:
-        user = await ctx.db.read(lambda tx, user_id=user_id: user_queries.user_by_id(tx, user_id))
-        if user is not None:
-            found[user_id] = user.email
-    return found
+
+
+    def read(tx: Tx) -> dict[str, str]:
+        users = (user_queries.user_by_id(tx, user_id) for user_id in user_ids)
+        return {user.id: user.email for user in users if user is not None}
+
+    return await ctx.db.read(read)
