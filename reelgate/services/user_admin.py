@@ -116,7 +116,6 @@ async def audit_log(ctx: ServiceContext, *, user_id: str | None = None, limit: i
 async def emails_of(ctx: ServiceContext, user_ids: set[str]) -> dict[str, str]:
     """Email addresses of the actors in a page of the audit log."""
 
-
     def read(tx: Tx) -> dict[str, str]:
         users = (user_queries.user_by_id(tx, user_id) for user_id in user_ids)
         return {user.id: user.email for user in users if user is not None}
