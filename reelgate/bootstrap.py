@@ -61,6 +61,11 @@ def service_config(settings: Settings) -> ServiceConfig:
         rate_limit_per_user=settings.rate_limit_per_user,
         # Shared counters across processes when Redis is configured (limits' async redis-py storage).
         rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
+        sign_in_limit_per_account=settings.sign_in_limit_per_account,
+        sign_in_limit_per_address=settings.sign_in_limit_per_address,
+        sign_in_failures_global=settings.sign_in_failures_global,
+        signup_limit_per_address=settings.signup_limit_per_address,
+        signup_credits_per_address=settings.signup_credits_per_address,
         max_in_flight=settings.max_in_flight,
         daily_spend_cap_user=settings.daily_spend_cap_user,
         daily_spend_cap_global=settings.daily_spend_cap_global,

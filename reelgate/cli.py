@@ -26,7 +26,7 @@ from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import is_terminal
 from reelgate.error_reporting import configure_error_reporting
 from reelgate.logging_setup import configure_logging
-from reelgate.services import accounts, billing, generations, ledger, uploads
+from reelgate.services import accounts, billing, generations, ledger, uploads, user_admin
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
@@ -40,6 +40,7 @@ user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 credits_app = typer.Typer(help="Manage credits.", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the credit ledger.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.add_typer(user_app, name="users", hidden=True)  # `reelgate users disable ...` reads naturally too
 app.add_typer(credits_app, name="credits")
 app.add_typer(ledger_app, name="ledger")
 _register_billing(app, credits_app)
@@ -227,6 +228,42 @@ def user_create(
     _run(body)
 
 
+def _user_action(email: str, action: str) -> None:
+    async def body(ctx: ServiceContext) -> None:
+        user = await accounts.find_user_by_email(ctx, email)
+        if action in ("disable", "enable"):
+            changed = await user_admin.set_disabled(ctx, None, user.id, action == "disable")
+        else:
+            changed = await user_admin.set_admin(ctx, None, user.id, action == "promote")
+        console.print(f"{action}d {user.email}" if changed else f"{user.email}: nothing to change")
+
+    _run(body)
+
+
+@user_app.command("disable")
+def user_disable(email: str) -> None:
+    """Disable a user: their sessions end and their API keys stop working at once; running jobs finish."""
+    _user_action(email, "disable")
+
+
+@user_app.command("enable")
+def user_enable(email: str) -> None:
+    """Enable a disabled user again (their API keys work again; they sign in again)."""
+    _user_action(email, "enable")
+
+
+@user_app.command("promote")
+def user_promote(email: str) -> None:
+    """Make a user an administrator."""
+    _user_action(email, "promote")
+
+
+@user_app.command("demote")
+def user_demote(email: str) -> None:
+    """Remove a user's administrator role (never the last enabled administrator's)."""
+    _user_action(email, "demote")
+
+
 @credits_app.command("grant")
 def credits_grant(
     email: str,
@@ -240,6 +277,7 @@ def credits_grant(
     async def body(ctx: ServiceContext) -> None:
         user = await accounts.find_user_by_email(ctx, email)
         result = await billing.grant_credits(ctx, user.id, amount, reason=reason)
+        await user_admin.record_credit_change(ctx, None, user.id, amount, reason=reason)
         console.print(f"granted {amount} credits to {user.email}; available now {result.available}")
 
     if amount <= 0:

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     # Per client address: every studio request, and estimates asked for without an API key or session.
     rate_limit_studio_per_address: str = "1800/minute"
     rate_limit_estimate_per_address: str = "120/minute"
+    # Password guesses (sign-in, and the current password before a change), in `limits` notation; the tiers of a
+    # list make the wait grow. Per account whatever the address, per address whatever the account, and failures
+    # across the site. Counted in Redis when REELGATE_REDIS_URL is set, else in the process.
+    sign_in_limit_per_account: str = "5/minute;10/15 minutes;20/hour;50/day"
+    sign_in_limit_per_address: str = "30/10 minutes;200/day"
+    sign_in_failures_global: str = "1000/10 minutes"
+    # Sign-ups per address, and how many new accounts per address get the free sign-up credits.
+    signup_limit_per_address: str = "5/hour;20/day"
+    signup_credits_per_address: str = "3/day"
     max_in_flight: int = 20  # generations a user may have queued or running at once
     daily_spend_cap_user: int = 0  # credits per user per UTC day; 0: no cap
     daily_spend_cap_global: int = 0  # credits across all users per UTC day; 0: no cap

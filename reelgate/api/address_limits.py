@@ -65,7 +65,7 @@ class AddressRateLimitMiddleware:
 
 async def _identified(request: Request, ctx: ServiceContext) -> bool:
     """A signed-in session or a known API key: the API's own limits count this request against its owner."""
-    if read_session(request) is not None:
+    if await read_session(request, ctx) is not None:
         return True
     scheme, _, credential = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from reelgate.db.records import User
 from reelgate.domain.errors import Forbidden, Unauthorized
-from reelgate.services import accounts
+from reelgate.services import accounts, sessions
 from reelgate.services.context import ServiceContext
 
 SESSION_COOKIE = "rg_session"
-SESSION_MAX_AGE = 14 * 24 * 3600
+# The cookie lives as long as the longest session; the server ends it sooner (idle, sign-out, password change).
+SESSION_MAX_AGE = int(sessions.LIFETIME.total_seconds())
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -31,12 +31,10 @@ Ctx = Annotated[ServiceContext, Depends(get_ctx)]
 
 @dataclass(frozen=True)
 class StudioSession:
+    id: str
     user_id: str
     csrf: str
-
-
-def _serializer(request: Request) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(request.app.state.settings.session_secret, salt="reelgate-session")
+    authenticated_at: datetime
 
 
 def cookie_secure(request: Request) -> bool:
@@ -45,9 +43,18 @@ def cookie_secure(request: Request) -> bool:
     return bool(request.app.state.settings.serves_https) or request.url.scheme == "https"
 
 
-def issue_session(request: Request, response: Response, user_id: str) -> StudioSession:
-    session = StudioSession(user_id=user_id, csrf=secrets.token_urlsafe(24))
-    token = _serializer(request).dumps({"u": session.user_id, "c": session.csrf})
+def client_address(request: Request) -> str:
+    """The peer's address, or the one a trusted proxy forwarded (uvicorn applies REELGATE_TRUSTED_PROXIES)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def issue_session(request: Request, response: Response, ctx: ServiceContext, user_id: str) -> StudioSession:
+    """Starts a server-side session and hands its token to the browser in an HttpOnly cookie."""
+    token, row = await sessions.start_session(
+        ctx, user_id, user_agent=request.headers.get("user-agent", ""), address=client_address(request)
+    )
+    session = StudioSession(id=row.id, user_id=row.user_id, csrf=row.csrf, authenticated_at=row.authenticated_at)
+    request.state.studio_session = session
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -59,19 +66,24 @@ def issue_session(request: Request, response: Response, user_id: str) -> StudioS
     return session
 
 
-def clear_session(response: Response) -> None:
-    response.delete_cookie(SESSION_COOKIE)
+def clear_session(request: Request, response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="lax", secure=cookie_secure(request))
 
 
-def read_session(request: Request) -> StudioSession | None:
+async def read_session(request: Request, ctx: ServiceContext) -> StudioSession | None:
+    """The live server-side session the request's cookie names (looked up once per request), or None."""
+    cached: StudioSession | None | bool = getattr(request.state, "studio_session", False)
+    if cached is not False:
+        return cached  # type: ignore[return-value]
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        data = _serializer(request).loads(token, max_age=SESSION_MAX_AGE)
-    except BadSignature:
-        return None
-    return StudioSession(user_id=str(data["u"]), csrf=str(data["c"]))
+    row = await sessions.resolve_session(ctx, token) if token else None
+    session = (
+        None
+        if row is None
+        else StudioSession(id=row.id, user_id=row.user_id, csrf=row.csrf, authenticated_at=row.authenticated_at)
+    )
+    request.state.studio_session = session
+    return session
 
 
 def check_csrf(session: StudioSession, presented: str | None) -> None:
@@ -89,7 +101,7 @@ async def current_user(request: Request, ctx: Ctx) -> User:
         user = await accounts.authenticate_api_key(ctx, credential.strip())
         request.state.auth = "api_key"
         return user
-    session = read_session(request)
+    session = await read_session(request, ctx)
     if session is None:
         raise Unauthorized("Sign in or send an API key.")
     if request.method not in _SAFE_METHODS:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, UploadFile
+from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response
 
-from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.deps import Ctx, CurrentUser, client_address, read_session
 from reelgate.api.presenters import generation_out, project_out, upload_out
 from reelgate.api.schemas import (
     ApiKeyCreate,
     CreditsOut,
     MeOut,
+    PasswordChange,
     ProjectCreate,
     ProjectDeleted,
     ProjectDetail,
@@ -22,8 +23,8 @@ from reelgate.api.schemas import (
     ProjectUpdate,
     UploadOut,
 )
-from reelgate.domain.errors import ValidationFailed
-from reelgate.services import accounts, generations, ledger, library, projects, uploads
+from reelgate.domain.errors import Forbidden, ValidationFailed
+from reelgate.services import accounts, generations, ledger, library, projects, sessions, uploads
 from reelgate.services.generations import GenerationFilter
 from reelgate.services.library import DeleteChoice
 
@@ -60,8 +61,33 @@ async def list_api_keys(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
     }
 
 
+@router.post("/me/password")
+async def change_password(body: PasswordChange, request: Request, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Changes the password: every other studio session ends, and the API keys are revoked unless
+    `revoke_api_keys` is false."""
+    session = await read_session(request, ctx) if request.state.auth == "session" else None
+    revoked = await accounts.change_password(
+        ctx,
+        user.id,
+        body.current_password,
+        body.new_password,
+        address=client_address(request),
+        keep_session=session.id if session else None,
+        revoke_api_keys=body.revoke_api_keys,
+    )
+    return {"changed": True, "api_keys_revoked": revoked}
+
+
 @router.post("/api-keys", status_code=201)
-async def create_api_key(body: ApiKeyCreate, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+async def create_api_key(body: ApiKeyCreate, request: Request, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    session = await read_session(request, ctx) if request.state.auth == "session" else None
+    if session is not None and sessions.needs_password_since(ctx, session.authenticated_at):
+        if not body.password:
+            raise Forbidden(
+                "Confirm your password to create an API key: send it as `password`.", code="password_required"
+            )
+        await accounts.confirm_password(ctx, user.id, body.password, address=client_address(request))
+        await sessions.mark_reauthenticated(ctx, session.id)
     key = await accounts.create_api_key(ctx, user.id, body.name)
     return {"id": key.id, "name": key.name, "key": key.secret, "note": "Store this key now; it is not shown again."}
 

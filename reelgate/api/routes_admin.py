@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, Path, Query
 from pydantic import Field
 
 from reelgate.api.deps import AdminUser, Ctx
 from reelgate.api.schemas import Strict
+from reelgate.db.records import AuditEntry, User
 from reelgate.domain.errors import ValidationFailed
-from reelgate.services import accounts, analytics, billing, password_reset
+from reelgate.services import accounts, analytics, billing, password_reset, user_admin
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
@@ -35,6 +36,7 @@ async def change_credits(body: CreditChange, admin: AdminUser, ctx: Ctx) -> dict
     user_id = body.user_id or (await accounts.find_user_by_email(ctx, body.email or "")).id
     change = billing.grant_credits if body.kind == "grant" else billing.adjust_credits
     result = await change(ctx, user_id, body.amount, reason=body.reason, actor_id=admin.id)
+    await user_admin.record_credit_change(ctx, admin.id, user_id, body.amount, reason=body.reason, kind=body.kind)
     return {"user_id": user_id, "kind": body.kind, **asdict(result)}
 
 
@@ -42,7 +44,74 @@ async def change_credits(body: CreditChange, admin: AdminUser, ctx: Ctx) -> dict
 async def send_password_reset(user_id: str, admin: AdminUser, ctx: Ctx) -> dict[str, Any]:
     """Emails the account a single-use link (one hour) to set a new password; the worker sends it."""
     await password_reset.send_reset_link(ctx, user_id)
+    await user_admin.record_reset_link(ctx, admin.id, user_id)
     return {"user_id": user_id, "queued": True}
+
+
+class UserAction(Strict):
+    reason: str = Field(default="", max_length=500)
+
+
+def _user_out(user: User, changed: bool) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "is_admin": user.is_admin,
+        "disabled": user.disabled,
+        "changed": changed,
+    }
+
+
+UserId = Annotated[str, Path(max_length=40)]
+
+
+@router.post("/users/{user_id}/disable")
+async def disable_user(user_id: UserId, admin: AdminUser, ctx: Ctx, body: UserAction | None = None) -> dict[str, Any]:
+    """Disables a user: their sessions end and their API keys answer 401 at once; running jobs finish."""
+    changed = await user_admin.set_disabled(ctx, admin.id, user_id, True, reason=body.reason if body else "")
+    return _user_out(await accounts.get_user(ctx, user_id), changed)
+
+
+@router.post("/users/{user_id}/enable")
+async def enable_user(user_id: UserId, admin: AdminUser, ctx: Ctx, body: UserAction | None = None) -> dict[str, Any]:
+    changed = await user_admin.set_disabled(ctx, admin.id, user_id, False, reason=body.reason if body else "")
+    return _user_out(await accounts.get_user(ctx, user_id), changed)
+
+
+@router.post("/users/{user_id}/promote")
+async def promote_user(user_id: UserId, admin: AdminUser, ctx: Ctx) -> dict[str, Any]:
+    changed = await user_admin.set_admin(ctx, admin.id, user_id, True)
+    return _user_out(await accounts.get_user(ctx, user_id), changed)
+
+
+@router.post("/users/{user_id}/demote")
+async def demote_user(user_id: UserId, admin: AdminUser, ctx: Ctx) -> dict[str, Any]:
+    changed = await user_admin.set_admin(ctx, admin.id, user_id, False)
+    return _user_out(await accounts.get_user(ctx, user_id), changed)
+
+
+def _entry_out(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "user_id": entry.target_user_id,
+        "email": entry.target_email,
+        "detail": entry.detail,
+        "data": entry.data,
+        "created_at": entry.created_at.isoformat(),
+    }
+
+
+@router.get("/audit")
+async def list_audit(
+    admin: AdminUser,
+    ctx: Ctx,
+    user_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    """What administrators did to users and their credits, newest first."""
+    return {"data": [_entry_out(e) for e in await user_admin.audit_log(ctx, user_id=user_id, limit=limit)]}
 
 
 @router.get("/analytics")

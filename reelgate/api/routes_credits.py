@@ -156,7 +156,7 @@ class RateLimitMiddleware:
             key_id, owner = await limiter.owner_of_key(ctx, credential.strip())
             await limiter.check(api_key=key_id, user_id=owner)
             return
-        session = read_session(request)
+        session = await read_session(request, ctx)
         if session is not None:
             await limiter.check(api_key=None, user_id=session.user_id)
 

@@ -76,8 +76,20 @@ async def cancel_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> 
 
 
 @router.post("/{generation_id}/retry", status_code=202, response_model=GenerationOut)
-async def retry_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> GenerationOut:
-    return generation_out(await generations.retry_generation(ctx, user.id, generation_id), ctx.config.public_url)
+async def retry_generation(
+    generation_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
+    """A new generation with the same settings. While a retry of this generation is unfinished, retrying
+    again answers with it (`Idempotent-Replayed: true`) and charges nothing more."""
+    generation, replayed = await generations.retry_generation(
+        ctx, user.id, generation_id, idempotency_key=idempotency_key
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    payload = generation_out(generation, ctx.config.public_url).model_dump(mode="json")
+    return JSONResponse(payload, status_code=202, headers=headers)
 
 
 @router.get("/{generation_id}/content", response_class=Response)

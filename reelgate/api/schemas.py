@@ -155,6 +155,14 @@ class MeOut(BaseModel):
 
 class ApiKeyCreate(Strict):
     name: str = Field(default="", max_length=120)
+    # Asked for when a studio session creates the key and its password was typed more than a few minutes ago.
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+    revoke_api_keys: bool = True  # every API key of the account is revoked unless this is false
 
 
 GenerationId = Annotated[str, Field(min_length=1, max_length=40)]

@@ -298,6 +298,30 @@ class EmailToken:
 
 
 # Table name of each record, for the schema test and for the column lists of db/sql.py.
+@dataclass(slots=True)
+class Session:
+    id: str  # SHA-256 of the cookie's token
+    user_id: str
+    csrf: str
+    created_at: datetime
+    authenticated_at: datetime
+    last_used_at: datetime
+    user_agent: str
+    address: str
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    id: str
+    actor_id: str | None
+    action: str
+    target_user_id: str | None
+    target_email: str
+    detail: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
 TABLE_OF: dict[type, str] = {
     User: "users",
     ApiKey: "api_keys",
@@ -320,4 +344,6 @@ TABLE_OF: dict[type, str] = {
     EmailToken: "email_tokens",
     ShareLink: "share_links",
     StorageQuota: "storage_quotas",
+    Session: "sessions",
+    AuditEntry: "audit_log",
 }

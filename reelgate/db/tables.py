@@ -38,6 +38,9 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+_ACTIVE_RETRY = "retry_of IS NOT NULL AND status IN ('queued', 'submitting', 'processing', 'storing')"
+
+
 def _user_fk() -> ForeignKey:
     return ForeignKey("users.id", ondelete="CASCADE")
 
@@ -210,6 +213,14 @@ generations = Table(
     # A user's jobs in flight (the in-flight cap), and the worker's deadline sweep, read index ranges.
     Index("ix_generations_user_status", "user_id", "status"),
     Index("ix_generations_status_deadline", "status", "deadline_at"),
+    # One retry of a job at a time: a second retry while the first is unfinished cannot be inserted.
+    Index(
+        "uq_generations_active_retry",
+        "retry_of",
+        unique=True,
+        sqlite_where=text(_ACTIVE_RETRY),
+        postgresql_where=text(_ACTIVE_RETRY),
+    ),
 )
 
 # Every state change of a generation, for audit and debugging.

@@ -17,13 +17,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from reelgate.db.errors import UniqueViolation
 from reelgate.db.queries import ledger as ledger_queries
 from reelgate.db.queries import projects as project_queries
+from reelgate.db.queries import sessions as session_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.records import ApiKey, User
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import email_verification
+from reelgate.services import email_verification, sessions
 from reelgate.services.context import ServiceContext
 from reelgate.services.projects import DEFAULT_PROJECT_NAME, new_project
 
@@ -128,14 +129,45 @@ async def create_user(
     return user
 
 
-async def authenticate_password(ctx: ServiceContext, email: str, password: str) -> User:
+async def sign_up(ctx: ServiceContext, email: str, password: str, *, display_name: str, address: str) -> None:
+    """Self-service sign-up, throttled per address. Its outcome is the same whether the email was free or
+    not (no answer says which addresses have accounts): the caller tells the visitor to sign in. Only the
+    first few accounts per address and day get the free sign-up credits."""
+    await ctx.throttle.signup_attempt(address=address)
+    email = _normalize_email(email)
+    check_password_rules(password)
+    # None: the default sign-up credits, which wait for the address to be verified when email is set up.
+    credits = None if await ctx.throttle.signup_credits_allowed(address=address) else 0
+    try:
+        await create_user(ctx, email, password, credits=credits, display_name=display_name)
+    except Conflict:
+        return
+
+
+async def authenticate_password(ctx: ServiceContext, email: str, password: str, *, address: str) -> User:
+    """Sign-in, throttled per account, per address and across the site (services/throttle.py)."""
+    await ctx.throttle.password_attempt(account=email, address=address)
     user = await ctx.db.read(lambda tx: user_queries.user_by_email(tx, email.strip().lower()))
     if user is None or user.password_hash is None or user.disabled:
         # Spend the same time as a real check so response timing does not reveal which emails exist.
         await _verify_password(_dummy_hash(), password)
+        await ctx.throttle.password_failed(address=address)
         raise Unauthorized("Wrong email or password.")
     if not await _verify_password(user.password_hash, password):
+        await ctx.throttle.password_failed(address=address)
         raise Unauthorized("Wrong email or password.")
+    await ctx.throttle.password_ok(account=email)
+    return user
+
+
+async def confirm_password(ctx: ServiceContext, user_id: str, password: str, *, address: str) -> User:
+    """The signed-in user's current password, checked under the same throttles as sign-in."""
+    user = await get_user(ctx, user_id)
+    await ctx.throttle.password_attempt(account=user.email, address=address)
+    if user.password_hash is None or not await _verify_password(user.password_hash, password):
+        await ctx.throttle.password_failed(address=address)
+        raise ValidationFailed("current_password", "The current password is not correct.")
+    await ctx.throttle.password_ok(account=user.email)
     return user
 
 
@@ -145,13 +177,37 @@ def _dummy_hash() -> str:
     return _hasher.hash("reelgate-timing-equalizer")
 
 
-async def change_password(ctx: ServiceContext, user_id: str, current: str, new: str) -> None:
-    user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
-    if user is None or user.password_hash is None or not await _verify_password(user.password_hash, current):
-        raise ValidationFailed("current_password", "The current password is not correct.")
+async def change_password(
+    ctx: ServiceContext,
+    user_id: str,
+    current: str,
+    new: str,
+    *,
+    address: str,
+    keep_session: str | None = None,
+    revoke_api_keys: bool = True,
+) -> int:
+    """Changes the password after checking the current one (throttled like sign-in). Every other session
+    ends, and the user's API keys are revoked unless they choose to keep them; returns how many keys were
+    revoked."""
     check_password_rules(new)
+    await confirm_password(ctx, user_id, current, address=address)
     new_hash = await hash_password(new)
-    await ctx.db.write(lambda tx: user_queries.set_password_hash(tx, user_id, new_hash))
+    now = ctx.clock()
+
+    def change(tx: Tx) -> int:
+        user_queries.set_password_hash(tx, user_id, new_hash)
+        session_queries.delete_sessions_of(tx, user_id, keep=keep_session)
+        return user_queries.revoke_all_api_keys(tx, user_id, now) if revoke_api_keys else 0
+
+    revoked = await ctx.db.write(change)
+    forget_cached_user(user_id)
+    return revoked
+
+
+async def end_all_sessions(ctx: ServiceContext, user_id: str) -> int:
+    """Signs the user out of every browser at once; how many sessions ended."""
+    return await sessions.end_sessions(ctx, user_id)
 
 
 async def create_api_key(ctx: ServiceContext, user_id: str, name: str = "") -> NewApiKey:

@@ -10,6 +10,7 @@ from reelgate.db.database import Database
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
+from reelgate.services.throttle import Throttle
 from reelgate.storage import ObjectStore
 
 
@@ -43,6 +44,11 @@ class ServiceConfig:
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_user: str = "2400/minute"
     rate_limit_storage: str = "memory://"
+    sign_in_limit_per_account: str = "5/minute;10/15 minutes;20/hour;50/day"
+    sign_in_limit_per_address: str = "30/10 minutes;200/day"
+    sign_in_failures_global: str = "1000/10 minutes"
+    signup_limit_per_address: str = "5/hour;20/day"
+    signup_credits_per_address: str = "3/day"
     max_in_flight: int = 20
     daily_spend_cap_user: int = 0
     daily_spend_cap_global: int = 0
@@ -106,3 +112,19 @@ class ServiceContext:
     degraded_providers: ProviderMarks = field(default_factory=ProviderMarks)
     # Routing's recent health checks: provider name -> (time.monotonic() of the check, report).
     provider_health: dict[str, tuple[float, HealthReport]] = field(default_factory=dict)
+    # Password guesses and sign-ups (services/throttle.py), made from `config` on first use.
+    _throttle: Throttle | None = None
+
+    @property
+    def throttle(self) -> Throttle:
+        if self._throttle is None:
+            c = self.config
+            self._throttle = Throttle(
+                c.rate_limit_storage,
+                per_account=c.sign_in_limit_per_account,
+                per_address=c.sign_in_limit_per_address,
+                global_failures=c.sign_in_failures_global,
+                signups_per_address=c.signup_limit_per_address,
+                signup_credits_per_address=c.signup_credits_per_address,
+            )
+        return self._throttle

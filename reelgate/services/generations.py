@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -356,11 +357,30 @@ def order_from_generation(generation: Generation, *, prompt: str | None = None) 
     )
 
 
-async def retry_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
-    """Starts a new generation with the same settings (a new quote and hold); the old one stays as it was."""
+async def retry_generation(
+    ctx: ServiceContext, user_id: str, generation_id: str, *, idempotency_key: str | None = None
+) -> tuple[Generation, bool]:
+    """Starts a new generation with the same settings (a new quote and hold); the old one stays as it was.
+
+    One retry of a generation runs at a time: while it is unfinished, retrying again (a double click, a client
+    resending) answers with that retry instead of charging for another; a unique index settles concurrent
+    retries. An Idempotency-Key replays its first answer as on create. Returns (generation, replayed)."""
     old = await get_generation(ctx, user_id, generation_id)
     if GenerationStatus(old.status) not in _RETRYABLE:
         raise Conflict("Only failed, canceled or expired generations can be retried.", details={"status": old.status})
+    if idempotency_key is None:
+        running = await ctx.db.read(lambda tx: generation_queries.active_retry_of(tx, user_id, old.id))
+        if running is not None:
+            return running, True
     order = order_from_generation(old)
-    generation, _ = await create_generation(ctx, user_id, order, retry_of=old.id)
-    return generation
+    for attempt in range(20):
+        try:
+            return await create_generation(ctx, user_id, order, idempotency_key=idempotency_key, retry_of=old.id)
+        except UniqueViolation:
+            # Another retry of this job went in first. Read it once its transaction is durable (SQLite's writer
+            # commits a batch of transactions together); if it has finished meanwhile, this retry may run.
+            running = await ctx.db.read(lambda tx: generation_queries.active_retry_of(tx, user_id, old.id))
+            if running is not None:
+                return running, True
+            await asyncio.sleep(0.01 * (attempt + 1))
+    raise Conflict("This generation is being retried right now; try again in a moment.")

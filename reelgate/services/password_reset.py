@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from reelgate.db.queries import mail as mail_queries
+from reelgate.db.queries import sessions as session_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
@@ -77,8 +78,14 @@ async def redeem(ctx: ServiceContext, token: str, new_password: str) -> str:
 
 
 async def reset_password(ctx: ServiceContext, user_id: str, new_password: str) -> None:
-    """The one place a reset sets a new password."""
+    """The one place a reset sets a new password. Every session of the account ends with it (whoever knew the
+    old password is signed out); API keys stay, as they are not the password (the owner can revoke them)."""
     accounts.check_password_rules(new_password)
     new_hash = await accounts.hash_password(new_password)
-    await ctx.db.write(lambda tx: user_queries.set_password_hash(tx, user_id, new_hash))
+
+    def reset(tx: Tx) -> None:
+        user_queries.set_password_hash(tx, user_id, new_hash)
+        session_queries.delete_sessions_of(tx, user_id)
+
+    await ctx.db.write(reset)
     accounts.forget_cached_user(user_id)

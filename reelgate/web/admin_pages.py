@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
 from reelgate.domain.jobs import GenerationStatus
-from reelgate.services import admin
+from reelgate.services import admin, user_admin
 from reelgate.web import billing_bridge
 from reelgate.web.common import AdminFormViewer, AdminViewer, redirect, render
 from reelgate.web.gallery import STATUS_LABELS
@@ -39,9 +41,71 @@ async def grant(
     back = f"/admin?q={q}" if q else "/admin"
     try:
         await billing_bridge.grant(ctx, current.user.id, user_id, amount, reason)
+        await user_admin.record_credit_change(ctx, current.user.id, user_id, amount, reason=reason)
     except ReelgateError as exc:
         return redirect(request, back, error=exc.message)
     return redirect(request, back, notice=f"Granted {amount} credits.")
+
+
+_USER_ACTIONS = {
+    "disable": "Disabled: their sessions ended and their API keys stopped working.",
+    "enable": "Enabled again.",
+    "promote": "Now an administrator.",
+    "demote": "No longer an administrator.",
+}
+
+
+async def _user_action(
+    action: str, user_id: str, request: Request, current: AdminFormViewer, ctx: Ctx, q: str
+) -> Response:
+    back = f"/admin?q={quote(q)}" if q else "/admin"
+    try:
+        if action in ("disable", "enable"):
+            changed = await user_admin.set_disabled(ctx, current.user.id, user_id, action == "disable")
+        else:
+            changed = await user_admin.set_admin(ctx, current.user.id, user_id, action == "promote")
+    except ReelgateError as exc:
+        return redirect(request, back, error=exc.message)
+    return redirect(request, back, notice=_USER_ACTIONS[action] if changed else "Nothing to change.")
+
+
+def _user_action_route(action: str) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(
+        user_id: Annotated[str, Path(max_length=40)],
+        request: Request,
+        current: AdminFormViewer,
+        ctx: Ctx,
+        q: Annotated[str, Form(max_length=320)] = "",
+    ) -> Response:
+        return await _user_action(action, user_id, request, current, ctx, q)
+
+    return endpoint
+
+
+# One route per action, not /users/{user_id}/{action}: a catch-all would shadow other pages' user actions
+# (the mail pages' /users/{user_id}/send-reset).
+for _action in _USER_ACTIONS:
+    router.add_api_route(f"/users/{{user_id}}/{_action}", _user_action_route(_action), methods=["POST"])
+
+
+AUDIT_LABELS = {
+    user_admin.DISABLE: "disabled",
+    user_admin.ENABLE: "enabled",
+    user_admin.PROMOTE: "made admin",
+    user_admin.DEMOTE: "admin removed",
+    user_admin.GRANT: "credits granted",
+    user_admin.ADJUST: "credits adjusted",
+    user_admin.RESET_LINK: "reset link sent",
+}
+
+
+@router.get("/audit", response_class=HTMLResponse)
+async def audit(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLResponse:
+    entries = await user_admin.audit_log(ctx, limit=200)
+    actors = await user_admin.emails_of(ctx, {e.actor_id for e in entries if e.actor_id})
+    return render(
+        request, "admin_audit.html", current, entries=entries, actors=actors, labels=AUDIT_LABELS, tab="audit"
+    )
 
 
 @router.get("/generations", response_class=HTMLResponse)

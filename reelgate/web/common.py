@@ -69,7 +69,7 @@ class Viewer:
 
 
 async def viewer(request: Request, ctx: Ctx) -> Viewer:
-    session = read_session(request)
+    session = await read_session(request, ctx)
     if session is None:
         raise LoginRequired
     try:

@@ -129,9 +129,11 @@ async def cancel(generation_id: str, request: Request, current: FormViewer, ctx:
 @router.post("/generations/{generation_id}/retry", response_class=HTMLResponse)
 async def retry(generation_id: str, current: FormViewer, ctx: Ctx) -> HTMLResponse:
     try:
-        generation = await generations.retry_generation(ctx, current.user.id, generation_id)
+        generation, replayed = await generations.retry_generation(ctx, current.user.id, generation_id)
     except ReelgateError as exc:
         return htmx_error(exc)
+    if replayed:  # a second click while the first retry runs: that retry's card is on the page already
+        return HTMLResponse(toast("It is already running again."), headers={"HX-Reswap": "none"})
     new_card = fragment("_card.html", card=card_of(ctx, generation), csrf=current.csrf)
     body = f'<div hx-swap-oob="afterbegin:#gallery-list">{new_card}</div>'
     body += await balance_oob(ctx, current)

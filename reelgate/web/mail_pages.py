@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import email_verification, mail, password_reset
+from reelgate.services import email_verification, mail, password_reset, user_admin
 from reelgate.web.common import (
     AdminFormViewer,
     AdminViewer,
@@ -196,4 +196,5 @@ async def admin_send_reset(
         await password_reset.send_reset_link(ctx, user_id)
     except ReelgateError as exc:
         return redirect(request, back, error=exc.message)
+    await user_admin.record_reset_link(ctx, current.user.id, user_id)
     return redirect(request, back, notice="A password reset link is on its way.")

@@ -4,7 +4,8 @@ server (moto, its own process) and Redis. Real provider protocols on loopback: R
 base64 video, finished by webhook and then by polling, Replicate with a URL output, Pollo driven by hand (a
 failure with refund, a cancel). Mid-run one worker is SIGKILLed and another starts, and the database "restarts".
 Every generation ends, nothing stays held, `reelgate ledger check` passes, the client webhook arrives, nothing
-is left in the bucket's staging prefix and no API host kept media on its disk."""
+is left in the bucket's staging prefix, no API host kept media on its disk, and sign-in guesses are counted
+across both API processes."""
 
 from __future__ import annotations
 
@@ -163,6 +164,19 @@ def _pollo_job(sim: Simulator, generation_id: str, timeout: float = 30) -> str:
     raise AssertionError(f"Pollo never received {generation_id}")
 
 
+def _wrong_sign_ins(apis: list[str], email: str, n: int) -> list[int]:
+    """Wrong passwords for one account, alternating between the API processes (one browser, one cookie jar)."""
+    statuses = []
+    with httpx.Client(timeout=30) as client:
+        for i in range(n):
+            api = apis[i % len(apis)]
+            client.get(f"{api}/login")
+            token = client.cookies.get("rg_login_csrf", "")
+            form = {"email": email, "password": f"wrong guess {i}", "csrf_token": token}
+            statuses.append(client.post(f"{api}/login", data=form).status_code)
+    return statuses
+
+
 def _wait_all_terminal(settings: Settings, ids: list[str], timeout: float) -> dict[str, tuple[str, int]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -250,6 +264,7 @@ def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # 
             [*REELGATE, "ledger", "check"], env=_host_env(base, tmp_path, "ops"), capture_output=True, text=True
         )
         receiver.wait_for(1, timeout=20)
+        guesses = _wrong_sign_ins(apis, "hosts@example.com", 6)
     finally:
         fleet.stop()
         proxy.close()
@@ -265,6 +280,9 @@ def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # 
     assert simulators["runpod"].webhooks.dropped  # the last three were finished by polling
     events: list[dict[str, Any]] = [r.json() for r in receiver.requests]
     assert any(e.get("type") == "generation.succeeded" for e in events), events
+
+    # Sign-in throttling counts in Redis: 5 guesses a minute per account, whichever process gets them.
+    assert guesses == [401] * 5 + [429], guesses
 
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="media/staging/").get("KeyCount", 0)
     assert listed == 0, "outputs in transit are removed once stored"

@@ -427,8 +427,9 @@ _COMPOSER_FIELDS = (
     "project_id",
     "option_style",
 )
-# /logout would end the session the sweep runs in; the delete would remove the generation the other routes use.
-_NOT_FUZZED = {"/logout", "/studio/generations/{generation_id}/delete"}
+# /logout and ending every session would end the session the sweep runs in; the delete would remove the
+# generation the other routes use.
+_NOT_FUZZED = {"/logout", "/settings/sessions/end-all", "/studio/generations/{generation_id}/delete"}
 STUDIO_MODULES = (auth, studio, gallery, library_pages, account, webhooks_page, admin_pages, share_page)
 
 

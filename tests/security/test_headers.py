@@ -61,8 +61,15 @@ async def _sign_up(client: httpx.AsyncClient, email: str, **headers: str) -> htt
     assert token, page.text[:300]
     # Sent by hand: a Secure cookie is (rightly) not sent back over the plain-http test transport.
     cookie = f"rg_login_csrf={token.group(1)}"
-    return await client.post(
+    signup = await client.post(
         "/signup",
+        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
+        headers={**headers, "Cookie": cookie},
+    )
+    assert signup.status_code == 200, signup.text
+    # Sign-up answers the same whether the email was free or not; the new user then signs in.
+    return await client.post(
+        "/login",
         data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)},
         headers={**headers, "Cookie": cookie},
     )
@@ -109,7 +116,14 @@ async def test_https_public_url_sends_hsts_and_secure_cookies_even_without_a_for
         assert response.headers["strict-transport-security"].startswith("max-age=")
         cookies = response.headers.get_list("set-cookie")
         session = next(c for c in cookies if c.startswith("rg_session="))
-        flash = next(c for c in cookies if c.startswith("rg_flash="))
+        token = session.split(";")[0].split("=", 1)[1]
+        studio = await running.client.get("/studio", headers={"Cookie": f"rg_session={token}"})
+        csrf = re.search(r'data-csrf="([^"]+)"', studio.text)
+        assert csrf, studio.text[:300]
+        signed_out = await running.client.post(
+            "/logout", data={"csrf_token": csrf.group(1)}, headers={"Cookie": f"rg_session={token}"}
+        )
+        flash = next(c for c in signed_out.headers.get_list("set-cookie") if c.startswith("rg_flash="))
         for cookie in (session, flash):
             attributes = {a.strip().lower() for a in cookie.split(";")}
             assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes, cookie

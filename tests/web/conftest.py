@@ -76,6 +76,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "REELGATE_POLL_INITIAL_SECONDS": "0.2",
         "REELGATE_POLL_MAX_SECONDS": "0.5",
         "REELGATE_LOG_LEVEL": "WARNING",
+        # Every browser test signs up from 127.0.0.1: the per-address sign-up limits would refuse most of them.
+        "REELGATE_SIGNUP_LIMIT_PER_ADDRESS": "10000/hour",
+        "REELGATE_SIGNUP_CREDITS_PER_ADDRESS": "10000/day",
     }
     data_dir.mkdir(parents=True)
     log = data_dir.parent / "server.log"

@@ -190,6 +190,18 @@ def generation_by_id(tx: Tx, generation_id: str) -> Generation | None:
     return generation
 
 
+_ACTIVE_RETRY_OF = query(
+    f"SELECT {_COLUMNS} FROM generations WHERE retry_of = :retry_of AND user_id = :user_id AND status IN {_ACTIVE}",
+    row=Generation,
+)
+
+
+def active_retry_of(tx: Tx, user_id: str, generation_id: str) -> Generation | None:
+    """The unfinished retry of a generation, if one is running (a unique index allows one at a time)."""
+    generation: Generation | None = tx.one(_ACTIVE_RETRY_OF, {"retry_of": generation_id, "user_id": user_id})
+    return generation
+
+
 def generation_of_user(tx: Tx, user_id: str, generation_id: str) -> Generation | None:
     """Scoped to its owner: another user's id reads as no generation at all."""
     generation: Generation | None = tx.one(_OF_USER, {"id": generation_id, "user_id": user_id})

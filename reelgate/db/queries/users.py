@@ -19,6 +19,8 @@ _SET_PASSWORD = query("UPDATE users SET password_hash = :password_hash WHERE id 
 _SET_DISPLAY_NAME = query("UPDATE users SET display_name = :display_name WHERE id = :id")
 _SET_FLAGGED = query("UPDATE users SET flagged = :flagged WHERE id = :id")
 _SET_ADMIN = query("UPDATE users SET is_admin = :is_admin WHERE id = :id")
+_SET_DISABLED = query("UPDATE users SET disabled = :disabled WHERE id = :id AND disabled <> :disabled")
+_COUNT_ACTIVE_ADMINS = query("SELECT count(*) FROM users WHERE is_admin = TRUE AND disabled = FALSE")
 
 _INSERT_KEY = insert_query(ApiKey)
 _KEYS_OF = query(
@@ -27,6 +29,7 @@ _KEYS_OF = query(
 _REVOKE_KEY = query(
     "UPDATE api_keys SET revoked_at = :now WHERE id = :id AND user_id = :user_id AND revoked_at IS NULL"
 )
+_REVOKE_ALL_KEYS = query("UPDATE api_keys SET revoked_at = :now WHERE user_id = :user_id AND revoked_at IS NULL")
 # Authentication reads the key and its owner in one statement: the key's columns, then the user's.
 _KEY_AND_OWNER = query(
     f"SELECT {columns(ApiKey, 'k')}, {columns(User, 'u')} FROM api_keys k JOIN users u ON u.id = k.user_id "
@@ -77,6 +80,19 @@ def set_flagged(tx: Tx, user_id: str, flagged: bool) -> None:
 
 def set_admin(tx: Tx, user_id: str, is_admin: bool) -> None:
     tx.run(_SET_ADMIN, {"id": user_id, "is_admin": is_admin})
+
+
+def set_disabled(tx: Tx, user_id: str, disabled: bool) -> bool:
+    """True when the flag changed (False: it already had that value)."""
+    return tx.run(_SET_DISABLED, {"id": user_id, "disabled": disabled}) == 1
+
+
+def count_active_admins(tx: Tx) -> int:
+    return int(tx.scalar(_COUNT_ACTIVE_ADMINS))
+
+
+def revoke_all_api_keys(tx: Tx, user_id: str, now: datetime) -> int:
+    return tx.run(_REVOKE_ALL_KEYS, {"user_id": user_id, "now": now})
 
 
 def insert_api_key(tx: Tx, key: ApiKey) -> None:
