@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelgate.api.error_routes import route_rendering_errors_with
 from reelgate.domain.errors import (
     InsufficientCredits,
     ModelUnavailable,
@@ -104,16 +103,5 @@ def error_response(exc: Exception) -> Response:
     return _reply(500, "Something went wrong on our side.", "server_error", None, None)
 
 
-class OpenAIRoute(APIRoute):
-    """Renders every error of its routes in OpenAI's shape; the rest of the API keeps reelgate's."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:  # noqa: BLE001 - translated, not swallowed
-                return error_response(exc)
-
-        return handle
+# Every error of its routes in OpenAI's shape; the rest of the API keeps reelgate's.
+OpenAIRoute = route_rendering_errors_with(error_response, "OpenAIRoute")

@@ -7,15 +7,14 @@ error code and the offending field, so a client can tell a bad `duration` from a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from reelgate.api.error_routes import route_rendering_errors_with
 from reelgate.domain.errors import RateLimited, ReelgateError, UnsupportedMediaType
 
 log = logging.getLogger("reelgate.api.openrouter")
@@ -88,16 +87,5 @@ def error_response(exc: Exception) -> Response:
     return _reply(500, "Something went wrong on our side.", _meta("internal_error", None))
 
 
-class OpenRouterRoute(APIRoute):
-    """Renders every error of its routes in OpenRouter's shape; the rest of the API keeps reelgate's."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:  # noqa: BLE001 - translated, not swallowed
-                return error_response(exc)
-
-        return handle
+# Every error of its routes in OpenRouter's shape; the rest of the API keeps reelgate's.
+OpenRouterRoute = route_rendering_errors_with(error_response, "OpenRouterRoute")
