@@ -21,10 +21,10 @@ from reelgate.db.queries import sessions as session_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.records import ApiKey, User
 from reelgate.db.sql import Tx
-from reelgate.domain.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from reelgate.domain.errors import Conflict, NotFound, RateLimited, Unauthorized, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import email_verification, sessions
+from reelgate.services import account_unlock, email_verification, mail, sessions
 from reelgate.services.context import ServiceContext
 from reelgate.services.projects import DEFAULT_PROJECT_NAME, new_project
 
@@ -145,8 +145,20 @@ async def sign_up(ctx: ServiceContext, email: str, password: str, *, display_nam
 
 
 async def authenticate_password(ctx: ServiceContext, email: str, password: str, *, address: str) -> User:
-    """Sign-in, throttled per account, per address and across the site (services/throttle.py)."""
-    await ctx.throttle.password_attempt(account=email, address=address)
+    """Sign-in, throttled per account, per address and across the site (services/throttle.py). A lock on the
+    account also emails its owner a link that lifts it (services/account_unlock.py)."""
+    try:
+        await ctx.throttle.password_attempt(account=email, address=address)
+    except RateLimited as exc:
+        if exc.details.get("scope") == "account" and mail.enabled(ctx):
+            await account_unlock.offer(ctx, email)
+            # The same words whether or not the account exists: only its owner's mailbox gets the link.
+            raise RateLimited(
+                f"{exc.message} The account's owner can lift this lock with the link we email them.",
+                retry_after=exc.retry_after,
+                details={"scope": "account"},
+            ) from exc
+        raise
     user = await ctx.db.read(lambda tx: user_queries.user_by_email(tx, email.strip().lower()))
     if user is None or user.password_hash is None or user.disabled:
         # Spend the same time as a real check so response timing does not reveal which emails exist.

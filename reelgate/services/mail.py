@@ -49,7 +49,7 @@ OPTIONAL_KINDS: dict[str, str] = {
     "purchase_receipt": "Receipts for credit purchases",
 }
 # Always sent: they answer something the account holder (or an administrator) just asked for.
-ALWAYS_KINDS = ("password_reset", "verify_email")
+ALWAYS_KINDS = ("password_reset", "verify_email", "account_unlock")
 KINDS = (*OPTIONAL_KINDS, *ALWAYS_KINDS)
 
 SUBJECTS = {
@@ -59,10 +59,15 @@ SUBJECTS = {
     "purchase_receipt": "Receipt: {credits} credits",
     "password_reset": "Reset your password",
     "verify_email": "Confirm your email address",
+    "account_unlock": "Sign-in to your account was locked",
 }
 # Seconds before each retry; after the last one the email is marked failed.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
-TOKEN_LIFETIME = {"password_reset": timedelta(hours=1), "verify_email": timedelta(days=7)}
+TOKEN_LIFETIME = {
+    "password_reset": timedelta(hours=1),
+    "verify_email": timedelta(days=7),
+    "account_unlock": timedelta(hours=1),
+}
 CLAIM_SECONDS = 300.0  # far above the SMTP timeout: only a crash leaves a claimed email unsent this long
 BATCH = 16
 _in_flight: set[asyncio.Task[None]] = set()
@@ -277,6 +282,8 @@ def render(ctx: ServiceContext, email: OutboxEmail, user: User, secret: str | No
         "settings_url": f"{base}/settings",
         "reset_url": f"{base}/reset-password?token={secret}" if email.kind == "password_reset" else "",
         "verify_url": f"{base}/verify-email?token={secret}" if email.kind == "verify_email" else "",
+        "unlock_url": f"{base}/unlock-account?token={secret}" if email.kind == "account_unlock" else "",
+        "reset_request_url": f"{base}/forgot-password",
     }
     context = {
         **values,

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import email_verification, mail, password_reset, user_admin
+from reelgate.services import account_unlock, email_verification, mail, password_reset, user_admin
 from reelgate.web.common import (
     AdminFormViewer,
     AdminViewer,
@@ -95,6 +95,28 @@ async def reset(
             return _page(request, "reset_invalid", status_code=404)
         return _page(request, "reset", token=token, form_error=exc.message, status_code=exc.status_code)
     return redirect(request, "/login", notice="Your password is changed. Sign in with the new one.")
+
+
+# ---------------------------------------------------------------- lifting a sign-in lock
+
+
+@router.get("/unlock-account", response_class=HTMLResponse)
+async def unlock_page(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+    # A button, not the link itself, uses the token: mail scanners that open links must not spend it.
+    return _page(request, "unlock", token=token)
+
+
+@router.post("/unlock-account")
+async def unlock(
+    request: Request, ctx: Ctx, token: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form()] = ""
+) -> Response:
+    if not _csrf_ok(request, csrf_token):
+        return _page(request, "unlock", token=token, form_error="Your form expired; please try again.", status_code=403)
+    try:
+        await account_unlock.redeem(ctx, token)
+    except ReelgateError:
+        return _page(request, "unlock_invalid", status_code=404)
+    return redirect(request, "/login", notice="The lock is lifted: sign in again.")
 
 
 # ---------------------------------------------------------------- address verification

@@ -270,3 +270,43 @@ async def test_without_smtp_emails_go_to_the_mail_folder_and_the_admin_page(
     assert shown.status_code == 200 and "http://testserver/gallery" in shown.text
     assert (await client.get("/admin/mail/..%2Freelgate.db")).status_code == 404
     assert (await client.get("/admin/mail/nothing.eml")).status_code == 404
+
+
+async def test_a_locked_account_is_unlocked_by_its_owner_through_an_emailed_link(
+    running: Running, alice: Account, mailbox: Mailbox
+) -> None:
+    ctx, client = running.ctx, running.client
+    # Someone guesses at alice's password until the account's lock answers 429.
+    statuses = [(await sign_in(client, alice.email, f"guess {n}")).status_code for n in range(5)]
+    assert statuses == [401] * 5
+    locked = await sign_in(client, alice.email, "guess 5")
+    assert locked.status_code == 429 and "lift this lock with the link we email" in locked.text
+    # An account that does not exist answers the same words, and nobody gets an email for it.
+    for n in range(6):
+        nobody = await sign_in(client, "nobody@example.com", f"guess {n}")
+    assert nobody.status_code == 429 and "lift this lock with the link we email" in nobody.text
+    again = await sign_in(client, alice.email, PASSWORD)  # even the right password waits while locked
+    assert again.status_code == 429
+
+    await pump(ctx, lambda: len(mailbox.to(alice.email)) == 1)
+    got = mailbox.to(alice.email)[0]
+    assert got.message["Subject"] == "Sign-in to your account was locked"
+    assert got.message["List-Unsubscribe"] is None  # always sent: it answers a lock on the account
+    path = link_in(got.text, "/unlock-account")
+    await asyncio.sleep(0.3)
+    await mail.run_due(ctx)
+    assert len(mailbox.to(alice.email)) == 1  # one email per lock, however many guesses it refused
+    assert mailbox.to("nobody@example.com") == []
+
+    page = await client.get(path)  # opening the link (a mail scanner might) lifts nothing
+    assert page.status_code == 200
+    assert (await sign_in(client, alice.email, PASSWORD)).status_code == 429
+    fields = {"token": path.split("token=", 1)[1], "csrf_token": form_token(page)}
+    assert (await client.post("/unlock-account", data={**fields, "csrf_token": "forged"})).status_code == 403
+    lifted = await client.post("/unlock-account", data=fields)
+    assert lifted.status_code == 303 and lifted.headers["location"] == "/login"
+    assert (await sign_in(client, alice.email, PASSWORD)).status_code == 303
+    # Once only, and a made-up token does nothing.
+    assert (await client.post("/unlock-account", data=fields)).status_code == 404
+    made_up = {**fields, "token": "x" * 43}
+    assert (await client.post("/unlock-account", data=made_up)).status_code == 404
