@@ -5,6 +5,7 @@ rounds, both databases."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import sys
 import time
@@ -15,7 +16,19 @@ from bench import fixtures
 from bench.common import machine_markdown
 from bench.report import Section, write
 
-ALL = ["api", "ledger", "inflight", "download", "render", "peer"]
+ALL = ["api", "ledger", "inflight", "recovery", "download", "render", "peer"]
+
+
+# Benchmarks that run on one storage setup only, whatever databases are asked for.
+NO_DATABASE = {"download", "render"}
+
+
+def _runner(name: str, quick: bool, databases: list[str]) -> Callable[[], Section]:
+    """The benchmark's run(), its module imported only when it is wanted (some import heavy dependencies)."""
+    module = importlib.import_module(f"bench.b_{name}")
+    if name in NO_DATABASE:
+        return lambda: module.run(quick)
+    return lambda: module.run(quick, databases)
 
 
 def main() -> int:
@@ -36,31 +49,7 @@ def main() -> int:
     command = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"machine: {machine_markdown()}", flush=True)
 
-    runners: dict[str, Callable[[], Section]] = {}
-    if "api" in wanted:
-        from bench import b_api
-
-        runners["api"] = lambda: b_api.run(args.quick, databases)
-    if "ledger" in wanted:
-        from bench import b_ledger
-
-        runners["ledger"] = lambda: b_ledger.run(args.quick, databases)
-    if "inflight" in wanted:
-        from bench import b_inflight
-
-        runners["inflight"] = lambda: b_inflight.run(args.quick, databases)
-    if "download" in wanted:
-        from bench import b_download
-
-        runners["download"] = lambda: b_download.run(args.quick)
-    if "render" in wanted:
-        from bench import b_render
-
-        runners["render"] = lambda: b_render.run(args.quick)
-    if "peer" in wanted:
-        from bench import b_peer
-
-        runners["peer"] = lambda: b_peer.run(args.quick, databases)
+    runners = {name: _runner(name, args.quick, databases) for name in wanted}
 
     failed = 0
     for name in [n for n in ALL if n in runners]:

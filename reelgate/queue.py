@@ -34,6 +34,7 @@ from reelgate.worker import HOUSEKEEPING
 log = logging.getLogger("reelgate.queue")
 
 DRIVE_TASK = "reelgate.drive"
+RECONCILE_PRIORITY = 100  # procrastinate runs higher priorities first; generations' jobs keep the default 0
 BATCH_WAKEUPS = 200  # wake-ups deferred in one queue transaction at most
 # Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
@@ -237,8 +238,10 @@ class Queue:
 
         seconds = max(1, min(59, self.settings.reconcile_interval_seconds))
 
+        # Ahead of every generation's job: when the workers are saturated, a reconciler queued behind hundreds of
+        # polls would leave a dead worker's jobs stalled for as long as the backlog lasts.
         @app.periodic(cron=f"*/{seconds} * * * * *")
-        @app.task(name="reelgate.reconcile", queueing_lock="reelgate.reconcile")
+        @app.task(name="reelgate.reconcile", queueing_lock="reelgate.reconcile", priority=RECONCILE_PRIORITY)
         async def reconcile(timestamp: int) -> None:
             await self.reconcile()
             await self.run_housekeeping()
