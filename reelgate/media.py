@@ -229,9 +229,10 @@ SPRITESHEET_FRAMES = 25
 SPRITESHEET_TILE_WIDTH = 160
 
 
-def _frames_at(path: Path, fractions: list[float]) -> list[Image.Image]:
-    """One frame near each fraction of the video's length, from one open container (a seek per frame)."""
-    images: list[Image.Image] = []
+def _tiles_at(path: Path, fractions: list[float], tile_width: int) -> list[Image.Image]:
+    """One frame near each fraction of the video's length, from one open container (a seek per frame), each
+    scaled to `tile_width` as it is decoded: only tile-sized images are kept, never a full frame per tile."""
+    tiles: list[Image.Image] = []
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         duration = _stream_duration(container, stream)
@@ -244,10 +245,13 @@ def _frames_at(path: Path, fractions: list[float]) -> list[Image.Image]:
                 if frame.time is None or frame.time >= target - 1e-3 or count >= MAX_FRAMES_AFTER_SEEK:
                     break
             if chosen is not None:
-                images.append(chosen.to_image())  # type: ignore[no-untyped-call]  # PyAV is untyped
-    if not images:
+                width = min(tile_width, chosen.width)
+                height = max(1, round(chosen.height * width / chosen.width))
+                # to_image passes these to the frame's reformatter, so the scaling happens in libswscale.
+                tiles.append(chosen.to_image(width=width, height=height))  # type: ignore[no-untyped-call]
+    if not tiles:
         raise MediaError("not_a_video", "no decodable frame")
-    return images
+    return tiles
 
 
 def make_spritesheet(
@@ -264,17 +268,17 @@ def make_spritesheet(
     info = probe_video(path)
     count = max(1, min(frames, info.frames or frames))
     try:
-        images = _frames_at(path, [(index + 0.5) / count for index in range(count)])
+        tiles = _tiles_at(path, [(index + 0.5) / count for index in range(count)], tile_width)
     except (av.FFmpegError, OSError) as exc:
         raise MediaError("not_a_video", f"cannot decode: {exc}") from exc
-    width = min(tile_width, images[0].width)
-    height = max(1, round(images[0].height * width / images[0].width))
-    cols = min(columns, len(images))
-    rows = -(-len(images) // cols)
+    width, height = tiles[0].size
+    cols = min(columns, len(tiles))
+    rows = -(-len(tiles) // cols)
     sheet = Image.new("RGB", (cols * width, rows * height))
-    for index, image in enumerate(images):
-        tile = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        sheet.paste(tile, ((index % cols) * width, (index // cols) * height))
+    for index, tile in enumerate(tiles):
+        if tile.size != (width, height):  # a stream whose frame size changes part-way
+            tile = tile.resize((width, height), Image.Resampling.LANCZOS)
+        sheet.paste(tile.convert("RGB"), ((index % cols) * width, (index // cols) * height))
     return _save_jpeg(sheet, out_path, sheet.width)
 
 

@@ -167,7 +167,7 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
     make_thumb = media.make_image_thumbnail if generation.kind == "image" else media.make_thumbnail
     thumb_key: str | None = thumbnail_key(generation.id)
     try:
-        await asyncio.to_thread(make_thumb, checked.path, thumb_local)
+        await media.in_decode_pool(make_thumb, checked.path, thumb_local)
         await ctx.store.put_file(thumbnail_key(generation.id), thumb_local, "image/jpeg")
     except media.MediaError:
         thumb_key = None  # a video without a thumbnail is still a video the user paid for
@@ -202,7 +202,7 @@ async def _store_spritesheet(ctx: ServiceContext, generation_id: str, video: Pat
     (storage.spritesheet_key), so a video stored without one (an older one) simply has none."""
     local = video.with_suffix(".sprites.jpg")
     try:
-        await asyncio.to_thread(media.make_spritesheet, video, local)
+        await media.in_decode_pool(media.make_spritesheet, video, local)
         await ctx.store.put_file(spritesheet_key(generation_id), local, "image/jpeg")
     except media.MediaError:
         pass  # like the thumbnail: a video without a spritesheet is still a video the user paid for

@@ -349,11 +349,8 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
     now = ctx.clock()
     if generation is None or generation.deadline_at >= now:
         return
-    if generation.provider_job_id:
-        try:
-            await routing.bound_provider(ctx, generation).cancel(generation.provider_job_id)
-        except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
-            log.warning("cancel at provider failed for expired %s", generation_id)
+    # The expiry is recorded before the provider is asked to cancel: the provider's own "canceled" answer (a
+    # webhook or a concurrent poll) then meets a job that has already ended and cannot turn it into a cancel.
     ended = await ctx.db.write(
         lambda tx: fail(
             tx,
@@ -364,8 +361,14 @@ async def expire(ctx: ServiceContext, generation_id: str) -> None:
             message="The provider did not finish in time; your credits were returned.",
         )
     )
-    if ended is not None:
-        await discard_recorded_staging(ctx, generation.raw_provider)
+    if ended is None:
+        return
+    await discard_recorded_staging(ctx, generation.raw_provider)
+    if generation.provider_job_id:
+        try:
+            await routing.bound_provider(ctx, generation).cancel(generation.provider_job_id)
+        except Exception:  # noqa: BLE001 - expiry must not depend on the provider answering
+            log.warning("cancel at provider failed for expired %s", generation_id)
 
 
 async def resume_all(ctx: ServiceContext) -> int:

@@ -107,6 +107,7 @@ def test_soak(tmp_path: Path, sqlite_url: str) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert len(samples) >= 2, samples
+    print(f"soak: (RSS KiB, open fds) at each checkpoint: {samples}")
     base_rss, base_fds = samples[0]
     for rss, fds in samples[1:]:
         assert rss - base_rss < 60_000, f"memory grew: {samples}"
