@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from reelgate.db.errors import DatabaseUnavailable
 from reelgate.db.queries import generations as generation_queries
 from reelgate.db.queries.uploads import upload_by_id
 from reelgate.db.records import Generation
@@ -30,6 +32,10 @@ from reelgate.services.transitions import apply_provider_update, fail, transitio
 log = logging.getLogger("reelgate.worker")
 
 _S = GenerationStatus
+
+# How long a worker keeps trying to record a provider's job id while the database is unreachable (a restart, a
+# failover): the id exists nowhere else, and without it the job's outcome becomes unknown.
+RECORD_ACCEPTED_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 class Step(StrEnum):
@@ -199,6 +205,19 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
         if moved is None:
             generation_queries.note_submit_answered(tx, generation.id, job_id, now, first_poll)
 
+    for wait in RECORD_ACCEPTED_WAITS:
+        try:
+            await ctx.db.write(accepted)
+            return
+        except DatabaseUnavailable:
+            log.warning(
+                "could not record job %s of %s yet; trying again in %.1f s",
+                job_id,
+                generation.id,
+                wait,
+                extra={"generation_id": generation.id},
+            )
+            await asyncio.sleep(wait)
     await ctx.db.write(accepted)
 
 

@@ -188,6 +188,18 @@ def _wait_all_terminal(settings: Settings, ids: list[str], timeout: float) -> di
         time.sleep(0.5)
 
 
+def _wait_all_submitted(settings: Settings, ids: list[str], timeout: float = 60) -> None:
+    """Until every generation has left `queued` and `submitting`: its provider job id is recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows, _ = asyncio.run(_rows(settings))
+        waiting = {g: rows[g][0] for g in ids if rows[g][0] in ("queued", "submitting")}
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, f"never submitted: {waiting}"
+        time.sleep(0.2)
+
+
 def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # noqa: PLR0915 - one scenario
     tmp_path: Path,
     pg_database_url: str,
@@ -239,7 +251,11 @@ def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # 
         canceled = httpx.post(f"{apis[1]}/api/v1/generations/{to_cancel}/cancel", headers=headers, timeout=30)
         assert canceled.status_code == 200, canceled.text
 
-        # A worker dies mid-run; another host's worker starts.
+        # A worker dies mid-run; another host's worker starts. The kill waits until every job has reached its
+        # provider: one killed between sending a submit and recording the answer leaves an outcome that neither
+        # RunPod nor Replicate can look up, and that job rightly waits for its webhook, an operator or its
+        # deadline rather than risk a second paid run (tests/e2e_providers/test_failures.py covers that path).
+        _wait_all_submitted(settings, by_webhook + by_url)
         doomed.send_signal(signal.SIGKILL)
         doomed.wait()
         fleet.start("worker2", "worker", "--concurrency", "8", **_host_env(base, tmp_path, "worker2"))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from reelgate.db.database import open_database
+from reelgate.db.errors import DatabaseUnavailable
 from reelgate.db.records import Generation
 from reelgate.domain.catalog import parse_catalog
 from reelgate.providers.base import (
@@ -245,3 +246,52 @@ async def test_a_pinned_fallback_is_sent_the_same_mapped_request_again(mapped_ct
     second = await _submit_again(ctx, first.id)
     assert second.status == "processing" and second.served_model == "sd"
     assert [(r.resolution, r.height, dict(r.options)) for r in luma.requests] == [("480p", 480, {})] * 2
+
+
+class _DatabaseDownWhileAccepting:
+    """Passes every write through, except that the first `failures` writes after the provider accepted the job
+    fail as an unreachable database would."""
+
+    def __init__(self, db: Any, provider: Scripted, failures: int) -> None:
+        self._db, self._provider, self.failures = db, provider, failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    async def write(self, work: Any) -> Any:
+        if self._provider.sent and self.failures:
+            self.failures -= 1
+            raise DatabaseUnavailable()
+        return await self._db.write(work)
+
+
+async def test_the_accepted_job_id_is_recorded_once_the_database_is_back(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's job id exists nowhere else: a database blip right after the submit does not lose it."""
+    monkeypatch.setattr(pipeline, "RECORD_ACCEPTED_WAITS", (0.01, 0.01, 0.01))
+    real = ctx.db
+    flaky = _DatabaseDownWhileAccepting(real, _scripted(ctx, "runway"), failures=2)
+    user = await accounts.create_user(ctx, "blip@example.com", None, credits=100)
+    generation, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    ctx.db = flaky
+    await pipeline.submit(ctx, generation.id)
+    ctx.db = real
+    recorded = await generation_row(ctx, generation.id)
+    assert flaky.failures == 0
+    assert recorded.status == "processing" and recorded.provider_job_id == "runway-job-1"
+    assert _scripted(ctx, "runway").sent == ["primary-ref"]  # sent once, never again
+
+
+async def test_a_database_down_for_good_leaves_the_outcome_to_recovery(
+    ctx: ServiceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "RECORD_ACCEPTED_WAITS", (0.01, 0.01))
+    real = ctx.db
+    user = await accounts.create_user(ctx, "down@example.com", None, credits=100)
+    generation, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    ctx.db = _DatabaseDownWhileAccepting(real, _scripted(ctx, "runway"), failures=99)
+    with pytest.raises(DatabaseUnavailable):
+        await pipeline.submit(ctx, generation.id)
+    ctx.db = real
+    assert (await generation_row(ctx, generation.id)).status == "submitting"  # for the reconciler, not lost
