@@ -2,8 +2,9 @@
 
 The generation row stays the source of truth: a job only says "look at this generation now". One job
 per generation waits at a time (`queueing_lock`) and one runs at a time (`lock`); polls are jobs
-scheduled for later; a periodic reconciler re-enqueues any due generation no job covers, so a crash
-between a commit and its enqueue, or a killed worker, loses nothing.
+scheduled for later; every worker runs a reconciler beside its job slots that releases the jobs of dead
+workers and re-enqueues any due generation no job covers, so a crash between a commit and its enqueue, or a
+killed worker, loses nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Status
 
 from reelgate import tasks
@@ -34,7 +35,6 @@ from reelgate.worker import HOUSEKEEPING
 log = logging.getLogger("reelgate.queue")
 
 DRIVE_TASK = "reelgate.drive"
-RECONCILE_PRIORITY = 100  # procrastinate runs higher priorities first; generations' jobs keep the default 0
 BATCH_WAKEUPS = 200  # wake-ups deferred in one queue transaction at most
 # Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
@@ -151,12 +151,20 @@ class Queue:
         return {"ok": True, **await self.stats()}
 
     async def reconcile(self) -> int:
-        """Frees the locks of jobs whose worker died, then enqueues every due generation without a job."""
+        """Frees the locks of jobs whose worker died, then enqueues every due generation without a job.
+
+        Every worker runs this; two passes at once are harmless: a stalled job is finished by whichever gets
+        there first (the other's attempt is refused and skipped), and a generation is enqueued at most once
+        (`queueing_lock`)."""
         stalled = await self.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_after)
         enqueued = 0
         for job in stalled:
+            try:
+                await self.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+            except ConnectorException:  # another worker's reconciler released it first (or a blip: next tick)
+                log.debug("job %s was already released", job.id, exc_info=True)
+                continue
             log.warning("job %s of a dead worker released", job.id, extra={"generation_id": job.lock})
-            await self.app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
             if job.task_name == DRIVE_TASK and job.lock:
                 # Its holder is dead by the queue's own judgment: the next worker need not wait for the lease.
                 await pipeline.drop_claim(self.ctx, job.lock)
@@ -166,6 +174,20 @@ class Queue:
         if enqueued:
             log.info("reconciler enqueued %d generations", enqueued)
         return enqueued
+
+    async def reconcile_forever(self) -> None:
+        """The worker's reconciler and housekeeping, on their own task rather than as a queued job: a job
+        waits for a free slot, and when a worker dies its survivors' slots may all be busy (or the job itself
+        may have been running on the dead worker), which is exactly when the reconciler must not wait. The
+        tick is jittered so that many workers do not all scan at the same instant."""
+        interval = float(self.settings.reconcile_interval_seconds)
+        while True:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            try:
+                await self.reconcile()
+            except Exception:  # noqa: BLE001 - a database blip: the next tick tries again
+                log.warning("the reconciler failed", exc_info=True)
+            await self.run_housekeeping()
 
     async def run_housekeeping(self) -> None:
         """Runs the registered housekeeping jobs (webhook delivery, credit expiry, ...) whose time has come."""
@@ -183,7 +205,10 @@ class Queue:
         """Runs jobs until stopped. Cancelling it is an orderly stop: no new job is taken, running ones get
         `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by the
         next reconciler tick; their leases lapse with this worker's heartbeat)."""
-        renewer = asyncio.create_task(self.renew_leases(), name="reelgate-lease-renewal")
+        side_tasks = [
+            asyncio.create_task(self.renew_leases(), name="reelgate-lease-renewal"),
+            asyncio.create_task(self.reconcile_forever(), name="reelgate-reconciler"),
+        ]
         try:
             await self.app.run_worker_async(
                 concurrency=concurrency,
@@ -196,9 +221,9 @@ class Queue:
                 install_signal_handlers=install_signal_handlers,
             )
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            for task in side_tasks:
+                task.cancel()
+            await asyncio.gather(*side_tasks, return_exceptions=True)
 
     @contextlib.contextmanager
     def holding(self, generation_id: str) -> Iterator[None]:
@@ -235,16 +260,6 @@ class Queue:
                     return
             if again is not None:
                 await self.enqueue(generation_id, at=again)
-
-        seconds = max(1, min(59, self.settings.reconcile_interval_seconds))
-
-        # Ahead of every generation's job: when the workers are saturated, a reconciler queued behind hundreds of
-        # polls would leave a dead worker's jobs stalled for as long as the backlog lasts.
-        @app.periodic(cron=f"*/{seconds} * * * * *")
-        @app.task(name="reelgate.reconcile", queueing_lock="reelgate.reconcile", priority=RECONCILE_PRIORITY)
-        async def reconcile(timestamp: int) -> None:
-            await self.reconcile()
-            await self.run_housekeeping()
 
         @app.periodic(cron="17 * * * *")
         @app.task(name="reelgate.abort_stale_uploads", queueing_lock="reelgate.abort_stale_uploads")

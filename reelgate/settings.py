@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     lease_seconds: float = 120.0
     queue_poll_seconds: float = 1.0  # how often workers look for jobs scheduled for later (polls)
     queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its jobs re-run
-    reconcile_interval_seconds: int = 3  # the reconciler re-enqueues due work no job covers
+    # Each worker's reconciler (dead workers' jobs released, due work no job covers re-enqueued) and housekeeping.
+    reconcile_interval_seconds: float = Field(default=3.0, gt=0, le=300)
     worker_shutdown_seconds: float = 30.0  # on SIGTERM, running jobs get this long to finish, then are handed back
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off

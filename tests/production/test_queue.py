@@ -150,3 +150,85 @@ async def test_sigterm_stops_the_worker_in_order_and_nothing_is_stranded(tmp_pat
     async with queue_worker(settings):
         for generation in created:
             assert await _wait_status(settings, generation.id) == "succeeded"
+
+
+async def _generation_held_by_a_dead_worker(settings: Settings) -> str:
+    """A generation whose job a worker took and then died with: the job `doing`, the lease still held."""
+    ctx = await build_context(settings)
+    queue = Queue(settings, pool_size=2)
+    try:
+        await queue.open(ctx)
+        account = await make_account(ctx, credits=100)
+        generation, _ = await generations.create_generation(ctx, account.id, ORDER)
+        await asyncio.sleep(0.2)  # the wake-up's enqueue runs in the background
+    finally:
+        await queue.close()
+        await close_context(ctx)
+    with psycopg.connect(conninfo(settings), autocommit=True) as conn:
+        worker_id = conn.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') RETURNING id"
+        ).fetchone()
+        conn.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE lock = %s",
+            (*worker_id, generation.id),
+        )
+        conn.execute(
+            "UPDATE generations SET lease_owner = 'dead-worker', lease_until = now() + interval '1 hour' WHERE id = %s",
+            (generation.id,),
+        )
+    return generation.id
+
+
+def _jobs_of(settings: Settings, generation_id: str) -> list[str]:
+    with psycopg.connect(conninfo(settings)) as conn:
+        rows = conn.execute("SELECT status FROM procrastinate_jobs WHERE lock = %s ORDER BY id", (generation_id,))
+        return [str(status) for (status,) in rows.fetchall()]
+
+
+async def test_a_dead_workers_job_is_released_while_every_slot_of_the_survivor_is_busy(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    """The moment a worker dies its survivors are often saturated; the reconciler runs beside the job slots,
+    so it never waits for one to free up before handing the dead worker's generations on."""
+    settings = _settings(tmp_path, pg_database_url)
+    generation_id = await _generation_held_by_a_dead_worker(settings)
+    async with queue_worker(settings, concurrency=1) as queue:
+        release = asyncio.Event()
+
+        @queue.app.task(name="tests.occupy_the_only_slot")
+        async def occupy() -> None:
+            await release.wait()
+
+        await occupy.defer_async()
+        try:
+            deadline = time.monotonic() + 15
+            while _jobs_of(settings, generation_id) != ["failed", "todo"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert _jobs_of(settings, generation_id) == ["failed", "todo"]
+            with psycopg.connect(conninfo(settings)) as conn:
+                busy = conn.execute(
+                    "SELECT status FROM procrastinate_jobs WHERE task_name = 'tests.occupy_the_only_slot'"
+                )
+                assert busy.fetchone() == ("doing",)  # the only slot was taken the whole time
+                lease = conn.execute("SELECT lease_owner FROM generations WHERE id = %s", (generation_id,))
+                assert lease.fetchone() == (None,)
+        finally:
+            release.set()
+        assert await _wait_status(settings, generation_id) == "succeeded"
+
+
+async def test_reconcilers_of_several_workers_at_once_release_a_job_once(tmp_path: Path, pg_database_url: str) -> None:
+    settings = _settings(tmp_path, pg_database_url)
+    generation_id = await _generation_held_by_a_dead_worker(settings)
+    contexts = [await build_context(settings, migrate=False) for _ in range(3)]
+    queues = [Queue(settings, pool_size=2) for _ in contexts]
+    try:
+        for queue, ctx in zip(queues, contexts, strict=True):
+            await queue.open(ctx)
+        enqueued = await asyncio.gather(*(queue.reconcile() for queue in queues))
+    finally:
+        for queue, ctx in zip(queues, contexts, strict=True):
+            await queue.close()
+            await close_context(ctx)
+    assert sum(enqueued) == 1
+    assert _jobs_of(settings, generation_id) == ["failed", "todo"]
