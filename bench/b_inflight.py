@@ -1,4 +1,6 @@
-"""One worker tracking 10,000 in-flight provider jobs by polling Replicate's loopback simulator."""
+"""Workers tracking 10,000 in-flight provider jobs by polling Replicate's loopback simulator: the embedded
+worker loop (one process, SQLite or PostgreSQL) and production mode's two `reelgate worker` processes
+(procrastinate on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,25 +11,32 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from bench import fixtures
-from bench.common import CLIENT_CPU, PYTHON, SERVER_CPU, fmt, new_run_dir, spawn
+from bench.common import CLIENT_CPU, PYTHON, SERVER_CPU, fmt, new_run_dir, pct, spawn
 from bench.report import Section
+from reelgate.queue import Queue
+from reelgate.services.pipeline import Step
+from reelgate.settings import Settings
 
 JOBS = 10_000
 POLL_MAX = 60.0  # the default REELGATE_POLL_MAX_SECONDS
-# The product as it is. (An earlier "proposed" variant, the index-range due-work scan tried here first, is in
-# the product now; RESULTS.md keeps its figures.)
-VARIANTS = ("current",)
+# How the generations are tracked: the embedded worker loop in one process, or (PostgreSQL only) production
+# mode's procrastinate workers, as many processes as QUEUE_WORKERS, all pinned to the same core.
+EMBEDDED = "embedded loop, 1 process"
+QUEUE_WORKERS = 2
+PRODUCTION = f"production, {QUEUE_WORKERS} × `reelgate worker`"
 
 
 def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
     seconds = 45.0 if quick else 120.0
     section = Section(
         "inflight",
-        f"One worker tracking {jobs:,} in-flight provider jobs (Replicate simulator, loopback)",
+        f"Workers tracking {jobs:,} in-flight provider jobs (Replicate simulator, loopback)",
         [
             "database",
-            "variant",
+            "workers",
             "polls/s (needed)",
             "CPU ms/poll",
             "worker CPU share",
@@ -41,11 +50,13 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
     section.notes.append(
         f"Steady state of long jobs: each generation has been polled 30 times, so its next poll comes after the "
         f"default maximum interval ({POLL_MAX:.0f} s, jittered ±20 %); the first polls are spread evenly over "
-        f"{POLL_MAX:.0f} s, so keeping up needs {jobs / POLL_MAX:.0f} polls/s. Run for {seconds:.0f} s. The worker "
-        f"is reelgate's own loop (`Worker`, default concurrency: 4 steps, 32 polls) in a process pinned to CPU "
-        f"{SERVER_CPU}; the "
-        f"simulator is pinned to CPU {CLIENT_CPU}. Lag = time the poll step read the row − its next_poll_at. "
-        "CPU per poll = worker process CPU (all threads) / polls, and includes the worker's due-work scans. "
+        f"{POLL_MAX:.0f} s, so keeping up needs {jobs / POLL_MAX:.0f} polls/s. Run for {seconds:.0f} s. Embedded: "
+        f"reelgate's own loop (`Worker`, default concurrency: 4 steps, 32 polls) in one process; production: "
+        f"{QUEUE_WORKERS} procrastinate workers as `reelgate worker` runs them (default concurrency: 4 steps, 32 "
+        "polls each; every generation's next poll already a scheduled job, as in steady state), their figures "
+        f"summed (polls, CPU) or merged (lags). Workers pinned to CPU {SERVER_CPU}, the simulator to CPU "
+        f"{CLIENT_CPU}, PostgreSQL unpinned. Lag = time the poll step read the row − its next_poll_at. "
+        "CPU per poll = worker process CPU (all threads) / polls, and includes the worker's scans and queue work. "
         "The first polls fall due 5 s after the start, so over the run a little less than the needed rate is due; "
         "keeping up shows as a lag that stays flat (second half no worse than the whole run)."
     )
@@ -71,7 +82,7 @@ def _one(section: Section, db: str, url: str | None, seconds: float, jobs: int) 
         if not sim_url:
             raise RuntimeError(f"simulator did not start: {sim.log.read_text()[-2000:]}")
         results = {}
-        for variant in VARIANTS:
+        for variant in (EMBEDDED, PRODUCTION) if url is not None else (EMBEDDED,):
             results[variant] = _variant(run_dir, variant, url, sim_url, seconds, jobs)
     finally:
         sim.stop()
@@ -104,8 +115,12 @@ def _variant(run_dir: Any, variant: str, url: str | None, sim_url: str, seconds:
 
 
 def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, seconds: float, jobs: int) -> dict[str, Any]:
+    production = variant == PRODUCTION
     values = fixtures.settings_values(
-        run_dir / f"data-{variant}", url, replicate_base_url=sim_url, poll_max_seconds=POLL_MAX
+        run_dir / f"data-{'production' if production else 'embedded'}",
+        url,
+        replicate_base_url=sim_url,
+        poll_max_seconds=POLL_MAX,
     )
 
     async def setup() -> None:
@@ -114,18 +129,75 @@ def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, secon
             start = datetime.now(UTC) + timedelta(seconds=5)
             rng = random.Random(7)
             due = [start + timedelta(seconds=rng.uniform(0, POLL_MAX)) for _ in range(jobs)]
-            await fixtures.insert_generations(ctx, user_id, jobs, next_poll_at=due, poll_count=30)
+            rows = await fixtures.insert_generations(ctx, user_id, jobs, next_poll_at=due, poll_count=30)
+            if production:  # steady state: every generation's next look is already a job, scheduled for its poll
+                queue = Queue(Settings(**values))
+                await queue.open(ctx)
+                try:
+                    for i in range(0, len(rows), 1000):
+                        await queue.enqueue_batch([(g.id, g.next_poll_at, Step.POLL) for g in rows[i : i + 1000]])
+                finally:
+                    await queue.close()
+                # Planner statistics for the filled queue table, as autovacuum keeps them in steady state (without
+                # them a fetch picks a plan that checks every waiting job's lock: ~30 ms instead of ~1 ms).
+                await queue_analyze(values)
 
     asyncio.run(setup())
-    worker = spawn(
-        f"worker-{variant}",
-        SERVER_CPU,
-        [PYTHON, "-m", "bench.inflight_worker", "--seconds", str(seconds), "--variant", variant],
-        env=fixtures.settings_env(values),
-        run_dir=run_dir,
-    )
-    worker.popen.wait(seconds + 300)
-    for line in worker.log.read_text().splitlines():
-        if line.startswith("RESULT "):
-            return dict(json.loads(line[7:]))
-    raise RuntimeError(f"worker failed: {worker.log.read_text()[-3000:]}")
+    workers = [
+        spawn(
+            f"worker-{'production' if production else 'embedded'}-{n}",
+            SERVER_CPU,
+            [
+                PYTHON,
+                "-m",
+                "bench.inflight_worker",
+                "--seconds",
+                str(seconds),
+                "--mode",
+                "queue" if production else "embedded",
+            ],
+            env=fixtures.settings_env(values),
+            run_dir=run_dir,
+        )
+        for n in range(QUEUE_WORKERS if production else 1)
+    ]
+    results = []
+    for worker in workers:
+        worker.popen.wait(seconds + 300)
+        for line in worker.log.read_text().splitlines():
+            if line.startswith("RESULT "):
+                results.append(dict(json.loads(line[7:])))
+                break
+        else:
+            raise RuntimeError(f"worker failed: {worker.log.read_text()[-3000:]}")
+    return results[0] if len(results) == 1 else _merged(results, seconds)
+
+
+async def queue_analyze(values: dict[str, Any]) -> None:
+    async with await psycopg.AsyncConnection.connect(values["database_url"], autocommit=True) as conn:
+        await conn.execute("ANALYZE procrastinate_jobs")
+
+
+def _merged(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Several workers' runs as one: polls and CPU summed, lags merged."""
+    lags = [(t, lag) for r in results for t, lag in r["lags"]]
+    values = sorted(lag for _, lag in lags)
+    late = sorted(lag for t, lag in lags if t >= seconds / 2)
+    elapsed = max(r["seconds"] for r in results)
+    polls = sum(r["polls"] for r in results)
+    cpu = sum(r["cpu_s"] for r in results)
+    return {
+        "polls": polls,
+        "seconds": elapsed,
+        "polls_per_s": polls / elapsed,
+        "cpu_s": cpu,
+        "cpu_ms_per_poll": cpu * 1000 / polls if polls else float("nan"),
+        "cpu_share": cpu / elapsed,
+        "lag_p50_s": pct(values, 50),
+        "lag_p99_s": pct(values, 99),
+        "lag_max_s": values[-1] if values else float("nan"),
+        "lag_second_half_p50_s": pct(late, 50),
+        "lag_second_half_p99_s": pct(late, 99),
+        "rss_start_mb": sum(r["rss_start_mb"] for r in results),
+        "rss_end_mb": sum(r["rss_end_mb"] for r in results),
+    }

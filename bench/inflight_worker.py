@@ -1,6 +1,8 @@
-"""One reelgate worker (the embedded worker loop, default concurrency) tracking the in-flight generations
-already in the database, for a bounded time. Measures process CPU per poll, lag of each poll behind its
-`next_poll_at`, and RSS; prints a JSON summary."""
+"""One reelgate worker tracking the in-flight generations already in the database, for a bounded time: the
+embedded worker loop (`--mode embedded`) or production mode's procrastinate worker as `reelgate worker` runs it
+(`--mode queue`), default concurrency. Measures process CPU per poll, lag of each poll behind its
+`next_poll_at`, and RSS; prints a JSON summary (with every lag in queue mode, so that several workers' runs
+can be merged)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from datetime import UTC
 from typing import Any
 
 from reelgate.bootstrap import build_context, close_context
+from reelgate.queue import Queue
 from reelgate.services import pipeline
 from reelgate.settings import Settings
-from reelgate.worker import Worker
+from reelgate.worker import Worker, register_default_housekeeping
 
 
 def _rss_mb() -> float:
@@ -27,7 +30,7 @@ def _pct(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-async def main(seconds: float, concurrency: int, variant: str) -> dict[str, Any]:
+async def main(seconds: float, mode: str) -> dict[str, Any]:
     settings = Settings(**json.loads(os.environ["BENCH_SETTINGS"]))
     ctx = await build_context(settings, migrate=False)
     lags: list[tuple[float, float]] = []  # (seconds since start, lag seconds)
@@ -43,17 +46,30 @@ async def main(seconds: float, concurrency: int, variant: str) -> dict[str, Any]
         return generation
 
     pipeline._load = timed_load  # the poll step's first read: where "actual poll time" is observed
-    worker = Worker(ctx, concurrency=concurrency)
     rss0 = _rss_mb()
     cpu0 = time.process_time()
-    await worker.start()
+    if mode == "queue":
+        register_default_housekeeping()
+        concurrency = settings.worker_concurrency
+        polls = settings.poll_concurrency_for(concurrency)
+        queue = Queue(settings, pool_size=concurrency + 2 + polls // 16)  # as `reelgate worker` sizes it
+        await queue.open(ctx)
+        running = asyncio.create_task(queue.run_worker(concurrency=concurrency, poll_concurrency=polls))
+    else:
+        worker = Worker(ctx, concurrency=settings.worker_concurrency)
+        await worker.start()
     samples = []
     while time.monotonic() - started < seconds:
         await asyncio.sleep(1.0)
         samples.append({"t": round(time.monotonic() - started, 1), "polls": len(lags), "rss_mb": round(_rss_mb(), 1)})
     cpu = time.process_time() - cpu0
     elapsed = time.monotonic() - started
-    await worker.stop()
+    if mode == "queue":
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await queue.close()
+    else:
+        await worker.stop()
     await close_context(ctx)
     values = sorted(lag for _, lag in lags)
     half = seconds / 2
@@ -74,15 +90,15 @@ async def main(seconds: float, concurrency: int, variant: str) -> dict[str, Any]
         "rss_end_mb": _rss_mb(),
         "rss_max_mb": max(s["rss_mb"] for s in samples),
         "samples": samples,
+        "lags": [[round(t, 3), round(lag, 4)] for t, lag in lags] if mode == "queue" else [],
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--variant", choices=["current"], default="current")
+    parser.add_argument("--mode", choices=["embedded", "queue"], default="embedded")
     a = parser.parse_args()
     import uvloop
 
-    print("RESULT " + json.dumps(uvloop.run(main(a.seconds, a.concurrency, a.variant))), flush=True)
+    print("RESULT " + json.dumps(uvloop.run(main(a.seconds, a.mode))), flush=True)

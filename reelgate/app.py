@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue = None
         if settings.runs_embedded_worker:
             register_default_housekeeping()
-            worker = Worker(ctx, concurrency=settings.worker_concurrency)
+            worker = Worker(
+                ctx,
+                concurrency=settings.worker_concurrency,
+                poll_concurrency=settings.poll_concurrency_for(settings.worker_concurrency),
+            )
             ctx.wake = worker.wake
             if settings.embedded:
                 # One process owns every job in embedded mode, so leases left by a killed process are stale.

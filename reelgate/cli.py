@@ -119,7 +119,12 @@ def serve(
 
 @app.command()
 def worker(
-    concurrency: Annotated[int | None, typer.Option(help="Jobs this process runs at once")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Steps (submits, downloads, output checks) this process runs at once")
+    ] = None,
+    poll_concurrency: Annotated[
+        int | None, typer.Option(help="Polls this process runs at once, beside the steps (default: 8 per step)")
+    ] = None,
 ) -> None:
     """Run queue workers (production mode, PostgreSQL); any number of these processes may run."""
     settings = Settings()
@@ -128,28 +133,32 @@ def worker(
         raise typer.Exit(1)
     configure_logging(settings)
     configure_error_reporting(settings)
-    asyncio.run(_work(settings, concurrency or settings.worker_concurrency))
+    steps = concurrency or settings.worker_concurrency
+    asyncio.run(_work(settings, steps, poll_concurrency or settings.poll_concurrency_for(steps)))
 
 
-async def _work(settings: Settings, concurrency: int) -> None:
+async def _work(settings: Settings, concurrency: int, poll_concurrency: int) -> None:
     from reelgate.queue import Queue
 
     register_default_housekeeping()
     ctx = await build_context(settings)
-    queue = Queue(settings, pool_size=concurrency + 2)
+    # A job holds a queue connection only to be fetched and to be finished, so polls need few of them.
+    queue = Queue(settings, pool_size=concurrency + 2 + poll_concurrency // 16)
     await queue.open(ctx)
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
 
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     try:
-        await _run_until_signalled(queue, settings, concurrency)
+        await _run_until_signalled(queue, settings, concurrency, poll_concurrency)
     finally:
         await queue.close()
         await close_context(ctx)
 
 
-async def _run_until_signalled(queue: Queue, settings: Settings, concurrency: int) -> None:
+async def _run_until_signalled(
+    queue: Queue, settings: Settings, concurrency: int, poll_concurrency: int | None = None
+) -> None:
     """SIGTERM or SIGINT: stop taking jobs, let running ones finish (REELGATE_WORKER_SHUTDOWN_SECONDS), exit.
     A worker that stops on its own (its database connection was lost, e.g. PostgreSQL restarted) starts again
     after a heartbeat instead of leaving the machine without a worker."""
@@ -160,7 +169,7 @@ async def _run_until_signalled(queue: Queue, settings: Settings, concurrency: in
     stop_wait = asyncio.create_task(stopping.wait())
     try:
         while not stopping.is_set():
-            running = asyncio.create_task(queue.run_worker(concurrency=concurrency))
+            running = asyncio.create_task(queue.run_worker(concurrency=concurrency, poll_concurrency=poll_concurrency))
             await asyncio.wait({running, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if stopping.is_set():
                 console.print(f"stopping: running jobs get {settings.worker_shutdown_seconds:g} s to finish")

@@ -15,13 +15,17 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import Status
 
@@ -29,15 +33,22 @@ from reelgate import tasks
 from reelgate.logging_setup import generation_context
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
+from reelgate.services.pipeline import Step
 from reelgate.settings import Settings
 from reelgate.worker import HOUSEKEEPING
 
 log = logging.getLogger("reelgate.queue")
 
 DRIVE_TASK = "reelgate.drive"
+# Two budgets, as in the embedded worker: steps (submits, downloads, output checks) on procrastinate's default
+# queue, polls on their own queue served by their own, wider set of slots in the same process.
+STEP_QUEUE = "default"
+POLL_QUEUE = "reelgate.polls"
+POLL_FETCHES_PER_QUEUE_POLL = 4  # the poll budget looks for due jobs 4 times per REELGATE_QUEUE_POLL_SECONDS
 BATCH_WAKEUPS = 200  # wake-ups deferred in one queue transaction at most
 # Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
+IDLE_BEFORE_CHECK_SECONDS = 1.0  # a queue connection unused this long is checked before it is handed out
 _STATS_SQL = """
 SELECT count(*) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now()) AS depth,
        count(*) FILTER (WHERE scheduled_at > now()) AS scheduled,
@@ -46,6 +57,12 @@ SELECT count(*) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now()) AS 
        ))) FILTER (WHERE scheduled_at IS NULL OR scheduled_at <= now())), 0)::float AS lag_seconds
   FROM procrastinate_jobs j
  WHERE status = 'todo'
+"""
+# Both halves use procrastinate's own partial unique indexes (queueing_lock of waiting jobs, lock of running ones).
+_COVERED_SQL = """
+SELECT queueing_lock AS generation_id FROM procrastinate_jobs WHERE status = 'todo' AND queueing_lock = ANY(%(ids)s)
+UNION
+SELECT lock FROM procrastinate_jobs WHERE status = 'doing' AND lock = ANY(%(ids)s)
 """
 # A job whose wait was for a poll is made due at once when something new happened (a webhook).
 _HURRY_SQL = "UPDATE procrastinate_jobs SET scheduled_at = NULL WHERE queueing_lock = %(lock)s AND status = 'todo'"
@@ -59,6 +76,27 @@ def conninfo(settings: Settings) -> str:
     return url
 
 
+def _pool_checked_when_idle(**pool_args: Any) -> psycopg_pool.AsyncConnectionPool:
+    """procrastinate's pool, with its liveness check (a round trip on every checkout: three per job) made only
+    for a connection that has been idle a while. A connection in steady use has just proved it is alive, and one
+    that died since fails its query, which the worker survives (the job runs again); an idle one, the kind a
+    database restart leaves behind, is still checked before use."""
+    return psycopg_pool.AsyncConnectionPool(**{**pool_args, "check": _IdleCheck(IDLE_BEFORE_CHECK_SECONDS)})
+
+
+class _IdleCheck:
+    def __init__(self, idle_seconds: float) -> None:
+        self.idle_seconds = idle_seconds
+        self._last_seen: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+    async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        now = time.monotonic()
+        last = self._last_seen.get(conn)
+        self._last_seen[conn] = now
+        if last is None or now - last > self.idle_seconds or conn.broken:
+            await psycopg_pool.AsyncConnectionPool.check_connection(conn)
+
+
 def backoff(failures: int) -> float:
     return min(MAX_BACKOFF_SECONDS, 2.0 ** (failures + 1)) * random.uniform(0.8, 1.2)
 
@@ -68,7 +106,9 @@ class Queue:
 
     def __init__(self, settings: Settings, *, pool_size: int = 10) -> None:
         self.settings = settings
-        connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings), min_size=1, max_size=pool_size)
+        connector = procrastinate.PsycopgConnector(
+            conninfo=conninfo(settings), min_size=1, max_size=pool_size, pool_factory=_pool_checked_when_idle
+        )
         self.app = procrastinate.App(connector=connector)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ctx: ServiceContext | None = None
@@ -122,15 +162,34 @@ class Queue:
         while self._waking:
             batch, self._waking = self._waking[:BATCH_WAKEUPS], self._waking[BATCH_WAKEUPS:]
             try:
-                jobs = [self._drive.configure(lock=g, queueing_lock=g).make_new_job(generation_id=g) for g in batch]
-                await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
+                await self.enqueue_batch([(g, None, None) for g in batch])
             except Exception:  # noqa: BLE001 - one already waiting (or a blip) fails the batch: one by one then
                 for generation_id in batch:
                     await self.enqueue(generation_id)
 
-    async def enqueue(self, generation_id: str, *, at: datetime | None = None, failures: int = 0) -> bool:
-        """Defers the generation's job; False if one was already waiting (then it is made due if `at` is now)."""
-        deferrer = self._drive.configure(lock=generation_id, queueing_lock=generation_id, schedule_at=at)
+    async def enqueue_batch(self, work: Sequence[tuple[str, datetime | None, Step | None]]) -> None:
+        """Defers one job per (generation, when, next step) in one queue transaction; all or none (a
+        generation that already has a waiting job fails the whole batch)."""
+        jobs = [
+            self._drive.configure(lock=g, queueing_lock=g, schedule_at=at, queue=self._queue_for(step)).make_new_job(
+                generation_id=g
+            )
+            for g, at, step in work
+        ]
+        await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
+
+    @staticmethod
+    def _queue_for(step: Step | None) -> str:
+        return POLL_QUEUE if step in tasks.POLL_BUDGET_STEPS else STEP_QUEUE
+
+    async def enqueue(
+        self, generation_id: str, *, at: datetime | None = None, failures: int = 0, step: Step | None = None
+    ) -> bool:
+        """Defers the generation's job, on the poll budget if its next step is a poll; False if one was already
+        waiting (then it is made due if `at` is now)."""
+        deferrer = self._drive.configure(
+            lock=generation_id, queueing_lock=generation_id, schedule_at=at, queue=self._queue_for(step)
+        )
         try:
             await deferrer.defer_async(generation_id=generation_id, failures=failures)
             return True
@@ -169,11 +228,22 @@ class Queue:
                 # Its holder is dead by the queue's own judgment: the next worker need not wait for the lease.
                 await pipeline.drop_claim(self.ctx, job.lock)
                 enqueued += await self.enqueue(job.lock)
-        for work in await pipeline.due_work(self.ctx, limit=1000):
-            enqueued += await self.enqueue(work.generation_id)
+        due = await pipeline.due_work(self.ctx, limit=1000)
+        covered = await self._covered([work.generation_id for work in due])
+        # Most due generations already have their job (a poll whose time has just come): only the rest are enqueued.
+        for work in due:
+            if work.generation_id not in covered:
+                enqueued += await self.enqueue(work.generation_id, step=work.step)
         if enqueued:
             log.info("reconciler enqueued %d generations", enqueued)
         return enqueued
+
+    async def _covered(self, generation_ids: list[str]) -> set[str]:
+        """The generations among these that have a job waiting or running."""
+        if not generation_ids:
+            return set()
+        rows = await self.app.connector.execute_query_all_async(_COVERED_SQL, ids=generation_ids)
+        return {row["generation_id"] for row in rows}
 
     async def reconcile_forever(self) -> None:
         """The worker's reconciler and housekeeping, on their own task rather than as a queued job: a job
@@ -201,29 +271,73 @@ class Queue:
             except Exception:
                 log.exception("housekeeping job %s failed", job.name)
 
-    async def run_worker(self, *, concurrency: int, install_signal_handlers: bool = False) -> None:
-        """Runs jobs until stopped. Cancelling it is an orderly stop: no new job is taken, running ones get
-        `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by the
-        next reconciler tick; their leases lapse with this worker's heartbeat)."""
+    async def run_worker(
+        self, *, concurrency: int, poll_concurrency: int | None = None, install_signal_handlers: bool = False
+    ) -> None:
+        """Runs jobs until stopped: `concurrency` steps and `poll_concurrency` polls at once (two procrastinate
+        workers in this process, one per queue). Cancelling it is an orderly stop: no new job is taken, running
+        ones get `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by
+        the next reconciler tick; their leases lapse with this worker's heartbeat)."""
+        polls = poll_concurrency or self.settings.poll_concurrency_for(concurrency)
         side_tasks = [
             asyncio.create_task(self.renew_leases(), name="reelgate-lease-renewal"),
             asyncio.create_task(self.reconcile_forever(), name="reelgate-reconciler"),
         ]
+        workers = [
+            asyncio.create_task(
+                self._procrastinate_worker(
+                    STEP_QUEUE,
+                    concurrency,
+                    self.owner,
+                    install_signal_handlers=install_signal_handlers,
+                    listen=True,
+                    fetch_every=self.settings.queue_poll_seconds,
+                )
+            ),
+            # Polls are deferred for later (their next look), so a NOTIFY on each would only wake every worker
+            # to find nothing due: the poll budget looks for due jobs on a short timer instead.
+            asyncio.create_task(
+                self._procrastinate_worker(
+                    POLL_QUEUE,
+                    polls,
+                    f"{self.owner}:polls",
+                    install_signal_handlers=False,
+                    listen=False,
+                    fetch_every=self.settings.queue_poll_seconds / POLL_FETCHES_PER_QUEUE_POLL,
+                )
+            ),
+        ]
         try:
-            await self.app.run_worker_async(
-                concurrency=concurrency,
-                name=self.owner,
-                fetch_job_polling_interval=self.settings.queue_poll_seconds,
-                update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
-                stalled_worker_timeout=self.stalled_after,
-                shutdown_graceful_timeout=self.settings.worker_shutdown_seconds,
-                delete_jobs="successful",
-                install_signal_handlers=install_signal_handlers,
-            )
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # one stopped on its own (its connection was lost): the caller starts both again
         finally:
-            for task in side_tasks:
-                task.cancel()
-            await asyncio.gather(*side_tasks, return_exceptions=True)
+            for task in [*workers, *side_tasks]:
+                task.cancel()  # procrastinate's orderly stop for the workers
+            await asyncio.gather(*workers, *side_tasks, return_exceptions=True)
+
+    async def _procrastinate_worker(
+        self,
+        queue: str,
+        concurrency: int,
+        name: str,
+        *,
+        install_signal_handlers: bool,
+        listen: bool,
+        fetch_every: float,
+    ) -> None:
+        await self.app.run_worker_async(
+            queues=[queue],
+            concurrency=concurrency,
+            name=name,
+            listen_notify=listen,
+            fetch_job_polling_interval=fetch_every,
+            update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
+            stalled_worker_timeout=self.stalled_after,
+            shutdown_graceful_timeout=self.settings.worker_shutdown_seconds,
+            delete_jobs="successful",
+            install_signal_handlers=install_signal_handlers,
+        )
 
     @contextlib.contextmanager
     def holding(self, generation_id: str) -> Iterator[None]:
@@ -248,18 +362,20 @@ class Queue:
     def _register(self) -> None:
         app = self.app
 
-        @app.task(name=DRIVE_TASK)
-        async def drive(generation_id: str, failures: int = 0) -> None:
+        @app.task(name=DRIVE_TASK, pass_context=True)
+        async def drive(context: procrastinate.JobContext, generation_id: str, failures: int = 0) -> None:
+            polls_only = context.job.queue == POLL_QUEUE
             with generation_context(generation_id), self.holding(generation_id):
                 try:
-                    again = await tasks.drive(self.ctx, generation_id, self.owner)
+                    plan = await tasks.drive(self.ctx, generation_id, self.owner, polls_only=polls_only)
                 except Exception:
                     log.exception("driving %s failed", generation_id)
                     delay = timedelta(seconds=backoff(failures))
                     await self.enqueue(generation_id, at=self.ctx.clock() + delay, failures=failures + 1)
                     return
-            if again is not None:
-                await self.enqueue(generation_id, at=again)
+            if plan is not None:
+                step, at = plan
+                await self.enqueue(generation_id, at=at, step=step)
 
         @app.periodic(cron="17 * * * *")
         @app.task(name="reelgate.abort_stale_uploads", queueing_lock="reelgate.abort_stale_uploads")

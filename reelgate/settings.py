@@ -22,6 +22,10 @@ def _alias(name: str) -> AliasChoices:
     return AliasChoices(name, f"REELGATE_{name}")
 
 
+def default_poll_concurrency(step_concurrency: int) -> int:
+    return max(32, 8 * step_concurrency)
+
+
 class Settings(BaseSettings):
     # Provider settings are not fields: each provider declares its own (reelgate.providers.plugin), read in
     # `providers` below. "allow" keeps them when given as keyword arguments, e.g. Settings(fal_key=...).
@@ -46,7 +50,11 @@ class Settings(BaseSettings):
     port: int = 8000
     # None: on with SQLite (one process does everything), off with PostgreSQL (`reelgate worker` runs the jobs).
     embedded_worker: bool | None = None
-    worker_concurrency: int = 4
+    worker_concurrency: int = Field(default=4, ge=1)  # steps at once: submits, downloads and output checks
+    # Polls at once, on their own budget: a poll is one small request that mostly waits on the provider, and
+    # thousands of jobs in flight need many at a time without taking the slots of submits and downloads.
+    # 0: max(32, 8 x worker_concurrency).
+    worker_poll_concurrency: int = Field(default=0, ge=0)
     poll_initial_seconds: float = 2.0
     poll_max_seconds: float = 60.0
     low_credit_threshold: int = 20
@@ -107,7 +115,7 @@ class Settings(BaseSettings):
     # A generation's claim lapses this long after its holder died (embedded mode: one process, which drops them
     # all at start-up). Production workers use 3x the heartbeat instead and renew their claims on each beat.
     lease_seconds: float = 120.0
-    queue_poll_seconds: float = 1.0  # how often workers look for jobs scheduled for later (polls)
+    queue_poll_seconds: float = 1.0  # how often the step budget looks for jobs scheduled for later (polls: 4x)
     queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its jobs re-run
     # Each worker's reconciler (dead workers' jobs released, due work no job covers re-enqueued) and housekeeping.
     reconcile_interval_seconds: float = Field(default=3.0, gt=0, le=300)
@@ -137,6 +145,10 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    def poll_concurrency_for(self, concurrency: int) -> int:
+        """The poll budget beside `concurrency` step slots: the setting, or 8 per step slot (at least 32)."""
+        return self.worker_poll_concurrency or default_poll_concurrency(concurrency)
 
     @property
     def serves_https(self) -> bool:

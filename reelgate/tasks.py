@@ -26,6 +26,8 @@ STEP_OF_STATUS: dict[str, Step] = {
     GenerationStatus.STORING.value: Step.STORE,
 }
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
+# The steps a job on the poll budget runs: one small request each (expiry is a status write and a cancel).
+POLL_BUDGET_STEPS = frozenset({Step.POLL, Step.EXPIRE})
 # One queue job runs at most this many steps back to back before handing the generation back to the queue.
 MAX_STEPS_PER_JOB = 8
 
@@ -56,14 +58,18 @@ async def next_step(ctx: ServiceContext, generation_id: str, owner: str) -> tupl
     return STEP_OF_STATUS[generation.status], at
 
 
-async def drive(ctx: ServiceContext, generation_id: str, owner: str) -> datetime | None:
-    """Runs every step of one generation that is due now; returns when to look again (None: it ended)."""
+async def drive(
+    ctx: ServiceContext, generation_id: str, owner: str, *, polls_only: bool = False
+) -> tuple[Step, datetime] | None:
+    """Runs every step of one generation that is due now; returns the next step and when it falls due (None:
+    the generation ended). With `polls_only` (a job on the poll budget) it runs polls and expiry only and
+    returns any other step due now, so that a download never takes a poll's slot."""
     for _ in range(MAX_STEPS_PER_JOB):
         plan = await next_step(ctx, generation_id, owner)
         if plan is None:
             return None
         step, at = plan
-        if at > ctx.clock():
-            return at
+        if at > ctx.clock() or (polls_only and step not in POLL_BUDGET_STEPS):
+            return plan
         await run_step(ctx, step, generation_id, owner)
-    return ctx.clock()
+    return await next_step(ctx, generation_id, owner)  # handed back to the queue: its next look is a new job

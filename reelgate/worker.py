@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
+from reelgate.settings import default_poll_concurrency
 from reelgate.tasks import run_step
 
 log = logging.getLogger("reelgate.worker")
@@ -69,7 +70,7 @@ class Worker:
         # A poll is one small request that mostly waits on the provider (often 100 ms or more), so polls get
         # their own, wider budget: with 10,000 jobs in flight, four at a time could never keep up, and they must
         # not take the slots of submits and downloads either.
-        self.poll_concurrency = poll_concurrency if poll_concurrency is not None else max(32, concurrency * 8)
+        self.poll_concurrency = poll_concurrency or default_poll_concurrency(concurrency)
         self.idle_seconds = idle_seconds
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wakeup = asyncio.Event()

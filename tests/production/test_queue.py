@@ -14,7 +14,7 @@ import psycopg
 from reelgate.bootstrap import build_context, close_context
 from reelgate.db.queries.generations import generation_by_id
 from reelgate.queue import Queue, conninfo
-from reelgate.services import generations
+from reelgate.services import generations, pipeline
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
 from tests.conftest import METRICS_HEADERS, make_account, make_settings, start_app
@@ -232,3 +232,79 @@ async def test_reconcilers_of_several_workers_at_once_release_a_job_once(tmp_pat
             await close_context(ctx)
     assert sum(enqueued) == 1
     assert _jobs_of(settings, generation_id) == ["failed", "todo"]
+
+
+async def test_polls_run_on_their_own_budget_and_never_take_a_step(tmp_path: Path, pg_database_url: str) -> None:
+    """With every step slot busy, a generation in flight is still polled (the poll budget is its own), and
+    once its output is ready the download waits for a step slot instead of running on the poll budget."""
+    settings = make_settings(tmp_path / "data", pg_database_url, **production_settings(sandbox_delay_seconds=2.0))
+    ctx = await build_context(settings)
+    try:
+        account = await make_account(ctx, credits=100)
+    finally:
+        await close_context(ctx)
+    async with queue_worker(settings, concurrency=1) as queue:
+        release = asyncio.Event()
+
+        @queue.app.task(name="tests.occupy_the_step_slot")
+        async def occupy() -> None:
+            await release.wait()
+
+        queue.ctx.wake = queue.wake
+        generation, _ = await generations.create_generation(queue.ctx, account.id, ORDER)
+        try:
+            deadline = time.monotonic() + 15
+            while (await pipeline.read_generation(queue.ctx, generation.id)).status != "processing":  # type: ignore[union-attr]
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await occupy.defer_async()  # the only step slot is taken from now on
+            with psycopg.connect(conninfo(settings)) as conn:
+                deadline = time.monotonic() + 15
+                while True:
+                    row = conn.execute(
+                        "SELECT status, poll_count FROM generations WHERE id = %s", (generation.id,)
+                    ).fetchone()
+                    busy = conn.execute(
+                        "SELECT status FROM procrastinate_jobs WHERE task_name = 'tests.occupy_the_step_slot'"
+                    ).fetchone()
+                    if row is not None and row[0] == "storing":
+                        break
+                    assert time.monotonic() < deadline, row
+                    await asyncio.sleep(0.1)
+                assert busy == ("doing",) and row[1] >= 2  # polled while the step slot was busy
+                await asyncio.sleep(1.0)
+                waiting = conn.execute(
+                    "SELECT queue_name, status FROM procrastinate_jobs WHERE lock = %s AND status IN ('todo', 'doing')",
+                    (generation.id,),
+                ).fetchall()
+                assert waiting == [("default", "todo")]  # the download waits for a step slot
+                assert conn.execute("SELECT status FROM generations WHERE id = %s", (generation.id,)).fetchone() == (
+                    "storing",
+                )
+        finally:
+            release.set()
+        assert await _wait_status(settings, generation.id) == "succeeded"
+
+
+async def test_queue_connections_killed_while_idle_are_replaced_before_use(
+    tmp_path: Path, pg_database_url: str
+) -> None:
+    """The queue pool checks a connection only after it sat idle (a check on every checkout would cost a round
+    trip per query); connections a database restart killed are idle by then, so they never reach a query."""
+    settings = _settings(tmp_path, pg_database_url)
+    ctx = await build_context(settings)
+    queue = Queue(settings, pool_size=3)
+    try:
+        await queue.open(ctx)
+        assert (await queue.stats())["depth"] == 0  # the pool's connection has been used
+        with psycopg.connect(conninfo(settings), autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        await asyncio.sleep(1.5)  # longer than IDLE_BEFORE_CHECK_SECONDS
+        assert (await queue.stats())["depth"] == 0  # a query on a dead connection would raise here
+    finally:
+        await queue.close()
+        await close_context(ctx)
