@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from reelgate.api.deps import Ctx
 from reelgate.api.schemas import EstimateRequest, EstimateResponse
 from reelgate.domain.catalog import GenerationInput, ModelSpec
+from reelgate.domain.tiers import Constraints
 from reelgate.services import generations
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -62,7 +63,8 @@ async def estimate(body: EstimateRequest, ctx: Ctx) -> EstimateResponse:
         enhance_prompt=body.enhance_prompt,
         options=dict(body.options),
     )
-    result = generations.estimate(ctx, given, body.model)
+    constraints = Constraints(max_credits=body.max_credits, min_resolution=body.min_resolution)
+    result = generations.estimate(ctx, given, body.choice, constraints=constraints)
     resolved = result.request
     unit = ctx.catalog.credit_unit
     return EstimateResponse(

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
 
 
 def order_from(body: GenerationCreate) -> GenerationOrder:
-    return GenerationOrder(**body.model_dump())
+    fields = body.model_dump(exclude={"model", "tier"})
+    return GenerationOrder(model=body.choice, **fields)
 
 
 @router.post("", status_code=202, response_model=GenerationOut)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reelgate.api.storable_text import StorableText
 
@@ -19,8 +19,29 @@ class Strict(StorableText):
     model_config = ConfigDict(extra="forbid")
 
 
-class GenerationCreate(Strict):
-    model: str = Field(max_length=80, examples=["sandbox-t2v"])
+class ModelChoice(Strict):
+    """`model` names a model, a tier or `auto`; `tier` is the same choice in the shape `{"tier": "basic"}`. With a
+    tier or `auto` the cheapest available model that fits is picked (and named in the answer's `model`)."""
+
+    model: str | None = Field(default=None, max_length=80, examples=["sandbox-t2v"])
+    tier: str | None = Field(default=None, max_length=80, examples=["basic"])
+    max_credits: int | None = Field(default=None, ge=1, le=10**9, description="The quote may not exceed it")
+    min_resolution: str | None = Field(
+        default=None, max_length=16, description="With a tier or auto: the pick offers at least this", examples=["720p"]
+    )
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> Self:
+        if (self.model is None) == (self.tier is None):
+            raise ValueError("give exactly one of `model` (a model, a tier or auto) and `tier`")
+        return self
+
+    @property
+    def choice(self) -> str:
+        return self.model if self.model is not None else str(self.tier)
+
+
+class GenerationCreate(ModelChoice):
     prompt: str | None = Field(default=None, max_length=8000, examples=["a paper boat drifting on a pond"])
     negative_prompt: str | None = Field(default=None, max_length=4000)
     duration: int | None = Field(default=None, ge=0, le=600, description="Seconds", examples=[5])
@@ -36,8 +57,7 @@ class GenerationCreate(Strict):
     options: dict[str, OptionValue] = Field(default_factory=dict, max_length=MAX_OPTIONS)
 
 
-class EstimateRequest(Strict):
-    model: str = Field(max_length=80, examples=["sandbox-t2v"])
+class EstimateRequest(ModelChoice):
     prompt: str | None = Field(default=None, max_length=8000)
     negative_prompt: str | None = Field(default=None, max_length=4000)
     duration: int | None = Field(default=None, ge=0, le=600, examples=[5])

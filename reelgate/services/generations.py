@@ -20,11 +20,13 @@ from reelgate.db.queries.submissions import submit_generation
 from reelgate.db.queries.uploads import owns_upload
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
+from reelgate.domain import tiers
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
+from reelgate.domain.tiers import Constraints
 from reelgate.services import limits, mail, projects, prompting, routing, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.services.safe_fetch import UnsafeURL, check_url
@@ -52,6 +54,10 @@ class GenerationOrder:
     project_id: str | None = None
     callback_url: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    # Smart routing (`model` naming a tier or `auto`): the pick may cost at most `max_credits` (which also caps
+    # a named model's quote) and, when no resolution is asked for, offer at least `min_resolution`.
+    max_credits: int | None = None
+    min_resolution: str | None = None
 
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + different body is a conflict."""
@@ -78,12 +84,48 @@ def model_available(ctx: ServiceContext, spec: ModelSpec) -> tuple[bool, str]:
     return True, ""
 
 
-def estimate(ctx: ServiceContext, given: GenerationInput, model_id: str, *, require_prompt: bool = False) -> Estimate:
-    """The single quote used by /estimate and by the hold, so users pay what they were shown."""
+def available_model_ids(ctx: ServiceContext) -> frozenset[str]:
+    """The models that can take jobs now: what smart routing may pick from."""
+    return frozenset(spec.id for spec in ctx.catalog.models if model_available(ctx, spec)[0])
+
+
+def estimate(
+    ctx: ServiceContext,
+    given: GenerationInput,
+    model_id: str,
+    *,
+    require_prompt: bool = False,
+    constraints: Constraints | None = None,
+) -> Estimate:
+    """The single quote used by /estimate and by the hold, so users pay what they were shown. `model_id` may
+    name a tier or `auto`: the cheapest available model that fits is picked, and the quote is that model's."""
+    constraints = constraints or Constraints()
+    if tiers.is_choice(ctx.catalog, model_id):
+        pick = tiers.pick_model(
+            ctx.catalog,
+            model_id,
+            given,
+            available=available_model_ids(ctx),
+            constraints=constraints,
+            require_prompt=require_prompt,
+        )
+        return Estimate(spec=pick.spec, request=pick.request, quote=pick.quote, available=True)
+    if constraints.min_resolution is not None:
+        raise ValidationFailed("min_resolution", "min_resolution applies when `model` names a tier or auto")
     spec = ctx.catalog.get(model_id)
     resolved = resolve_request(spec, given, require_prompt=require_prompt)
+    priced = quote(spec, resolved)
+    if constraints.max_credits is not None and priced.total > constraints.max_credits:
+        raise ValidationFailed(
+            "max_credits",
+            f"{spec.id} costs {priced.total} credits for this request, over max_credits ({constraints.max_credits})",
+        )
     available, _ = model_available(ctx, spec)
-    return Estimate(spec=spec, request=resolved, quote=quote(spec, resolved), available=available)
+    return Estimate(spec=spec, request=resolved, quote=priced, available=available)
+
+
+def constraints_of(order: GenerationOrder) -> Constraints:
+    return Constraints(max_credits=order.max_credits, min_resolution=order.min_resolution)
 
 
 def _input_of(order: GenerationOrder) -> GenerationInput:
@@ -129,7 +171,7 @@ async def create_generation(
 ) -> tuple[Generation, bool]:
     """Validates, quotes, and in ONE transaction records the idempotency key, holds the credits and
     inserts the generation. Returns (generation, replayed)."""
-    quoted = estimate(ctx, _input_of(order), order.model, require_prompt=True)
+    quoted = estimate(ctx, _input_of(order), order.model, require_prompt=True, constraints=constraints_of(order))
     available, why = model_available(ctx, quoted.spec)
     if not available:
         raise ModelUnavailable(why, details={"model": order.model})
