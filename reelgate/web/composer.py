@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reelgate.domain.catalog import GenerationInput, ModelSpec
+from reelgate.domain.catalog import AUTO, GenerationInput, ModelSpec
 from reelgate.domain.errors import ReelgateError, ValidationFailed
 from reelgate.domain.pricing import PerSecondPricing, credits_per_second
+from reelgate.domain.tiers import is_choice
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import Estimate, GenerationOrder
@@ -78,6 +79,38 @@ def model_groups(ctx: ServiceContext) -> list[ModelGroup]:
     return sorted(groups.values(), key=lambda g: not any(c.available for c in g.models))
 
 
+@dataclass(frozen=True)
+class ChoiceCard:
+    """A tier, or `auto`, offered beside the models: smart routing picks the model."""
+
+    id: str
+    name: str
+    description: str
+    from_credits: int | None  # the cheapest pick at default settings; None when nothing can serve it now
+
+
+def choice_cards(ctx: ServiceContext) -> list[ChoiceCard]:
+    catalog = ctx.catalog
+    entries = [(AUTO, "Auto", "The cheapest available model that fits your settings.")]
+    entries += [(tier.id, tier.name, tier.description or "") for tier in catalog.tiers]
+    cards = []
+    for choice, name, description in entries:
+        try:
+            cheapest: int | None = generations.estimate(ctx, GenerationInput(prompt=None), choice).quote.total
+        except ReelgateError:
+            cheapest = None
+        cards.append(ChoiceCard(choice, name, description, cheapest))
+    return cards
+
+
+def spec_for(ctx: ServiceContext, model: str) -> ModelSpec:
+    """The model a form's `model` stands for: itself, or for a tier or `auto` the model it picks at the default
+    settings (its settings panel is shown)."""
+    if is_choice(ctx.catalog, model):
+        return generations.estimate(ctx, GenerationInput(prompt=None), model).spec
+    return ctx.catalog.get(model)
+
+
 def default_model(ctx: ServiceContext) -> ModelSpec:
     if PREFERRED_MODEL in ctx.catalog.ids:
         return ctx.catalog.get(PREFERRED_MODEL)
@@ -114,11 +147,14 @@ def _options(spec: ModelSpec, form: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def order_from_form(ctx: ServiceContext, form: Mapping[str, Any]) -> GenerationOrder:
-    """Reads only the fields the chosen model accepts, so a stale field from another model is ignored."""
-    spec = ctx.catalog.get(_text(form, "model") or default_model(ctx).id)
+    """Reads only the fields the chosen model accepts, so a stale field from another model is ignored. A tier
+    or `auto` reads the fields of the model it picks at default settings and stays the order's `model`."""
+    model = _text(form, "model") or default_model(ctx).id
+    routed = is_choice(ctx.catalog, model)
+    spec = spec_for(ctx, model)
     caps = spec.capabilities
     return GenerationOrder(
-        model=spec.id,
+        model=model if routed else spec.id,
         prompt=_text(form, "prompt"),
         negative_prompt=_text(form, "negative_prompt") if caps.negative_prompt else None,
         duration=_int(form, "duration") if any(caps.durations) else None,
@@ -130,13 +166,14 @@ def order_from_form(ctx: ServiceContext, form: Mapping[str, Any]) -> GenerationO
         audio=bool(form.get("audio")) and caps.audio,
         enhance_prompt=bool(form.get("enhance_prompt")) and caps.enhance_prompt,
         project_id=_text(form, "project_id"),
-        options=_options(spec, form),
+        # One model's own options would rule out every model of the tier that lacks them.
+        options={} if routed else _options(spec, form),
     )
 
 
 def estimate_of(ctx: ServiceContext, order: GenerationOrder, *, assume_images: bool = False) -> Estimate:
     """The same quote the hold uses; before an image is chosen it can price as if it were there."""
-    spec = ctx.catalog.get(order.model)
+    spec = spec_for(ctx, order.model)
     start = order.start_image is not None or (assume_images and spec.capabilities.start_image == "required")
     given = GenerationInput(
         prompt=order.prompt,

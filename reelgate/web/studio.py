@@ -10,11 +10,21 @@ from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.catalog import ModelSpec
-from reelgate.domain.errors import NotFound, ReelgateError
+from reelgate.domain.errors import ReelgateError
 from reelgate.services import generations, projects, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.web.common import FormViewer, PageViewer, Viewer, fragment, htmx_error, redirect, render, toast
-from reelgate.web.composer import chosen, default_model, estimate_of, model_groups, order_from_form, rate_note
+from reelgate.web.composer import (
+    ChoiceCard,
+    choice_cards,
+    chosen,
+    default_model,
+    estimate_of,
+    model_groups,
+    order_from_form,
+    rate_note,
+    spec_for,
+)
 from reelgate.web.gallery import CREDITS_CHANGED, balance_oob, gallery_page, render_card
 
 router = APIRouter(prefix="/studio", include_in_schema=False)
@@ -41,15 +51,21 @@ def panel_values(spec: ModelSpec, form: Mapping[str, Any]) -> dict[str, Any]:
 def _spec_of(ctx: ServiceContext, form: Mapping[str, Any]) -> ModelSpec:
     model_id = str(form.get("model") or "")
     try:
-        return ctx.catalog.get(model_id) if model_id else default_model(ctx)
-    except NotFound:
+        return spec_for(ctx, model_id) if model_id else default_model(ctx)
+    except ReelgateError:  # an unknown model, or a tier nothing can serve now
         return default_model(ctx)
+
+
+def _choice_of(ctx: ServiceContext, form: Mapping[str, Any]) -> ChoiceCard | None:
+    model_id = str(form.get("model") or "")
+    return next((card for card in choice_cards(ctx) if card.id == model_id), None)
 
 
 def _panel(ctx: ServiceContext, current: Viewer, spec: ModelSpec, form: Mapping[str, Any]) -> dict[str, Any]:
     available, why = generations.model_available(ctx, spec)
     return {
         "spec": spec,
+        "choice": _choice_of(ctx, form),
         "values": panel_values(spec, form),
         "available": available,
         "why": why,
@@ -87,6 +103,8 @@ async def studio(
         projects=owned,
         project=selected,
         groups=model_groups(ctx),
+        choices=choice_cards(ctx),
+        checked=model or spec.id,
         cards=cards,
         project_id=selected.id,
         next_cursor=next_cursor,
@@ -120,6 +138,7 @@ async def estimate(request: Request, current: PageViewer, ctx: Ctx) -> HTMLRespo
     values.update(
         quote=quoted.quote,
         spec=spec,
+        routed=quoted.spec.id != order.model,
         money=f"{unit.value * quoted.quote.total:.2f} {unit.currency}",
         available=current.credits.available,
         short=quoted.quote.total > current.credits.available,

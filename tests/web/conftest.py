@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,10 +61,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     raise RuntimeError(f"reelgate serve did not start:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for the session, run exactly as operators run it (embedded mode, its own worker)."""
-    data_dir = tmp_path_factory.mktemp("studio") / "data"
+@contextmanager
+def serving(data_dir: Path, **extra_env: str) -> Iterator[Server]:
+    """`reelgate serve` as operators run it (embedded mode, its own worker), with `extra_env` on top."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -79,6 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # Every browser test signs up from 127.0.0.1: the per-address sign-up limits would refuse most of them.
         "REELGATE_SIGNUP_LIMIT_PER_ADDRESS": "10000/hour",
         "REELGATE_SIGNUP_CREDITS_PER_ADDRESS": "10000/day",
+        **extra_env,
     }
     data_dir.mkdir(parents=True)
     log = data_dir.parent / "server.log"
@@ -100,6 +101,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the session, with no provider keys: the sandbox preview is what users can generate."""
+    with serving(tmp_path_factory.mktemp("studio") / "data") as running:
+        yield running
 
 
 def _chromium_or_skip() -> str:
