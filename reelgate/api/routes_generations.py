@@ -36,6 +36,8 @@ async def create_generation(
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     payload = generation_out(generation, ctx.config.public_url).model_dump(mode="json")
+    if generation.model in ctx.catalog.ids:  # a replay may name a model the catalog has since dropped
+        payload["estimated_seconds"] = await generations.expected_seconds(ctx, ctx.catalog.get(generation.model))
     return JSONResponse(payload, status_code=202, headers=headers)
 
 
@@ -90,6 +92,8 @@ async def retry_generation(
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     payload = generation_out(generation, ctx.config.public_url).model_dump(mode="json")
+    if generation.model in ctx.catalog.ids:  # a replay may name a model the catalog has since dropped
+        payload["estimated_seconds"] = await generations.expected_seconds(ctx, ctx.catalog.get(generation.model))
     return JSONResponse(payload, status_code=202, headers=headers)
 
 

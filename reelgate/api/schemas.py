@@ -123,6 +123,9 @@ class GenerationOut(BaseModel):
     enhanced_prompt: str | None = None
     favorite: bool = False
     media_removed: bool = False  # deleted by retention: the record stays, the video is gone
+    # In the create answer: how long a job of this model usually takes (its latest completions, else the
+    # catalog's figure); None when neither is known.
+    estimated_seconds: int | None = None
 
 
 class GenerationList(BaseModel):

@@ -213,6 +213,8 @@ generations = Table(
     # A user's jobs in flight (the in-flight cap), and the worker's deadline sweep, read index ranges.
     Index("ix_generations_user_status", "user_id", "status"),
     Index("ix_generations_status_deadline", "status", "deadline_at"),
+    # A model's latest completions (the expected time in a create answer) read one index range.
+    Index("ix_generations_model_completed", "model", "status", "completed_at"),
     # One retry of a job at a time: a second retry while the first is unfinished cannot be inserted.
     Index(
         "uq_generations_active_retry",

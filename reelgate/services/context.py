@@ -112,6 +112,8 @@ class ServiceContext:
     degraded_providers: ProviderMarks = field(default_factory=ProviderMarks)
     # Routing's recent health checks: provider name -> (time.monotonic() of the check, report).
     provider_health: dict[str, tuple[float, HealthReport]] = field(default_factory=dict)
+    # Each model's expected job time for create answers: model id -> (time.monotonic() when read, seconds).
+    expected_times: dict[str, tuple[float, int | None]] = field(default_factory=dict)
     # Password guesses and sign-ups (services/throttle.py), made from `config` on first use.
     _throttle: Throttle | None = None
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from reelgate.db.queries.submissions import submit_generation
 from reelgate.db.queries.uploads import owns_upload
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
-from reelgate.domain import tiers
+from reelgate.domain import estimates, tiers
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
@@ -33,6 +34,8 @@ from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
 
 log = logging.getLogger("reelgate.generations")
+EXPECTED_TIME_TTL_SECONDS = 60.0
+RECENT_COMPLETIONS = 20  # the expected time is the median of this many latest successful jobs
 _RETRYABLE = frozenset({GenerationStatus.FAILED, GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
 
 
@@ -122,6 +125,21 @@ def estimate(
         )
     available, _ = model_available(ctx, spec)
     return Estimate(spec=spec, request=resolved, quote=priced, available=available)
+
+
+async def expected_seconds(ctx: ServiceContext, spec: ModelSpec) -> int | None:
+    """How long a job of this model is expected to take: the median of its latest completions, else the
+    catalog's figure. Read at most once a minute per model and process, so creates pay no query for it."""
+    now = time.monotonic()
+    cached = ctx.expected_times.get(spec.id)
+    if cached is not None and now - cached[0] < EXPECTED_TIME_TTL_SECONDS:
+        return cached[1]
+    recent = await ctx.db.read(
+        lambda tx: generation_queries.recent_completion_seconds(tx, spec.id, limit=RECENT_COMPLETIONS)
+    )
+    seconds = estimates.expected_seconds(spec, recent)
+    ctx.expected_times[spec.id] = (now, seconds)
+    return seconds
 
 
 def constraints_of(order: GenerationOrder) -> Constraints:

@@ -7,6 +7,7 @@ import io
 import av
 import pytest
 
+from reelgate.db.queries.generations import generation_by_id
 from tests.conftest import Account, Running
 from tests.helpers import assert_ledger_ok, credits, png_bytes, wait_for_terminal
 
@@ -154,3 +155,23 @@ async def test_every_catalog_model_estimates_even_without_credentials(running: R
     assert response.status_code == 200, response.text
     listed = {m["id"]: m for m in (await running.client.get("/api/v1/models")).json()["models"]}
     assert listed[model]["available"] is (model == "sandbox-t2v")
+
+
+async def test_the_create_answer_says_how_long_the_job_is_expected_to_take(running: Running, alice: Account) -> None:
+    """From the catalog's figure until the model has completions, then the median of its latest ones."""
+    client, ctx = running.client, running.ctx
+    order = {"model": "sandbox-t2v", "prompt": FOX, "duration": 1, "resolution": "480p"}
+    first = await client.post("/api/v1/generations", headers=alice.headers, json=order)
+    assert (
+        first.status_code == 202
+        and first.json()["estimated_seconds"] == ctx.catalog.get("sandbox-t2v").estimated_seconds
+    )
+    done = await wait_for_terminal(client, first.json()["id"], alice.headers)
+    assert done["status"] == "succeeded"
+    ctx.expected_times.clear()  # as a minute later: the figure is read again
+    second = await client.post("/api/v1/generations", headers=alice.headers, json=order)
+    row = await ctx.db.read(lambda tx: generation_by_id(tx, first.json()["id"]))
+    assert row is not None and row.completed_at is not None
+    taken = max(1, round((row.completed_at - row.created_at).total_seconds()))
+    assert second.json()["estimated_seconds"] == taken
+    await wait_for_terminal(client, second.json()["id"], alice.headers)

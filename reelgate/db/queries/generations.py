@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from reelgate.db.codec import moment
 from reelgate.db.records import Generation
 from reelgate.db.sql import Query, Tx, columns, in_states, insert_query, query, values_of
 from reelgate.domain.jobs import ACTIVE_STATES, GenerationStatus
@@ -200,6 +201,24 @@ def active_retry_of(tx: Tx, user_id: str, generation_id: str) -> Generation | No
     """The unfinished retry of a generation, if one is running (a unique index allows one at a time)."""
     generation: Generation | None = tx.one(_ACTIVE_RETRY_OF, {"retry_of": generation_id, "user_id": user_id})
     return generation
+
+
+_RECENT_COMPLETIONS = query(
+    "SELECT created_at, completed_at FROM generations WHERE model = :model AND status = 'succeeded'"
+    " AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT :limit"
+)
+
+
+def recent_completion_seconds(tx: Tx, model: str, *, limit: int) -> list[float]:
+    """Seconds from request to stored result of the model's latest successful jobs, newest first."""
+    rows = tx.all(_RECENT_COMPLETIONS, {"model": model, "limit": limit})
+    return [_seconds_between(tx.dialect, created, done) for created, done in rows]
+
+
+def _seconds_between(dialect: str, start: Any, end: Any) -> float:
+    started, ended = moment(dialect, start), moment(dialect, end)
+    assert started is not None and ended is not None
+    return (ended - started).total_seconds()
 
 
 def generation_of_user(tx: Tx, user_id: str, generation_id: str) -> Generation | None:
