@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from reelgate.api.deps import Ctx
-from reelgate.services import health, provider_marks
+from reelgate.services import billing, health, provider_marks
 
 router = APIRouter(tags=["health"])
 _CHECK_TIMEOUT = 3.0
@@ -46,6 +46,11 @@ async def _check_provider(ctx: Any, name: str) -> dict[str, Any]:
     return result
 
 
+async def _check_payments(ctx: Any) -> dict[str, Any]:
+    result = await billing.check_stripe(ctx)
+    return {"ok": True, "configured": False} if result is None else {**result, "configured": True}
+
+
 async def _check_queue(request: Request) -> dict[str, Any]:
     queue = getattr(request.app.state, "queue", None)
     if queue is None:
@@ -59,16 +64,18 @@ async def readyz(request: Request, ctx: Ctx) -> JSONResponse:
     with contextlib.suppress(Exception):  # a database outage is reported by its own check below
         await asyncio.wait_for(provider_marks.sync(ctx), timeout=_CHECK_TIMEOUT)
     configured = [n for n in ctx.providers.names() if ctx.providers.get(n).configured()]
-    database, storage, queue, *provider_results = await asyncio.gather(
+    database, storage, queue, payments, *provider_results = await asyncio.gather(
         _timed(_check_database(ctx)),
         _timed(_check_storage(ctx)),
         _timed(_check_queue(request)),
+        _timed(_check_payments(ctx)),
         *(_timed(_check_provider(ctx, n)) for n in configured),
     )
     providers = dict(zip(configured, provider_results, strict=True))
     core_ok = database["ok"] and storage["ok"] and queue["ok"]
-    degraded = [n for n, r in providers.items() if not r["ok"]]
+    # Payments down stops purchases, not generations: the service is degraded, not unavailable.
+    degraded = [n for n, r in providers.items() if not r["ok"]] + ([] if payments["ok"] else ["payments"])
     status = "ready" if core_ok and not degraded else ("degraded" if core_ok else "unavailable")
-    checks = {"database": database, "storage": storage, "queue": queue, "providers": providers}
+    checks = {"database": database, "storage": storage, "queue": queue, "payments": payments, "providers": providers}
     body = {"status": status, "checks": checks}
     return JSONResponse(body, status_code=200 if core_ok else 503)

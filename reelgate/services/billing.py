@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -187,6 +188,10 @@ async def start_checkout(
     return Checkout(payment_id=payment_id, session_id=str(created["id"]), url=str(created["url"]))
 
 
+PAYMENTS_CHECK_SECONDS = 60.0
+PAYMENTS_CHECK_TIMEOUT = 3.0
+
+
 class _HTTPXClient(stripe.HTTPXClient):
     """stripe-py passes the encoded form to httpx as `data=`, which httpx deprecates for raw bytes (a
     DeprecationWarning per request); hand it over as `content=` instead, unchanged on the wire."""
@@ -223,6 +228,31 @@ async def _create_session(
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]
     return {"id": created.id, "url": created.url}
+
+
+async def check_stripe(ctx: ServiceContext) -> dict[str, Any] | None:
+    """For /readyz: whether Stripe accepts our key and answers (None when purchases are not configured).
+    Stripe is asked at most once per PAYMENTS_CHECK_SECONDS; a load balancer's probes get the last answer."""
+    key = ctx.config.stripe_secret_key
+    if not key:
+        return None
+    now = time.monotonic()
+    if ctx.payments_health is not None and now - ctx.payments_health[0] < PAYMENTS_CHECK_SECONDS:
+        return ctx.payments_health[1]
+    http = _HTTPXClient(timeout=PAYMENTS_CHECK_TIMEOUT)
+    base = ctx.config.stripe_api_base
+    client = stripe.StripeClient(key, base_addresses={"api": base} if base else None, http_client=http)
+    try:
+        await client.v1.balance.retrieve_async()
+        result: dict[str, Any] = {"ok": True}
+    except stripe.AuthenticationError:
+        result = {"ok": False, "error": "Stripe refused the secret key"}
+    except stripe.StripeError as exc:
+        result = {"ok": False, "error": f"Stripe did not answer: {type(exc).__name__}"}
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]
+    ctx.payments_health = (now, result)
+    return result
 
 
 async def list_payments(ctx: ServiceContext, user_id: str | None = None, *, limit: int = 50) -> list[Payment]:

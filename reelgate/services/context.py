@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from reelgate.db.database import Database
 from reelgate.domain.catalog import Catalog
@@ -114,6 +115,8 @@ class ServiceContext:
     provider_health: dict[str, tuple[float, HealthReport]] = field(default_factory=dict)
     # Each model's expected job time for create answers: model id -> (time.monotonic() when read, seconds).
     expected_times: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    # The last Stripe readiness check: (time.monotonic() of it, its result).
+    payments_health: tuple[float, dict[str, Any]] | None = None
     # Password guesses and sign-ups (services/throttle.py), made from `config` on first use.
     _throttle: Throttle | None = None
 

@@ -173,3 +173,32 @@ async def test_checkout_errors(start_shop: StartShop) -> None:
     assert unconfigured.status_code == 503
     anonymous = await shop.client.post("/api/v1/credits/checkout", json={"package": "tiny"})
     assert anonymous.status_code == 401
+
+
+async def test_readyz_checks_stripe_when_purchases_are_configured(start_shop: StartShop) -> None:
+    shop = await start_shop()
+    ready = await shop.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["payments"] == {"ok": True, "configured": True}
+    assert ready.json()["status"] == "ready"
+
+    # Stripe stops accepting the key: purchases would fail, generations would not. Degraded, still serving.
+    shop.sim.api_key = "sk_test_rotated"
+    shop.ctx.payments_health = None  # as once the last answer is a minute old
+    degraded = await shop.client.get("/readyz")
+    body = degraded.json()
+    assert degraded.status_code == 200 and body["status"] == "degraded"
+    assert body["checks"]["payments"] == {"ok": False, "error": "Stripe refused the secret key", "configured": True}
+    assert "sk_test" not in degraded.text  # the key never appears in the answer
+
+    # Stripe gone altogether: the check answers within its timeout and says so.
+    shop.sim.stop()
+    shop.ctx.payments_health = None
+    gone = (await shop.client.get("/readyz")).json()["checks"]["payments"]
+    assert gone["ok"] is False and gone["error"].startswith("Stripe did not answer")
+
+
+async def test_readyz_without_stripe_reports_payments_as_not_configured(start_shop: StartShop) -> None:
+    shop = await start_shop(stripe_secret_key=None)
+    ready = await shop.client.get("/readyz")
+    assert ready.json()["checks"]["payments"] == {"ok": True, "configured": False}
+    assert ready.json()["status"] == "ready"

@@ -70,6 +70,7 @@ class StripeSimulator(Simulator):
             routes=[
                 Route("/v1/checkout/sessions", self.create_route, methods=["POST"]),
                 Route("/v1/checkout/sessions/{session_id}", self.get_route, methods=["GET"]),
+                Route("/v1/balance", self.balance_route, methods=["GET"]),
             ]
         )
 
@@ -112,6 +113,13 @@ class StripeSimulator(Simulator):
         with self.lock:
             self.sessions[session_id] = session
         return JSONResponse(session)
+
+    async def balance_route(self, request: Request) -> Response:
+        """Retrieve balance (docs/providers/stripe.md#endpoints): what reelgate's readiness check reads."""
+        if not self.authorized(request):
+            return self._error(401, "Invalid API Key provided.")
+        money = [{"amount": 0, "currency": "usd", "source_types": {"card": 0}}]
+        return JSONResponse({"object": "balance", "available": money, "pending": money, "livemode": False})
 
     async def get_route(self, request: Request) -> Response:
         session = self.sessions.get(request.path_params["session_id"])
