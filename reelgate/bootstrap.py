@@ -59,6 +59,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         credit_expiry_days=settings.credit_expiry_days,
         rate_limit_per_key=settings.rate_limit_per_key,
         rate_limit_per_user=settings.rate_limit_per_user,
+        generate_limit=settings.generate_limit,
         # Shared counters across processes when Redis is configured (limits' async redis-py storage).
         rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
         sign_in_limit_per_account=settings.sign_in_limit_per_account,

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     credit_expiry_days: int = 0  # 0: credits never expire (90 is a common choice)
     rate_limit_per_key: str = "1200/minute"  # `limits` notation; generous so status polling never trips it
     rate_limit_per_user: str = "2400/minute"
+    # New generations per user, counted apart from the request limits (reads and polling never count); in
+    # `limits` notation, several separated by ";" (e.g. "10/15 minutes"). Empty: no such limit.
+    generate_limit: str = ""
     # Per client address: every studio request, and estimates asked for without an API key or session.
     rate_limit_studio_per_address: str = "1800/minute"
     rate_limit_estimate_per_address: str = "120/minute"

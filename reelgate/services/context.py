@@ -11,6 +11,7 @@ from reelgate.db.database import Database
 from reelgate.domain.catalog import Catalog
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
+from reelgate.services.generate_limit import GenerateLimit
 from reelgate.services.throttle import Throttle
 from reelgate.storage import ObjectStore
 
@@ -45,6 +46,7 @@ class ServiceConfig:
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_user: str = "2400/minute"
     rate_limit_storage: str = "memory://"
+    generate_limit: str = ""  # new generations per user, `limits` notation ("10/15 minutes"); empty: none
     sign_in_limit_per_account: str = "5/minute;10/15 minutes;20/hour;50/day"
     sign_in_limit_per_address: str = "30/10 minutes;200/day"
     sign_in_failures_global: str = "1000/10 minutes"
@@ -119,6 +121,14 @@ class ServiceContext:
     payments_health: tuple[float, dict[str, Any]] | None = None
     # Password guesses and sign-ups (services/throttle.py), made from `config` on first use.
     _throttle: Throttle | None = None
+    _generate_limit: GenerateLimit | None = None
+
+    @property
+    def generate_limit(self) -> GenerateLimit | None:
+        """The per-user generation limit, made from `config` on first use; None when none is set."""
+        if self._generate_limit is None and self.config.generate_limit:
+            self._generate_limit = GenerateLimit(self.config.rate_limit_storage, self.config.generate_limit)
+        return self._generate_limit
 
     @property
     def throttle(self) -> Throttle:

@@ -23,7 +23,14 @@ from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain import estimates, tiers
 from reelgate.domain.catalog import GenerationInput, ModelSpec, ResolvedRequest, resolve_request
-from reelgate.domain.errors import Conflict, IdempotencyConflict, ModelUnavailable, NotFound, ValidationFailed
+from reelgate.domain.errors import (
+    Conflict,
+    IdempotencyConflict,
+    ModelUnavailable,
+    NotFound,
+    RateLimited,
+    ValidationFailed,
+)
 from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
@@ -196,6 +203,17 @@ async def create_generation(
     if quoted.request.enhance_prompt:
         prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
+    limit = ctx.generate_limit
+    if limit is not None:
+        try:
+            await limit.check(user_id)
+        except RateLimited:
+            # A replay of a request already recorded is answered as always: it starts nothing new.
+            key = idempotency_key
+            replay = None if key is None else await ctx.db.read(lambda tx: _replay(ctx, tx, user_id, key, order))
+            if replay is None:
+                raise
+            return replay, True
     now = ctx.clock()
 
     def submit(tx: Tx) -> tuple[Generation, bool]:
@@ -217,6 +235,8 @@ async def create_generation(
         return replay, True
     if not replayed:
         ctx.wake(generation.id)
+        if limit is not None:
+            await limit.count(user_id)
     return generation, replayed
 
 

@@ -6,11 +6,9 @@ import math
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
-from typing import Any
 
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 
 from reelgate.db.queries import limits as limit_queries
 from reelgate.db.queries.users import owner_of_key
@@ -18,7 +16,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
-from reelgate.services.rate_window import LocalMovingWindow
+from reelgate.services.rate_window import LocalMovingWindow, moving_window
 
 
 class SpendCapReached(ReelgateError):
@@ -33,13 +31,7 @@ class RequestLimiter:
     (the `limits` library)."""
 
     def __init__(self, storage_uri: str, per_key: str, per_user: str) -> None:
-        self.limiter: LocalMovingWindow | MovingWindowRateLimiter
-        if storage_uri.removeprefix("async+").startswith("memory://"):
-            self.limiter = LocalMovingWindow()
-        else:
-            uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-            options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
-            self.limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
+        self.limiter: LocalMovingWindow | MovingWindowRateLimiter = moving_window(storage_uri)
         self.per_key: RateLimitItem = parse(per_key)
         self.per_user: RateLimitItem = parse(per_user)
         # API key hash -> user id, so a key's requests also count against its owner without a query each time.

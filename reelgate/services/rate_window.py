@@ -12,8 +12,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 _SWEEP_EVERY = 4096  # hits between sweeps of identities whose windows have emptied
 
@@ -49,6 +52,10 @@ class LocalMovingWindow:
         window.append(now)
         return True
 
+    async def test(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Whether one more request would be counted now (counts nothing)."""
+        return (await self.get_window_stats(item, *identifiers)).remaining > 0
+
     async def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         now, expiry = self._clock(), item.get_expiry()
         window = self._windows.get((item.key_for(*identifiers),), deque())
@@ -68,3 +75,12 @@ class LocalMovingWindow:
         horizon = now - self._longest_expiry
         for key in [k for k, w in self._windows.items() if not w or w[-1] <= horizon]:
             del self._windows[key]
+
+
+def moving_window(storage_uri: str) -> LocalMovingWindow | MovingWindowRateLimiter:
+    """Counted in this process for `memory://`, else in shared storage (Redis) through the `limits` library."""
+    if storage_uri.removeprefix("async+").startswith("memory://"):
+        return LocalMovingWindow()
+    uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+    options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
+    return MovingWindowRateLimiter(storage_from_string(uri, **options))

@@ -90,3 +90,40 @@ async def test_refunded_jobs_do_not_count_towards_the_cap(start_shop: StartShop)
     assert (await wait_for_terminal(shop.client, created.json()["id"], user.headers))["status"] == "failed"
     assert (await shop.client.post("/api/v1/generations", json=ORDER, headers=user.headers)).status_code == 202
     await shop.check()
+
+
+async def test_generate_limit_counts_new_generations_only(start_shop: StartShop) -> None:
+    """REELGATE_GENERATE_LIMIT: 3 generations per window; reads, polling, refused requests and replays of an
+    idempotent request never count, and every way of starting a generation shares the one budget."""
+    shop = await start_shop(generate_limit="3/15 minutes", sandbox_delay_seconds=30, max_in_flight=50)
+    user = await shop.account(credits=200)
+    keyed = {**user.headers, "Idempotency-Key": "first-order"}
+    first = await shop.client.post("/api/v1/generations", json=ORDER, headers=keyed)
+    assert first.status_code == 202
+    # Invalid or unaffordable requests are refused before anything is counted.
+    invalid = await shop.client.post("/api/v1/generations", json={**ORDER, "resolution": "9999p"}, headers=user.headers)
+    assert invalid.status_code == 422
+    poor = await shop.account(credits=0)
+    assert (await shop.client.post("/api/v1/generations", json=ORDER, headers=poor.headers)).status_code == 402
+    # The OpenAI-compatible API starts a generation too: it counts against the same budget.
+    video = await shop.client.post(
+        "/v1/videos", json={"model": "sandbox-t2v", "prompt": ORDER["prompt"], "seconds": "5"}, headers=user.headers
+    )
+    assert video.status_code == 200, video.text
+    assert (await shop.client.post("/api/v1/generations", json=ORDER, headers=user.headers)).status_code == 202
+
+    limited = await shop.client.post("/api/v1/generations", json=ORDER, headers=user.headers)
+    assert limited.status_code == 429
+    details = _assert_error(limited.json(), "rate_limited")
+    assert details["scope"] == "generate" and details["limit"] == "3 per 15 minute"
+    assert 60 < int(limited.headers["Retry-After"]) <= 15 * 60
+    # Nothing was held for the refused one: 3 × 10 credits are on hold.
+    assert await shop.balance(user) == {"available": 170, "held": 30}
+    # Reading the balance and polling the jobs still work, and a replay of the first request answers as before.
+    assert (await shop.client.get("/api/v1/generations", headers=user.headers)).status_code == 200
+    replay = await shop.client.post("/api/v1/generations", json=ORDER, headers=keyed)
+    assert replay.status_code == 202 and replay.json()["id"] == first.json()["id"]
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    # Another user has a budget of their own.
+    other = await shop.account(credits=20)
+    assert (await shop.client.post("/api/v1/generations", json=ORDER, headers=other.headers)).status_code == 202

@@ -80,3 +80,23 @@ async def test_in_flight_cap_holds_across_api_processes(tmp_path: Path, pg_datab
         )
         statuses = sorted(a.status_code for a in answers)
         assert statuses == [202] * 3 + [429] * 5, [a.text for a in answers]
+
+
+async def test_generate_limit_counts_across_api_processes(tmp_path: Path, pg_database_url: str, redis_url: str) -> None:
+    limits = {"generate_limit": "2/15 minutes", "max_in_flight": 50}
+
+    async def submits(apps: list[Running], key: str) -> list[int]:
+        headers = {"Authorization": f"Bearer {key}"}
+        return [
+            (await running.client.post("/api/v1/generations", json=ORDER, headers=headers)).status_code
+            for running in (*apps, *apps)
+        ]
+
+    async with AsyncExitStack() as stack:
+        alone = await _two_apps(stack, tmp_path / "memory", pg_database_url, **limits)
+        account = await make_account(alone[0].ctx, credits=100)
+        assert await submits(alone, account.key) == [202] * 4  # counted per process: 2 + 2
+    async with AsyncExitStack() as stack:
+        shared = await _two_apps(stack, tmp_path / "redis", pg_database_url, redis_url=redis_url, **limits)
+        account = await make_account(shared[0].ctx, credits=100)
+        assert await submits(shared, account.key) == [202, 202, 429, 429]
