@@ -140,5 +140,5 @@ async def providers(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLRes
 @router.get("/revenue", response_class=HTMLResponse)
 async def revenue(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLResponse:
     summary = await admin.revenue_summary(ctx)
-    tables = await billing_bridge.breakdowns(ctx, days=30)
-    return render(request, "admin_revenue.html", current, summary=summary, tables=tables, tab="revenue")
+    tables, chart = await billing_bridge.breakdowns(ctx, days=30)
+    return render(request, "admin_revenue.html", current, summary=summary, tables=tables, chart=chart, tab="revenue")

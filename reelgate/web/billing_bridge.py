@@ -8,6 +8,7 @@ from typing import Any
 
 from reelgate.services import admin
 from reelgate.services.context import ServiceContext
+from reelgate.web import revenue_chart
 
 # Payments and analytics are separate features; the studio works (packages shown, no checkout) without them.
 try:
@@ -102,11 +103,15 @@ def _money(micros: int) -> Decimal:
     return (Decimal(micros) / MICROS).quantize(Decimal("0.01"))
 
 
-async def breakdowns(ctx: ServiceContext, days: int = 30) -> dict[str, list[dict[str, Any]]]:
-    """Revenue, cost and margin per provider, tier and model over the last `days` days (analytics installed)."""
+async def breakdowns(
+    ctx: ServiceContext, days: int = 30
+) -> tuple[dict[str, list[dict[str, Any]]], revenue_chart.Chart | None]:
+    """Revenue, cost and margin per provider, tier and model over the last `days` days, and the chart of them
+    per day (analytics installed)."""
     if analytics is None:
-        return {}
+        return {}, None
     summary = await analytics.summary(ctx, days=days)
+    chart = revenue_chart.revenue_chart(summary.per_day, last_day=summary.until.date(), days=days)
     tables: dict[str, list[dict[str, Any]]] = {}
     for title, buckets in (
         ("Provider", summary.per_provider),
@@ -124,4 +129,4 @@ async def breakdowns(ctx: ServiceContext, days: int = 30) -> dict[str, list[dict
             }
             for b in buckets
         ]
-    return tables
+    return tables, chart

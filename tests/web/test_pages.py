@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -125,3 +126,35 @@ async def test_credits_page_without_the_billing_feature(running: Running, monkey
     assert "Free credits" in page.text and "+30" in page.text
     checkout = await running.client.post("/credits/checkout", data={"package_id": "pro", "csrf_token": csrf})
     assert checkout.status_code == 303 and checkout.headers["location"] == "/credits"
+
+
+async def test_the_revenue_page_draws_revenue_cost_and_margin_per_day(running: Running) -> None:
+    from reelgate.db.queries.users import user_by_email
+    from tests.helpers import make_admin, wait_for_terminal
+
+    csrf = await sign_up(running.client, "owner@example.com")
+    ctx = running.ctx
+    empty = await running.client.get("/admin/revenue")
+    assert empty.status_code == 403
+    user = await ctx.db.read(lambda tx: user_by_email(tx, "owner@example.com"))
+    assert user is not None
+    await make_admin(ctx, user.id)
+    assert "No charged jobs in the last 30 days" in (await running.client.get("/admin/revenue")).text
+
+    created = await running.client.post(
+        "/studio/generate",
+        data={"model": "sandbox-t2v", "prompt": "a paper boat on a pond", "duration": "2", "resolution": "480p"},
+        headers={"X-CSRF-Token": csrf},
+    )
+    generation_id = re.search(r'id="gen-([^"]+)"', created.text)
+    assert generation_id, created.text[:300]
+    final = await wait_for_terminal(running.client, generation_id.group(1), {})
+    assert final["status"] == "succeeded"
+
+    page = (await running.client.get("/admin/revenue")).text
+    chart = page[page.index('data-testid="revenue-chart"') : page.index("</figure>")]
+    assert chart.count('<g class="day">') == 30 and chart.count("<rect") == 60
+    today = ctx.clock().date().isoformat()
+    revenue = (ctx.catalog.credit_unit.value * final["credits_charged"]).quantize(Decimal("0.01"))
+    assert f"{today}: revenue {revenue}, provider cost " in chart
+    assert "<script" not in chart  # drawn on the server: the page's CSP has nothing to allow
