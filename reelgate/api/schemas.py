@@ -48,8 +48,12 @@ class GenerationCreate(ModelChoice):
     resolution: str | None = Field(default=None, max_length=16, examples=["720p"])
     aspect_ratio: str | None = Field(default=None, max_length=16, examples=["16:9"])
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    start_image: str | None = Field(default=None, max_length=40, description="Upload id")
-    end_image: str | None = Field(default=None, max_length=40, description="Upload id")
+    start_image: str | None = Field(
+        default=None, max_length=2048, description="Upload id, or an https URL of the image (fetched and stored)"
+    )
+    end_image: str | None = Field(
+        default=None, max_length=2048, description="Upload id, or an https URL of the image (fetched and stored)"
+    )
     audio: bool = False
     enhance_prompt: bool = False
     project_id: str | None = Field(default=None, max_length=40)

@@ -9,7 +9,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,8 +35,9 @@ from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
 from reelgate.domain.tiers import Constraints
-from reelgate.services import limits, mail, projects, prompting, routing, storage_quota
+from reelgate.services import limits, mail, projects, prompting, routing, storage_quota, uploads
 from reelgate.services.context import ServiceContext
+from reelgate.services.generate_limit import GenerateLimit
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.transitions import transition
 
@@ -68,11 +69,21 @@ class GenerationOrder:
     # a named model's quote) and, when no resolution is asked for, offer at least `min_resolution`.
     max_credits: int | None = None
     min_resolution: str | None = None
+    # Where start/end images given by URL came from, once they are uploads: the request as the client sent it
+    # (for idempotency, a replay carries the URL again, never the upload id it became).
+    image_urls: tuple[str | None, str | None] = (None, None)
 
     def fingerprint(self) -> str:
         """Identifies the request body for idempotency: same key + different body is a conflict."""
-        body = json.dumps(self.__dict__, sort_keys=True, default=str)
-        return hashlib.sha256(body.encode()).hexdigest()
+        body = dict(self.__dict__)
+        start_url, end_url = body.pop("image_urls")
+        body["start_image"] = start_url or body["start_image"]
+        body["end_image"] = end_url or body["end_image"]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+    @property
+    def images_by_url(self) -> bool:
+        return any(value is not None and uploads.is_image_url(value) for value in (self.start_image, self.end_image))
 
 
 @dataclass(frozen=True)
@@ -204,16 +215,13 @@ async def create_generation(
         prompting.check_enhancer(ctx)
     _check_callback(ctx, order.callback_url)
     limit = ctx.generate_limit
-    if limit is not None:
-        try:
-            await limit.check(user_id)
-        except RateLimited:
-            # A replay of a request already recorded is answered as always: it starts nothing new.
-            key = idempotency_key
-            replay = None if key is None else await ctx.db.read(lambda tx: _replay(ctx, tx, user_id, key, order))
-            if replay is None:
-                raise
-            return replay, True
+    replay = None if limit is None else await _replay_if_limited(ctx, limit, user_id, idempotency_key, order)
+    if replay is None and order.images_by_url:
+        # Answered before anything is fetched: a replay stores no second copy of its images.
+        replay = await _replay_of(ctx, user_id, idempotency_key, order)
+        order = order if replay is not None else await _images_fetched(ctx, user_id, order)
+    if replay is not None:
+        return replay, True
     now = ctx.clock()
 
     def submit(tx: Tx) -> tuple[Generation, bool]:
@@ -238,6 +246,40 @@ async def create_generation(
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed
+
+
+async def _replay_if_limited(
+    ctx: ServiceContext, limit: GenerateLimit, user_id: str, key: str | None, order: GenerationOrder
+) -> Generation | None:
+    """None when the generation limit lets one more through. Over it, a replay of a request already recorded
+    is answered as always (it starts nothing new); anything else is refused with 429."""
+    try:
+        await limit.check(user_id)
+    except RateLimited:
+        replay = await _replay_of(ctx, user_id, key, order)
+        if replay is None:
+            raise
+        return replay
+    return None
+
+
+async def _replay_of(ctx: ServiceContext, user_id: str, key: str | None, order: GenerationOrder) -> Generation | None:
+    return None if key is None else await ctx.db.read(lambda tx: _replay(ctx, tx, user_id, key, order))
+
+
+async def _images_fetched(ctx: ServiceContext, user_id: str, order: GenerationOrder) -> GenerationOrder:
+    """Start and end images given by URL become the user's uploads (fetched through the SSRF guard and checked
+    by content like any upload); the order keeps the URLs for its fingerprint."""
+    start, end = order.start_image, order.end_image
+    if start is not None and uploads.is_image_url(start):
+        start = (await uploads.upload_from_url(ctx, user_id, start, "start_image")).id
+    if end is not None and uploads.is_image_url(end):
+        end = (await uploads.upload_from_url(ctx, user_id, end, "end_image")).id
+    urls = (
+        order.start_image if start != order.start_image else None,
+        order.end_image if end != order.end_image else None,
+    )
+    return replace(order, start_image=start, end_image=end, image_urls=urls)
 
 
 def _record_submission(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import tempfile
 from pathlib import Path
@@ -13,6 +15,7 @@ from reelgate.domain.errors import NotFound, PayloadTooLarge, UnsupportedMediaTy
 from reelgate.domain.ids import new_id
 from reelgate.services import storage_quota
 from reelgate.services.context import ServiceContext
+from reelgate.services.safe_fetch import FetchFailed, UnsafeURL, fetch_to_file
 from reelgate.storage import upload_key
 
 _EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
@@ -89,3 +92,41 @@ async def get_upload(ctx: ServiceContext, user_id: str, upload_id: str) -> Uploa
     if upload is None:
         raise NotFound("Upload not found.")
     return upload
+
+
+IMAGE_URL_SCHEMES = ("https://", "http://", "data:")
+
+
+def is_image_url(value: str) -> bool:
+    """Whether a start or end image is given by address (fetched, or a data URL) rather than as an upload id."""
+    return value.startswith(IMAGE_URL_SCHEMES)
+
+
+async def upload_from_url(ctx: ServiceContext, user_id: str, url: str, field: str) -> Upload:
+    """An image given as an http(s) URL (fetched through the SSRF guard, at most the upload size) or a base64
+    data URL, stored as the user's upload after the same content checks as any upload."""
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        if not header.endswith(";base64"):
+            raise ValidationFailed(field, f"A data URL in {field} must be base64.")
+        try:
+            content = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationFailed(field, f"The data URL in {field} is not valid base64.") from None
+    else:
+        content = await _fetch_image(ctx, url, field)
+    return await create_upload(ctx, user_id, content)
+
+
+async def _fetch_image(ctx: ServiceContext, url: str, field: str) -> bytes:
+    with tempfile.TemporaryDirectory(dir=ctx.store.staging_dir()) as folder:
+        path = Path(folder) / "image"
+        try:
+            await fetch_to_file(
+                url, path, max_bytes=ctx.config.max_upload_bytes, allow_hosts=ctx.config.fetch_allow_hosts, timeout=30
+            )
+        except UnsafeURL as exc:
+            raise ValidationFailed(field, f"The image URL in {field} is not allowed: {exc.reason}") from exc
+        except FetchFailed as exc:
+            raise ValidationFailed(field, f"The image URL in {field} could not be fetched: {exc}") from exc
+        return path.read_bytes()

@@ -5,11 +5,7 @@ docs/providers/openrouter.md describes the protocol: submit, poll, download, and
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,12 +14,11 @@ from fastapi.responses import JSONResponse
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.media_responses import serve_object
 from reelgate.api.storable_text import first_problem
-from reelgate.domain.errors import Conflict
+from reelgate.domain.errors import Conflict, ValidationFailed
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services import generations, uploads, videos
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
-from reelgate.services.safe_fetch import FetchFailed, UnsafeURL, fetch_to_file
 
 from .errors import OpenRouterError, OpenRouterRoute
 from .mapping import RESOLUTION_IN, job_out, sizes_of, video_models
@@ -132,32 +127,10 @@ def _shape(ctx: ServiceContext, model: str, body: dict[str, Any]) -> tuple[str |
 
 async def _image(ctx: ServiceContext, user_id: str, url: str, field: str) -> str:
     """An image given as a data URL or an http(s) URL becomes an upload (the same checks as any upload)."""
-    if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        if not header.endswith(";base64"):
-            raise _bad(f"A data URL in {field} must be base64.", field)
-        try:
-            content = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise _bad(f"The data URL in {field} is not valid base64.", field) from None
-    else:
-        content = await _fetch_image(ctx, url, field)
-    return (await uploads.create_upload(ctx, user_id, content)).id
-
-
-async def _fetch_image(ctx: ServiceContext, url: str, field: str) -> bytes:
-    """Fetched through the SSRF guard, with the upload size cap."""
-    with tempfile.TemporaryDirectory(dir=ctx.store.staging_dir()) as folder:
-        path = Path(folder) / "image"
-        try:
-            await fetch_to_file(
-                url, path, max_bytes=ctx.config.max_upload_bytes, allow_hosts=ctx.config.fetch_allow_hosts, timeout=30
-            )
-        except UnsafeURL as exc:
-            raise _bad(f"The image URL in {field} is not allowed: {exc.reason}", field) from exc
-        except FetchFailed as exc:
-            raise _bad(f"The image URL in {field} could not be fetched: {exc}", field) from exc
-        return path.read_bytes()
+    try:
+        return (await uploads.upload_from_url(ctx, user_id, url, field)).id
+    except ValidationFailed as exc:
+        raise _bad(exc.message, field) from exc
 
 
 def _image_url(item: Any, field: str) -> str:
