@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from reelgate.api.metrics import InstrumentedRegistry
 from reelgate.catalog.loader import load_catalog, load_default_catalog
@@ -60,6 +61,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         rate_limit_per_key=settings.rate_limit_per_key,
         rate_limit_per_user=settings.rate_limit_per_user,
         generate_limit=settings.generate_limit,
+        provider_in_flight_caps=settings.provider_in_flight_caps,
         # Shared counters across processes when Redis is configured (limits' async redis-py storage).
         rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
         sign_in_limit_per_account=settings.sign_in_limit_per_account,
@@ -93,13 +95,21 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
         await store.prepare_staging()
     except Exception:  # noqa: BLE001 - a store that is down now is reported by /readyz, not by a failed start
         log.warning("could not prepare the object store's staging prefix", exc_info=True)
+    providers = InstrumentedRegistry(provider_configs(settings))
+    config = service_config(settings)
+    # Only providers that can take jobs here: the submit path reads nothing extra for the others.
+    caps = {
+        name: cap
+        for name, cap in config.provider_in_flight_caps.items()
+        if name in providers.names() and providers.get(name).configured()
+    }
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
         # Catalog models of a provider no package registers stay listed, as unavailable.
-        providers=InstrumentedRegistry(provider_configs(settings)),
+        providers=providers,
         store=store,
-        config=service_config(settings),
+        config=replace(config, provider_in_flight_caps=caps),
     )
 
 

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # New generations per user, counted apart from the request limits (reads and polling never count); in
     # `limits` notation, several separated by ";" (e.g. "10/15 minutes"). Empty: no such limit.
     generate_limit: str = ""
+    # Jobs each provider takes at once, over the providers' own declarations (ModelsLab: 5), e.g.
+    # "modelslab=10,runway=4"; 0 lifts a declared limit. Further submissions wait, queued, for a free place.
+    provider_max_in_flight: str = ""
     # Per client address: every studio request, and estimates asked for without an API key or session.
     rate_limit_studio_per_address: str = "1800/minute"
     rate_limit_estimate_per_address: str = "120/minute"
@@ -148,6 +151,17 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def provider_in_flight_caps(self) -> dict[str, int]:
+        """Each provider's cap on jobs at once: its declaration, then REELGATE_PROVIDER_MAX_IN_FLIGHT."""
+        caps = {name: spec.max_in_flight for name, spec in discover().items() if spec.max_in_flight}
+        for item in filter(None, (part.strip() for part in self.provider_max_in_flight.split(","))):
+            name, _, value = item.partition("=")
+            if not value.strip().isdigit():
+                raise ValueError(f"REELGATE_PROVIDER_MAX_IN_FLIGHT: {item!r} is not <provider>=<number>")
+            caps[name.strip()] = int(value)
+        return {name: cap for name, cap in caps.items() if cap > 0}
 
     def poll_concurrency_for(self, concurrency: int) -> int:
         """The poll budget beside `concurrency` step slots: the setting, or 8 per step slot (at least 32)."""

@@ -120,6 +120,9 @@ class ProviderSpec:
     catalog: str | None = None
     description: str = ""
     docs: str = ""
+    # The most of our jobs the provider takes at once (queued or running there), when its account has such a
+    # limit; reelgate holds further submissions back instead of having them refused. None: no limit.
+    max_in_flight: int | None = None
 
     def adapter_class(self) -> type[Provider]:
         module_name, _, class_name = self.adapter.partition(":")

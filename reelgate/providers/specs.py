@@ -129,13 +129,22 @@ class OpenRouterSettings(SpooledSettings):
     webhook_secret: str | None = setting("OPENROUTER_WEBHOOK_SECRET", secret=True)
 
 
-def _spec(name: str, adapter: str, settings: type[ProviderSettings], description: str, docs: str) -> ProviderSpec:
+def _spec(
+    name: str,
+    adapter: str,
+    settings: type[ProviderSettings],
+    description: str,
+    docs: str,
+    *,
+    max_in_flight: int | None = None,
+) -> ProviderSpec:
     return ProviderSpec(
         name=name,
         adapter=f"reelgate.providers.{adapter}",
         settings=settings,
         description=description,
         docs=f"docs/providers/{docs}.md" if docs else "",
+        max_in_flight=max_in_flight,
     )
 
 
@@ -143,7 +152,11 @@ SANDBOX = _spec("sandbox", "sandbox:SandboxProvider", SandboxSettings, "local pr
 RUNPOD = _spec("runpod", "runpod:RunPodProvider", RunPodSettings, "RunPod serverless (LTX-2, Wan 2.2)", "runpod")
 REPLICATE = _spec("replicate", "replicate:ReplicateProvider", ReplicateSettings, "Replicate", "replicate")
 POLLO = _spec("pollo", "pollo:PolloProvider", PolloSettings, "Pollo.ai", "pollo")
-MODELSLAB = _spec("modelslab", "modelslab:ModelsLabProvider", ModelsLabSettings, "ModelsLab", "modelslab")
+# ModelsLab limits queued requests per account: 5 on pay as you go (docs/providers/modelslab.md#limits-and-errors);
+# a larger plan raises it with REELGATE_PROVIDER_MAX_IN_FLIGHT.
+MODELSLAB = _spec(
+    "modelslab", "modelslab:ModelsLabProvider", ModelsLabSettings, "ModelsLab", "modelslab", max_in_flight=5
+)
 EDENAI = _spec("edenai", "edenai:EdenAIProvider", EdenAISettings, "EdenAI", "edenai")
 POE = _spec("poe", "poe:PoeProvider", PoeSettings, "Poe", "poe")
 FAL = _spec("fal", "fal:FalProvider", FalSettings, "fal.ai", "fal")

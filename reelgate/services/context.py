@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,8 @@ class ServiceConfig:
     rate_limit_per_user: str = "2400/minute"
     rate_limit_storage: str = "memory://"
     generate_limit: str = ""  # new generations per user, `limits` notation ("10/15 minutes"); empty: none
+    # Jobs a provider takes at once (configured providers with a limit only); more wait, queued.
+    provider_in_flight_caps: Mapping[str, int] = field(default_factory=dict)
     sign_in_limit_per_account: str = "5/minute;10/15 minutes;20/hour;50/day"
     sign_in_limit_per_address: str = "30/10 minutes;200/day"
     sign_in_failures_global: str = "1000/10 minutes"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -36,6 +37,7 @@ _S = GenerationStatus
 # How long a worker keeps trying to record a provider's job id while the database is unreachable (a restart, a
 # failover): the id exists nowhere else, and without it the job's outcome becomes unknown.
 RECORD_ACCEPTED_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+PROVIDER_FULL_RECHECK_SECONDS = 3.0  # a job held back because its provider is full looks again after this
 
 
 class Step(StrEnum):
@@ -156,14 +158,30 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
 
 
 async def submit(ctx: ServiceContext, generation_id: str) -> None:
-    """queued → submitting → provider call → processing (job id stored the moment it is known)."""
+    """queued → submitting → provider call → processing (job id stored the moment it is known). A provider
+    that already has as many of our jobs as it takes at once gets no more: the job stays queued and looks
+    again shortly, without counting an attempt."""
     now = ctx.clock()
-    generation = await ctx.db.write(
-        lambda tx: transition(tx, generation_id, _S.SUBMITTING, now=now, increments=("submit_attempts",))
-    )
+    caps = ctx.config.provider_in_flight_caps
+
+    def start(tx: Tx) -> Generation | None:
+        if caps and _provider_full(tx, generation_id, caps):
+            later = now + timedelta(seconds=_jitter(PROVIDER_FULL_RECHECK_SECONDS))
+            generation_queries.hold_back(tx, generation_id, until=later, now=now)
+            return None
+        return transition(tx, generation_id, _S.SUBMITTING, now=now, increments=("submit_attempts",))
+
+    generation = await ctx.db.write(start)
     if generation is None:
         return
     await _send(ctx, generation)
+
+
+def _provider_full(tx: Tx, generation_id: str, caps: Mapping[str, int]) -> bool:
+    current = generation_queries.generation_by_id(tx, generation_id)
+    if current is None or current.status != _S.QUEUED.value or current.provider not in caps:
+        return False
+    return generation_queries.provider_in_flight_locked(tx, current.provider) >= caps[current.provider]
 
 
 async def _send(ctx: ServiceContext, generation: Generation) -> None:

@@ -203,6 +203,28 @@ def active_retry_of(tx: Tx, user_id: str, generation_id: str) -> Generation | No
     return generation
 
 
+# Serializes the provider's in-flight count and the submission it allows (PostgreSQL; SQLite has one writer).
+_LOCK_PROVIDER = query("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", sqlite="SELECT 1")
+_AT_PROVIDER = query(
+    "SELECT count(*) FROM generations WHERE provider = :provider AND status IN ('submitting', 'processing')"
+)
+_HOLD_BACK = query(
+    "UPDATE generations SET next_poll_at = :until, updated_at = :now WHERE id = :id AND status = 'queued'"
+)
+
+
+def provider_in_flight_locked(tx: Tx, provider: str) -> int:
+    """Jobs submitted to `provider` and not finished there; holds the provider's lock until the transaction
+    ends, so the count and the submission it allows cannot interleave with another worker's."""
+    tx.scalar(_LOCK_PROVIDER, {"key": f"reelgate.provider-in-flight:{provider}"})
+    return int(tx.scalar(_AT_PROVIDER, {"provider": provider}))
+
+
+def hold_back(tx: Tx, generation_id: str, *, until: datetime, now: datetime) -> None:
+    """A queued job that may not go to its provider yet looks again at `until` (no attempt is counted)."""
+    tx.run(_HOLD_BACK, {"id": generation_id, "until": until, "now": now})
+
+
 _RECENT_COMPLETIONS = query(
     "SELECT created_at, completed_at FROM generations WHERE model = :model AND status = 'succeeded'"
     " AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT :limit"
