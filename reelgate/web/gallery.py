@@ -35,6 +35,17 @@ STATUS_LABELS = {
 }
 
 
+# The extension a stored output is downloaded with, by its checked content type.
+DOWNLOAD_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+}
+
+
 @dataclass(frozen=True)
 class Card:
     g: Any  # the API's GenerationOut, so the card shows exactly what clients see
@@ -42,6 +53,8 @@ class Card:
     status_label: str
     running: bool
     problem: str  # the error in plain words, empty when there is none
+    is_image: bool = False  # an image model's output: shown as a picture, not in a video player
+    download_name: str = ""  # the file name a download is saved under, with the output's own extension
 
 
 def _problem(g: Any) -> str:
@@ -62,7 +75,16 @@ def card_of(ctx: ServiceContext, generation: Generation) -> Card:
         model_name = ctx.catalog.get(g.model).name
     except NotFound:
         model_name = g.model
-    return Card(g, model_name, STATUS_LABELS.get(g.status, g.status), not is_terminal(g.status), _problem(g))
+    extension = DOWNLOAD_EXTENSIONS.get(generation.output_content_type or "", "mp4")
+    return Card(
+        g,
+        model_name,
+        STATUS_LABELS.get(g.status, g.status),
+        not is_terminal(g.status),
+        _problem(g),
+        is_image=generation.kind == "image",
+        download_name=f"{generation.id}.{extension}",
+    )
 
 
 def render_card(ctx: ServiceContext, generation: Generation, csrf: str) -> str:

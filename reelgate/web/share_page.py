@@ -33,6 +33,7 @@ async def shared(token: str, request: Request, ctx: Ctx) -> HTMLResponse:
         height=meta.get("height"),
         prompt=generation.prompt if share.show_prompt else "",
         model=generation.model,
+        is_image=generation.kind == "image",
     )
     # The token is the page's only secret: it must not leak to other sites through the Referer header.
     response.headers["Referrer-Policy"] = "no-referrer"

@@ -158,3 +158,49 @@ async def test_the_revenue_page_draws_revenue_cost_and_margin_per_day(running: R
     revenue = (ctx.catalog.credit_unit.value * final["credits_charged"]).quantize(Decimal("0.01"))
     assert f"{today}: revenue {revenue}, provider cost " in chart
     assert "<script" not in chart  # drawn on the server: the page's CSP has nothing to allow
+
+
+async def test_an_image_output_is_shown_as_a_picture_and_downloads_with_its_own_extension(running: Running) -> None:
+    from reelgate.db.queries.generations import insert_generation
+    from reelgate.db.queries.users import user_by_email
+    from reelgate.services import projects
+    from tests.helpers import generation_record
+
+    await sign_up(running.client, "painter@example.com")
+    ctx = running.ctx
+    user = await ctx.db.read(lambda tx: user_by_email(tx, "painter@example.com"))
+    assert user is not None
+    project_id = await projects.default_project_id(ctx, user.id)
+    common = {
+        "user_id": user.id,
+        "project_id": project_id,
+        "status": "succeeded",
+        "provider": "replicate",
+        "provider_model": "m",
+    }
+    image = generation_record(
+        id="gen_image1",
+        model="flux-schnell",
+        kind="image",
+        prompt="a lighthouse, watercolour",
+        output_key="outputs/gen_image1.png",
+        output_content_type="image/png",
+        **common,
+    )
+    video = generation_record(
+        id="gen_video1",
+        model="sandbox-t2v",
+        kind="t2v",
+        prompt="a lighthouse at dusk",
+        output_key="outputs/gen_video1.mp4",
+        output_content_type="video/mp4",
+        **common,
+    )
+    for record in (image, video):
+        await ctx.db.write(lambda tx, record=record: insert_generation(tx, record))
+    page = (await running.client.get("/studio")).text
+    image_card = page[page.index('id="gen-gen_image1"') :][:4000]
+    assert 'data-testid="output-image"' in image_card and "<video" not in image_card.split("</article>")[0]
+    assert 'download="gen_image1.png"' in image_card
+    video_card = page[page.index('id="gen-gen_video1"') :][:4000].split("</article>")[0]
+    assert "<video" in video_card and 'download="gen_video1.mp4"' in video_card
