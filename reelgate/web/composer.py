@@ -100,7 +100,8 @@ def choice_cards(ctx: ServiceContext) -> list[ChoiceCard]:
         except ReelgateError:
             cheapest = None
         cards.append(ChoiceCard(choice, name, description, cheapest))
-    return cards
+    # With nothing to route to (no provider configured, as on a first start) the group is left out altogether.
+    return cards if any(card.from_credits is not None for card in cards) else []
 
 
 def spec_for(ctx: ServiceContext, model: str) -> ModelSpec:
