@@ -20,6 +20,7 @@ from reelgate.db.migrate import upgrade_to_head
 from reelgate.services import accounts
 from reelgate.services.context import ServiceContext
 from reelgate.settings import Settings
+from tests.simulators.base import AppServer
 
 METRICS_TOKEN = "test-metrics-token"
 METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -181,3 +182,16 @@ async def alice(running: Running) -> Account:
 @pytest.fixture
 async def bob(running: Running) -> Account:
     return await make_account(running.ctx, credits=100, email="bob@example.com")
+
+
+@pytest.fixture
+def images() -> Iterator[AppServer]:
+    """The loopback image host (tests/simulators/images.py), for start and end images given by URL."""
+    from tests.simulators.images import Images
+
+    server = AppServer(Images())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

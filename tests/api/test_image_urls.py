@@ -3,7 +3,7 @@ stored as the user's uploads; an idempotent replay fetches nothing again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -11,21 +11,10 @@ import pytest
 from reelgate.db.sql import query
 from tests.conftest import Running, make_account, make_settings, start_app
 from tests.helpers import credits, wait_for_terminal
-from tests.openrouter_compat.test_inputs import Images
 from tests.simulators.base import AppServer
 
 PROMPT = "a green square drifting to the right"
 _UPLOADS = query("SELECT count(*) FROM uploads WHERE user_id = :user_id")
-
-
-@pytest.fixture
-def images() -> Iterator[AppServer]:
-    server = AppServer(Images())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

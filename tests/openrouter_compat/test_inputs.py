@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from openrouter import errors
-from starlette.responses import Response
 
 from tests.client_webhooks.conftest import Receiver
-from tests.helpers import png_bytes
 from tests.openai_compat.conftest import LiveServer
 from tests.openrouter_compat.test_sdk import poll, sdk
 from tests.simulators.base import AppServer
-
-
-class Images:
-    """Serves a PNG at /start.png and something that is not an image at /not-an-image.png."""
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["path"] == "/start.png":
-            await Response(png_bytes(640, 360, color=(20, 160, 40)), media_type="image/png")(scope, receive, send)
-        else:
-            await Response(b"<html>nope</html>", media_type="image/png")(scope, receive, send)
-
-
-@pytest.fixture
-def images() -> Iterator[AppServer]:
-    server = AppServer(Images())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_first_and_last_frame_by_url(live: LiveServer, images: AppServer) -> None:

@@ -64,30 +64,12 @@ async def test_the_job_of_a_dead_worker_is_released_and_its_generation_finishes(
     tmp_path: Path, pg_database_url: str
 ) -> None:
     settings = _settings(tmp_path, pg_database_url)
-    ctx = await build_context(settings)
-    queue = Queue(settings, pool_size=2)
-    try:
-        await queue.open(ctx)
-        account = await make_account(ctx, credits=100)
-        generation, _ = await generations.create_generation(ctx, account.id, ORDER)
-        await asyncio.sleep(0.2)  # the wake-up's enqueue runs in the background
-    finally:
-        await queue.close()
-        await close_context(ctx)
-    with psycopg.connect(conninfo(settings), autocommit=True) as conn:
-        # A worker that took the job and died: registered, silent for long, its job left `doing`.
-        worker_id = conn.execute(
-            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') RETURNING id"
-        ).fetchone()
-        conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s", worker_id)
-        # ...holding the generation's lease for a long time yet (a lease that outlived its holder).
-        conn.execute(
-            "UPDATE generations SET lease_owner = 'dead-worker', lease_until = now() + interval '1 hour' WHERE id = %s",
-            (generation.id,),
-        )
+    # A worker that took the job and died (registered, silent for long, its job left `doing`), holding the
+    # generation's lease for a long time yet (a lease that outlived its holder).
+    generation_id = await _generation_held_by_a_dead_worker(settings)
     started = time.monotonic()
     async with queue_worker(settings):
-        assert await _wait_status(settings, generation.id) == "succeeded"
+        assert await _wait_status(settings, generation_id) == "succeeded"
     # Free once the queue judged the holder dead (3 heartbeats), not when the lease would have lapsed.
     assert time.monotonic() - started < 20
 

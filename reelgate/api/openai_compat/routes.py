@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -16,12 +12,11 @@ from starlette.datastructures import UploadFile
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.media_responses import serve_object
 from reelgate.api.storable_text import first_problem
-from reelgate.domain.errors import Conflict, NotFound
+from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services import generations, uploads, videos
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
-from reelgate.services.safe_fetch import FetchFailed, UnsafeURL, fetch_to_file
 
 from .errors import OpenAIError, OpenAIRoute
 from .mapping import seconds_of, shown, size_of, video_out
@@ -93,31 +88,6 @@ def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
             raise OpenAIError(400, f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
 
 
-def _decode_data_url(url: str) -> bytes:
-    header, _, data = url.partition(",")
-    if not header.endswith(";base64"):
-        raise OpenAIError(400, "A data URL in input_reference must be base64.", param=_REFERENCE)
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise OpenAIError(400, "The data URL in input_reference is not valid base64.", param=_REFERENCE) from None
-
-
-async def _fetch_image(ctx: ServiceContext, url: str) -> bytes:
-    """An image URL is fetched through the SSRF guard, with the upload size cap."""
-    with tempfile.TemporaryDirectory(dir=ctx.store.staging_dir()) as folder:
-        path = Path(folder) / "reference"
-        try:
-            await fetch_to_file(
-                url, path, max_bytes=ctx.config.max_upload_bytes, allow_hosts=ctx.config.fetch_allow_hosts, timeout=30
-            )
-        except UnsafeURL as exc:
-            raise OpenAIError(400, f"input_reference URL is not allowed: {exc.reason}", param=_REFERENCE) from exc
-        except FetchFailed as exc:
-            raise OpenAIError(400, f"input_reference could not be fetched: {exc}", param=_REFERENCE) from exc
-        return path.read_bytes()
-
-
 async def _reference(ctx: ServiceContext, user_id: str, given: Any, upload: UploadFile | None) -> str | None:
     """The upload id of the start image: a file, an upload id (`file_id`) or an `image_url`."""
     if upload is not None:
@@ -136,13 +106,12 @@ async def _reference(ctx: ServiceContext, user_id: str, given: Any, upload: Uplo
         return file_id
     if not isinstance(url, str):
         raise OpenAIError(400, "input_reference.image_url must be a URL string.", param=_REFERENCE)
-    if url.startswith("data:"):
-        data = _decode_data_url(url)
-    elif url:
-        data = await _fetch_image(ctx, url)
-    else:
+    if not url:
         raise OpenAIError(400, "input_reference needs an image_url or a file_id.", param=_REFERENCE)
-    return (await uploads.create_upload(ctx, user_id, data)).id
+    try:
+        return (await uploads.upload_from_url(ctx, user_id, url, _REFERENCE)).id
+    except ValidationFailed as exc:  # a data URL that is not base64, an address the SSRF guard refuses, ...
+        raise OpenAIError(400, exc.message, param=_REFERENCE) from exc
 
 
 def _default_model(ctx: ServiceContext, with_image: bool) -> str:
