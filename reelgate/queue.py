@@ -27,7 +27,7 @@ import procrastinate
 import psycopg
 import psycopg_pool
 from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
-from procrastinate.jobs import Status
+from procrastinate.jobs import JobDeferrer, Status
 
 from reelgate import tasks
 from reelgate.logging_setup import generation_context
@@ -170,26 +170,20 @@ class Queue:
     async def enqueue_batch(self, work: Sequence[tuple[str, datetime | None, Step | None]]) -> None:
         """Defers one job per (generation, when, next step) in one queue transaction; all or none (a
         generation that already has a waiting job fails the whole batch)."""
-        jobs = [
-            self._drive.configure(lock=g, queueing_lock=g, schedule_at=at, queue=self._queue_for(step)).make_new_job(
-                generation_id=g
-            )
-            for g, at, step in work
-        ]
+        jobs = [self._deferrer(g, at, step).make_new_job(generation_id=g) for g, at, step in work]
         await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
 
-    @staticmethod
-    def _queue_for(step: Step | None) -> str:
-        return POLL_QUEUE if step in tasks.POLL_BUDGET_STEPS else STEP_QUEUE
+    def _deferrer(self, generation_id: str, at: datetime | None, step: Step | None) -> JobDeferrer:
+        """The generation's job: one waiting and one running at a time, on the poll budget if it is a poll."""
+        queue = POLL_QUEUE if step in tasks.POLL_BUDGET_STEPS else STEP_QUEUE
+        return self._drive.configure(lock=generation_id, queueing_lock=generation_id, schedule_at=at, queue=queue)
 
     async def enqueue(
         self, generation_id: str, *, at: datetime | None = None, failures: int = 0, step: Step | None = None
     ) -> bool:
         """Defers the generation's job, on the poll budget if its next step is a poll; False if one was already
         waiting (then it is made due if `at` is now)."""
-        deferrer = self._drive.configure(
-            lock=generation_id, queueing_lock=generation_id, schedule_at=at, queue=self._queue_for(step)
-        )
+        deferrer = self._deferrer(generation_id, at, step)
         try:
             await deferrer.defer_async(generation_id=generation_id, failures=failures)
             return True

@@ -237,7 +237,7 @@ async def create_generation(
         # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
         if idempotency_key is None:
             raise
-        replay = await ctx.db.read(lambda tx: _replay(ctx, tx, user_id, idempotency_key, order))
+        replay = await _replay_of(ctx, user_id, idempotency_key, order)
         if replay is None:
             raise
         return replay, True
