@@ -17,7 +17,8 @@ class DatabaseUnavailable(ServiceUnavailable):
     """The database refused, failed or could not be reached; the API answers 503 and the client may retry.
 
     Raised only when the caller's transaction did not commit, or when whether it did cannot be known (a
-    connection lost during COMMIT): an idempotency key makes the retry safe either way."""
+    connection lost during COMMIT and the server unreachable long enough to ask): an idempotency key makes
+    the retry safe either way."""
 
     def __init__(self, message: str = "The database is unavailable; try again shortly.") -> None:
         super().__init__(message, details={"retry_after": 5})

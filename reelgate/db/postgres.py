@@ -8,8 +8,15 @@ server-side prepared statements with no code of ours.
 
 Retries: a transaction that failed before its COMMIT was sent, because its connection broke (a database
 restart, a dropped connection) or PostgreSQL chose it as a deadlock or serialization victim, is rolled back by
-the server and run again on another connection. A connection lost during COMMIT may or may not have committed:
-that one is not retried and the caller gets DatabaseUnavailable (an idempotency key makes a client retry safe).
+the server and run again on another connection.
+
+A connection lost during COMMIT leaves the outcome unknown: the server may have committed and lost only its
+answer. Every write transaction therefore learns its transaction id in the same round trip as its BEGIN, and
+after such a loss asks the server, on another connection, what became of that id (`pg_xact_status`, which
+PostgreSQL provides for exactly this: https://www.postgresql.org/docs/current/functions-info.html). Committed:
+the caller gets its result, as if the answer had arrived. Aborted: the transaction is run again like any
+other that never committed. Only when the server cannot be asked within a few seconds does the caller get
+DatabaseUnavailable with the outcome still unknown (an idempotency key makes a client's retry safe then).
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import IsolationLevel, errors
@@ -34,6 +42,12 @@ T = TypeVar("T")
 
 ATTEMPTS = 3  # one run and two retries of a transaction that never reached COMMIT
 _RETRYABLE = (errors.SerializationFailure, errors.DeadlockDetected)
+# One simple-protocol round trip opens the transaction and names it. Taking the id at BEGIN (rather than
+# asking just before COMMIT) costs no extra round trip; the price is that a write transaction which ends up
+# changing nothing still writes a commit record.
+_BEGIN_NAMED = b"BEGIN; SELECT pg_current_xact_id()"
+_XACT_STATUS = b"SELECT pg_xact_status(%s::xid8)"
+SETTLE_SECONDS = 5.0  # how long a lost COMMIT's outcome is sought before the caller hears "unknown"
 
 
 class PgTx:
@@ -86,6 +100,15 @@ class _Retry(Exception):
         self.connection_lost = connection_lost
 
 
+class _CommitUnanswered(Exception):
+    """The connection broke after COMMIT was sent: transaction `xid` may or may not have committed."""
+
+    def __init__(self, xid: str, result: Any) -> None:
+        super().__init__(xid)
+        self.xid = xid
+        self.result = result
+
+
 class PostgresDatabase:
     """Database over a psycopg connection pool."""
 
@@ -134,6 +157,15 @@ class PostgresDatabase:
             try:
                 with self._pool.connection() as conn:
                     return self._run(conn, work, mode)
+            except _CommitUnanswered as unanswered:
+                outcome = self._settle(unanswered.xid)
+                if outcome == "committed":
+                    log.warning("postgresql: a COMMIT's answer was lost; the server reports it committed")
+                    return cast(T, unanswered.result)
+                if outcome != "aborted" or attempt == ATTEMPTS:
+                    log.warning("postgresql: a COMMIT's answer was lost and its outcome is %s", outcome or "unknown")
+                    raise DatabaseUnavailable() from None
+                log.info("postgresql: a COMMIT was lost before it took effect; running the transaction again")
             except _Retry as retry:
                 if attempt == ATTEMPTS:
                     raise DatabaseUnavailable() from None
@@ -151,27 +183,71 @@ class PostgresDatabase:
         raise AssertionError("unreachable")
 
     def _run(self, conn: psycopg.Connection[Any], work: Callable[[Tx], T], mode: str) -> T:
-        committing = False
         try:
             if mode == "read":
                 return work(PgTx(conn))
-            if mode == "snapshot":
-                conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+            if mode == "write":
+                return self._write(conn, work)
+            conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
             try:
-                transaction = conn.transaction()
-                with transaction:
-                    result = work(PgTx(conn))
-                    committing = True
-                return result
+                with conn.transaction():
+                    return work(PgTx(conn))
             finally:
-                if mode == "snapshot" and not conn.broken:
+                if not conn.broken:
                     conn.isolation_level, conn.read_only = None, None
         except _RETRYABLE as error:
             raise _Retry(connection_lost=False) from error
         except psycopg.OperationalError as error:
-            if conn.broken and not committing:
+            if conn.broken:
                 raise _Retry(connection_lost=True) from error
             raise
+
+    @staticmethod
+    def _write(conn: psycopg.Connection[Any], work: Callable[[Tx], T]) -> T:
+        """BEGIN (learning the transaction's id), the work, COMMIT; a COMMIT whose answer is lost is reported
+        with that id so its outcome can be asked for."""
+        cursor = conn.cursor()
+        cursor.execute(_BEGIN_NAMED, prepare=False)  # two statements: only the simple protocol takes them
+        cursor.nextset()
+        xid = cast(str, cursor.fetchone()[0])  # type: ignore[index]
+        try:
+            result = work(PgTx(conn))
+        except BaseException:
+            if not conn.broken:
+                with contextlib.suppress(psycopg.OperationalError):
+                    cursor.execute(b"ROLLBACK")
+            raise
+        try:
+            cursor.execute(b"COMMIT")
+        except psycopg.OperationalError as error:
+            if conn.broken:
+                raise _CommitUnanswered(xid, result) from error
+            raise
+        if cursor.statusmessage != "COMMIT":
+            # PostgreSQL answers ROLLBACK to the COMMIT of a transaction a failed statement had already ended.
+            raise errors.InFailedSqlTransaction("the transaction had failed and was rolled back, not committed")
+        return result
+
+    def _settle(self, xid: str) -> str | None:
+        """What became of transaction `xid` ('committed' or 'aborted'), asked on other connections until the
+        server answers for certain or SETTLE_SECONDS pass (then None: still unknown)."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        pause = 0.02
+        while True:
+            try:
+                self._pool.check()  # the connection that broke was probably not alone
+                with self._pool.connection(timeout=max(deadline - time.monotonic(), 0.1)) as conn:
+                    row = conn.execute(_XACT_STATUS, (xid,)).fetchone()
+                status = None if row is None else row[0]
+                if status in ("committed", "aborted"):
+                    return cast(str, status)
+                # 'in progress': the backend that ran it has not yet finished dying and rolling back.
+            except (psycopg.OperationalError, PoolTimeout) as error:
+                log.info("postgresql: asking for a lost COMMIT's outcome failed: %s", error)
+            if time.monotonic() + pause > deadline:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._threads.shutdown, True)

@@ -1,6 +1,7 @@
 """PostgreSQL's transactions under faults: a connection lost before COMMIT is run again on another connection
-(the server rolled it back), one lost during COMMIT is reported and never run twice, and deadlock victims
-are run again."""
+(the server rolled it back); one lost during COMMIT is settled by asking the server what became of it (run
+again only if it did not commit, answered as committed if it did, reported only if the server cannot say);
+deadlock victims are run again."""
 
 from __future__ import annotations
 
@@ -58,30 +59,77 @@ async def test_a_connection_killed_mid_transaction_runs_the_transaction_again(
     assert await db.read(lambda tx: tx.all(_IDS)) == [(1,)]
 
 
-async def test_a_connection_lost_during_commit_is_reported_and_never_run_twice(pg_database_url: str) -> None:
+@pytest.fixture
+async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
     proxy = FaultProxy("127.0.0.1", 5432)
     await proxy.start()
     url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
     db = await open_database(url, migrate=False)
-    loop = asyncio.get_running_loop()
+    assert isinstance(db, PostgresDatabase)
     try:
         await db.write(lambda tx: tx.run(_TABLE))
-        runs = 0
-
-        def cut_before_commit(tx: Tx) -> None:
-            nonlocal runs
-            runs += 1
-            tx.run(_INSERT, {"id": 7, "body": "its COMMIT never arrives"})
-            # The body has run; the network fails before the COMMIT that would follow it.
-            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
-
-        with pytest.raises(DatabaseUnavailable):
-            await db.write(cut_before_commit)
-        assert runs == 1  # an unknown outcome is never run again
-        assert await db.read(lambda tx: tx.all(_IDS)) == []  # the server rolled it back
+        yield db, proxy
     finally:
         await db.close()
         await proxy.stop()
+
+
+async def test_a_commit_that_never_arrived_is_run_again(proxied_db: tuple[PostgresDatabase, FaultProxy]) -> None:
+    db, proxy = proxied_db
+    loop = asyncio.get_running_loop()
+    runs = 0
+
+    def cut_before_commit(tx: Tx) -> str:
+        nonlocal runs
+        runs += 1
+        tx.run(_INSERT, {"id": 7, "body": "its first COMMIT never arrives"})
+        if runs == 1:
+            # The body has run; the network fails before the COMMIT that would follow it.
+            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
+        return "done"
+
+    assert await db.write(cut_before_commit) == "done"
+    assert runs == 2  # the server reported the first run aborted, so it ran again
+    assert await db.read(lambda tx: tx.all(_IDS)) == [(7,)]
+
+
+async def test_a_commit_whose_answer_was_lost_is_answered_as_committed_and_not_run_again(
+    proxied_db: tuple[PostgresDatabase, FaultProxy],
+) -> None:
+    db, proxy = proxied_db
+    runs = 0
+
+    def committed_unheard(tx: Tx) -> str:
+        nonlocal runs
+        runs += 1
+        tx.run(_INSERT, {"id": 8, "body": "committed; the answer is lost"})
+        proxy.lose_next_commit_answer = True
+        return "done"
+
+    assert await db.write(committed_unheard) == "done"
+    assert runs == 1 and not proxy.lose_next_commit_answer
+    assert await db.read(lambda tx: tx.all(_IDS)) == [(8,)]
+
+
+async def test_a_lost_commit_is_reported_when_the_server_cannot_say(
+    proxied_db: tuple[PostgresDatabase, FaultProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, proxy = proxied_db
+    monkeypatch.setattr("reelgate.db.postgres.SETTLE_SECONDS", 1.0)
+    runs = 0
+
+    def unreachable_after_commit(tx: Tx) -> None:
+        nonlocal runs
+        runs += 1
+        tx.run(_INSERT, {"id": 9, "body": "outcome unknown to the caller"})
+        proxy.lose_next_commit_answer = True
+        proxy.mode = "reset"  # new connections are refused, so the outcome cannot be asked for
+
+    with pytest.raises(DatabaseUnavailable):
+        await db.write(unreachable_after_commit)
+    assert runs == 1  # an unknown outcome is never run again
+    proxy.set_mode("pass")
+    assert await db.read(lambda tx: tx.all(_IDS)) == [(9,)]  # the server did commit it
 
 
 async def _cut(proxy: FaultProxy) -> None:

@@ -1,4 +1,5 @@
-"""A small TCP proxy that injects database faults: added latency, connection resets and a blackhole."""
+"""A small TCP proxy that injects database faults: added latency, connection resets, a blackhole, and a COMMIT
+whose answer is lost (the server commits; the client never hears so)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class FaultProxy:
     upstream_port: int
     mode: str = "pass"  # pass | latency | reset | blackhole
     latency: float = 0.02
+    # Armed by a test: the next COMMIT goes through, then the connection drops before its answer comes back.
+    lose_next_commit_answer: bool = False
     port: int = 0
     _server: asyncio.AbstractServer | None = None
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -55,19 +58,39 @@ class FaultProxy:
             _reset(client_writer)
             return
         self._writers.add(up_writer)
+        answers_lost = asyncio.Event()
         await asyncio.gather(
-            self._pipe(client_reader, up_writer), self._pipe(up_reader, client_writer), return_exceptions=True
+            self._pipe(client_reader, up_writer, answers_lost, requests=True),
+            self._pipe(up_reader, client_writer, answers_lost, requests=False),
+            return_exceptions=True,
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        answers_lost: asyncio.Event,
+        *,
+        requests: bool,
+    ) -> None:
         try:
             while data := await reader.read(65536):
-                if self.mode == "latency":
+                # The armed COMMIT is delivered whatever the mode, so a test can also refuse what comes after it.
+                losing = requests and self.lose_next_commit_answer and b"COMMIT\x00" in data
+                if losing:
+                    self.lose_next_commit_answer = False
+                    answers_lost.set()
+                elif self.mode == "latency":
                     await asyncio.sleep(self.latency)
                 elif self.mode != "pass":
                     return
+                if not requests and answers_lost.is_set():
+                    continue
                 writer.write(data)
                 await writer.drain()
+                if losing:
+                    await asyncio.sleep(0.3)  # the server commits and answers into the void
+                    return
         finally:
             _reset(writer)
 

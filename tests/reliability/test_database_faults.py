@@ -84,8 +84,9 @@ async def test_faults_answer_503_and_lose_nothing(proxied: tuple[Running, FaultP
 
 async def test_connections_killed_mid_run_lose_no_accepted_work(tmp_path: Path, pg_database_url: str) -> None:
     """PostgreSQL drops the server's connections (pg_terminate_backend, as a restart or a failover would) while
-    submits run: transactions that had not reached COMMIT run again on a new connection, so most submits still
-    succeed; none is lost or applied twice."""
+    submits run: transactions that had not reached COMMIT run again on a new connection, and one whose COMMIT's
+    answer was lost is answered by what the server says became of it, so most submits still succeed, every
+    generation that exists was answered 202, and none is applied twice."""
     settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0)
     name = pg_database_url.rsplit("/", 1)[1]
     async for running in start_app(settings):
