@@ -45,11 +45,11 @@ async def _submit(client: httpx.AsyncClient, headers: dict[str, str], n: int) ->
 def _fill(directory: Path) -> Path:
     """Takes all the space the tmpfs has left but a little, so the next writes find the disk full."""
     filler = directory / "filler"
-    with filler.open("wb") as out:
+    # Unbuffered: a buffered file would try to flush its last chunk again on close and raise ENOSPC there.
+    with filler.open("wb", buffering=0) as out:
         try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
+            while out.write(b"\0" * 65536):
+                pass
         except OSError:
             pass
     return filler
