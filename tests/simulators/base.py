@@ -126,6 +126,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     route: str | None = None
+    at: float = field(default_factory=time.monotonic)  # arrival, for tests that check how requests are paced
 
     def json(self) -> Any:
         return json.loads(self.body)
