@@ -62,6 +62,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         rate_limit_per_user=settings.rate_limit_per_user,
         generate_limit=settings.generate_limit,
         provider_in_flight_caps=settings.provider_in_flight_caps,
+        provider_rate_limits=settings.provider_rate_limits,
         # Shared counters across processes when Redis is configured (limits' async redis-py storage).
         rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
         sign_in_limit_per_account=settings.sign_in_limit_per_account,
@@ -97,19 +98,20 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
         log.warning("could not prepare the object store's staging prefix", exc_info=True)
     providers = InstrumentedRegistry(provider_configs(settings))
     config = service_config(settings)
+
     # Only providers that can take jobs here: the submit path reads nothing extra for the others.
-    caps = {
-        name: cap
-        for name, cap in config.provider_in_flight_caps.items()
-        if name in providers.names() and providers.get(name).configured()
-    }
+    def takes_jobs(name: str) -> bool:
+        return name in providers.names() and providers.get(name).configured()
+
+    caps = {name: cap for name, cap in config.provider_in_flight_caps.items() if takes_jobs(name)}
+    rates = {name: rate for name, rate in config.provider_rate_limits.items() if takes_jobs(name)}
     return ServiceContext(
         db=db,
         catalog=load_configured_catalog(settings),
         # Catalog models of a provider no package registers stay listed, as unavailable.
         providers=providers,
         store=store,
-        config=replace(config, provider_in_flight_caps=caps),
+        config=replace(config, provider_in_flight_caps=caps, provider_rate_limits=rates),
     )
 
 

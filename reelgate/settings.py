@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reelgate.domain.request_rates import RequestRate, parse_rate
 from reelgate.providers.plugin import ProviderSettings, ProviderSpec, discover
 
 # The placeholder earlier releases signed sessions with when no key was set. It is public, so it is refused.
@@ -20,6 +21,20 @@ PUBLIC_PLACEHOLDER_KEY = "reelgate-embedded-default-secret-change-me"  # noqa: S
 def _alias(name: str) -> AliasChoices:
     """Stripe's variables keep Stripe's names (STRIPE_SECRET_KEY), with a REELGATE_ form accepted too."""
     return AliasChoices(name, f"REELGATE_{name}")
+
+
+def rate_overrides(text: str) -> dict[str, RequestRate | None]:
+    """REELGATE_PROVIDER_RATE_LIMIT: `<provider>=<count>/<period>` items separated by commas; `0` lifts a rate."""
+    overrides: dict[str, RequestRate | None] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sign, value = (part.strip() for part in item.partition("="))
+        if not sign or not name:
+            raise ValueError(f"REELGATE_PROVIDER_RATE_LIMIT: {item!r} is not <provider>=<count>/<period>")
+        try:
+            overrides[name] = None if value == "0" else parse_rate(value)
+        except ValueError as exc:
+            raise ValueError(f"REELGATE_PROVIDER_RATE_LIMIT: {item!r}: {exc}") from None
+    return overrides
 
 
 def default_poll_concurrency(step_concurrency: int) -> int:
@@ -96,6 +111,10 @@ class Settings(BaseSettings):
     # Jobs each provider takes at once, over the providers' own declarations (ModelsLab: 5), e.g.
     # "modelslab=10,runway=4"; 0 lifts a declared limit. Further submissions wait, queued, for a free place.
     provider_max_in_flight: str = ""
+    # Requests each provider takes per period, over the providers' published rates (Replicate 600/minute, EdenAI
+    # 10/second, Poe 500/minute), e.g. "modelslab=5/minute,replicate=300/minute"; 0 lifts a declared rate. Submits
+    # over a rate wait, queued, until the moment a place in the window frees.
+    provider_rate_limit: str = ""
     # Per client address: every studio request, and estimates asked for without an API key or session.
     rate_limit_studio_per_address: str = "1800/minute"
     rate_limit_estimate_per_address: str = "120/minute"
@@ -162,6 +181,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"REELGATE_PROVIDER_MAX_IN_FLIGHT: {item!r} is not <provider>=<number>")
             caps[name.strip()] = int(value)
         return {name: cap for name, cap in caps.items() if cap > 0}
+
+    @field_validator("provider_rate_limit")
+    @classmethod
+    def _check_rates(cls, value: str) -> str:
+        rate_overrides(value)  # refused when the settings are read, not at the first submit
+        return value
+
+    @property
+    def provider_rate_limits(self) -> dict[str, RequestRate]:
+        """Each provider's request rate: its declaration, then REELGATE_PROVIDER_RATE_LIMIT (None lifts one)."""
+        rates = {name: spec.rate_limit for name, spec in discover().items() if spec.rate_limit}
+        rates.update(rate_overrides(self.provider_rate_limit))
+        return {name: rate for name, rate in rates.items() if rate is not None}
 
     def poll_concurrency_for(self, concurrency: int) -> int:
         """The poll budget beside `concurrency` step slots: the setting, or 8 per step slot (at least 32)."""

@@ -270,6 +270,17 @@ provider_marks = Table(
     _at("updated_at"),
 )
 
+# The latest submits to each provider with a request rate, one row per request: a sliding window that
+# db/queries/provider_rates.py reads and prunes under the provider's lock (at most its rate's count of rows each).
+provider_requests = Table(
+    "provider_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(40), nullable=False),
+    _at("sent_at"),
+    Index("ix_provider_requests_provider_sent", "provider", "sent_at"),
+)
+
 # Share links: a video anyone holding the signed token may watch; the token is never stored (it is the id and
 # its HMAC under the server's secret), so revoking or expiring the row ends it.
 share_links = Table(

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import Provider, ProviderConfig
 
 ENTRY_POINT_GROUP = "reelgate.providers"
@@ -123,6 +124,9 @@ class ProviderSpec:
     # The most of our jobs the provider takes at once (queued or running there), when its account has such a
     # limit; reelgate holds further submissions back instead of having them refused. None: no limit.
     max_in_flight: int | None = None
+    # The request rate the vendor publishes for creating jobs (e.g. 600 a minute); reelgate paces its submits
+    # to stay under it, across all workers, instead of having them refused with 429. None: no published rate.
+    rate_limit: RequestRate | None = None
 
     def adapter_class(self) -> type[Provider]:
         module_name, _, class_name = self.adapter.partition(":")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import ProviderConfig
 from reelgate.providers.plugin import HostPaths, ProviderSettings, ProviderSpec, setting
 
@@ -137,6 +138,7 @@ def _spec(
     docs: str,
     *,
     max_in_flight: int | None = None,
+    rate_limit: RequestRate | None = None,
 ) -> ProviderSpec:
     return ProviderSpec(
         name=name,
@@ -145,20 +147,35 @@ def _spec(
         description=description,
         docs=f"docs/providers/{docs}.md" if docs else "",
         max_in_flight=max_in_flight,
+        rate_limit=rate_limit,
     )
 
 
 SANDBOX = _spec("sandbox", "sandbox:SandboxProvider", SandboxSettings, "local preview renderer, no keys", "")
 RUNPOD = _spec("runpod", "runpod:RunPodProvider", RunPodSettings, "RunPod serverless (LTX-2, Wan 2.2)", "runpod")
-REPLICATE = _spec("replicate", "replicate:ReplicateProvider", ReplicateSettings, "Replicate", "replicate")
+# Replicate allows 600 "create prediction" requests a minute (https://replicate.com/docs/topics/predictions/rate-limits;
+# docs/providers/replicate.md#limits-and-errors).
+REPLICATE = _spec(
+    "replicate",
+    "replicate:ReplicateProvider",
+    ReplicateSettings,
+    "Replicate",
+    "replicate",
+    rate_limit=RequestRate(600, 60.0),
+)
 POLLO = _spec("pollo", "pollo:PolloProvider", PolloSettings, "Pollo.ai", "pollo")
 # ModelsLab limits queued requests per account: 5 on pay as you go (docs/providers/modelslab.md#limits-and-errors);
-# a larger plan raises it with REELGATE_PROVIDER_MAX_IN_FLIGHT.
+# a larger plan raises it with REELGATE_PROVIDER_MAX_IN_FLIGHT. Its rate limit is that queue, so no request rate is
+# declared; an operator who wants one (say 5 submits a minute) sets REELGATE_PROVIDER_RATE_LIMIT=modelslab=5/minute.
 MODELSLAB = _spec(
     "modelslab", "modelslab:ModelsLabProvider", ModelsLabSettings, "ModelsLab", "modelslab", max_in_flight=5
 )
-EDENAI = _spec("edenai", "edenai:EdenAIProvider", EdenAISettings, "EdenAI", "edenai")
-POE = _spec("poe", "poe:PoeProvider", PoeSettings, "Poe", "poe")
+# EdenAI allows 10 requests a second per account (https://docs.edenai.co/v3/overview/rate-limits;
+# docs/providers/edenai.md#limits-and-errors).
+EDENAI = _spec("edenai", "edenai:EdenAIProvider", EdenAISettings, "EdenAI", "edenai", rate_limit=RequestRate(10, 1.0))
+# Poe allows 500 requests a minute (https://creator.poe.com/api-reference/rate-limits;
+# docs/providers/poe.md#limits-and-errors).
+POE = _spec("poe", "poe:PoeProvider", PoeSettings, "Poe", "poe", rate_limit=RequestRate(500, 60.0))
 FAL = _spec("fal", "fal:FalProvider", FalSettings, "fal.ai", "fal")
 RUNWAY = _spec("runway", "runway:RunwayProvider", RunwaySettings, "Runway", "runway")
 LUMA = _spec("luma", "luma:LumaProvider", LumaSettings, "Luma Dream Machine", "luma")

@@ -9,6 +9,7 @@ from typing import Any
 
 from reelgate.db.database import Database
 from reelgate.domain.catalog import Catalog
+from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.services.generate_limit import GenerateLimit
@@ -49,6 +50,8 @@ class ServiceConfig:
     generate_limit: str = ""  # new generations per user, `limits` notation ("10/15 minutes"); empty: none
     # Jobs a provider takes at once (configured providers with a limit only); more wait, queued.
     provider_in_flight_caps: Mapping[str, int] = field(default_factory=dict)
+    # Requests a provider takes per period (configured providers with a rate only); submits over it wait, queued.
+    provider_rate_limits: Mapping[str, RequestRate] = field(default_factory=dict)
     sign_in_limit_per_account: str = "5/minute;10/15 minutes;20/hour;50/day"
     sign_in_limit_per_address: str = "30/10 minutes;200/day"
     sign_in_failures_global: str = "1000/10 minutes"

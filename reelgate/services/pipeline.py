@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from reelgate.db.errors import DatabaseUnavailable
 from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries.provider_rates import take_request_slot
 from reelgate.db.queries.uploads import upload_by_id
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
@@ -56,6 +56,12 @@ class DueWork:
 
 def _jitter(seconds: float) -> float:
     return seconds * random.uniform(0.8, 1.2)
+
+
+def slot_wait(seconds: float) -> float:
+    """How long a job over its provider's rate waits: until the window frees a place, never sooner, and a little
+    later at random, so the jobs held back for the same place do not all come for it at the same moment."""
+    return seconds * random.uniform(1.0, 1.1) + random.uniform(0.0, 0.05)
 
 
 def poll_delay(ctx: ServiceContext, poll_count: int, hint: float | None = None) -> float:
@@ -160,15 +166,25 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
 async def submit(ctx: ServiceContext, generation_id: str) -> None:
     """queued → submitting → provider call → processing (job id stored the moment it is known). A provider
     that already has as many of our jobs as it takes at once gets no more: the job stays queued and looks
-    again shortly, without counting an attempt."""
+    again shortly, without counting an attempt. A provider that had as many requests as its rate allows in
+    the last period gets none either: the job stays queued until the moment the window frees a place."""
     now = ctx.clock()
-    caps = ctx.config.provider_in_flight_caps
+    caps, rates = ctx.config.provider_in_flight_caps, ctx.config.provider_rate_limits
 
     def start(tx: Tx) -> Generation | None:
-        if caps and _provider_full(tx, generation_id, caps):
+        provider = _queued_provider(tx, generation_id) if caps or rates else None
+        if provider is None:
+            return transition(tx, generation_id, _S.SUBMITTING, now=now, increments=("submit_attempts",))
+        if provider in caps and generation_queries.provider_in_flight_locked(tx, provider) >= caps[provider]:
             later = now + timedelta(seconds=_jitter(PROVIDER_FULL_RECHECK_SECONDS))
             generation_queries.hold_back(tx, generation_id, until=later, now=now)
             return None
+        if provider in rates:
+            wait = take_request_slot(tx, provider, rates[provider], ctx.clock)
+            if wait is not None:
+                later = ctx.clock() + timedelta(seconds=slot_wait(wait))
+                generation_queries.hold_back(tx, generation_id, until=later, now=now)
+                return None
         return transition(tx, generation_id, _S.SUBMITTING, now=now, increments=("submit_attempts",))
 
     generation = await ctx.db.write(start)
@@ -177,11 +193,10 @@ async def submit(ctx: ServiceContext, generation_id: str) -> None:
     await _send(ctx, generation)
 
 
-def _provider_full(tx: Tx, generation_id: str, caps: Mapping[str, int]) -> bool:
+def _queued_provider(tx: Tx, generation_id: str) -> str | None:
+    """The provider a queued job is bound to (its first route, or the route a past submit pinned it to)."""
     current = generation_queries.generation_by_id(tx, generation_id)
-    if current is None or current.status != _S.QUEUED.value or current.provider not in caps:
-        return False
-    return generation_queries.provider_in_flight_locked(tx, current.provider) >= caps[current.provider]
+    return current.provider if current is not None and current.status == _S.QUEUED.value else None
 
 
 async def _send(ctx: ServiceContext, generation: Generation) -> None:
@@ -190,6 +205,9 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
     if attempt is None:
         return
     generation, provider, error = attempt.generation, attempt.provider, attempt.error
+    if attempt.untried and isinstance(error, RetryLater):
+        await _wait_for_rate(ctx, generation, str(error), error.after or 0.0)
+        return
     if isinstance(error, RetryLater):
         await _submit_later(ctx, generation, str(error), error.after)
         return
@@ -265,6 +283,26 @@ async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str
         )
 
     await ctx.db.write(later)
+
+
+async def _wait_for_rate(ctx: ServiceContext, generation: Generation, reason: str, after: float) -> None:
+    """Back to queued without counting the attempt: no provider was asked, each route was waiting for its rate."""
+    now = ctx.clock()
+
+    def wait(tx: Tx) -> None:
+        transition(
+            tx,
+            generation.id,
+            _S.QUEUED,
+            now=now,
+            from_states=frozenset({_S.SUBMITTING}),
+            next_poll_at=now + timedelta(seconds=slot_wait(after)),
+            detail={"retry_in": after, "reason": reason},
+            served_model=None,
+            submit_attempts=max(0, generation.submit_attempts - 1),
+        )
+
+    await ctx.db.write(wait)
 
 
 async def _rejected(ctx: ServiceContext, generation: Generation, exc: ProviderRejected) -> None:

@@ -26,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from reelgate.db.queries.generations import bind_route
+from reelgate.db.queries.provider_rates import take_request_slot
 from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.catalog import Fallback, GenerationInput, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.fallbacks import fallback_request
@@ -69,6 +71,7 @@ class Attempt:
     provider: Provider
     result: SubmitResult | None = None
     error: RetryLater | ProviderRejected | SubmitOutcomeUnknown | None = None
+    untried: bool = False  # no provider was called: every route was waiting for its place in a request rate
 
 
 def bound_provider(ctx: ServiceContext, generation: Generation) -> Provider:
@@ -209,10 +212,18 @@ def _as_served(request: JobRequest, served: ResolvedRequest | None) -> JobReques
     )
 
 
-async def _bind(ctx: ServiceContext, generation: Generation, route: Route) -> Generation | None:
-    """Records the route before the call, so a webhook racing the answer finds the right provider."""
-    return await ctx.db.write(
-        lambda tx: bind_route(
+async def _bind(ctx: ServiceContext, generation: Generation, route: Route, *, pace: bool) -> Generation | float | None:
+    """Records the route before the call, so a webhook racing the answer finds the right provider. With `pace`,
+    first takes a place in the provider's request rate in the same transaction; over the rate, binds nothing and
+    returns the seconds until a place frees."""
+    rate = ctx.config.provider_rate_limits.get(route.spec.provider) if pace else None
+
+    def bind(tx: Tx) -> Generation | float | None:
+        if rate is not None:
+            wait = take_request_slot(tx, route.spec.provider, rate, ctx.clock)
+            if wait is not None:
+                return wait
+        return bind_route(
             tx,
             generation.id,
             provider=route.spec.provider,
@@ -221,11 +232,42 @@ async def _bind(ctx: ServiceContext, generation: Generation, route: Route) -> Ge
             provider_account=route.account,
             now=ctx.clock(),
         )
-    )
+
+    return await ctx.db.write(bind)
 
 
-def _note_refusal(ctx: ServiceContext, route: Route, exc: ProviderRejected) -> None:
+class _Pacing:
+    """Which routes of one submit step take a place in their provider's request rate, and what the step comes to
+    when a route had to wait for one."""
+
+    def __init__(self, ctx: ServiceContext, generation: Generation) -> None:
+        self.ctx = ctx
+        # The submit step already took a place for the provider the job was bound to (services/pipeline.py);
+        # a request to any other paced provider, or a second one to that provider, takes its own.
+        self.paid = {generation.provider} & set(ctx.config.provider_rate_limits)
+        self.soonest: float | None = None  # when the first route skipped for its rate may go
+
+    def needs_place(self, provider: str) -> bool:
+        needed = provider not in self.paid
+        self.paid.discard(provider)
+        return needed
+
+    def skipped(self, wait: float) -> None:
+        self.soonest = wait if self.soonest is None else min(self.soonest, wait)
+
+    def outcome(self, generation: Generation, attempt: Attempt | None) -> Attempt | None:
+        """With a route left waiting for its rate, the job tries again when that place frees rather than fail on
+        the other routes' "not here, not now"; when no provider was called at all, nothing was refused."""
+        if self.soonest is None:
+            return attempt
+        wait = RetryLater("the provider is at its request rate", after=self.soonest)
+        provider = self.ctx.providers.get(generation.provider)
+        return Attempt(generation, provider, error=wait, untried=attempt is None)
+
+
+def _note_refusal(ctx: ServiceContext, route: Route, exc: ProviderRejected, out_of_credit: set[str]) -> None:
     if exc.code == ProviderRejected.OUT_OF_CREDIT:
+        out_of_credit.add(route.spec.provider)
         ctx.degraded_providers[route.spec.provider] = OUT_OF_CREDIT
         # Counts as a fresh failed check, so the mark holds a full HEALTH_TTL before the account is probed again.
         report = HealthReport(healthy=False, detail=OUT_OF_CREDIT, out_of_credit=True)
@@ -246,10 +288,15 @@ async def submit_routed(
     routes = await choose_route(ctx, generation)
     attempt: Attempt | None = None
     out_of_credit: set[str] = set()  # an account without credit refuses every model it serves
+    pacing = _Pacing(ctx, generation)
     for index, route in enumerate(routes):
         if route.spec.provider in out_of_credit:
             continue
-        bound = await _bind(ctx, generation, route)
+        bound = await _bind(ctx, generation, route, pace=pacing.needs_place(route.spec.provider))
+        if isinstance(bound, float):
+            # Over our own pace for this provider: not a refusal by it (no mark), so the next route may serve.
+            pacing.skipped(bound)
+            continue
         if bound is None:
             return None
         generation, last = bound, index == len(routes) - 1
@@ -264,13 +311,11 @@ async def submit_routed(
             attempt = Attempt(generation, route.provider, error=exc)
             if last or exc.code not in REROUTABLE:
                 return attempt
-            _note_refusal(ctx, route, exc)
-            if exc.code == ProviderRejected.OUT_OF_CREDIT:
-                out_of_credit.add(route.spec.provider)
+            _note_refusal(ctx, route, exc, out_of_credit)
             continue
         except SubmitOutcomeUnknown as exc:
             return Attempt(generation, route.provider, error=exc)
         if route.spec.id != generation.model:
             log.info("generation %s served by fallback %s", generation.id, route.spec.id)
         return Attempt(generation, route.provider, result=result)
-    return attempt
+    return pacing.outcome(generation, attempt)

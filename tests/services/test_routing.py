@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable
 from reelgate.db.records import Generation
 from reelgate.domain.catalog import parse_catalog
+from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import (
     HealthReport,
     JobRequest,
@@ -190,6 +193,37 @@ async def test_retry_later_waits_on_the_primary_until_attempts_run_out(ctx: Serv
     assert first.status == "queued" and first.served_model is None and _scripted(ctx, "luma").sent == []
     second = await _submit_again(ctx, first.id)  # the second attempt is the last one allowed
     assert second.status == "processing" and second.served_model == "twin"
+
+
+async def test_a_fallback_at_its_request_rate_is_waited_for_not_marked(ctx: ServiceContext) -> None:
+    """Our own pacing is no refusal: a fallback whose rate is used up is neither marked nor counted against, and the
+    job waits, queued, for the moment its window frees a place."""
+    ctx.config = replace(ctx.config, provider_rate_limits={"luma": RequestRate(1, 60.0)})
+    no_room = ProviderRejected("no room", code=ProviderRejected.CAPACITY)
+    _scripted(ctx, "runway").outcomes = [no_room] * 4  # the primary and its twin, for each of two jobs
+    user = await accounts.create_user(ctx, "paced@example.com", None, credits=100)
+    first, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    second, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    served = await _submit_again(ctx, first.id)
+    assert served.status == "processing" and served.served_model == "fallback"
+    before = ctx.clock()
+    waiting = await _submit_again(ctx, second.id)
+    assert waiting.status == "queued" and waiting.error_code is None and waiting.served_model is None
+    assert waiting.next_poll_at is not None and waiting.next_poll_at >= before + timedelta(seconds=59)
+    assert _scripted(ctx, "luma").sent == ["fallback-ref"]  # the second job never reached it
+    assert "luma" not in ctx.degraded_providers and ctx.provider_health["luma"][1].healthy
+
+
+async def test_a_step_whose_only_route_is_at_its_rate_counts_no_attempt(ctx: ServiceContext) -> None:
+    ctx.config = replace(ctx.config, provider_rate_limits={"luma": RequestRate(1, 60.0)})
+    _scripted(ctx, "runway").health_report = HealthReport(healthy=False, detail="HTTP 503")  # only luma is left
+    user = await accounts.create_user(ctx, "paced@example.com", None, credits=100)
+    first, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    second, _ = await create_generation(ctx, user.id, GenerationOrder(model="primary", prompt=PROMPT, duration=10))
+    assert (await _submit_again(ctx, first.id)).status == "processing"
+    waiting = await _submit_again(ctx, second.id)
+    assert waiting.status == "queued" and waiting.submit_attempts == 0 and waiting.error_code is None
+    assert _scripted(ctx, "luma").sent == ["fallback-ref"] and _scripted(ctx, "runway").sent == []
 
 
 async def test_an_unknown_outcome_pins_the_job_to_its_route(ctx: ServiceContext) -> None:

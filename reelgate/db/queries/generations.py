@@ -203,7 +203,8 @@ def active_retry_of(tx: Tx, user_id: str, generation_id: str) -> Generation | No
     return generation
 
 
-# Serializes the provider's in-flight count and the submission it allows (PostgreSQL; SQLite has one writer).
+# Serializes the provider's in-flight count, its request window and the submission they allow (PostgreSQL; SQLite has
+# one writer).
 _LOCK_PROVIDER = query("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))", sqlite="SELECT 1")
 _AT_PROVIDER = query(
     "SELECT count(*) FROM generations WHERE provider = :provider AND status IN ('submitting', 'processing')"
@@ -213,10 +214,15 @@ _HOLD_BACK = query(
 )
 
 
-def provider_in_flight_locked(tx: Tx, provider: str) -> int:
-    """Jobs submitted to `provider` and not finished there; holds the provider's lock until the transaction
-    ends, so the count and the submission it allows cannot interleave with another worker's."""
+def lock_provider(tx: Tx, provider: str) -> None:
+    """Holds the provider's lock until the transaction ends: its in-flight count, its request window and the
+    submission they allow cannot interleave with another worker's. Taking it twice in one transaction is harmless."""
     tx.scalar(_LOCK_PROVIDER, {"key": f"reelgate.provider-in-flight:{provider}"})
+
+
+def provider_in_flight_locked(tx: Tx, provider: str) -> int:
+    """Jobs submitted to `provider` and not finished there, counted under the provider's lock."""
+    lock_provider(tx, provider)
     return int(tx.scalar(_AT_PROVIDER, {"provider": provider}))
 
 
