@@ -1,10 +1,11 @@
 """A provider's request rate is never passed, whichever worker sends: submits over it wait, queued, until a place in
 the window frees, and then go; none fails, none is counted as an attempt. In all three modes, production's queue
-workers included, against the Replicate simulator, which notes when each request arrived."""
+workers (two of them) included, against the Replicate simulator, which notes when each request arrived."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from reelgate.settings import Settings
 from tests.api.conftest import PRODUCTION
 from tests.conftest import Running, make_account, make_settings
 from tests.helpers import wait_for_terminal
-from tests.production.harness import production_settings
+from tests.production.harness import production_settings, queue_worker
 from tests.simulators.replicate import ReplicateSimulator
 
 RATE = 2
@@ -61,17 +62,21 @@ def settings(tmp_path: Path, database_url: str, api_mode: str, replicate: Replic
 
 
 async def test_submits_over_a_providers_rate_wait_queued_and_all_finish(
-    running: Running, replicate: ReplicateSimulator
+    running: Running, replicate: ReplicateSimulator, settings: Settings, api_mode: str
 ) -> None:
     assert running.ctx.config.provider_rate_limits == {"replicate": RequestRate(RATE, PERIOD)}
     account = await make_account(running.ctx, credits=500)
     order = {"model": "t2v-14B", "prompt": "a paper boat on a pond", "duration": 5, "resolution": "480p"}
-    ids = []
-    for _ in range(JOBS):
-        created = await running.client.post("/api/v1/generations", json=order, headers=account.headers)
-        assert created.status_code == 202, created.text
-        ids.append(created.json()["id"])
-    finals = [await wait_for_terminal(running.client, gid, account.headers, timeout=60) for gid in ids]
+    async with AsyncExitStack() as stack:
+        if api_mode == PRODUCTION:
+            # A second worker with its own connections and memory: the two share nothing but PostgreSQL.
+            await stack.enter_async_context(queue_worker(settings))
+        ids = []
+        for _ in range(JOBS):
+            created = await running.client.post("/api/v1/generations", json=order, headers=account.headers)
+            assert created.status_code == 202, created.text
+            ids.append(created.json()["id"])
+        finals = [await wait_for_terminal(running.client, gid, account.headers, timeout=60) for gid in ids]
     assert [final["status"] for final in finals] == ["succeeded"] * JOBS
 
     arrivals = sorted(request.at for request in replicate.requests_to("submit"))
