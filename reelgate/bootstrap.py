@@ -83,7 +83,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         storage_quota_mb=settings.storage_quota_mb,
         retention_days=settings.retention_days,
         retention_keep_favorites=settings.retention_keep_favorites,
-        share_secret=settings.session_secret,
+        link_signing_key=settings.session_secret,
     )
 
 

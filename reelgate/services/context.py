@@ -67,12 +67,13 @@ class ServiceConfig:
     mail_from: str = ""
     mail_signing_key: str = ""  # signs unsubscribe links
     low_credit_threshold: int = 20  # a low-balance email when a generation's hold takes the balance below it
-    # The library: a storage quota per user in MB (0: none), retention in days (0: forever), and the key that
-    # signs share links (empty: a key made for this process, so its links end with it).
+    # The library: a storage quota per user in MB (0: none), retention in days (0: forever).
     storage_quota_mb: int = 0
     retention_days: int = 0
     retention_keep_favorites: bool = True
-    share_secret: str = ""
+    # The key that signs share links and provider input links (services/signing.py); empty: a key made for this
+    # process, so its links end with it.
+    link_signing_key: str = ""
 
 
 class ProviderMarks(dict[str, str]):

@@ -8,9 +8,6 @@ The page reached through a link shows the video (and its prompt only if the owne
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 
@@ -20,24 +17,15 @@ from reelgate.db.records import Generation, ShareLink
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, NotFound, ValidationFailed
 from reelgate.domain.jobs import GenerationStatus
+from reelgate.services import signing
 from reelgate.services.context import ServiceContext
 
 MAX_EXPIRY_DAYS = 365
-# Used when no secret is configured (tests that build a context by hand): links then last as long as the process.
-_PROCESS_SECRET = secrets.token_hex(32)
-
-
-def _secret(ctx: ServiceContext) -> bytes:
-    return (ctx.config.share_secret or _PROCESS_SECRET).encode()
-
-
-def _signature(ctx: ServiceContext, share_id: str) -> str:
-    digest = hmac.new(_secret(ctx), f"share-link:{share_id}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+_PURPOSE = "share-link"
 
 
 def token_of(ctx: ServiceContext, share_id: str) -> str:
-    return f"{share_id}.{_signature(ctx, share_id)}"
+    return f"{share_id}.{signing.sign(ctx, _PURPOSE, share_id)}"
 
 
 def share_url(ctx: ServiceContext, share_id: str) -> str:
@@ -48,7 +36,7 @@ def _share_id_of(ctx: ServiceContext, token: str) -> str | None:
     share_id, dot, signature = token.partition(".")
     if not dot or not share_id or len(token) > 200:
         return None
-    if not hmac.compare_digest(signature.encode(), _signature(ctx, share_id).encode()):
+    if not signing.verify(ctx, _PURPOSE, share_id, signature):
         return None
     return share_id
 
