@@ -10,8 +10,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from reelgate.domain.addresses import is_loopback_url
 from reelgate.domain.jobs import ProviderState
 
 
@@ -27,7 +29,8 @@ class ProviderConfig:
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An uploaded image handed to a provider: the bytes, and a URL if the server has a public one."""
+    """An uploaded image handed to a provider: the bytes, and when it is to travel by address, a short-lived signed
+    URL of reelgate's own (services/image_transport.py decides; adapters send `url` when it is set)."""
 
     data: bytes
     content_type: str
@@ -138,6 +141,19 @@ class WebhookRejected(Exception):
     """A webhook that failed verification or could not be parsed; it changes nothing."""
 
 
+class ImageTransport(StrEnum):
+    """How a provider takes a start or end image."""
+
+    INLINE = "inline"  # the bytes only (base64 in the JSON, a multipart file, a local file)
+    EITHER = "either"  # the bytes, or a URL it fetches
+    URL = "url"  # a URL it fetches (an inline data URL is not documented)
+
+
+def file_fitting(encoded_bytes: int) -> int:
+    """The largest file whose base64 form takes at most `encoded_bytes` (base64 writes 4 bytes for every 3)."""
+    return encoded_bytes * 3 // 4
+
+
 class Provider(abc.ABC):
     """One vendor. Subclasses set `name` and implement the abstract methods."""
 
@@ -148,6 +164,10 @@ class Provider(abc.ABC):
     idempotent_submit: bool = False
     # True when webhooks carry no signature: the per-generation URL token is the only proof.
     unsigned_webhooks: bool = False
+    # How images travel, and the largest image file (in bytes, before base64) one request may carry inline; None: no
+    # documented limit. A larger image goes by URL when the provider takes one.
+    image_transport: ImageTransport = ImageTransport.INLINE
+    max_inline_image_bytes: int | None = None
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -155,6 +175,15 @@ class Provider(abc.ABC):
     def configured(self) -> bool:
         """Whether credentials are present; unconfigured providers are listed as unavailable."""
         return bool(self.config.api_key)
+
+    def api_urls(self) -> list[str]:
+        """The addresses this adapter calls."""
+        return [self.config.base_url] if self.config.base_url else []
+
+    def can_fetch(self, url: str) -> bool:
+        """Whether the provider's servers can open `url`: a loopback address only from this host, that is only when
+        the provider's own API answers on loopback too (a local worker, a test server)."""
+        return not is_loopback_url(url) or any(is_loopback_url(api) for api in self.api_urls())
 
     @abc.abstractmethod
     async def submit(self, request: JobRequest) -> SubmitResult: ...

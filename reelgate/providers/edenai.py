@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderConfig,
@@ -198,6 +199,8 @@ def _trim(raw: dict[str, Any]) -> dict[str, Any]:
 
 class EdenAIProvider(HTTPProvider):
     name = "edenai"
+    # docs/providers/edenai.md#endpoints: `file` is a URL or an uploaded file's id.
+    image_transport = ImageTransport.URL
     default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:

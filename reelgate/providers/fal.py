@@ -20,6 +20,7 @@ from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     HealthReport,
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderConfig,
@@ -210,6 +211,8 @@ def webhook_message(request_id: str, user_id: str, timestamp: str, body: bytes) 
 
 class FalProvider(HTTPProvider):
     name = "fal"
+    # `image_url` takes a URL or a data URL; fal states no size limit for the latter.
+    image_transport = ImageTransport.EITHER
     default_base_url = DEFAULT_BASE_URL
 
     def __init__(self, config: ProviderConfig) -> None:

@@ -33,6 +33,9 @@ class HTTPProvider(Provider):
         headers = {**self.fixed_headers(), **(self.auth_headers(config.api_key) if config.api_key else {})}
         self.client = http.make_client(headers=headers, timeout=self.timeout, connect_retries=self.connect_retries)
 
+    def api_urls(self) -> list[str]:
+        return [self.base_url]
+
     def auth_headers(self, api_key: str) -> dict[str, str]:
         """How the key travels; a bearer token unless the vendor says otherwise."""
         return {"Authorization": f"Bearer {api_key}"}

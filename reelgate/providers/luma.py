@@ -13,6 +13,7 @@ from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
     HealthReport,
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -100,6 +101,8 @@ def parse_generation(body: Mapping[str, Any], job_id: str | None = None) -> Prov
 
 class LumaProvider(HTTPProvider):
     name = "luma"
+    # docs/providers/luma.md#endpoints: keyframes are images by `url`.
+    image_transport = ImageTransport.URL
     default_base_url = DEFAULT_BASE_URL
     # Callbacks carry no signature; the per-generation URL token is the only proof (docs/providers/luma.md#webhooks).
     unsigned_webhooks = True

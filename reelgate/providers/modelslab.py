@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -165,6 +166,8 @@ def parse_video(body: Mapping[str, Any], job_id: str | None = None) -> ProviderU
 
 class ModelsLabProvider(HTTPProvider):
     name = "modelslab"
+    # docs/providers/modelslab.md#endpoints: `init_image` is a URL.
+    image_transport = ImageTransport.URL
     default_base_url = DEFAULT_BASE_URL
     # Generation webhooks carry no signature; the per-generation URL token is the only proof
     # (docs/providers/modelslab.md#webhooks).

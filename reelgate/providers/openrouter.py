@@ -16,6 +16,7 @@ from typing import Any
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -111,6 +112,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 class OpenRouterProvider(HTTPProvider):
     name = "openrouter"
+    # docs/providers/openrouter.md: frame images are https or base64 data URLs, no size limit stated.
+    image_transport = ImageTransport.EITHER
     default_base_url = DEFAULT_BASE_URL
 
     async def submit(self, request: JobRequest) -> SubmitResult:

@@ -18,6 +18,7 @@ from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http
 from reelgate.providers.base import (
     HealthReport,
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -198,6 +199,8 @@ def webhook_signature(secret: str, webhook_id: str, timestamp: str, body: bytes)
 
 class PolloProvider(HTTPProvider):
     name = "pollo"
+    # docs/providers/pollo.md#endpoints: `image` and `imageTail` are URLs.
+    image_transport = ImageTransport.URL
     default_base_url = DEFAULT_BASE_URL
 
     def auth_headers(self, api_key: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http
 from reelgate.providers.base import (
     HealthReport,
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -190,6 +191,9 @@ def parse_prediction(body: Mapping[str, Any]) -> ProviderUpdate:
 
 class ReplicateProvider(HTTPProvider):
     name = "replicate"
+    # docs/providers/replicate.md#endpoints: file inputs are URLs or data URLs, the latter meant for files up to 256 kB.
+    image_transport = ImageTransport.EITHER
+    max_inline_image_bytes = 256_000
     default_base_url = DEFAULT_BASE_URL
 
     def _url(self, path: str) -> str:

@@ -15,6 +15,7 @@ from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http
 from reelgate.providers.base import (
     HealthReport,
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderConfig,
@@ -25,11 +26,16 @@ from reelgate.providers.base import (
     SubmitResult,
     WebhookEvent,
     WebhookRejected,
+    file_fitting,
 )
 from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.wire import Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.runpod.ai/v2"
+# docs/providers/runpod.md#limits-and-errors: a /run body may be at most 10 MB. The prompt and the other fields of
+# the input need far less than the room kept here; the rest may hold the start image's base64.
+RUN_BODY_LIMIT = 10_000_000
+RUN_BODY_ROOM = 64 * 1024
 
 # Job states, docs/providers/runpod.md#status-values (job-states.mdx). RUNNING is listed in the docs only.
 _STATES = {
@@ -184,6 +190,9 @@ class RunPodProvider(HTTPProvider):
     name = "runpod"
     default_base_url = DEFAULT_BASE_URL
     unsigned_webhooks = True
+    # Our workers take `image_url` as well as `image_base64` (docs/providers/runpod.md#limits-and-errors).
+    image_transport = ImageTransport.EITHER
+    max_inline_image_bytes = file_fitting(RUN_BODY_LIMIT - RUN_BODY_ROOM)
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -201,6 +210,9 @@ class RunPodProvider(HTTPProvider):
 
     def _endpoints(self) -> list[Endpoint]:
         return [e for e in (self._endpoint("ltx"), self._endpoint("wan")) if e is not None]
+
+    def api_urls(self) -> list[str]:
+        return [e.url for e in self._endpoints()] or [self.base_url]
 
     def configured(self) -> bool:
         if not self._endpoints():

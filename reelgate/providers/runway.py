@@ -8,6 +8,7 @@ from typing import Any
 from reelgate.domain.jobs import ProviderState
 from reelgate.providers import http, transfer
 from reelgate.providers.base import (
+    ImageTransport,
     JobRequest,
     OutputRef,
     ProviderRejected,
@@ -15,6 +16,7 @@ from reelgate.providers.base import (
     RetryLater,
     SubmitOutcomeUnknown,
     SubmitResult,
+    file_fitting,
 )
 from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.wire import Number, Text, Urls, WireModel, first
@@ -124,6 +126,9 @@ def parse_task(body: Mapping[str, Any], job_id: str) -> ProviderUpdate:
 
 class RunwayProvider(HTTPProvider):
     name = "runway"
+    # docs/providers/runway.md#endpoints: a URL, or a data URI of up to 5 MB (64 bytes for its `data:...;base64,`).
+    image_transport = ImageTransport.EITHER
+    max_inline_image_bytes = file_fitting(5_000_000 - 64)
     default_base_url = DEFAULT_BASE_URL
 
     def fixed_headers(self) -> dict[str, str]:
