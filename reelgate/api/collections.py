@@ -13,7 +13,7 @@ BASE_URL = "http://127.0.0.1:8000"
 POSTMAN_FILE = "reelgate.postman_collection.json"
 HTTP_FILE = "reelgate.http"
 # Called by providers, Stripe or probes, not with a user's API key.
-_NO_AUTH_PREFIXES = ("/webhooks/", "/healthz", "/readyz")
+_NO_AUTH_PREFIXES = ("/webhooks/", "/media/inputs/", "/healthz", "/readyz")
 _METHODS = ("get", "post", "put", "patch", "delete")
 
 
