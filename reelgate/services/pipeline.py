@@ -27,6 +27,7 @@ from reelgate.providers.base import (
 )
 from reelgate.services import routing
 from reelgate.services.context import ServiceContext
+from reelgate.services.image_transport import with_image_transport
 from reelgate.services.output_staging import discard_recorded_staging, discard_staged, stage_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
 
@@ -163,6 +164,12 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
     )
 
 
+async def submission_request(ctx: ServiceContext, generation: Generation) -> JobRequest:
+    """The request a submit sends: images that must travel by address carry a signed input link (polls need none)."""
+    provider = routing.bound_provider(ctx, generation)
+    return with_image_transport(ctx, provider, generation, await job_request(ctx, generation))
+
+
 async def submit(ctx: ServiceContext, generation_id: str) -> None:
     """queued → submitting → provider call → processing (job id stored the moment it is known). A provider
     that already has as many of our jobs as it takes at once gets no more: the job stays queued and looks
@@ -201,7 +208,7 @@ def _queued_provider(tx: Tx, generation_id: str) -> str | None:
 
 async def _send(ctx: ServiceContext, generation: Generation) -> None:
     # Routing tries the model, then its fallbacks; `generation` comes back bound to the last route tried.
-    attempt = await routing.submit_routed(ctx, generation, job_request)
+    attempt = await routing.submit_routed(ctx, generation, submission_request)
     if attempt is None:
         return
     generation, provider, error = attempt.generation, attempt.provider, attempt.error

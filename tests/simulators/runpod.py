@@ -1,12 +1,17 @@
-"""A RunPod serverless simulator: /{eid}/run, /status, /cancel, /health and unsigned completion webhooks."""
+"""A RunPod serverless simulator: /{eid}/run, /status, /cancel, /health and unsigned completion webhooks; request
+bodies capped as RunPod caps them, and a job's `image_url` fetched over HTTP as our worker fetches it."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import json
+import threading
 import uuid
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +29,10 @@ WIRE_STATUS = {
     "timed_out": "TIMED_OUT",
 }
 TERMINAL = {"succeeded", "failed", "canceled", "timed_out"}
+# docs/providers/runpod.md#limits-and-errors: request bodies of /run and /runsync.
+BODY_LIMITS = {"run": 10_000_000, "runsync": 20_000_000}
+# What examples/runpod_worker/handler.py accepts from `image_url`.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
 
 
 class RunPodSimulator(Simulator):
@@ -47,6 +56,7 @@ class RunPodSimulator(Simulator):
         super().__init__(**kwargs)
         self.output_mode = "base64"
         self.workers = {"idle": 1, "running": 0}
+        self._fetches: set[asyncio.Task[None]] = set()
 
     def build_app(self) -> Starlette:
         return Starlette(
@@ -102,29 +112,69 @@ class RunPodSimulator(Simulator):
             return None
         return job
 
-    async def _create(self, request: Request) -> Job | Response:
+    async def _create(self, request: Request, operation: str) -> Job | Response:
         if not self.authorized(request):
             return self.unauthorized()
         if self.out_of_credit:
             return self.no_credit()
+        body = await request.body()
+        if len(body) > BODY_LIMITS[operation]:
+            # RunPod documents the caps but not its answer; 413 is HTTP's word for it.
+            return JSONResponse({"error": "request body too large"}, status_code=413)
         try:
-            payload = await request.json()
+            payload = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "invalid JSON"}, status_code=400)
         if not isinstance(payload, dict) or not isinstance(payload.get("input"), dict):
             return JSONResponse({"error": "input is required"}, status_code=400)
         job = self.new_job(payload, payload.get("webhook"), job_id=f"{uuid.uuid4()}-u1")
         job.extra["endpoint"] = request.path_params["eid"]
+        self._take_image(job, payload["input"])
         return job
 
+    def _take_image(self, job: Job, job_input: dict[str, Any]) -> None:
+        """The start image as the worker gets it: `image_base64` decoded, or `image_url` fetched (in the background,
+        as a worker does once it picks the job up). `job.extra["image"]` holds the bytes; `image_ready` is set once
+        they are there or the fetch failed (and with it the job, as the worker reports `{"error"}`)."""
+        ready = job.extra["image_ready"] = threading.Event()
+        if isinstance(job_input.get("image_base64"), str):
+            try:
+                job.extra["image"] = base64.b64decode(job_input["image_base64"], validate=True)
+            except (binascii.Error, ValueError):
+                pass
+            ready.set()
+        elif isinstance(job_input.get("image_url"), str):
+            task = asyncio.get_running_loop().create_task(self._fetch_image(job, job_input["image_url"]))
+            self._fetches.add(task)
+            task.add_done_callback(self._fetches.discard)
+        else:
+            ready.set()
+
+    async def _fetch_image(self, job: Job, url: str) -> None:
+        try:
+            async with httpx.AsyncClient(timeout=30, follow_redirects=True) as client:
+                response = await client.get(url)
+            if response.status_code >= 400:
+                raise ValueError(f"image_url answered {response.status_code}")
+            if len(response.content) > MAX_IMAGE_BYTES:
+                raise ValueError("image is larger than 10 MB")
+            job.extra["image"] = response.content
+            job.extra["image_content_type"] = response.headers.get("content-type")
+        except (httpx.HTTPError, ValueError) as exc:
+            job.extra["image_error"] = str(exc)
+            if job.state not in TERMINAL:
+                self.fail(job.id, error=f"image_url: {exc}")
+        finally:
+            job.extra["image_ready"].set()
+
     async def run_route(self, request: Request) -> Response:
-        job = await self._create(request)
+        job = await self._create(request, "run")
         if isinstance(job, Response):
             return job
         return JSONResponse({"id": job.id, "status": "IN_QUEUE"})
 
     async def runsync_route(self, request: Request) -> Response:
-        job = await self._create(request)
+        job = await self._create(request, "runsync")
         if isinstance(job, Response):
             return job
         self.complete(job.id)
