@@ -20,11 +20,13 @@ from PIL import Image
 from reelgate.providers.base import ImageInput
 from reelgate.providers.runpod import RUN_BODY_LIMIT, ltx_input
 from reelgate.services import input_links
+from reelgate.storage_s3 import S3Store
 from tests.conftest import make_account
 from tests.e2e_providers.conftest import Harness, Start, with_query
 from tests.helpers import generation_row, png_bytes
 from tests.providers.helpers import job_request
 from tests.simulators.base import Job
+from tests.storage.conftest import aws_env, make_bucket, s3_endpoint  # noqa: F401 - fixtures used here
 
 pytestmark = pytest.mark.parametrize("provider_name", ["runpod"])
 
@@ -79,8 +81,17 @@ def job_input(h: Harness, job: Job) -> dict[str, Any]:
     return payload
 
 
-async def test_a_large_start_image_reaches_runpod_by_signed_link(e2e: Start, large_png: bytes) -> None:
-    h = await e2e()
+@pytest.mark.parametrize("store", ["local", "s3"])
+async def test_a_large_start_image_reaches_runpod_by_signed_link(
+    e2e: Start, large_png: bytes, store: str, request: pytest.FixtureRequest
+) -> None:
+    overrides: dict[str, Any] = {}
+    if store == "s3":
+        request.getfixturevalue("aws_env")
+        endpoint = request.getfixturevalue("s3_endpoint")
+        overrides = {"storage_url": f"s3://{make_bucket(endpoint)}/media", "s3_endpoint_url": endpoint}
+    h = await e2e(**overrides)
+    assert isinstance(h.ctx.store, S3Store) is (store == "s3")
     upload_id = await upload(h, large_png)
     generation_id = await create_i2v(h, upload_id)
     job = await h.started(generation_id)
