@@ -49,7 +49,8 @@ def input_url(ctx: ServiceContext, generation: Generation, upload_id: str, expir
 def _checked(ctx: ServiceContext, upload_id: str, generation_id: str, expires: str, signature: str) -> bool:
     if any(len(part) > _MAX_PART for part in (upload_id, generation_id, expires, signature)):
         return False
-    if not expires.isdigit() or int(expires) <= ctx.clock().timestamp():
+    # isdigit() alone lets through digits int() cannot read ("²"): ASCII only.
+    if not (expires.isascii() and expires.isdigit()) or int(expires) <= ctx.clock().timestamp():
         return False
     return signing.verify(ctx, _PURPOSE, _message(generation_id, upload_id, int(expires)), signature)
 

@@ -162,6 +162,8 @@ async def test_the_link_opens_only_its_upload_while_signed_unexpired_and_running
             "forged signature": with_query(url, signature="x" * 43),
             "no signature": with_query(url, signature=None),
             "later expiry": with_query(url, expires=str(int(query["expires"]) + 3600)),
+            "unreadable expiry": with_query(url, expires="\u00b2"),
+            "oversized part": with_query(url, signature="A" * 5000),
             "another generation": with_query(url, g="gen_0000000000000000"),
             "another upload": url.replace(upload_id, bobs_upload),
             "expired": expired,
