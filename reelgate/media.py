@@ -29,6 +29,7 @@ __all__ = [
     "VideoInfo",
     "decode_frame_source",
     "in_decode_pool",
+    "convert_image_file",
     "make_image_thumbnail",
     "make_spritesheet",
     "make_thumbnail",
@@ -389,6 +390,27 @@ def make_image_thumbnail(image_path: str | Path, out_path: str | Path, *, max_wi
             flat.paste(rgba, mask=rgba.getchannel("A"))
             upright = flat
         return _save_jpeg(upright, out_path, max_width)
+
+
+# The formats an image output can be converted to on download, and how each is written: PNG lossless at a
+# moderate compression level (level 9 costs several times the CPU for a few percent), WebP lossy at a quality
+# that keeps generated pictures free of visible artefacts.
+EXPORT_FORMATS = {"png": ("PNG", {"compress_level": 6}), "webp": ("WEBP", {"quality": 90, "method": 4})}
+
+
+def convert_image_file(source: str | Path, out_path: str | Path, fmt: str) -> tuple[int, int]:
+    """Write an image output as `fmt` (a key of EXPORT_FORMATS), at its own size, upright; return its (w, h).
+
+    The source is decoded under the same pixel and decoded-memory budgets as uploads. Modes neither format
+    stores (CMYK, 16-bit) become RGB, or RGBA when the picture has transparency."""
+    pillow_format, params = EXPORT_FORMATS[fmt]
+    with Path(source).open("rb") as f, _opened_image(f, DEFAULT_MAX_PIXELS) as image:
+        upright = ImageOps.exif_transpose(image)
+        if upright.mode not in ("RGB", "RGBA", "L", "LA") or (pillow_format == "WEBP" and upright.mode in ("L", "LA")):
+            transparent = "A" in upright.getbands() or "transparency" in upright.info
+            upright = upright.convert("RGBA" if transparent else "RGB")
+        upright.save(out_path, format=pillow_format, **params)
+        return upright.width, upright.height
 
 
 # --- sandbox renderer ----------------------------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
 
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.media_responses import serve_object
@@ -13,7 +17,7 @@ from reelgate.api.presenters import generation_out
 from reelgate.api.schemas import GenerationCreate, GenerationList, GenerationOut
 from reelgate.domain.errors import Conflict, NotFound
 from reelgate.domain.jobs import GenerationStatus
-from reelgate.services import generations
+from reelgate.services import generations, image_export
 from reelgate.services.generations import GenerationFilter, GenerationOrder
 
 router = APIRouter(prefix="/api/v1/generations", tags=["generations"])
@@ -104,7 +108,13 @@ async def generation_content(
     user: CurrentUser,
     ctx: Ctx,
     download: Annotated[bool, Query()] = False,
+    image_format: Annotated[
+        Literal["png", "webp"] | None,
+        Query(alias="format", description="An image converted to PNG or WebP (a video cannot be converted)."),
+    ] = None,
 ) -> Response:
+    if image_format is not None:
+        return await _converted_image(generation_id, user.id, ctx, image_format, download=download)
     generation = await generations.get_generation(ctx, user.id, generation_id)
     if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
         raise Conflict("This generation has no video yet.", code="not_ready", details={"status": generation.status})
@@ -117,6 +127,23 @@ async def generation_content(
         filename=f"{generation.id}.{extension}",
         download=download,
         presign=request.app.state.settings.s3_presign_downloads,
+    )
+
+
+async def _converted_image(generation_id: str, user_id: str, ctx: Ctx, fmt: str, *, download: bool) -> Response:
+    # The converted file lives in its own scratch directory until the response has been sent.
+    workdir = Path(tempfile.mkdtemp(prefix="reelgate-export-"))
+    try:
+        export = await image_export.export_image(ctx, user_id, generation_id, fmt, workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return FileResponse(
+        export.path,
+        media_type=export.content_type,
+        filename=export.filename,
+        content_disposition_type="attachment" if download else "inline",
+        background=BackgroundTask(shutil.rmtree, workdir, ignore_errors=True),
     )
 
 
