@@ -407,6 +407,7 @@ class GenerationFilter:
     project_id: str | None = None
     model: str | None = None
     favorite: bool | None = None
+    kind: str | None = None  # "image": the studio's picture gallery
 
 
 async def list_generations(
@@ -421,6 +422,7 @@ async def list_generations(
             status=filters.status,
             project_id=filters.project_id,
             model=filters.model,
+            kind=filters.kind,
             favorite=filters.favorite,
             before_id=cursor,
             limit=limit + 1,

@@ -1,9 +1,10 @@
-"""The studio's history: generation cards that poll while running, with player, download, cancel and retry."""
+"""The studio's history: generation cards that poll while running, with player, download, cancel and retry, and
+the finished images as a grid of pictures."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -97,10 +98,26 @@ async def balance_oob(ctx: ServiceContext, current: Viewer) -> str:
     return fragment("_balance.html", credits=credits, threshold=current.low_credit_threshold, oob=True)
 
 
+# The library's views: every generation as a card, or the finished images as a grid of pictures.
+View = Literal["all", "images"]
+
+
 async def gallery_page(
-    ctx: ServiceContext, user_id: str, project_id: str, cursor: str | None = None, *, favorites: bool = False
+    ctx: ServiceContext,
+    user_id: str,
+    project_id: str,
+    cursor: str | None = None,
+    *,
+    favorites: bool = False,
+    view: View = "all",
 ) -> tuple[list[Card], str | None]:
-    filters = GenerationFilter(project_id=project_id, favorite=True if favorites else None)
+    images = view == "images"
+    filters = GenerationFilter(
+        project_id=project_id,
+        favorite=True if favorites else None,
+        kind="image" if images else None,
+        status="succeeded" if images else None,  # a picture to show: running and failed ones stay in "All"
+    )
     rows, next_cursor = await generations.list_generations(
         ctx, user_id, filters=filters, limit=PAGE_SIZE, cursor=cursor
     )
@@ -114,11 +131,12 @@ async def more_cards(
     project: Annotated[str, Query(max_length=40)],
     cursor: Annotated[str | None, Query(max_length=40)] = None,
     favorites: bool = False,
+    view: View = "all",
 ) -> HTMLResponse:
-    cards, next_cursor = await gallery_page(ctx, current.user.id, project, cursor, favorites=favorites)
+    cards, next_cursor = await gallery_page(ctx, current.user.id, project, cursor, favorites=favorites, view=view)
     return HTMLResponse(
         fragment(
-            "_cards.html",
+            "_tiles.html" if view == "images" else "_cards.html",
             cards=cards,
             next_cursor=next_cursor,
             project_id=project,

@@ -25,7 +25,7 @@ from reelgate.web.composer import (
     rate_note,
     spec_for,
 )
-from reelgate.web.gallery import CREDITS_CHANGED, balance_oob, gallery_page, render_card
+from reelgate.web.gallery import CREDITS_CHANGED, View, balance_oob, gallery_page, render_card
 
 router = APIRouter(prefix="/studio", include_in_schema=False)
 
@@ -90,11 +90,12 @@ async def studio(
     project: Annotated[str | None, Query(max_length=40)] = None,
     model: Annotated[str | None, Query(max_length=80)] = None,
     favorites: bool = False,
+    view: View = "all",
 ) -> HTMLResponse:
     owned, selected = await _current_project(ctx, current.user.id, project)
     form = {"model": model} if model else {}
     spec = _spec_of(ctx, form)
-    cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id, favorites=favorites)
+    cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id, favorites=favorites, view=view)
     storage = await storage_quota.storage_use(ctx, current.user.id)
     return render(
         request,
@@ -109,9 +110,12 @@ async def studio(
         project_id=selected.id,
         next_cursor=next_cursor,
         favorites=favorites,
+        view=view,
         storage=storage,
         keep_favorites=ctx.config.retention_keep_favorites,
-        back=f"/studio?project={selected.id}" + ("&favorites=true" if favorites else ""),
+        back=f"/studio?project={selected.id}"
+        + ("&favorites=true" if favorites else "")
+        + ("&view=images" if view == "images" else ""),
         **_panel(ctx, current, spec, form),
     )
 

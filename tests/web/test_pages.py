@@ -204,3 +204,61 @@ async def test_an_image_output_is_shown_as_a_picture_and_downloads_with_its_own_
     assert 'download="gen_image1.png"' in image_card
     video_card = page[page.index('id="gen-gen_video1"') :][:4000].split("</article>")[0]
     assert "<video" in video_card and 'download="gen_video1.mp4"' in video_card
+
+
+async def test_the_images_view_shows_only_finished_pictures_at_their_own_size_and_pages_on(running: Running) -> None:
+    from reelgate.db.queries.generations import insert_generation
+    from reelgate.db.queries.users import user_by_email
+    from reelgate.db.records import Generation
+    from reelgate.services import projects
+    from reelgate.web.gallery import PAGE_SIZE
+    from tests.helpers import generation_record
+
+    await sign_up(running.client, "gallery@example.com")
+    ctx = running.ctx
+    user = await ctx.db.read(lambda tx: user_by_email(tx, "gallery@example.com"))
+    assert user is not None
+    project_id = await projects.default_project_id(ctx, user.id)
+    common = {"user_id": user.id, "project_id": project_id, "provider": "replicate", "provider_model": "m"}
+
+    def image(n: int, status: str = "succeeded") -> Generation:
+        return generation_record(
+            id=f"gen_pic{n:03d}",
+            model="flux-schnell",
+            kind="image",
+            status=status,
+            params={"aspect_ratio": "9:16"},
+            prompt=f"picture {n}",
+            output_key=f"outputs/gen_pic{n:03d}.webp" if status == "succeeded" else None,
+            output_content_type="image/webp" if status == "succeeded" else None,
+            output_meta={"width": 768, "height": 1344} if status == "succeeded" else {},
+            **common,
+        )
+
+    records = [image(n) for n in range(PAGE_SIZE + 1)]
+    records.append(image(900, status="processing"))
+    records.append(
+        generation_record(
+            id="gen_vid999",
+            model="sandbox-t2v",
+            kind="t2v",
+            status="succeeded",
+            prompt="a clip",
+            output_key="outputs/gen_vid999.mp4",
+            output_content_type="video/mp4",
+            **common,
+        )
+    )
+    for record in records:
+        await ctx.db.write(lambda tx, record=record: insert_generation(tx, record))
+
+    page = (await running.client.get("/studio", params={"view": "images"})).text
+    grid = page[page.index('id="image-grid"') :].split('id="gallery-list"')[0]
+    assert grid.count('class="tile"') == PAGE_SIZE
+    assert 'width="768" height="1344"' in grid and "data-lightbox" in grid
+    assert "gen_vid999" not in grid and "gen_pic900" not in grid  # a video, and an image still running
+    assert 'aria-current="page" data-testid="images-view"' in page
+    more = re.search(r'hx-get="(/studio/gallery\?[^"]+view=images)"', grid)
+    assert more, "a full page of pictures offers the older ones"
+    older = (await running.client.get(more.group(1).replace("&amp;", "&"))).text
+    assert older.count('class="tile"') == 1 and "gen_pic000" in older

@@ -262,6 +262,7 @@ def generations_of_user(
     status: str | None = None,
     project_id: str | None = None,
     model: str | None = None,
+    kind: str | None = None,
     before_id: str | None = None,
     favorite: bool | None = None,
     limit: int,
@@ -269,7 +270,7 @@ def generations_of_user(
     """Newest first; ids are time-ordered, so `before_id` is keyset pagination. Deleted generations are left out."""
     conditions = ["user_id = :user_id", "deleted_at IS NULL"]
     params: dict[str, Any] = {"user_id": user_id, "limit": limit}
-    for column, value in (("status", status), ("project_id", project_id), ("model", model)):
+    for column, value in (("status", status), ("project_id", project_id), ("model", model), ("kind", kind)):
         if value:
             conditions.append(f"{column} = :{column}")
             params[column] = value
