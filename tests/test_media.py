@@ -15,6 +15,7 @@ from PIL import Image, ImageStat
 from reelgate.media import (
     MediaError,
     RenderSpec,
+    convert_image_file,
     make_image_thumbnail,
     make_spritesheet,
     make_thumbnail,
@@ -306,3 +307,34 @@ def test_image_thumbnail_flattens_transparency_on_white(tmp_path: Path) -> None:
     assert make_image_thumbnail(src, thumb) == (100, 50)
     with Image.open(thumb) as image:
         assert min(mean_colour(image)) > 240
+
+
+@pytest.mark.parametrize(("fmt", "pillow_format"), [("png", "PNG"), ("webp", "WEBP")])
+def test_convert_image_keeps_size_and_transparency(tmp_path: Path, fmt: str, pillow_format: str) -> None:
+    src = tmp_path / "half-clear.png"
+    picture = Image.new("RGBA", (96, 160), (200, 30, 30, 255))
+    picture.paste((0, 0, 0, 0), (0, 0, 96, 80))  # the top half transparent
+    picture.save(src)
+    out = tmp_path / f"out.{fmt}"
+    assert convert_image_file(src, out, fmt) == (96, 160)
+    with Image.open(out) as image:
+        assert image.format == pillow_format and image.size == (96, 160) and image.mode == "RGBA"
+        assert image.getpixel((10, 10))[3] == 0 and image.getpixel((10, 150))[3] == 255
+
+
+def test_convert_image_turns_16_bit_greyscale_into_webp(tmp_path: Path) -> None:
+    src = tmp_path / "deep.png"
+    Image.new("I;16", (64, 32), 40000).save(src)
+    out = tmp_path / "out.webp"
+    assert convert_image_file(src, out, "webp") == (64, 32)
+    with Image.open(out) as image:
+        assert image.format == "WEBP" and image.mode == "RGB"
+
+
+def test_convert_image_refuses_a_picture_over_the_pixel_budget_before_decoding(tmp_path: Path) -> None:
+    src = tmp_path / "bomb.png"
+    src.write_bytes(png_declaring(12000, 12000))
+    with pytest.raises(MediaError) as err:
+        convert_image_file(src, tmp_path / "out.png", "png")
+    assert err.value.code == "too_many_pixels"
+    assert not (tmp_path / "out.png").exists()
