@@ -406,6 +406,8 @@ def convert_image_file(source: str | Path, out_path: str | Path, fmt: str) -> tu
     pillow_format, params = EXPORT_FORMATS[fmt]
     with Path(source).open("rb") as f, _opened_image(f, DEFAULT_MAX_PIXELS) as image:
         upright = ImageOps.exif_transpose(image)
+        if upright.mode.startswith("I"):  # 16-bit greyscale: scaled to 8 bits, where a plain convert would clip
+            upright = upright.convert("I").point(lambda value: value / 256).convert("L")
         if upright.mode not in ("RGB", "RGBA", "L", "LA") or (pillow_format == "WEBP" and upright.mode in ("L", "LA")):
             transparent = "A" in upright.getbands() or "transparency" in upright.info
             upright = upright.convert("RGBA" if transparent else "RGB")

@@ -329,6 +329,8 @@ def test_convert_image_turns_16_bit_greyscale_into_webp(tmp_path: Path) -> None:
     assert convert_image_file(src, out, "webp") == (64, 32)
     with Image.open(out) as image:
         assert image.format == "WEBP" and image.mode == "RGB"
+        grey = image.getpixel((32, 16))
+        assert grey == pytest.approx((156, 156, 156), abs=3)  # 40000 of 65535 is 156 of 255, not clipped to white
 
 
 def test_convert_image_refuses_a_picture_over_the_pixel_budget_before_decoding(tmp_path: Path) -> None:
