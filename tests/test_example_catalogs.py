@@ -304,9 +304,10 @@ def _requests(spec: ModelSpec) -> Iterator[ResolvedRequest]:
         given = GenerationInput(
             prompt="a lighthouse at dusk, waves rolling in",
             negative_prompt=negative,
+            # A text model takes no duration, size or shape: a request that names one is refused.
             duration=duration or None,
-            resolution=resolution,
-            aspect_ratio=aspect,
+            resolution=resolution if spec.kind != "text" else None,
+            aspect_ratio=aspect if spec.kind != "text" else None,
             seed=seed,
             start_image=image,
             end_image=end,

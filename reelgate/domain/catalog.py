@@ -159,6 +159,14 @@ class Lifecycle(_Frozen):
     sunset: date | None = None  # the last day on which new jobs are accepted
 
 
+class TextSpec(_Frozen):
+    """What a text model sends besides the prompt: the instruction that gives the bot its purpose (a caption
+    writer, a script writer) and the most tokens it may answer with (required for per-token pricing)."""
+
+    system_prompt: Annotated[str, Field(max_length=4000)] = ""
+    max_output_tokens: Annotated[int, Field(gt=0, le=32000)] | None = None
+
+
 FallbackOptionRule = Literal["drop"] | dict[str, OptionValue]
 
 
@@ -214,6 +222,7 @@ class ModelSpec(_Frozen):
     tier: Annotated[str, Field(pattern=TIER_ID, max_length=32)] | None = None
     preview: bool = False  # the built-in local renderer: shown as "not an AI model"
     capabilities: Capabilities = Field(default_factory=Capabilities)
+    text: TextSpec | None = None  # text models only
     pricing: Pricing
     provider_cost: ProviderCost | None = None
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
@@ -274,7 +283,11 @@ class Catalog(_Frozen):
 def _loc(loc: tuple[int | str, ...]) -> str:
     parts = [str(p) for p in loc]
     # A discriminated union adds the tag ("grid") after "pricing"; it is not a field the author wrote.
-    if len(parts) > 1 and parts[0] == "pricing" and parts[1] in ("per_second", "grid", "base_plus_modifiers"):
+    if (
+        len(parts) > 1
+        and parts[0] == "pricing"
+        and parts[1] in ("per_second", "grid", "base_plus_modifiers", "per_token")
+    ):
         del parts[1]
     return ".".join(parts) or "(model)"
 
@@ -439,9 +452,38 @@ def _default_problems(caps: Capabilities) -> list[tuple[str, str]]:
     return problems
 
 
+# A text model answers a prompt with text: none of a picture's or a video's settings mean anything to it.
+_MEDIA_CAPABILITIES = (
+    "durations",
+    "default_duration",
+    "resolutions",
+    "default_resolution",
+    "aspect_ratios",
+    "default_aspect_ratio",
+    "start_image",
+    "end_image",
+    "negative_prompt",
+    "audio",
+    "seed",
+    "enhance_prompt",
+    "options",
+)
+
+
+def _text_problems(spec: ModelSpec) -> list[tuple[str, str]]:
+    if spec.kind != "text":
+        if spec.text is not None:
+            return [("text", f"only text models take a text section; this is a {spec.kind} model")]
+        return []
+    declared = [name for name in _MEDIA_CAPABILITIES if name in spec.capabilities.model_fields_set]
+    if declared:
+        return [(f"capabilities.{declared[0]}", "a text model takes only prompt limits in its capabilities")]
+    return []
+
+
 def _kind_problems(spec: ModelSpec) -> list[tuple[str, str]]:
     caps = spec.capabilities
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = _text_problems(spec)
     still = spec.kind in ("image", "text")
     if still and caps.durations != (0,):
         problems.append(("capabilities.durations", f"a {spec.kind} model takes no duration: declare [0] or omit it"))
@@ -599,9 +641,20 @@ def _resolve_options(spec: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any
     return resolved
 
 
+def _refuse_media_fields(spec: ModelSpec, given: GenerationInput) -> None:
+    """A text model answers in text: a duration, a size or an image asked of it is a mistake, not a default."""
+    for name in ("duration", "resolution", "aspect_ratio"):
+        if getattr(given, name) is not None:
+            raise ValidationFailed(
+                name, f"{spec.id} is a text model: it takes no {name.replace('_', ' ')}", allowed=None
+            )
+
+
 def resolve_request(spec: ModelSpec, given: GenerationInput, *, require_prompt: bool = True) -> ResolvedRequest:
     """Check a request against the model's capabilities and fill its defaults; raises ValidationFailed."""
     caps = spec.capabilities
+    if spec.kind == "text":
+        _refuse_media_fields(spec, given)
     prompt = _check_prompt(spec, given.prompt, require_prompt)
     negative = given.negative_prompt.strip() if given.negative_prompt else None
     negative = negative or None

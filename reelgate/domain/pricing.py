@@ -99,7 +99,25 @@ class BasePlusModifiersPricing(_Frozen):
     addons: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
-Pricing = Annotated[PerSecondPricing | GridPricing | BasePlusModifiersPricing, Field(discriminator="rule")]
+class PerTokenPricing(_Frozen):
+    """Text models: credits per 1,000 input tokens and per 1,000 output tokens, as the provider reports them.
+
+    The quote is the most a request can cost (its input tokens bounded from the prompt, plus the model's
+    `text.max_output_tokens`); that is what is held, and the job captures only what its usage comes to."""
+
+    rule: Literal["per_token"]
+    credits_per_1k_input: Money
+    credits_per_1k_output: Money
+    minimum: Annotated[int, Field(ge=0)] = 0
+    addons: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+Pricing = Annotated[
+    PerSecondPricing | GridPricing | BasePlusModifiersPricing | PerTokenPricing, Field(discriminator="rule")
+]
+# Chat formats wrap each message in a few tokens of their own (role markers, separators); two messages are
+# sent (the model's instruction and the prompt), and this bounds their framing generously.
+MESSAGE_FRAMING_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,10 @@ class Quote:
     model: str
     total: int
     breakdown: dict[str, int]
+
+
+# Lines a breakdown shows even at zero: the base price, or a per-token quote's input and output.
+_ALWAYS_SHOWN = frozenset({"base", "input", "output"})
 
 
 def round_credits(value: Fraction, rounding: Rounding) -> int:
@@ -124,12 +146,14 @@ def quote(spec: ModelSpec, request: ResolvedRequest) -> Quote:
         parts = _per_second(spec, pricing, request)
     elif isinstance(pricing, GridPricing):
         parts = {"base": grid_cell(pricing, request)}
+    elif isinstance(pricing, PerTokenPricing):
+        parts = token_parts(pricing, spec.rounding, input_token_bound(spec, request.prompt), max_output_tokens(spec))
     else:
         parts = _base_plus_modifiers(spec, pricing, request)
     for feature, credits in pricing.addons.items():
         if getattr(request, feature, False):
             parts[feature] = parts.get(feature, 0) + credits
-    breakdown = {name: value for name, value in parts.items() if value != 0 or name == "base"}
+    breakdown = {name: value for name, value in parts.items() if value != 0 or name in _ALWAYS_SHOWN}
     return Quote(model=spec.id, total=sum(breakdown.values()), breakdown=breakdown)
 
 
@@ -152,6 +176,38 @@ def _per_second(spec: ModelSpec, pricing: PerSecondPricing, request: ResolvedReq
     resolution = round_credits(exact * multiplier, spec.rounding) - base
     minimum = max(0, pricing.minimum - base - resolution)
     return {"base": base, "resolution": resolution, "minimum": minimum}
+
+
+def input_token_bound(spec: ModelSpec, prompt: str | None) -> int:
+    """The most input tokens a prompt can be: byte-level tokenizers never make a token of less than one byte,
+    so the UTF-8 size of the instruction and the prompt bounds their tokens whatever the model's tokenizer."""
+    text = (spec.text.system_prompt if spec.text is not None else "") + (prompt or "")
+    return len(text.encode("utf-8")) + MESSAGE_FRAMING_TOKENS
+
+
+def max_output_tokens(spec: ModelSpec) -> int:
+    limit = spec.text.max_output_tokens if spec.text is not None else None
+    if limit is None:  # parse_catalog refuses per-token pricing without it; kept for direct construction
+        raise ValueError(f"model {spec.id!r}: per-token pricing needs text.max_output_tokens")
+    return limit
+
+
+def token_parts(pricing: PerTokenPricing, rounding: Rounding, input_tokens: int, output_tokens: int) -> dict[str, int]:
+    """Credits for a number of tokens; the input line is rounded on its own and the output line is the rest of
+    the rounded total, so the parts always sum to the rounded price of the whole."""
+    exact_input = Fraction(pricing.credits_per_1k_input) * input_tokens / 1000
+    exact_output = Fraction(pricing.credits_per_1k_output) * output_tokens / 1000
+    total = round_credits(exact_input + exact_output, rounding)
+    input_part = min(round_credits(exact_input, rounding), total)
+    minimum = max(0, pricing.minimum - total)
+    return {"input": input_part, "output": total - input_part, "minimum": minimum}
+
+
+def token_charge(pricing: PerTokenPricing, rounding: Rounding, held: int, input_tokens: int, output_tokens: int) -> int:
+    """What a finished per-token job costs: its usage priced like the quote, never more than was held (the user
+    accepted that maximum)."""
+    used = sum(token_parts(pricing, rounding, max(0, input_tokens), max(0, output_tokens)).values())
+    return min(held, used)
 
 
 def _grid_value(key: str, request: ResolvedRequest) -> str:
@@ -211,6 +267,11 @@ def pricing_problems(
         problems.extend(_grid_problems(pricing, allowed))
     elif isinstance(pricing, PerSecondPricing):
         problems.extend(_per_second_problems(spec, pricing, resolutions))
+    elif isinstance(pricing, PerTokenPricing):
+        if spec.kind != "text":
+            problems.append(("pricing.rule", "per_token pricing is for text models only"))
+        elif spec.text is None or spec.text.max_output_tokens is None:
+            problems.append(("text.max_output_tokens", "per_token pricing needs it: the hold is the most a job costs"))
     else:
         problems.extend(_modifier_problems(pricing, allowed, resolutions))
     return problems

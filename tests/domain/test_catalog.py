@@ -69,9 +69,9 @@ def test_bad_default_duration_names_file_model_and_field() -> None:
 
 
 def test_unknown_pricing_rule() -> None:
-    message = _error(_doc(_model(pricing={"rule": "per_token", "credits": 3})))
+    message = _error(_doc(_model(pricing={"rule": "per_word", "credits": 3})))
     assert message.startswith(f"{SOURCE}: model 'veo3': pricing")
-    assert "per_token" in message
+    assert "per_word" in message
 
 
 def test_pydantic_errors_are_located() -> None:

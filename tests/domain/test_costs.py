@@ -65,7 +65,7 @@ def test_price_markup_follows_the_quote() -> None:
 @pytest.mark.parametrize(
     ("cost", "complaint"),
     [
-        ({"per_second": 0.1, "per_job": 0.2}, "give exactly one of per_second, per_job or price_markup"),
+        ({"per_second": 0.1, "per_job": 0.2}, "give exactly one of per_second, per_job, price_markup or the per_1k"),
         ({"price_markup": 2.5, "resolution_multipliers": {"1080p": 2}}, "price_markup follows the quote"),
         ({"per_second": 0.1, "option_multipliers": {"speed": {"x": 2}}}, "m has no option 'speed'"),
         ({"per_second": 0.1, "option_multipliers": {"mode": {"turbo": 2}}}, "not one of fast, pro"),
