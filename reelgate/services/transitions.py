@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from reelgate.db.queries import generations as generation_queries
-from reelgate.db.queries.ledger import settle_hold
+from reelgate.db.queries.ledger import settle_hold, settle_hold_in_part
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus, ProviderState, allowed_sources, settles_by_capture
@@ -19,6 +20,14 @@ from reelgate.providers.base import OutputRef, ProviderUpdate
 from reelgate.services import events
 
 log = logging.getLogger("reelgate.jobs")
+
+
+@dataclass(frozen=True)
+class PartialCapture:
+    """A success that costs less than its hold (a per-token text job): `charged` of `held` is captured."""
+
+    charged: int
+    held: int
 
 
 def transition(
@@ -30,12 +39,16 @@ def transition(
     from_states: frozenset[GenerationStatus] | None = None,
     detail: Mapping[str, Any] | None = None,
     increments: tuple[str, ...] = (),
+    partial: PartialCapture | None = None,
     **fields: Any,
 ) -> Generation | None:
     """Moves the generation to `target` if it is in an allowed state; None (and no change) otherwise.
 
     Entering a terminal state settles the credit hold in the same transaction: capture on success, release
-    otherwise. The ledger's unique settlement index makes a second settlement impossible."""
+    otherwise, or with `partial` a capture of part and a release of the rest. The ledger's unique settlement
+    index makes a second settlement impossible."""
+    if partial is not None and target is not GenerationStatus.SUCCEEDED:
+        raise ValueError("only a success captures part of a hold")
     sources = from_states if from_states is not None else allowed_sources(target)
     values: dict[str, Any] = {"status": target.value, "updated_at": now, **fields}
     copies: dict[str, str] = {}
@@ -44,6 +57,9 @@ def transition(
         values.update(lease_owner=None, lease_until=None, next_poll_at=None)
         # What the hold became, recorded by the same compare-and-set that ends the job (so exactly once).
         copies = {"credits_charged" if settles_by_capture(target) else "credits_refunded": "credits_held"}
+        if partial is not None:
+            copies = {}
+            values.update(credits_charged=partial.charged, credits_refunded=partial.held - partial.charged)
     previous = next(iter(sources)).value if len(sources) == 1 else None
     event = {"from_status": previous, "to_status": target.value, "detail": detail or {}, "at": now}
     generation = generation_queries.change_status(
@@ -51,7 +67,12 @@ def transition(
     )
     if generation is None:
         return None
-    if target in TERMINAL_STATES:
+    if partial is not None:
+        settle_hold_in_part(
+            tx, generation.user_id, generation.credits_held, partial.charged, generation_id=generation.id
+        )
+        events.record_terminal_event(tx, generation)
+    elif target in TERMINAL_STATES:
         settle_hold(
             tx,
             generation.user_id,

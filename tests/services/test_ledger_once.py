@@ -40,3 +40,33 @@ async def test_operations_apply_once(database_url: str) -> None:
         assert await db.read(ledger._check, snapshot=True) == []
     finally:
         await db.close()
+
+
+async def test_a_partial_capture_releases_the_rest_once(database_url: str) -> None:
+    """A per-token job captures what it used and releases the rest of its hold in one transaction; the capture is
+    the generation's settlement, so a second one (partial, whole or a release) moves nothing."""
+    db = await open_database(database_url)
+    user = User("usr_part", "part@example.com", None, "", False, False, False, utc_now())
+
+    def held(tx: Tx) -> None:
+        users.insert_user(tx, user)
+        ledger_queries.open_account(tx, user.id)
+        ledger_queries.credit_account(tx, user.id, 50, kind=EntryKind.GRANT, reference="g1")
+        ledger_queries.hold_credits(tx, user.id, 20, generation_id="gen_t")
+
+    def settled(tx: Tx) -> None:
+        assert ledger_queries.settle_hold_in_part(tx, user.id, 20, 7, generation_id="gen_t") is True
+        assert ledger.credits_in(tx, user.id) == ledger.Credits(available=43, held=0, captured=7)
+
+    def again(tx: Tx) -> None:
+        assert ledger_queries.settle_hold_in_part(tx, user.id, 20, 7, generation_id="gen_t") is False
+        assert ledger_queries.settle_hold(tx, user.id, 20, generation_id="gen_t", capture=False) is False
+        assert ledger.credits_in(tx, user.id) == ledger.Credits(available=43, held=0, captured=7)
+
+    try:
+        await db.write(held)
+        await db.write(settled)
+        await db.write(again)
+        assert await db.read(ledger._check, snapshot=True) == []
+    finally:
+        await db.close()

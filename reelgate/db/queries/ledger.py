@@ -67,6 +67,11 @@ _RELEASE = query(
     f"UPDATE balances SET held = held - :amount, available = available + :amount, {_ONE_FEWER}, "
     "updated_at = :now WHERE user_id = :user_id"
 )
+# A hold settled in part: the charge captured and the rest released by one update, with one fewer in flight.
+_CAPTURE_PART = query(
+    f"UPDATE balances SET held = held - :held, captured = captured + :charged, "
+    f"available = available + :released, {_ONE_FEWER}, updated_at = :now WHERE user_id = :user_id"
+)
 _JOB_ENDED = query(f"UPDATE balances SET {_ONE_FEWER}, updated_at = :now WHERE user_id = :user_id")
 _MOVED = "CASE WHEN EXISTS (SELECT 1 FROM entry) THEN :amount ELSE 0 END"
 _SETTLE_AS_ONE = {
@@ -226,6 +231,45 @@ def settle_hold(tx: Tx, user_id: str, amount: int, *, generation_id: str, captur
         return True
     tx.run(_JOB_ENDED, {"user_id": user_id, "now": now})
     return False
+
+
+def remainder_reference(generation_id: str) -> str:
+    """The release of what a partial capture left over is referenced apart from the settlement (the capture),
+    which the one-settlement index keeps unique per generation."""
+    return f"{generation_id}:rest"
+
+
+def settle_hold_in_part(tx: Tx, user_id: str, held: int, charged: int, *, generation_id: str) -> bool:
+    """A successful job that costs less than its hold (a per-token text job): `charged` is captured and the
+    rest released, both entries and the balance change in this transaction. The capture is the generation's
+    settlement, so a second settlement still moves nothing (False)."""
+    charged = max(0, min(charged, held))
+    if charged == held or charged == 0:
+        return settle_hold(tx, user_id, held, generation_id=generation_id, capture=charged > 0)
+    now = utc_now()
+    captured = insert_entry_once(
+        tx,
+        user_id=user_id,
+        kind=EntryKind.CAPTURE,
+        amount=charged,
+        reference=generation_id,
+        generation_id=generation_id,
+    )
+    if not captured:
+        tx.run(_JOB_ENDED, {"user_id": user_id, "now": now})
+        return False
+    insert_entry_once(
+        tx,
+        user_id=user_id,
+        kind=EntryKind.RELEASE,
+        amount=held - charged,
+        reference=remainder_reference(generation_id),
+        generation_id=generation_id,
+        note="the part of the hold the job did not use",
+    )
+    params = {"user_id": user_id, "held": held, "charged": charged, "released": held - charged, "now": now}
+    tx.run(_CAPTURE_PART, params)
+    return True
 
 
 def in_flight_mismatches(tx: Tx) -> list[tuple[str, int, int]]:
