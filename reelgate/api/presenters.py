@@ -8,9 +8,13 @@ from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, ShareOut,
 from reelgate.db.records import Generation, Project, ShareLink, Upload
 from reelgate.domain.jobs import GenerationStatus, is_terminal
 
+_MEDIA_PARAMS = frozenset({"duration", "resolution", "aspect_ratio"})
+
 
 def generation_out(generation: Generation, public_url: str) -> GenerationOut:
     params = generation.params or {}
+    if generation.kind == "text":  # a text model has no duration, size or shape (its params keep neutral values)
+        params = {key: value for key, value in params.items() if key not in _MEDIA_PARAMS}
     succeeded = generation.status == GenerationStatus.SUCCEEDED.value
     base = f"{public_url}/api/v1/generations/{generation.id}"
     error = (

@@ -59,12 +59,18 @@ class JobRequest:
     audio: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     webhook_url: str | None = None
+    # Text models: the catalog's instruction for the bot, and the most tokens it may answer with.
+    system_prompt: str | None = None
+    max_output_tokens: int | None = None
 
 
 @dataclass(frozen=True)
 class SubmitResult:
     provider_job_id: str
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # A provider that answers synchronously (a text model's completion) gives its final update here, so the job
+    # is finished from the submit's own answer, with no poll that would need the answer kept in memory.
+    update: ProviderUpdate | None = None
 
 
 @dataclass(frozen=True)

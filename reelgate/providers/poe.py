@@ -1,7 +1,8 @@
-"""Poe adapter: media bots over the synchronous chat API, `/v1/videos` bots, and prompt enhancement."""
+"""Poe adapter: media bots over the synchronous chat API, `/v1/videos` bots, text bots, and prompt enhancement."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import httpx
@@ -15,11 +16,13 @@ from reelgate.providers.base import (
     ProviderConfig,
     ProviderRejected,
     ProviderUpdate,
+    RetryLater,
+    SubmitOutcomeUnknown,
     SubmitResult,
 )
 from reelgate.providers.http_provider import HTTPProvider
 from reelgate.providers.openai_videos import VideosUpstream
-from reelgate.providers.wire import Maybe, Text, WireModel
+from reelgate.providers.wire import Maybe, Number, Text, WireModel
 
 DEFAULT_BASE_URL = "https://api.poe.com/v1"
 # docs/providers/poe.md#endpoints: the bots Poe serves in the OpenAI Videos format; `extra["videos_models"]` adds more.
@@ -35,6 +38,9 @@ ENHANCE_INSTRUCTION = (
 # Job ids: "chat:<url>" keeps a chat bot's video URL in the database itself (provider_job_id is 255
 # characters); longer URLs are kept in memory under "chat#<sha256>". Plain ids are /v1/videos jobs.
 CHAT_PREFIX, CHAT_REF_PREFIX, MAX_JOB_ID = "chat:", "chat#", 255
+# A text model's job id: its completion arrives with the submit's answer, so nothing is looked up by it later.
+TEXT_PREFIX = "text:"
+TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
 
 
 class ChatMessage(WireModel):
@@ -43,10 +49,29 @@ class ChatMessage(WireModel):
 
 class ChatChoice(WireModel):
     message: Maybe[ChatMessage] = None
+    finish_reason: Text = None
+
+
+class ChatUsage(WireModel):
+    prompt_tokens: Number = None
+    completion_tokens: Number = None
 
 
 class ChatCompletion(WireModel):
+    id: Text = None
     choices: Maybe[list[Maybe[ChatChoice]]] = None
+    usage: Maybe[ChatUsage] = None
+
+    def finish_reason(self) -> str | None:
+        choice = self.choices[0] if self.choices else None
+        return choice.finish_reason if choice else None
+
+    def usage_counts(self) -> dict[str, int] | None:
+        """docs/providers/poe.md#text-bots: the tokens Poe counted, which per-token prices are charged on."""
+        usage = self.usage
+        if usage is None or usage.prompt_tokens is None or usage.completion_tokens is None:
+            return None
+        return {"input_tokens": int(usage.prompt_tokens), "output_tokens": int(usage.completion_tokens)}
 
     def text(self) -> str:
         choice = self.choices[0] if self.choices else None
@@ -68,14 +93,48 @@ class PoeProvider(HTTPProvider):
     def uses_videos_api(self, model_ref: str) -> bool:
         return model_ref in self._videos_models
 
-    async def _chat(self, model: str, messages: list[dict[str, str]], *, what: str, creates_job: bool) -> str:
-        """docs/providers/poe.md#endpoints: `stream: false` as the docs advise for media bots; returns the first
-        choice's text."""
-        payload = {"model": model, "messages": messages, "stream": False}
+    async def _completion(
+        self, model: str, messages: list[dict[str, str]], *, what: str, creates_job: bool, max_tokens: int | None = None
+    ) -> ChatCompletion:
+        """docs/providers/poe.md#endpoints: `stream: false` as the docs advise for media bots (and so that the
+        answer carries `usage`)."""
+        payload: dict[str, object] = {"model": model, "messages": messages, "stream": False}
+        if max_tokens is not None:
+            payload["max_tokens"] = max_tokens
         body = await self.call("POST", "chat/completions", what=what, creates_job=creates_job, json=payload)
-        return self.parse(ChatCompletion, body, what=what, creates_job=creates_job).text()
+        return self.parse(ChatCompletion, body, what=what, creates_job=creates_job)
+
+    async def _chat(self, model: str, messages: list[dict[str, str]], *, what: str, creates_job: bool) -> str:
+        """The first choice's text."""
+        return (await self._completion(model, messages, what=what, creates_job=creates_job)).text()
+
+    async def _submit_text(self, request: JobRequest) -> SubmitResult:
+        """A text bot answers within the call: the job is done when it returns, and its completion is the output.
+        A call whose answer was lost started no job that could be looked up or run on, so it is asked again
+        (Poe may bill that call; the user pays once)."""
+        messages = [{"role": "user", "content": request.prompt}]
+        if request.system_prompt:
+            messages.insert(0, {"role": "system", "content": request.system_prompt})
+        try:
+            completion = await self._completion(
+                request.model_ref, messages, what="poe text", creates_job=True, max_tokens=request.max_output_tokens
+            )
+        except SubmitOutcomeUnknown as exc:
+            raise RetryLater(str(exc)) from exc
+        text = completion.text()
+        if not text.strip():
+            raise ProviderRejected("poe text: the bot answered with no text")
+        job_id = TEXT_PREFIX + (completion.id or request.generation_id)[: MAX_JOB_ID - len(TEXT_PREFIX)]
+        raw = {"usage": completion.usage_counts(), "finish_reason": completion.finish_reason()}
+        output = OutputRef(
+            base64_data=base64.b64encode(text.encode("utf-8")).decode("ascii"), content_type=TEXT_CONTENT_TYPE
+        )
+        update = ProviderUpdate(job_id, ProviderState.SUCCEEDED, progress=100, output=output, raw=raw)
+        return SubmitResult(provider_job_id=job_id, raw=raw, update=update)
 
     async def submit(self, request: JobRequest) -> SubmitResult:
+        if request.kind == "text":
+            return await self._submit_text(request)
         if self.uses_videos_api(request.model_ref):
             body = await self._videos.create(request, request.model_ref)
             return SubmitResult(provider_job_id=str(body["id"]), raw=body)
@@ -94,6 +153,14 @@ class PoeProvider(HTTPProvider):
         return SubmitResult(provider_job_id=job_id, raw={"content": text, "video_url": url})
 
     async def status(self, provider_job_id: str, request: JobRequest | None = None) -> ProviderUpdate:
+        if provider_job_id.startswith(TEXT_PREFIX):
+            # Its completion came with the submit's answer and was recorded then; there is nothing to ask Poe.
+            return ProviderUpdate(
+                provider_job_id,
+                ProviderState.FAILED,
+                error_code=ProviderRejected.FAILED,
+                error_message="poe text: the completion was not recorded with its submit",
+            )
         if provider_job_id.startswith(CHAT_PREFIX):
             url = provider_job_id[len(CHAT_PREFIX) :]
         elif provider_job_id.startswith(CHAT_REF_PREFIX):
@@ -117,7 +184,7 @@ class PoeProvider(HTTPProvider):
 
     async def cancel(self, provider_job_id: str) -> None:
         """Chat jobs are already finished; /v1/videos jobs have only DELETE (docs/providers/openai-videos.md#cancel)."""
-        if not provider_job_id.startswith((CHAT_PREFIX, CHAT_REF_PREFIX)):
+        if not provider_job_id.startswith((CHAT_PREFIX, CHAT_REF_PREFIX, TEXT_PREFIX)):
             await self._videos.delete(provider_job_id)
 
     async def enhance_prompt(self, prompt: str) -> str:

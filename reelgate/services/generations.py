@@ -39,6 +39,7 @@ from reelgate.services import limits, mail, projects, prompting, routing, storag
 from reelgate.services.context import ServiceContext
 from reelgate.services.generate_limit import GenerateLimit
 from reelgate.services.safe_fetch import UnsafeURL, check_url
+from reelgate.services.text_jobs import text_params
 from reelgate.services.transitions import transition
 
 log = logging.getLogger("reelgate.generations")
@@ -359,6 +360,8 @@ def _new_generation(
         "enhance_prompt": resolved.enhance_prompt,
         "options": dict(resolved.options),
     }
+    if spec.kind == "text":
+        params["text"] = text_params(spec)
     return Generation(
         id=new_id("gen"),
         user_id=user_id,

@@ -27,6 +27,7 @@ from reelgate.services.output_staging import (
     staged_key_of,
 )
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
+from reelgate.services.text_jobs import TEXT_CONTENT_TYPE, TextProblem, check_text, settlement, usage_of
 from reelgate.services.transitions import fail, transition
 from reelgate.storage import file_digest, spritesheet_key, thumbnail_key, video_key
 
@@ -108,7 +109,12 @@ async def _fetch_in_time(ctx: ServiceContext, generation: Generation, output: di
 
 
 def _check(kind: str, path: Path) -> CheckedOutput:
-    """Magic bytes and a real decode: the file must be the media it claims to be."""
+    """Magic bytes and a real decode: the file must be the media it claims to be (text: UTF-8 within its cap)."""
+    if kind == "text":
+        try:
+            return CheckedOutput(path, TEXT_CONTENT_TYPE, "txt", check_text(path))
+        except TextProblem as exc:
+            raise OutputProblem(exc.code, str(exc)) from exc
     try:
         if kind == "image":
             image = media.probe_image_file(path)
@@ -163,6 +169,9 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
     if stored.size != size or stored.sha256 != sha256:
         raise OutputProblem("storage_mismatch", "The stored file does not match the download.", retryable=True)
     crash_point(AFTER_STORE_BEFORE_COMMIT)
+    if generation.kind == "text":
+        await _commit_text(ctx, generation, checked, key, size, sha256)
+        return
     thumb_local = checked.path.with_suffix(".jpg")
     make_thumb = media.make_image_thumbnail if generation.kind == "image" else media.make_thumbnail
     thumb_key: str | None = thumbnail_key(generation.id)
@@ -195,6 +204,33 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
         for leftover in (key, thumb_key, spritesheet_key(generation.id)):
             if leftover is not None:
                 await ctx.store.delete(leftover)
+
+
+async def _commit_text(
+    ctx: ServiceContext, generation: Generation, checked: CheckedOutput, key: str, size: int, sha256: str
+) -> None:
+    """Succeeds a text job: its token usage kept with the output, and a per-token job charged what it used."""
+    usage = usage_of(generation)
+    meta = {**checked.meta, **({"usage": usage} if usage is not None else {})}
+    done = await ctx.db.write(
+        lambda tx: transition(
+            tx,
+            generation.id,
+            GenerationStatus.SUCCEEDED,
+            now=ctx.clock(),
+            partial=settlement(generation, usage),
+            output_key=key,
+            output_content_type=checked.content_type,
+            output_size=size,
+            output_sha256=sha256,
+            output_meta=meta,
+            progress=100,
+            error_code=None,
+            error_message=None,
+        )
+    )
+    if done is None:  # ended while we were storing: the object has no record
+        await ctx.store.delete(key)
 
 
 async def _store_spritesheet(ctx: ServiceContext, generation_id: str, video: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -161,6 +162,8 @@ async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest
         audio=bool(params.get("audio")),
         options=dict(params.get("options") or {}),
         webhook_url=webhook_url(ctx, generation),
+        system_prompt=(params.get("text") or {}).get("system_prompt") or None,
+        max_output_tokens=(params.get("text") or {}).get("max_output_tokens"),
     )
 
 
@@ -229,11 +232,14 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
     if ctx.degraded_providers.get(generation.provider) == "out of provider credit":
         ctx.degraded_providers.pop(generation.provider, None)
         log.info("provider %s accepts jobs again", generation.provider)
+    # A synchronous answer (a text completion) is put in the object store first, like any output that arrives
+    # as bytes, so the step that stores it may run on any host.
+    finished = await stage_output(ctx, generation.id, result.update) if result.update is not None else None
     now = ctx.clock()
     first_poll = now + timedelta(seconds=poll_delay(ctx, 0))
     job_id = result.provider_job_id
 
-    def accepted(tx: Tx) -> None:
+    def accepted(tx: Tx) -> bool:
         moved = transition(
             tx,
             generation.id,
@@ -247,11 +253,27 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
         )
         if moved is None:
             generation_queries.note_submit_answered(tx, generation.id, job_id, now, first_poll)
+        if finished is None:
+            return False
+        updated = apply_provider_update(tx, generation.id, finished, now=now)
+        return updated is not None and updated.status == _S.STORING.value
 
+    kept = False
+    try:
+        kept = await _record_accepted(ctx, generation, job_id, accepted)
+    finally:
+        if not kept:  # the job had ended meanwhile, or the record failed: the staged answer has no owner
+            await discard_staged(ctx, finished)
+
+
+async def _record_accepted(
+    ctx: ServiceContext, generation: Generation, job_id: str, accepted: Callable[[Tx], bool]
+) -> bool:
+    """Records the provider's answer, waiting out a database that is briefly unreachable (the job id exists
+    nowhere else); True when a synchronous answer was recorded as the job's output."""
     for wait in RECORD_ACCEPTED_WAITS:
         try:
-            await ctx.db.write(accepted)
-            return
+            return await ctx.db.write(accepted)
         except DatabaseUnavailable:
             log.warning(
                 "could not record job %s of %s yet; trying again in %.1f s",
@@ -261,7 +283,7 @@ async def _send(ctx: ServiceContext, generation: Generation) -> None:
                 extra={"generation_id": generation.id},
             )
             await asyncio.sleep(wait)
-    await ctx.db.write(accepted)
+    return await ctx.db.write(accepted)
 
 
 async def _submit_later(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:

@@ -71,7 +71,11 @@ def test_per_token_pricing_and_token_costs_are_for_text_models_only() -> None:
         "provider_cost": {"per_job": 0.1},
     }
     assert "pricing.rule: per_token pricing is for text models only" in _refusal(_text_model(**video))
-    flat = {**video, "pricing": {"rule": "grid", "keys": [], "table": 5}, "provider_cost": _text_model()["provider_cost"]}
+    flat = {
+        **video,
+        "pricing": {"rule": "grid", "keys": [], "table": 5},
+        "provider_cost": _text_model()["provider_cost"],
+    }
     assert "token rates are for text models only" in _refusal(_text_model(**flat))
     grid = {**video, "pricing": flat["pricing"], "text": {}}
     assert "only text models take a text section" in _refusal(_text_model(**grid))

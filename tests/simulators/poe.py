@@ -18,7 +18,9 @@ class PoeSimulator(OpenAIVideosSimulator):
     Markdown link.
 
     `media_bots` reply with `media_reply` (formatted with the file URL); other bots are text bots and reply
-    with `text_reply` (formatted with the last user message)."""
+    with `text_reply` (formatted with the last user message). Every answer carries `usage` as Poe's does
+    (docs/providers/poe.md#text-bots): here one token per whitespace-separated word, or `text_usage` when set.
+    `text_error` (status, type, message) makes text bots answer with an error in Poe's shape."""
 
     routes = [
         *OpenAIVideosSimulator.routes,
@@ -38,6 +40,8 @@ class PoeSimulator(OpenAIVideosSimulator):
         self.media_reply = "Here is your video:\n\n[video.mp4]({url})\n"
         self.text_reply = "Cinematic dolly shot: {prompt}, golden hour light, shallow depth of field."
         self.chats: list[dict[str, Any]] = []
+        self.text_usage: dict[str, int] | None = None
+        self.text_error: tuple[int, str, str] | None = None
 
     def extra_routes(self) -> list[Route]:
         return [
@@ -64,8 +68,14 @@ class PoeSimulator(OpenAIVideosSimulator):
         prompt = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
         if model in self.media_bots:
             content = self.media_reply.format(url=self.chat_file_url(chat_id))
+        elif self.text_error is not None:
+            status, type_, message = self.text_error
+            return _error(message, status, type_)
         else:
             content = self.text_reply.format(prompt=prompt)
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+        usage = self.text_usage or {"prompt_tokens": prompt_tokens, "completion_tokens": len(content.split())}
+        usage = {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}
         return JSONResponse(
             {
                 "id": chat_id,
@@ -75,6 +85,6 @@ class PoeSimulator(OpenAIVideosSimulator):
                 "choices": [
                     {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
                 ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
+                "usage": usage,
             }
         )
