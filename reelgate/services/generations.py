@@ -466,6 +466,8 @@ async def cancel_generation(ctx: ServiceContext, user_id: str, generation_id: st
 def order_from_generation(generation: Generation, *, prompt: str | None = None) -> GenerationOrder:
     """The order that made `generation` (optionally with a new prompt): for retries and remixes."""
     params = generation.params or {}
+    if generation.kind == "text":  # its neutral duration and size were never asked for, and would be refused
+        params = {key: value for key, value in params.items() if key not in ("duration", "resolution", "aspect_ratio")}
     return GenerationOrder(
         model=generation.model,
         prompt=prompt if prompt is not None else (generation.prompt or None),

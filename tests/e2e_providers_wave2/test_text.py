@@ -142,3 +142,15 @@ async def test_video_settings_on_a_text_model_are_refused_before_any_hold(wave2:
         assert error["code"] == "validation_error" and error["details"]["field"] == field, error
     assert (await credits(h.client, h.headers))["held"] == 0
     assert h.sim.chats == []  # type: ignore[attr-defined]
+
+
+async def test_a_failed_text_generation_can_be_retried(wave2: Start) -> None:
+    h = await wave2("poe", polling=True)
+    h.sim.text_error = (400, "invalid_request_error", "Bot is unavailable")  # type: ignore[attr-defined]
+    created = await _create(h, model="caption-writer")
+    assert (await h.final(created["id"]))["status"] == "failed"
+    h.sim.text_error = None  # type: ignore[attr-defined]
+    response = await h.client.post(f"/api/v1/generations/{created['id']}/retry", headers=h.headers)
+    assert response.status_code == 202, response.text
+    again = await h.final(response.json()["id"])
+    assert again["status"] == "succeeded" and again["retry_of"] == created["id"]
