@@ -413,6 +413,15 @@ class GenerationFilter:
     kind: str | None = None  # "image": the studio's picture gallery
 
 
+async def output_text(ctx: ServiceContext, user_id: str, generation_id: str) -> str:
+    """The stored text of the user's finished text generation (404 for another user's, 409 before it is done)."""
+    generation = await get_generation(ctx, user_id, generation_id)
+    if generation.kind != "text" or generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
+        raise Conflict("This generation has no text.", code="not_ready", details={"status": generation.status})
+    data = await ctx.store.read_bytes(generation.output_key)
+    return data.decode("utf-8", errors="replace")
+
+
 async def list_generations(
     ctx: ServiceContext, user_id: str, *, filters: GenerationFilter, limit: int = 20, cursor: str | None = None
 ) -> tuple[list[Generation], str | None]:

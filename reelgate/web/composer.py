@@ -8,7 +8,7 @@ from typing import Any
 
 from reelgate.domain.catalog import AUTO, GenerationInput, ModelSpec
 from reelgate.domain.errors import ReelgateError, ValidationFailed
-from reelgate.domain.pricing import PerSecondPricing, credits_per_second
+from reelgate.domain.pricing import PerSecondPricing, PerTokenPricing, credits_per_second
 from reelgate.domain.tiers import is_choice
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
@@ -41,7 +41,18 @@ def _span(values: tuple[int, ...]) -> str:
     return f"{values[0]} s" if len(values) == 1 else f"{min(values)}–{max(values)} s"
 
 
+def _text_features(spec: ModelSpec) -> list[str]:
+    features = [KIND_LABELS.get(spec.kind, spec.kind)]
+    if spec.text is not None and spec.text.max_output_tokens is not None:
+        features.append(f"up to {spec.text.max_output_tokens:,} tokens")
+    if isinstance(spec.pricing, PerTokenPricing):
+        features.append("priced per token")
+    return features
+
+
 def features_of(spec: ModelSpec) -> list[str]:
+    if spec.kind == "text":
+        return _text_features(spec)
     caps = spec.capabilities
     features = [KIND_LABELS.get(spec.kind, spec.kind)]
     if any(caps.durations):
@@ -154,13 +165,14 @@ def order_from_form(ctx: ServiceContext, form: Mapping[str, Any]) -> GenerationO
     routed = is_choice(ctx.catalog, model)
     spec = spec_for(ctx, model)
     caps = spec.capabilities
+    media = spec.kind != "text"  # a text model takes no size or shape (its form has no such fields)
     return GenerationOrder(
         model=model if routed else spec.id,
         prompt=_text(form, "prompt"),
         negative_prompt=_text(form, "negative_prompt") if caps.negative_prompt else None,
         duration=_int(form, "duration") if any(caps.durations) else None,
-        resolution=_text(form, "resolution"),
-        aspect_ratio=_text(form, "aspect_ratio"),
+        resolution=_text(form, "resolution") if media else None,
+        aspect_ratio=_text(form, "aspect_ratio") if media else None,
         seed=_int(form, "seed") if caps.seed else None,
         start_image=_text(form, "start_image") if caps.start_image != "none" else None,
         end_image=_text(form, "end_image") if caps.end_image else None,
@@ -199,6 +211,11 @@ def rate_note(spec: ModelSpec, duration: int) -> str:
         rate = credits_per_second(spec, pricing)
         shown = f"{float(rate):g}" if rate.denominator != 1 else str(rate.numerator)
         return f"{shown} credits per second × {duration} s"
+    if isinstance(pricing, PerTokenPricing):
+        rates = f"{pricing.credits_per_1k_input:g} credits per 1,000 tokens in, {pricing.credits_per_1k_output:g} out"
+        return f"{rates}: the most it can cost is held, and you pay for the tokens used"
+    if spec.kind == "text":
+        return "Fixed price per answer"
     if pricing.rule == "grid":
         return "Fixed price for this combination of settings"
     return "Base price at the default duration and 720p, plus modifiers"

@@ -44,6 +44,7 @@ DOWNLOAD_EXTENSIONS = {
     "image/jpeg": "jpg",
     "image/webp": "webp",
     "image/gif": "gif",
+    "text/plain; charset=utf-8": "txt",
 }
 
 
@@ -55,6 +56,7 @@ class Card:
     running: bool
     problem: str  # the error in plain words, empty when there is none
     is_image: bool = False  # an image model's output: shown as a picture, not in a video player
+    is_text: bool = False  # a text model's output: shown as text, with Copy
     download_name: str = ""  # the file name a download is saved under, with the output's own extension
 
 
@@ -84,6 +86,7 @@ def card_of(ctx: ServiceContext, generation: Generation) -> Card:
         not is_terminal(g.status),
         _problem(g),
         is_image=generation.kind == "image",
+        is_text=generation.kind == "text",
         download_name=f"{generation.id}.{extension}",
     )
 
@@ -153,6 +156,13 @@ async def card(generation_id: str, current: PageViewer, ctx: Ctx) -> HTMLRespons
     if not is_terminal(generation.status):
         return HTMLResponse(body)
     return HTMLResponse(body + await balance_oob(ctx, current), headers=CREDITS_CHANGED)
+
+
+@router.get("/generations/{generation_id}/text", response_class=HTMLResponse)
+async def text_output(generation_id: str, current: PageViewer, ctx: Ctx) -> HTMLResponse:
+    """A finished text generation's text, escaped by the template, for its card."""
+    text = await generations.output_text(ctx, current.user.id, generation_id)
+    return HTMLResponse(fragment("_text_output.html", generation_id=generation_id, text=text))
 
 
 @router.post("/generations/{generation_id}/cancel", response_class=HTMLResponse)

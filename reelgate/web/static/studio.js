@@ -49,8 +49,23 @@
       return;
     }
     var clear = event.target.closest(".dropzone-clear");
-    if (clear) { resetZone(clear.closest(".dropzone")); }
+    if (clear) { resetZone(clear.closest(".dropzone")); return; }
+    var copy = event.target.closest("[data-copy-from]");
+    if (copy) { copyText(copy); }
   });
+
+  // A text generation's Copy button: the text as shown on its card, put on the clipboard.
+  function copyText(button) {
+    var source = document.getElementById(button.getAttribute("data-copy-from"));
+    if (!source) { showToast("The text has not loaded yet.", "error"); return; }
+    if (!navigator.clipboard) { showToast("This browser does not allow copying from the page.", "error"); return; }
+    navigator.clipboard.writeText(source.textContent).then(function () {
+      button.textContent = "Copied";
+      showToast("Text copied to the clipboard.", "success");
+    }, function () {
+      showToast("The browser refused to copy the text.", "error");
+    });
+  }
 
   // Uploads go to the same endpoint the API offers; the server checks the bytes, not the name.
   function resetZone(zone) {
