@@ -67,6 +67,8 @@ async def create_share(
             raise NotFound("Generation not found.")
         if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
             raise Conflict("Only a finished video can be shared.", details={"status": generation.status})
+        if generation.kind == "text":  # the share page plays a video or shows an image; it has no text view
+            raise Conflict("A text generation cannot be shared; copy or download it instead.", details={"kind": "text"})
         library_queries.insert_share(tx, share)
 
     await ctx.db.write(create)

@@ -154,3 +154,12 @@ async def test_a_failed_text_generation_can_be_retried(wave2: Start) -> None:
     assert response.status_code == 202, response.text
     again = await h.final(response.json()["id"])
     assert again["status"] == "succeeded" and again["retry_of"] == created["id"]
+
+
+async def test_a_text_generation_is_not_shared(wave2: Start) -> None:
+    h = await wave2("poe", polling=True)
+    created = await _create(h, model="caption-writer")
+    await h.final(created["id"])
+    response = await h.client.post(f"/api/v1/generations/{created['id']}/shares", headers=h.headers, json={})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["details"] == {"kind": "text"}

@@ -77,6 +77,7 @@ def test_a_text_generation_is_shown_copied_and_downloaded(
         expect(card).to_contain_text("Charged 1 credits")
         page.screenshot(path=str(screenshots / "studio-text-generation.png"))
 
+        expect(card.get_by_role("button", name="Share")).to_have_count(0)  # the share page has no text view
         card.get_by_role("button", name="Copy").click()
         expect(card.get_by_role("button", name="Copied")).to_be_visible()
         assert page.evaluate("navigator.clipboard.readText()") == text
