@@ -27,7 +27,14 @@ from reelgate.services.output_staging import (
     staged_key_of,
 )
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
-from reelgate.services.text_jobs import TEXT_CONTENT_TYPE, TextProblem, check_text, settlement, usage_of
+from reelgate.services.text_jobs import (
+    TEXT_CONTENT_TYPE,
+    TextProblem,
+    check_text,
+    output_meta,
+    settlement,
+    usage_of,
+)
 from reelgate.services.transitions import fail, transition
 from reelgate.storage import file_digest, spritesheet_key, thumbnail_key, video_key
 
@@ -211,7 +218,7 @@ async def _commit_text(
 ) -> None:
     """Succeeds a text job: its token usage kept with the output, and a per-token job charged what it used."""
     usage = usage_of(generation)
-    meta = {**checked.meta, **({"usage": usage} if usage is not None else {})}
+    meta = output_meta(generation, checked.meta, usage)
     done = await ctx.db.write(
         lambda tx: transition(
             tx,

@@ -64,6 +64,18 @@ def usage_of(generation: Generation) -> dict[str, int] | None:
     return {"input_tokens": tokens_in, "output_tokens": tokens_out}
 
 
+def output_meta(generation: Generation, checked: dict[str, Any], usage: dict[str, int] | None) -> dict[str, Any]:
+    """What the API shows of a text beside its content: its size, the tokens counted, and why the model stopped
+    ("length": it reached the model's output limit, so the text may end mid-sentence)."""
+    meta = dict(checked)
+    if usage is not None:
+        meta["usage"] = usage
+    finish = ((generation.raw_provider or {}).get("payload") or {}).get("finish_reason")
+    if isinstance(finish, str) and finish:
+        meta["finish_reason"] = finish
+    return meta
+
+
 def settlement(generation: Generation, usage: dict[str, int] | None) -> PartialCapture | None:
     """For a per-token job with reported usage, the part of the hold it costs, at the rates it was quoted with
     (kept in its params, so a catalog changed meanwhile does not reprice it); None to capture the whole hold (a

@@ -9,6 +9,7 @@ from typing import Any
 
 from reelgate.db.queries.ledger import entries_of, remainder_reference
 from reelgate.domain.ledger import EntryKind
+from reelgate.services.text_jobs import MAX_TEXT_BYTES
 from tests.conftest import make_account
 from tests.e2e_providers_wave2.conftest import Start, Wave2Harness
 from tests.helpers import assert_ledger_ok, credits
@@ -48,6 +49,7 @@ async def test_per_request_text_is_held_captured_and_served_as_text(wave2: Start
     assert output["content_type"] == "text/plain; charset=utf-8"
     assert output["usage"]["output_tokens"] == len(REPLY.format(prompt=PROMPT).split())
     assert output["characters"] == len(REPLY.format(prompt=PROMPT))
+    assert output["finish_reason"] == "stop"
     # The bot got the catalog's instruction for its purpose and the output limit.
     sent = h.sim.chats[-1]  # type: ignore[attr-defined]
     assert sent["model"] == "GPT-4o-Mini" and sent["max_tokens"] == 200
@@ -163,3 +165,15 @@ async def test_a_text_generation_is_not_shared(wave2: Start) -> None:
     response = await h.client.post(f"/api/v1/generations/{created['id']}/shares", headers=h.headers, json={})
     assert response.status_code == 409, response.text
     assert response.json()["error"]["details"] == {"kind": "text"}
+
+
+async def test_a_text_over_the_cap_fails_whole_and_is_refunded(wave2: Start) -> None:
+    h = await wave2("poe", polling=True)
+    h.sim.text_reply = "word " * (MAX_TEXT_BYTES // 5 + 1)  # type: ignore[attr-defined]
+    created = await _create(h, model="caption-writer")
+    final = await h.final(created["id"])
+    assert final["status"] == "failed" and final["error"]["code"] == "output_too_large", final
+    assert (final["credits_charged"], final["credits_refunded"]) == (0, 1)
+    content = await h.client.get(f"/api/v1/generations/{created['id']}/content", headers=h.headers)
+    assert content.status_code == 409  # no part of it is served
+    await assert_ledger_ok(h.ctx)
