@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reelgate.bootstrap import build_context, close_context
+from reelgate.bootstrap import build_context, close_context, load_configured_catalog
+from reelgate.catalog.markdown import models_markdown
 from reelgate.cli_billing import register as _register_billing
 from reelgate.cli_storage import register as _register_storage
 from reelgate.domain.catalog import GenerationInput
@@ -326,8 +327,15 @@ def api_collections(
 
 
 @app.command()
-def models() -> None:
+def models(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the catalog as the README's Markdown table (no database needed)")
+    ] = False,
+) -> None:
     """List the catalog's models with availability and default price."""
+    if markdown:
+        typer.echo(models_markdown(load_configured_catalog(Settings())), nl=False)
+        return
 
     async def body(ctx: ServiceContext) -> None:
         table = Table("model", "provider", "kind", "available", "default price")

@@ -8,13 +8,13 @@ from typing import Any
 
 from reelgate.domain.catalog import AUTO, GenerationInput, ModelSpec
 from reelgate.domain.errors import ReelgateError, ValidationFailed
+from reelgate.domain.model_summary import default_input, features_of
 from reelgate.domain.pricing import PerSecondPricing, PerTokenPricing, credits_per_second
 from reelgate.domain.tiers import is_choice
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import Estimate, GenerationOrder
 
-KIND_LABELS = {"t2v": "Text to video", "i2v": "Image to video", "image": "Image", "text": "Text"}
 PREFERRED_MODEL = "sandbox-t2v"
 
 
@@ -37,50 +37,13 @@ class ModelGroup:
     models: list[ModelCard] = field(default_factory=list)
 
 
-def _span(values: tuple[int, ...]) -> str:
-    return f"{values[0]} s" if len(values) == 1 else f"{min(values)}–{max(values)} s"
-
-
-def _text_features(spec: ModelSpec) -> list[str]:
-    features = [KIND_LABELS.get(spec.kind, spec.kind)]
-    if spec.text is not None and spec.text.max_output_tokens is not None:
-        features.append(f"up to {spec.text.max_output_tokens:,} tokens")
-    if isinstance(spec.pricing, PerTokenPricing):
-        features.append("priced per token")
-    return features
-
-
-def features_of(spec: ModelSpec) -> list[str]:
-    if spec.kind == "text":
-        return _text_features(spec)
-    caps = spec.capabilities
-    features = [KIND_LABELS.get(spec.kind, spec.kind)]
-    if any(caps.durations):
-        features.append(_span(caps.durations))
-    features.append(" / ".join(caps.resolutions))
-    if caps.start_image != "none":
-        features.append("start image" + (" required" if caps.start_image == "required" else ""))
-    if caps.end_image:
-        features.append("end image")
-    if caps.audio:
-        features.append("audio")
-    if caps.negative_prompt:
-        features.append("negative prompt")
-    for name, option in caps.options.items():
-        features.append(f"{name}: {option.listing()}")
-    return features
-
-
 def model_groups(ctx: ServiceContext) -> list[ModelGroup]:
     """Models grouped by provider (their catalog group), available ones first within each group."""
     groups: dict[str, ModelGroup] = {}
     for spec in ctx.catalog.models:
         available, why = generations.model_available(ctx, spec)
-        needs_image = spec.capabilities.start_image == "required"
         try:
-            cheapest: int | None = generations.estimate(
-                ctx, GenerationInput(prompt=None, start_image=needs_image), spec.id
-            ).quote.total
+            cheapest: int | None = generations.estimate(ctx, default_input(spec), spec.id).quote.total
         except ReelgateError:
             cheapest = None
         card = ModelCard(spec, available, why, cheapest, features_of(spec))
