@@ -14,9 +14,11 @@ import httpx
 from PIL import Image
 
 from reelgate.db.queries import generations, users
+from reelgate.db.queries.ledger import hold_credits, settle_hold
 from reelgate.db.records import Generation
+from reelgate.db.sql import Tx
 from reelgate.domain.jobs import is_terminal
-from reelgate.services import ledger
+from reelgate.services import ledger, projects
 from reelgate.services.context import ServiceContext
 
 
@@ -94,3 +96,37 @@ async def credits(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[st
     assert response.status_code == 200, response.text
     result: dict[str, int] = response.json()["credits"]
     return result
+
+
+async def seed_finished_job(
+    ctx: ServiceContext, user_id: str, model: str, params: dict[str, Any], price: int, status: str
+) -> Generation:
+    """A finished job written the way the pipeline writes one: a hold, then one capture or one release."""
+    spec = ctx.catalog.get(model)
+    now = datetime.now(UTC)
+    generation = generation_record(
+        id=f"gen_{secrets.token_hex(8)}",
+        user_id=user_id,
+        project_id=await projects.default_project_id(ctx, user_id),
+        model=model,
+        provider=spec.provider,
+        provider_model=spec.provider_model,
+        kind=spec.kind,
+        status=status,
+        params=params,
+        quote_total=price,
+        credits_held=price,
+        credits_charged=price if status == "succeeded" else 0,
+        webhook_token=secrets.token_hex(16),
+        deadline_at=now + timedelta(hours=1),
+        created_at=now - timedelta(seconds=40 + int(params.get("duration") or 0)),
+        completed_at=now,
+    )
+
+    def record(tx: Tx) -> None:
+        hold_credits(tx, user_id, price, generation_id=generation.id)
+        generations.insert_generation(tx, generation)
+        settle_hold(tx, user_id, price, generation_id=generation.id, capture=status == "succeeded")
+
+    await ctx.db.write(record)
+    return generation

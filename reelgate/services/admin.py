@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from reelgate.db.queries import admin as admin_queries
 from reelgate.db.queries import analytics as analytics_queries
@@ -63,17 +62,7 @@ class RevenueSummary:
     credits_captured: int
     credits_refunded: int
     generations_by_status: dict[str, int]
-    revenue: Decimal  # captured credits at the catalog's credit value
-    provider_cost: Decimal
     currency: str
-
-    @property
-    def margin(self) -> Decimal:
-        return self.revenue - self.provider_cost
-
-    @property
-    def margin_percent(self) -> Decimal | None:
-        return None if not self.revenue else (self.margin / self.revenue * 100).quantize(Decimal("0.1"))
 
 
 async def credits_of(ctx: ServiceContext, user_id: str) -> ledger.Credits:
@@ -172,25 +161,18 @@ async def provider_health(ctx: ServiceContext) -> list[ProviderHealth]:
 
 
 async def revenue_summary(ctx: ServiceContext) -> RevenueSummary:
-    """Money in and out from the ledger and the generations' recorded provider cost."""
+    """Credits in and out since the start, from the ledger, and the generations per status. Money and margin
+    over a period come from the analytics (the revenue page's headline and tables are one computation there)."""
 
-    def read(tx: Tx) -> tuple[dict[str, int], dict[str, int], int]:
-        return (
-            analytics_queries.ledger_sums_per_kind(tx),
-            analytics_queries.generations_per_status(tx),
-            analytics_queries.recorded_provider_cost_micros(tx),
-        )
+    def read(tx: Tx) -> tuple[dict[str, int], dict[str, int]]:
+        return analytics_queries.ledger_sums_per_kind(tx), analytics_queries.generations_per_status(tx)
 
-    sums, by_status, cost_micros = await ctx.db.read(read, snapshot=True)
-    unit = ctx.catalog.credit_unit
-    captured = sums.get(EntryKind.CAPTURE.value, 0)
+    sums, by_status = await ctx.db.read(read, snapshot=True)
     return RevenueSummary(
         credits_granted=sums.get(EntryKind.GRANT.value, 0),
         credits_purchased=sums.get(EntryKind.PURCHASE.value, 0),
-        credits_captured=captured,
+        credits_captured=sums.get(EntryKind.CAPTURE.value, 0),
         credits_refunded=sums.get(EntryKind.RELEASE.value, 0),
         generations_by_status=by_status,
-        revenue=(unit.value * captured).quantize(Decimal("0.01")),
-        provider_cost=(Decimal(int(cost_micros or 0)) / 1_000_000).quantize(Decimal("0.01")),
-        currency=unit.currency,
+        currency=ctx.catalog.credit_unit.currency,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from reelgate.db.queries import analytics as analytics_queries
 from reelgate.db.records import Generation, LedgerEntry, Payment
@@ -14,8 +13,8 @@ from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import NotFound
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services.context import ServiceContext
+from reelgate.services.provider_costs import MICROS, job_provider_cost_micros
 
-MICROS = 1_000_000  # money is reported in millionths of a currency unit, as integers
 NO_TIER = "none"
 
 
@@ -118,21 +117,6 @@ def _spec(ctx: ServiceContext, model_id: str) -> ModelSpec | None:
         return None
 
 
-def _provider_cost_micros(ctx: ServiceContext, generation: Generation, spec: ModelSpec | None) -> int:
-    """The recorded provider cost if there is one, else the catalog's rate for the job's duration."""
-    if generation.provider_cost_micros:
-        return generation.provider_cost_micros
-    if spec is None or spec.provider_cost is None:
-        return 0
-    if spec.provider_cost.currency != ctx.catalog.credit_unit.currency:
-        return 0  # a cost in another currency cannot be set against revenue without an exchange rate
-    cost = spec.provider_cost
-    money = (
-        cost.per_second * int(generation.params.get("duration") or 0) if cost.per_second is not None else cost.per_job
-    )
-    return int((money or Decimal(0)) * MICROS)
-
-
 def _sorted(buckets: dict[str, Bucket]) -> list[Bucket]:
     return [buckets[k] for k in sorted(buckets)]
 
@@ -172,9 +156,9 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
 def _job(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
     spec = _spec(ctx, generation.model)
     revenue = entry.amount * credit_micros
-    # A fallback's provider cost is what the operator paid; the user paid the chosen model's quote.
-    served = _spec(ctx, generation.served_model) if generation.served_model else spec
-    cost = _provider_cost_micros(ctx, generation, served)
+    # A fallback's provider cost is what the operator paid; the user paid the chosen model's quote. Jobs finished
+    # before costs were recorded are worked out the same way as the record.
+    cost = generation.provider_cost_micros or job_provider_cost_micros(ctx.catalog, generation)
     return JobMargin(
         generation_id=generation.id,
         user_id=generation.user_id,

@@ -26,6 +26,7 @@ from reelgate.services.output_staging import (
     discard_recorded_staging,
     staged_key_of,
 )
+from reelgate.services.provider_costs import job_provider_cost_micros
 from reelgate.services.safe_fetch import FetchFailed, FetchTooLarge, UnsafeURL, fetch_to_file
 from reelgate.services.text_jobs import (
     TEXT_CONTENT_TYPE,
@@ -201,6 +202,7 @@ async def _commit_output(ctx: ServiceContext, generation: Generation, checked: C
             output_sha256=sha256,
             output_meta=checked.meta,
             thumbnail_key=thumb_key,
+            provider_cost_micros=job_provider_cost_micros(ctx.catalog, generation),
             progress=100,
             error_code=None,
             error_message=None,
@@ -231,6 +233,7 @@ async def _commit_text(
             output_size=size,
             output_sha256=sha256,
             output_meta=meta,
+            provider_cost_micros=job_provider_cost_micros(ctx.catalog, generation, usage=usage),
             progress=100,
             error_code=None,
             error_message=None,

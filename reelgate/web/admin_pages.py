@@ -140,5 +140,14 @@ async def providers(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLRes
 @router.get("/revenue", response_class=HTMLResponse)
 async def revenue(request: Request, current: AdminViewer, ctx: Ctx) -> HTMLResponse:
     summary = await admin.revenue_summary(ctx)
-    tables, chart = await billing_bridge.breakdowns(ctx, days=30)
-    return render(request, "admin_revenue.html", current, summary=summary, tables=tables, chart=chart, tab="revenue")
+    figures = await billing_bridge.breakdowns(ctx, days=30)
+    return render(
+        request,
+        "admin_revenue.html",
+        current,
+        summary=summary,
+        totals=figures.totals,
+        tables=figures.tables,
+        chart=figures.chart,
+        tab="revenue",
+    )

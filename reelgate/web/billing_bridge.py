@@ -103,30 +103,43 @@ def _money(micros: int) -> Decimal:
     return (Decimal(micros) / MICROS).quantize(Decimal("0.01"))
 
 
-async def breakdowns(
-    ctx: ServiceContext, days: int = 30
-) -> tuple[dict[str, list[dict[str, Any]]], revenue_chart.Chart | None]:
-    """Revenue, cost and margin per provider, tier and model over the last `days` days, and the chart of them
-    per day (analytics installed)."""
+def _row(b: Any) -> dict[str, Any]:
+    return {
+        "key": b.key,
+        "jobs": b.jobs,
+        "credits": b.credits_charged,
+        "revenue": _money(b.revenue_micros),
+        "cost": _money(b.provider_cost_micros),
+        "margin": _money(b.margin_micros),
+        "margin_percent": (Decimal(b.margin_micros * 100) / b.revenue_micros).quantize(Decimal("0.1"))
+        if b.revenue_micros
+        else None,
+    }
+
+
+@dataclass(frozen=True)
+class Breakdowns:
+    """The revenue page's figures over one period, all from one computation: the headline is the sum of the
+    rows of each table."""
+
+    totals: dict[str, Any] | None
+    tables: dict[str, list[dict[str, Any]]]
+    chart: revenue_chart.Chart | None
+
+
+async def breakdowns(ctx: ServiceContext, days: int = 30) -> Breakdowns:
+    """Revenue, cost and margin over the last `days` days: in total, per provider, tier and model, and the chart of
+    them per day (analytics installed)."""
     if analytics is None:
-        return {}, None
+        return Breakdowns(None, {}, None)
     summary = await analytics.summary(ctx, days=days)
     chart = revenue_chart.revenue_chart(summary.per_day, last_day=summary.until.date(), days=days)
-    tables: dict[str, list[dict[str, Any]]] = {}
-    for title, buckets in (
-        ("Provider", summary.per_provider),
-        ("Tier", summary.per_tier),
-        ("Model", summary.per_model),
-    ):
-        tables[title] = [
-            {
-                "key": b.key,
-                "jobs": b.jobs,
-                "credits": b.credits_charged,
-                "revenue": _money(b.revenue_micros),
-                "cost": _money(b.provider_cost_micros),
-                "margin": _money(b.margin_micros),
-            }
-            for b in buckets
-        ]
-    return tables, chart
+    tables = {
+        title: [_row(b) for b in buckets]
+        for title, buckets in (
+            ("Provider", summary.per_provider),
+            ("Tier", summary.per_tier),
+            ("Model", summary.per_model),
+        )
+    }
+    return Breakdowns(_row(summary.totals), tables, chart)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import secrets
 from datetime import UTC, datetime, timedelta
 
-from reelgate.db.queries.generations import insert_generation
 from reelgate.db.queries.ledger import hold_credits, settle_hold
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx, query
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import analytics, billing, expiry, projects
+from reelgate.services import analytics, billing, expiry
 from tests.conftest import Account, Running, make_account
-from tests.helpers import assert_ledger_ok, credits, generation_record, make_admin
+from tests.helpers import assert_ledger_ok, credits, make_admin, seed_finished_job
 
 
 async def _admin(running: Running) -> Account:
@@ -119,47 +117,15 @@ async def test_expiry_takes_only_expired_credits_oldest_first(running: Running) 
     await assert_ledger_ok(ctx)
 
 
-async def _seed_job(running: Running, user_id: str, model: str, duration: int, price: int, status: str) -> Generation:
-    """A finished job written the way the pipeline writes one: a hold, then one capture or one release."""
-    ctx, spec = running.ctx, running.ctx.catalog.get(model)
-    now = datetime.now(UTC)
-    generation = generation_record(
-        id=f"gen_{secrets.token_hex(8)}",
-        user_id=user_id,
-        project_id=await projects.default_project_id(ctx, user_id),
-        model=model,
-        provider=spec.provider,
-        provider_model=spec.provider_model,
-        kind=spec.kind,
-        status=status,
-        params={"duration": duration},
-        quote_total=price,
-        credits_held=price,
-        credits_charged=price if status == "succeeded" else 0,
-        webhook_token=secrets.token_hex(16),
-        deadline_at=now + timedelta(hours=1),
-        created_at=now - timedelta(seconds=40 + duration),
-        completed_at=now,
-    )
-
-    def record(tx: Tx) -> None:
-        hold_credits(tx, user_id, price, generation_id=generation.id)
-        insert_generation(tx, generation)
-        settle_hold(tx, user_id, price, generation_id=generation.id, capture=status == "succeeded")
-
-    await ctx.db.write(record)
-    return generation
-
-
 async def test_analytics_equal_independent_sums(running: Running) -> None:
     a, b = await make_account(running.ctx, credits=1000), await make_account(running.ctx, credits=2000)
     jobs = [
-        await _seed_job(running, a.id, "kling-v1-6", 5, 100, "succeeded"),
-        await _seed_job(running, a.id, "kling-v1-6", 10, 200, "succeeded"),
-        await _seed_job(running, a.id, "runway-gen-4-turbo", 5, 465, "failed"),
-        await _seed_job(running, b.id, "runway-gen-4-turbo", 10, 930, "succeeded"),
-        await _seed_job(running, b.id, "zeroscope-v2-xl", 15, 12, "succeeded"),
-        await _seed_job(running, b.id, "kling-v1-6", 5, 100, "canceled"),
+        await seed_finished_job(running.ctx, a.id, "kling-v1-6", {"duration": 5}, 100, "succeeded"),
+        await seed_finished_job(running.ctx, a.id, "kling-v1-6", {"duration": 10}, 200, "succeeded"),
+        await seed_finished_job(running.ctx, a.id, "runway-gen-4-turbo", {"duration": 5}, 465, "failed"),
+        await seed_finished_job(running.ctx, b.id, "runway-gen-4-turbo", {"duration": 10}, 930, "succeeded"),
+        await seed_finished_job(running.ctx, b.id, "zeroscope-v2-xl", {"duration": 15}, 12, "succeeded"),
+        await seed_finished_job(running.ctx, b.id, "kling-v1-6", {"duration": 5}, 100, "canceled"),
     ]
     summary = await analytics.summary(running.ctx, days=1)
     cost_per_second = {"kling-v1-6": 70_000, "runway-gen-4-turbo": 300_000}  # $0.07 and $0.30 per second
@@ -196,9 +162,24 @@ async def test_analytics_equal_independent_sums(running: Running) -> None:
     assert (await running.client.get("/api/v1/admin/analytics", headers=a.headers)).status_code == 403
 
 
+async def test_every_cost_rule_reaches_the_analytics(running: Running) -> None:
+    """A price set as provider cost times a markup (ModelsLab) and a per-second cost scaled by resolution (Wan on
+    RunPod) are costed as the catalog says, not as nothing or at the full-resolution rate."""
+    user = await make_account(running.ctx, credits=5000)
+    veo = await seed_finished_job(running.ctx, user.id, "veo3", {"duration": 8}, 782, "succeeded")
+    wan = await seed_finished_job(
+        running.ctx, user.id, "wan-2.2-runpod", {"duration": 5, "resolution": "480p"}, 15, "succeeded"
+    )
+    summary = await analytics.summary(running.ctx, days=1)
+    costs = {job.generation_id: job.provider_cost_micros for job in summary.jobs}
+    assert costs[veo.id] == 3_128_000  # its price, US$7.82, over the markup of 2.5
+    assert costs[wan.id] == 46_980  # 5 s at US$0.02088 a second, times 0.45 at 480p
+    assert summary.totals.provider_cost_micros == 3_128_000 + 46_980
+
+
 async def test_generation_links_in_transactions_after_spending(running: Running) -> None:
     user = await make_account(running.ctx, credits=100)
-    job = await _seed_job(running, user.id, "kling-v1-6", 5, 40, "succeeded")
+    job = await seed_finished_job(running.ctx, user.id, "kling-v1-6", {"duration": 5}, 40, "succeeded")
     page, _ = await billing.list_transactions(running.ctx, user.id)
     assert [(t.kind, t.generation_id) for t in page[:2]] == [("capture", job.id), ("hold", job.id)]
     assert page[0].available_change == 0 and page[1].available_change == -40

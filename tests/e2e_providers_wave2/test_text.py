@@ -12,7 +12,7 @@ from reelgate.domain.ledger import EntryKind
 from reelgate.services.text_jobs import MAX_TEXT_BYTES
 from tests.conftest import make_account
 from tests.e2e_providers_wave2.conftest import Start, Wave2Harness
-from tests.helpers import assert_ledger_ok, credits
+from tests.helpers import assert_ledger_ok, credits, generation_row
 
 PROMPT = "a lighthouse at dusk, waves rolling in"
 REPLY = "Cinematic dolly shot: {prompt}, golden hour light, shallow depth of field."
@@ -91,6 +91,9 @@ async def test_per_token_text_captures_its_usage_and_releases_the_rest_of_the_ho
         (EntryKind.CAPTURE.value, 4, gid),
         (EntryKind.RELEASE.value, 6, remainder_reference(gid)),
     ]
+    # What Poe billed is recorded with the job: 300 × US$0.003 + 800 × US$0.015 per 1,000 tokens.
+    stored = await generation_row(h.ctx, gid)
+    assert stored.provider_cost_micros == 12_900
     await assert_ledger_ok(h.ctx)
 
 

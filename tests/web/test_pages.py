@@ -160,6 +160,29 @@ async def test_the_revenue_page_draws_revenue_cost_and_margin_per_day(running: R
     assert "<script" not in chart  # drawn on the server: the page's CSP has nothing to allow
 
 
+async def test_the_revenue_headline_is_the_sum_of_its_tables(running: Running) -> None:
+    from reelgate.db.queries.users import user_by_email
+    from tests.conftest import make_account
+    from tests.helpers import make_admin, seed_finished_job
+
+    await sign_up(running.client, "books@example.com")
+    ctx = running.ctx
+    admin = await ctx.db.read(lambda tx: user_by_email(tx, "books@example.com"))
+    assert admin is not None
+    await make_admin(ctx, admin.id)
+    buyer = await make_account(ctx, credits=5000)
+    await seed_finished_job(ctx, buyer.id, "veo3", {"duration": 8}, 782, "succeeded")
+    await seed_finished_job(ctx, buyer.id, "kling-v1-6", {"duration": 5}, 100, "succeeded")
+
+    page = (await running.client.get("/admin/revenue")).text
+    headline = page[page.index('data-testid="revenue-headline"') : page.index("Since the start")]
+    # Revenue 7.82 + 1.00; provider cost 7.82 / 2.5 (ModelsLab's markup) + 5 s × 0.07 (Pollo) = 3.128 + 0.35.
+    assert "8.82 USD" in headline and "3.48 USD" in headline and "5.34 USD" in headline
+    assert "60.6 %" in headline
+    tables = page[page.index("Since the start") :]
+    assert "3.13" in tables and "0.35" in tables  # the per-model rows the headline adds up
+
+
 async def test_an_image_output_is_shown_as_a_picture_and_downloads_with_its_own_extension(running: Running) -> None:
     from reelgate.db.queries.generations import insert_generation
     from reelgate.db.queries.users import user_by_email

@@ -85,13 +85,3 @@ def generations_per_status_and_model(tx: Tx) -> list[tuple[str, str, int]]:
 
 def total_held(tx: Tx) -> int:
     return int(tx.scalar(_TOTAL_HELD))
-
-
-_SUCCEEDED_PROVIDER_COST = query(
-    "SELECT COALESCE(SUM(provider_cost_micros), 0) FROM generations WHERE status = 'succeeded'"
-)
-
-
-def recorded_provider_cost_micros(tx: Tx) -> int:
-    """The provider cost recorded on succeeded generations (millionths of the catalog currency)."""
-    return int(tx.scalar(_SUCCEEDED_PROVIDER_COST))
