@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, ShareOut, UploadOut
+from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, ProjectSpendOut, ShareOut, UploadOut
 from reelgate.db.records import Generation, Project, ShareLink, Upload
 from reelgate.domain.jobs import GenerationStatus, is_terminal
+from reelgate.services.budgets import ProjectSpend
 
 _MEDIA_PARAMS = frozenset({"duration", "resolution", "aspect_ratio"})
 
@@ -74,8 +75,24 @@ def project_out(project: Project) -> ProjectOut:
         id=project.id,
         name=project.name,
         description=project.description,
+        budget_credits=project.budget_credits,
         created_at=project.created_at.isoformat(),
         updated_at=project.updated_at.isoformat(),
+    )
+
+
+def spend_out(spend: ProjectSpend, *, operator: bool) -> ProjectSpendOut:
+    """Credits for every owner; provider cost and margin (what the operator pays and earns) for operators only."""
+    return ProjectSpendOut(
+        budget_credits=spend.budget,
+        credits_captured=spend.captured,
+        credits_held=spend.held,
+        credits_remaining=spend.remaining,
+        generations=spend.generations,
+        currency=spend.currency,
+        revenue_micros=spend.revenue_micros if operator else None,
+        provider_cost_micros=spend.provider_cost_micros if operator else None,
+        margin_micros=spend.margin_micros if operator else None,
     )
 
 

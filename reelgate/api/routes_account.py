@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, UploadFile
 from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser, client_address, read_session
-from reelgate.api.presenters import generation_out, project_out, upload_out
+from reelgate.api.presenters import generation_out, project_out, spend_out, upload_out
 from reelgate.api.schemas import (
     ApiKeyCreate,
     CreditsOut,
@@ -24,7 +24,7 @@ from reelgate.api.schemas import (
     UploadOut,
 )
 from reelgate.domain.errors import Forbidden, ValidationFailed
-from reelgate.services import accounts, generations, ledger, library, projects, sessions, uploads
+from reelgate.services import accounts, budgets, generations, ledger, library, projects, sessions, uploads
 from reelgate.services.generations import GenerationFilter
 from reelgate.services.library import DeleteChoice
 
@@ -105,7 +105,7 @@ async def list_projects(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 async def create_project(body: ProjectCreate, user: CurrentUser, ctx: Ctx) -> ProjectOut:
-    return project_out(await projects.create_project(ctx, user.id, body.name, body.description))
+    return project_out(await projects.create_project(ctx, user.id, body.name, body.description, body.budget_credits))
 
 
 @router.get("/projects/{project_id}", response_model=ProjectDetail)
@@ -116,15 +116,18 @@ async def get_project(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> ProjectDetail:
-    """The project, its totals (generations, credits spent) and a page of its generations, newest first."""
+    """The project, its totals (generations, credits spent), its spend against its budget and a page of its
+    generations, newest first."""
     project = await projects.get_project(ctx, user.id, project_id)
     totals = await projects.project_totals(ctx, user.id, project_id)
+    spend = await budgets.project_spend(ctx, user.id, project_id)
     rows, next_cursor = await generations.list_generations(
         ctx, user.id, filters=GenerationFilter(project_id=project_id), limit=limit, cursor=cursor
     )
     return ProjectDetail(
         **project_out(project).model_dump(),
         totals=ProjectTotalsOut(**asdict(totals)),
+        spend=spend_out(spend, operator=user.is_admin),
         generations=[generation_out(g, ctx.config.public_url) for g in rows],
         next_cursor=next_cursor,
         has_more=next_cursor is not None,
@@ -133,8 +136,12 @@ async def get_project(
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 async def update_project(project_id: str, body: ProjectUpdate, user: CurrentUser, ctx: Ctx) -> ProjectOut:
+    """Changes what is given; `budget_credits: null` removes the budget, leaving it out keeps it."""
+    budget = body.budget_credits if "budget_credits" in body.model_fields_set else projects.KEEP_BUDGET
     return project_out(
-        await projects.update_project(ctx, user.id, project_id, name=body.name, description=body.description)
+        await projects.update_project(
+            ctx, user.id, project_id, name=body.name, description=body.description, budget_credits=budget
+        )
     )
 
 

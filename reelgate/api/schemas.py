@@ -7,6 +7,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reelgate.api.storable_text import StorableText
+from reelgate.services.budgets import MAX_BUDGET
 
 # Option values are checked against the model's catalog; finite numbers only (JSON's NaN and Infinity are not).
 OptionValue = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool
@@ -139,20 +140,29 @@ class GenerationList(BaseModel):
     has_more: bool
 
 
+# A campaign's budget: whole credits only (strict: "5" or 5.5 is refused, not coerced).
+BudgetCredits = Annotated[int, Field(strict=True, ge=1, le=MAX_BUDGET)]
+
+
 class ProjectCreate(Strict):
     name: str = Field(min_length=1, max_length=120)
     description: str = Field(default="", max_length=2000)
+    budget_credits: BudgetCredits | None = Field(default=None, description="A cap on the project's spend; null: none")
 
 
 class ProjectUpdate(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     description: str | None = Field(default=None, max_length=2000)
+    budget_credits: BudgetCredits | None = Field(
+        default=None, description="Sets or changes the budget; null removes it; left out: unchanged"
+    )
 
 
 class ProjectOut(BaseModel):
     id: str
     name: str
     description: str
+    budget_credits: int | None
     created_at: str
     updated_at: str
 
@@ -249,8 +259,24 @@ class ProjectTotalsOut(BaseModel):
     output_bytes: int
 
 
+class ProjectSpendOut(BaseModel):
+    """What the project (a campaign) has cost. Provider cost and margin are the operator's figures: given to
+    administrators only, null for everyone else."""
+
+    budget_credits: int | None
+    credits_captured: int
+    credits_held: int
+    credits_remaining: int | None = Field(description="budget − captured − held, never below zero; null: no budget")
+    generations: dict[str, int] = Field(description="Generations per state, deleted ones included")
+    currency: str
+    revenue_micros: int | None
+    provider_cost_micros: int | None
+    margin_micros: int | None
+
+
 class ProjectDetail(ProjectOut):
     totals: ProjectTotalsOut
+    spend: ProjectSpendOut
     generations: list[GenerationOut]
     next_cursor: str | None
     has_more: bool

@@ -66,6 +66,8 @@ class Project:
     description: str
     created_at: datetime
     updated_at: datetime
+    # A campaign's cap: new generations may not take the project's captured + held credits past it (None: no cap).
+    budget_credits: int | None = None
 
 
 @dataclass(slots=True)

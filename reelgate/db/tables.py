@@ -127,6 +127,7 @@ projects = Table(
     Column("description", Text, nullable=False),
     _at("created_at"),
     _at("updated_at"),
+    Column("budget_credits", BigInteger),
 )
 
 uploads = Table(

@@ -128,7 +128,7 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
     credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
     facts = await ctx.db.read(lambda tx: _facts(tx, start, end), snapshot=True)
     captures, created, payments, refunds, emails = facts
-    jobs = [_job(ctx, entry, generation, credit_micros) for entry, generation in captures]
+    jobs = [job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
     totals = Bucket("all")
     groups: dict[str, dict[str, Bucket]] = {"day": {}, "model": {}, "provider": {}, "tier": {}}
     for job in jobs:
@@ -153,7 +153,8 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
     )
 
 
-def _job(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
+def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
+    """One capture's revenue, provider cost and margin: the revenue page's figures, and a project's spend."""
     spec = _spec(ctx, generation.model)
     revenue = entry.amount * credit_micros
     # A fallback's provider cost is what the operator paid; the user paid the chosen model's quote. Jobs finished

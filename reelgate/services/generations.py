@@ -35,7 +35,7 @@ from reelgate.domain.ids import new_id
 from reelgate.domain.jobs import TERMINAL_STATES, GenerationStatus
 from reelgate.domain.pricing import Quote, quote
 from reelgate.domain.tiers import Constraints
-from reelgate.services import limits, mail, projects, prompting, routing, storage_quota, uploads
+from reelgate.services import budgets, limits, mail, projects, prompting, routing, storage_quota, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generate_limit import GenerateLimit
 from reelgate.services.safe_fetch import UnsafeURL, check_url
@@ -312,6 +312,8 @@ def _record_submission(
         if not done.held:
             refuse_hold(tx, user_id, total, cap)
         generation.project_id = done.project_id
+        if done.budget is not None:  # most projects have none: no further statement for them
+            budgets.check_in(tx, user_id, done.project_id, total)
         limits.check_spend_caps(ctx, tx, user_id, total, now)
         if mail.enabled(ctx):
             threshold = ctx.config.low_credit_threshold

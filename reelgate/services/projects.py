@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelgate.db.codec import utc_now
+from reelgate.db.queries import budgets as budget_queries
 from reelgate.db.queries import library as library_queries
 from reelgate.db.queries import projects as project_queries
 from reelgate.db.records import Project
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
+from reelgate.services import budgets
 from reelgate.services.context import ServiceContext
 
 DEFAULT_PROJECT_NAME = "My videos"
@@ -25,10 +27,18 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def new_project(ctx: ServiceContext, user_id: str, name: str, description: str = "") -> Project:
+def new_project(
+    ctx: ServiceContext, user_id: str, name: str, description: str = "", budget_credits: int | None = None
+) -> Project:
     now = ctx.clock()
     return Project(
-        id=new_id("prj"), user_id=user_id, name=name, description=description, created_at=now, updated_at=now
+        id=new_id("prj"),
+        user_id=user_id,
+        name=name,
+        description=description,
+        created_at=now,
+        updated_at=now,
+        budget_credits=budget_credits,
     )
 
 
@@ -67,24 +77,40 @@ async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
     return await ctx.db.write(lambda tx: default_project_in(tx, user_id))
 
 
-async def create_project(ctx: ServiceContext, user_id: str, name: str, description: str = "") -> Project:
-    project = new_project(ctx, user_id, _clean_name(name), description[:2000])
+async def create_project(
+    ctx: ServiceContext, user_id: str, name: str, description: str = "", budget_credits: int | None = None
+) -> Project:
+    project = new_project(ctx, user_id, _clean_name(name), description[:2000], budgets.clean_budget(budget_credits))
     await ctx.db.write(lambda tx: project_queries.insert_project(tx, project))
     return project
 
 
+KEEP_BUDGET = object()  # update_project's default: the budget stays as it is (None removes it)
+
+
 async def update_project(
-    ctx: ServiceContext, user_id: str, project_id: str, *, name: str | None = None, description: str | None = None
+    ctx: ServiceContext,
+    user_id: str,
+    project_id: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    budget_credits: object = KEEP_BUDGET,
 ) -> Project:
     clean_name = _clean_name(name) if name is not None else None
     clean_description = description[:2000] if description is not None else None
+    change_budget = budget_credits is not KEEP_BUDGET
+    clean_budget = budgets.clean_budget(budget_credits) if change_budget else None
 
     def update(tx: Tx) -> Project:
+        now = ctx.clock()
         changed = project_queries.update_project(
-            tx, user_id, project_id, name=clean_name, description=clean_description, now=ctx.clock()
+            tx, user_id, project_id, name=clean_name, description=clean_description, now=now
         )
         if not changed:
             raise NotFound("Project not found.")
+        if change_budget:
+            budget_queries.set_budget(tx, user_id, project_id, clean_budget, now)
         return project_in(tx, user_id, project_id)
 
     return await ctx.db.write(update)

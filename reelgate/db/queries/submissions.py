@@ -1,13 +1,13 @@
 """A new generation's whole write: its idempotency key, its row in its project, its hold (credits held, one more
-job in flight). On PostgreSQL one statement (a data-modifying WITH: every statement is a network round trip
-there); on SQLite the same steps in turn, in the same transaction."""
+job in flight), and the budget of the project it went into. On PostgreSQL one statement (a data-modifying WITH:
+every statement is a network round trip there); on SQLite the same steps in turn, in the same transaction."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
 
-from reelgate.db.queries import generations, idempotency, ledger
+from reelgate.db.queries import budgets, generations, idempotency, ledger
 from reelgate.db.records import Generation
 from reelgate.db.sql import Query, Tx, query
 from reelgate.domain.ledger import EntryKind
@@ -21,6 +21,7 @@ class Submitted:
     key_taken: bool  # the idempotency key was used before: nothing was written
     project_id: str | None  # where the row went; None: the user has no such project, so nothing was held
     held: bool  # credits held and the job counted in flight
+    budget: int | None = None  # the project's budget in credits, read with the insert (None: it has none)
 
 
 @cache
@@ -49,7 +50,8 @@ def _as_one(with_key: bool, into_project: bool) -> Query:
                 AND EXISTS (SELECT 1 FROM e)
             RETURNING 1
         )
-        SELECT {"(SELECT count(*) FROM k)" if with_key else "1"}, (SELECT project_id FROM g), (SELECT count(*) FROM h)
+        SELECT {"(SELECT count(*) FROM k)" if with_key else "1"}, (SELECT project_id FROM g), (SELECT count(*) FROM h),
+            (SELECT budget_credits FROM projects WHERE id = (SELECT project_id FROM g))
         """
     )
 
@@ -71,8 +73,9 @@ def submit_generation(
     params.update(hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id)
     if key is not None:
         params.update(key=key, request_hash=request_hash, key_generation=generation.id)
-    fresh_key, placed, held = tx.one(_as_one(key is not None, project_id is not None), params)
-    return Submitted(key_taken=not fresh_key, project_id=placed, held=bool(held))
+    fresh_key, placed, held, budget = tx.one(_as_one(key is not None, project_id is not None), params)
+    budget = None if budget is None else int(budget)
+    return Submitted(key_taken=not fresh_key, project_id=placed, held=bool(held), budget=budget)
 
 
 def _in_steps(
@@ -86,4 +89,5 @@ def _in_steps(
     if placed is None:
         return Submitted(key_taken=False, project_id=None, held=False)
     held = ledger.hold_in_steps(tx, generation.user_id, generation.credits_held, generation.id, max_in_flight)
-    return Submitted(key_taken=False, project_id=placed, held=held)
+    budget = budgets.budget_of(tx, generation.user_id, placed) if held else None
+    return Submitted(key_taken=False, project_id=placed, held=held, budget=budget)

@@ -1,0 +1,102 @@
+"""Campaigns: a project's optional budget in credits, what the project has spent against it, and the check a
+submit runs inside its own transaction so no burst of submits can overshoot it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reelgate.db.queries import budgets as budget_queries
+from reelgate.db.queries import projects as project_queries
+from reelgate.db.records import Generation, LedgerEntry
+from reelgate.db.sql import Tx
+from reelgate.domain.errors import NotFound, ReelgateError, ValidationFailed
+from reelgate.services import analytics
+from reelgate.services.context import ServiceContext
+
+MAX_BUDGET = 1_000_000_000_000  # far above any real campaign; keeps the figure inside a BIGINT with room to add
+
+
+class BudgetExceeded(ReelgateError):
+    """The project's captured + held credits would pass its budget: 402 like insufficient credits, its own code."""
+
+    status_code = 402
+    code = "budget_exceeded"
+
+
+def clean_budget(budget: object) -> int | None:
+    """A budget is a positive whole number of credits, or None (no budget)."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_BUDGET:
+        raise ValidationFailed(
+            "budget_credits",
+            f"A budget is a whole number of credits from 1 to {MAX_BUDGET}, or null for none.",
+            allowed={"minimum": 1, "maximum": MAX_BUDGET},
+        )
+    return budget
+
+
+def check_in(tx: Tx, user_id: str, project_id: str, required: int) -> None:
+    """Inside the submit's transaction, after its insert and hold: refuses the generation (402) when the project's
+    captured + held credits, this quote included, would pass its budget; the raise rolls back the hold and the
+    insert. The project's row is locked first (PostgreSQL), so concurrent submits into one project count one after
+    another and a burst cannot all see the same "before"."""
+    budget = budget_queries.budget_locked(tx, user_id, project_id)
+    if budget is None:
+        return
+    captured, held = budget_queries.spend(tx, user_id, project_id)
+    held -= required  # the submit's own hold is in the sum already
+    if captured + held + required > budget:
+        raise BudgetExceeded(
+            f"This project's budget is {budget} credits: {captured} spent and {held} held by unfinished "
+            f"generations leave {max(budget - captured - held, 0)}, and this generation needs {required}.",
+            details={"project_id": project_id, "budget": budget, "spent": captured, "held": held, "required": required},
+        )
+
+
+@dataclass(frozen=True)
+class ProjectSpend:
+    """What a project (a campaign) has cost: credits, and the operator's provider cost and margin on them."""
+
+    budget: int | None
+    captured: int
+    held: int
+    remaining: int | None  # budget − captured − held, never below zero; None without a budget
+    revenue_micros: int
+    provider_cost_micros: int
+    margin_micros: int
+    currency: str
+    generations: dict[str, int] = field(default_factory=dict)  # count per state, deleted ones included
+
+
+async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> ProjectSpend:
+    """The project's spend, read in one snapshot. Provider cost and margin are computed per capture exactly as
+    the revenue report computes them (analytics.job_margin)."""
+
+    def read(tx: Tx) -> tuple[int | None, tuple[int, int], dict[str, int], list[tuple[LedgerEntry, Generation]]]:
+        project = project_queries.project_of_user(tx, user_id, project_id)
+        if project is None:
+            raise NotFound("Project not found.")
+        return (
+            project.budget_credits,
+            budget_queries.spend(tx, user_id, project_id),
+            budget_queries.generations_per_status(tx, user_id, project_id),
+            budget_queries.captures(tx, user_id, project_id),
+        )
+
+    budget, (captured, held), per_status, captures = await ctx.db.read(read, snapshot=True)
+    credit_micros = int(ctx.catalog.credit_unit.value * analytics.MICROS)
+    jobs = [analytics.job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
+    revenue = sum(job.revenue_micros for job in jobs)
+    cost = sum(job.provider_cost_micros for job in jobs)
+    return ProjectSpend(
+        budget=budget,
+        captured=captured,
+        held=held,
+        remaining=None if budget is None else max(budget - captured - held, 0),
+        revenue_micros=revenue,
+        provider_cost_micros=cost,
+        margin_micros=revenue - cost,
+        currency=ctx.catalog.credit_unit.currency,
+        generations=per_status,
+    )
