@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from reelgate.api.deps import Ctx
 from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import generations, projects, storage_quota
+from reelgate.services import budgets, generations, projects, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.web.common import FormViewer, PageViewer, Viewer, fragment, htmx_error, redirect, render, toast
 from reelgate.web.composer import (
@@ -97,6 +97,7 @@ async def studio(
     spec = _spec_of(ctx, form)
     cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id, favorites=favorites, view=view)
     storage = await storage_quota.storage_use(ctx, current.user.id)
+    spend = await budgets.project_spend(ctx, current.user.id, selected.id)
     return render(
         request,
         "studio.html",
@@ -112,6 +113,8 @@ async def studio(
         favorites=favorites,
         view=view,
         storage=storage,
+        spend=spend,
+        operator=current.user.is_admin,  # provider cost and margin are the operator's figures
         keep_favorites=ctx.config.retention_keep_favorites,
         back=f"/studio?project={selected.id}"
         + ("&favorites=true" if favorites else "")
@@ -200,3 +203,26 @@ async def rename_project(
     except ReelgateError as exc:
         return redirect(request, f"/studio?project={project_id}", error=exc.message)
     return redirect(request, f"/studio?project={project_id}", notice="Project renamed.")
+
+
+@router.post("/projects/{project_id}/budget")
+async def set_budget(
+    project_id: str,
+    request: Request,
+    current: FormViewer,
+    ctx: Ctx,
+    budget_credits: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Sets or changes the project's budget; an empty field removes it."""
+    back = f"/studio?project={project_id}"
+    text = budget_credits.strip()
+    budget: int | None = None
+    if text:
+        if not text.isdigit():
+            return redirect(request, back, error="A budget is a whole number of credits.")
+        budget = int(text)
+    try:
+        await projects.update_project(ctx, current.user.id, project_id, budget_credits=budget)
+    except ReelgateError as exc:
+        return redirect(request, back, error=exc.message)
+    return redirect(request, back, notice="Budget saved." if budget is not None else "Budget removed.")
