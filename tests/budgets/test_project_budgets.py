@@ -159,3 +159,24 @@ async def test_provider_cost_and_margin_are_for_operators_only(running: Running,
     spend = await _spend(client, alice, project)
     assert spend["credits_captured"] == 0 and spend["credits_remaining"] == 10
     assert spend["revenue_micros"] is None and spend["provider_cost_micros"] is None and spend["margin_micros"] is None
+
+
+async def test_a_move_carries_its_spend_and_is_never_refused_by_a_budget(running: Running, alice: Account) -> None:
+    client = running.client
+    loose = await _campaign(client, alice, None)
+    made = await _submit(client, alice, QUICK, loose)
+    video = await wait_for_terminal(client, made.json()["id"], alice.headers)
+    assert video["status"] == "succeeded"
+    project = await _campaign(client, alice, PRICE + 1)
+    assert (await _submit(client, alice, HANGING, project)).status_code == 202
+
+    # The move takes the project past its budget: allowed (a budget caps new spending, not past spending).
+    moved = await client.post(
+        "/api/v1/generations/move", headers=alice.headers, json={"ids": [video["id"]], "project_id": project}
+    )
+    assert moved.status_code == 200 and moved.json()["succeeded"] == [video["id"]], moved.text
+    spend = await _spend(client, alice, project)
+    assert (spend["credits_captured"], spend["credits_held"], spend["credits_remaining"]) == (PRICE, PRICE, 0)
+    assert (await _spend(client, alice, loose))["credits_captured"] == 0
+    details = _error(await _submit(client, alice, {**HANGING, "duration": 1}, project), 402, "budget_exceeded")
+    assert (details["spent"], details["held"]) == (PRICE, PRICE)
