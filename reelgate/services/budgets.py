@@ -12,6 +12,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ReelgateError, ValidationFailed
 from reelgate.services import analytics
 from reelgate.services.context import ServiceContext
+from reelgate.services.provider_costs import MICROS
 
 MAX_BUDGET = 1_000_000_000_000  # far above any real campaign; keeps the figure inside a BIGINT with room to add
 
@@ -85,7 +86,7 @@ async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> P
         )
 
     budget, (captured, held), per_status, captures = await ctx.db.read(read, snapshot=True)
-    credit_micros = int(ctx.catalog.credit_unit.value * analytics.MICROS)
+    credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
     jobs = [analytics.job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
     revenue = sum(job.revenue_micros for job in jobs)
     cost = sum(job.provider_cost_micros for job in jobs)
