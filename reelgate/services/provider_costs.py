@@ -10,13 +10,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from reelgate.db.records import Generation
-from reelgate.domain.catalog import Catalog, GenerationInput, ModelSpec, ResolvedRequest, resolve_request
+from reelgate.domain.catalog import Catalog, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.costs import provider_cost_estimate, token_cost
 from reelgate.domain.errors import NotFound, ReelgateError
 from reelgate.domain.fallbacks import fallback_request
+from reelgate.services.job_inputs import asked_input
 
 MICROS = 1_000_000  # money is reported in millionths of a currency unit, as integers
-_MEDIA_FIELDS = ("duration", "resolution", "aspect_ratio")
 
 
 def _spec(catalog: Catalog, model_id: str) -> ModelSpec | None:
@@ -26,28 +26,10 @@ def _spec(catalog: Catalog, model_id: str) -> ModelSpec | None:
         return None
 
 
-def _asked(generation: Generation) -> GenerationInput:
-    params = dict(generation.params or {})
-    if generation.kind == "text":  # a text job keeps a neutral size it was never asked for
-        params = {key: value for key, value in params.items() if key not in _MEDIA_FIELDS}
-    return GenerationInput(
-        prompt=generation.prompt or None,
-        negative_prompt=generation.negative_prompt,
-        duration=params.get("duration"),
-        resolution=params.get("resolution"),
-        aspect_ratio=params.get("aspect_ratio"),
-        seed=params.get("seed"),
-        start_image=generation.start_upload_id is not None,
-        end_image=generation.end_upload_id is not None,
-        audio=bool(params.get("audio")),
-        options=dict(params.get("options") or {}),
-    )
-
-
 def _sent_request(catalog: Catalog, generation: Generation, served: ModelSpec) -> ResolvedRequest | None:
     """The request the serving route received: the one asked of the chosen model, mapped by the fallback that
     served it."""
-    asked = _asked(generation)
+    asked = asked_input(generation)
     chosen = _spec(catalog, generation.model)
     fallback = next((f for f in chosen.fallbacks if f.model == served.id), None) if chosen is not None else None
     if chosen is None or fallback is None:

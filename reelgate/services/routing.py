@@ -29,7 +29,7 @@ from reelgate.db.queries.generations import bind_route
 from reelgate.db.queries.provider_rates import take_request_slot
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
-from reelgate.domain.catalog import Fallback, GenerationInput, ModelSpec, ResolvedRequest, resolve_request
+from reelgate.domain.catalog import Fallback, ModelSpec, ResolvedRequest, resolve_request
 from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.fallbacks import fallback_request
 from reelgate.providers.base import (
@@ -43,6 +43,7 @@ from reelgate.providers.base import (
 )
 from reelgate.services import prompting
 from reelgate.services.context import ServiceContext
+from reelgate.services.job_inputs import asked_input
 
 log = logging.getLogger("reelgate.routing")
 
@@ -80,24 +81,6 @@ def bound_provider(ctx: ServiceContext, generation: Generation) -> Provider:
     return ctx.providers.get_bound(generation.provider, fingerprint if isinstance(fingerprint, str) else None)
 
 
-def _given(generation: Generation) -> GenerationInput:
-    params = generation.params or {}
-    return GenerationInput(
-        prompt=generation.prompt,
-        negative_prompt=generation.negative_prompt,
-        duration=params.get("duration"),
-        resolution=params.get("resolution"),
-        aspect_ratio=params.get("aspect_ratio"),
-        seed=params.get("seed"),
-        start_image=generation.start_upload_id is not None,
-        end_image=generation.end_upload_id is not None,
-        audio=bool(params.get("audio")),
-        # Enhancement is done here (Poe), not by the provider: a fallback need not offer it.
-        enhance_prompt=False,
-        options=dict(params.get("options") or {}),
-    )
-
-
 def _usable(ctx: ServiceContext, spec: ModelSpec) -> bool:
     if spec.provider not in ctx.providers.names() or not ctx.providers.get(spec.provider).configured():
         return False
@@ -106,7 +89,7 @@ def _usable(ctx: ServiceContext, spec: ModelSpec) -> bool:
 
 def _source_request(primary: ModelSpec, generation: Generation) -> ResolvedRequest | None:
     try:
-        return resolve_request(primary, _given(generation), require_prompt=True)
+        return resolve_request(primary, asked_input(generation), require_prompt=True)
     except ValidationFailed:
         return None  # the catalog changed since the job was accepted: no fallback can be proven to fit
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.requests import Request
@@ -258,7 +258,7 @@ class Simulator:
         self.webhooks.close()
         self.server.stop()
 
-    def __enter__(self) -> Simulator:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

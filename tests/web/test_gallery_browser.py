@@ -48,12 +48,8 @@ class PictureReplicate(ReplicateSimulator):
 
 @pytest.fixture(scope="module")
 def replicate() -> Iterator[PictureReplicate]:
-    sim = PictureReplicate(auto_advance=(0.2, 0.3))
-    sim.start()
-    try:
+    with PictureReplicate(auto_advance=(0.2, 0.3)) as sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, replicate: PictureReplicate
 
 def make_image(page: Page, prompt: str, ratio: str) -> str:
     pick_model(page, "flux-schnell")
-    page.get_by_label("Aspect ratio").select_option(ratio)
+    page.get_by_label("Aspect ratio", exact=True).select_option(ratio)
     page.get_by_label("Prompt", exact=True).fill(prompt)
     expect(page.locator("#generate-button")).to_be_enabled()
     page.locator("#generate-button").click()

@@ -23,11 +23,8 @@ def poe() -> Iterator[PoeSimulator]:
     sim = PoeSimulator(api_key="test-key", video=b"")
     sim.text_reply = "Lighthouse at dusk: {prompt}.\nSlow dolly in, waves catching the last light."
     sim.text_usage = {"prompt_tokens": 120, "completion_tokens": 300}
-    sim.start()
-    try:
+    with sim:
         yield sim
-    finally:
-        sim.stop()
 
 
 @pytest.fixture(scope="module")
