@@ -82,11 +82,12 @@ _STEP_OF = {
 }
 
 
-async def due_work(ctx: ServiceContext, *, limit: int = 50) -> list[DueWork]:
+async def due_work(ctx: ServiceContext, *, limit: int = 50, polls_only: bool = False) -> list[DueWork]:
     """What the worker should do now. The database row is the truth, so this also re-drives anything a lost
-    wake-up, a crash or a restart left behind (see generation_queries.due_work for how the scan stays cheap)."""
+    wake-up, a crash or a restart left behind (see generation_queries.due_work for how the scan stays cheap).
+    `polls_only`: due polls and expiries only (production mode's poll budget)."""
     now = ctx.clock()
-    found = await ctx.db.read(lambda tx: generation_queries.due_work(tx, now=now, limit=limit))
+    found = await ctx.db.read(lambda tx: generation_queries.due_work(tx, now=now, limit=limit, polls_only=polls_only))
     expired = [r[0] for r in found if r[4]][:limit]
     rows = [r for r in found if not r[4]]
     work = [DueWork(gid, Step.EXPIRE) for gid in expired]
@@ -102,6 +103,15 @@ async def claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
     now = ctx.clock()
     until = now + timedelta(seconds=ctx.config.lease_seconds)
     return await ctx.db.write(lambda tx: generation_queries.claim(tx, generation_id, owner, now=now, until=until))
+
+
+async def claim_many(ctx: ServiceContext, generation_ids: list[str], owner: str) -> set[str]:
+    """`claim` for several generations in one write; the ids whose lease `owner` now holds."""
+    if not generation_ids:
+        return set()
+    now = ctx.clock()
+    until = now + timedelta(seconds=ctx.config.lease_seconds)
+    return await ctx.db.write(lambda tx: generation_queries.claim_many(tx, generation_ids, owner, now=now, until=until))
 
 
 async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> None:
@@ -401,19 +411,21 @@ async def reconcile(ctx: ServiceContext, generation_id: str) -> None:
     await ctx.db.write(lambda tx: generation_queries.mark_needs_review(tx, generation.id, now=now, next_poll=next_poll))
 
 
-async def poll(ctx: ServiceContext, generation_id: str) -> None:
+async def poll(ctx: ServiceContext, generation_id: str) -> bool:
+    """Asks the provider how the job is doing and records the answer; True when the generation now waits to be
+    stored (the answer, or a webhook before it, found the output ready), so the caller can hand it on."""
     generation = await _load(ctx, generation_id)
     if generation is None or generation.status != _S.PROCESSING.value or not generation.provider_job_id:
-        return
+        return generation is not None and generation.status == _S.STORING.value
     provider = routing.bound_provider(ctx, generation)
     try:
         update_ = await provider.status(generation.provider_job_id, await job_request(ctx, generation))
     except RetryLater as exc:
         await _transient(ctx, generation, str(exc), exc.after)
-        return
+        return False
     except ProviderRejected as exc:
         await _rejected(ctx, generation, exc)
-        return
+        return False
     update_ = await stage_output(ctx, generation.id, update_)
     now = ctx.clock()
     # A good answer ends a run of transient errors: the bound is on failures in a row.
@@ -430,6 +442,7 @@ async def poll(ctx: ServiceContext, generation_id: str) -> None:
     finally:
         if not kept:
             await discard_staged(ctx, update_)
+    return kept
 
 
 async def _transient(ctx: ServiceContext, generation: Generation, reason: str, after: float | None) -> None:

@@ -151,6 +151,14 @@ _CLAIM = query(
       AND (lease_until IS NULL OR lease_until < :now OR lease_owner = :owner)
     """
 )
+_CLAIM_MANY = query(
+    f"""
+    UPDATE generations SET lease_owner = :owner, lease_until = :until
+    WHERE id = ANY(:ids) AND status IN {_ACTIVE}
+      AND (lease_until IS NULL OR lease_until < :now OR lease_owner = :owner)
+    RETURNING id
+    """
+)
 _RELEASE_CLAIM = query(
     "UPDATE generations SET lease_owner = NULL, lease_until = NULL WHERE id = :id AND lease_owner = :owner"
 )
@@ -424,6 +432,11 @@ def claim(tx: Tx, generation_id: str, owner: str, *, now: datetime, until: datet
     return tx.run(_CLAIM, {"id": generation_id, "owner": owner, "now": now, "until": until}) == 1
 
 
+def claim_many(tx: Tx, generation_ids: list[str], owner: str, *, now: datetime, until: datetime) -> set[str]:
+    """The leases of several generations in one statement; the ids of those it got (free, active, or ours)."""
+    return {row[0] for row in tx.all(_CLAIM_MANY, {"ids": generation_ids, "owner": owner, "now": now, "until": until})}
+
+
 def release_claim(tx: Tx, generation_id: str, owner: str) -> None:
     tx.run(_RELEASE_CLAIM, {"id": generation_id, "owner": owner})
 
@@ -452,8 +465,9 @@ def count_in_project(tx: Tx, project_id: str) -> int:
 _STEP_STATES = (_S.QUEUED, _S.SUBMITTING, _S.PROCESSING, _S.STORING)
 
 
-def _due_work_query() -> Query:
-    """Every branch of the scan in one UNION ALL; `expired` tells the two kinds of rows apart.
+def _due_work_query(step_states: tuple[_S, ...] = _STEP_STATES) -> Query:
+    """Every branch of the scan in one UNION ALL; `expired` tells the two kinds of rows apart. With
+    `step_states` narrowed to processing it is the scan of the poll budget: polls and expiries only.
 
     Each branch is one status with a plain range condition (`next_poll_at <= now`, NULLs in a branch of their
     own, deadlines on (status, deadline_at)), so the scan reads index ranges instead of every active row: with
@@ -465,7 +479,7 @@ def _due_work_query() -> Query:
         f"WHERE status = '{state}' AND deadline_at < :now AND {free} LIMIT :limit"
         for state in sorted(ACTIVE_STATES)
     ]
-    for state in _STEP_STATES:
+    for state in step_states:
         branches.append(
             f"SELECT {picked}, 0 AS expired FROM generations WHERE status = '{state}' AND {free} "
             f"AND next_poll_at <= :now ORDER BY next_poll_at LIMIT :limit"
@@ -479,9 +493,11 @@ def _due_work_query() -> Query:
 
 
 _DUE_WORK = _due_work_query()
+_DUE_POLLS = _due_work_query((_S.PROCESSING,))
 
 
-def due_work(tx: Tx, *, now: datetime, limit: int) -> list[tuple[Any, ...]]:
+def due_work(tx: Tx, *, now: datetime, limit: int, polls_only: bool = False) -> list[tuple[Any, ...]]:
     """(id, status, next_poll_at, created_at, expired) of the generations the worker should handle now. The
-    moments come as the database gives them: they only order the rows."""
-    return [tuple(row) for row in tx.all(_DUE_WORK, {"now": now, "limit": limit})]
+    moments come as the database gives them: they only order the rows. `polls_only`: the processing ones whose
+    poll is due and the expired ones, what production mode's poll budget runs."""
+    return [tuple(row) for row in tx.all(_DUE_POLLS if polls_only else _DUE_WORK, {"now": now, "limit": limit})]
