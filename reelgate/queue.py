@@ -1,10 +1,12 @@
 """Production mode's job queue: procrastinate on the same PostgreSQL, its thin tasks, and the wake-up.
 
 The generation row stays the source of truth: a job only says "look at this generation now". One job
-per generation waits at a time (`queueing_lock`) and one runs at a time (`lock`); polls are jobs
-scheduled for later; every worker runs a reconciler beside its job slots that releases the jobs of dead
-workers and re-enqueues any due generation no job covers, so a crash between a commit and its enqueue, or a
-killed worker, loses nothing.
+per generation waits at a time (`queueing_lock`) and one runs at a time (`lock`). Jobs carry steps (submit,
+store); polls are not jobs: each worker's poll budget scans the generations table for due polls, claims a batch
+of them with one write through the row's lease (as the embedded worker does) and runs them, so a poll costs no
+queue round trip. Every worker runs a reconciler beside its job slots that releases the jobs of dead workers and
+re-enqueues any due step no job covers, so a crash between a commit and its enqueue, or a killed worker, loses
+nothing; a dead worker's polls come back on their own when its leases lapse (three heartbeats).
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from reelgate.worker import HOUSEKEEPING
 log = logging.getLogger("reelgate.queue")
 
 DRIVE_TASK = "reelgate.drive"
-# Two budgets, as in the embedded worker: steps (submits, downloads, output checks) on procrastinate's default
-# queue, polls on their own queue served by their own, wider set of slots in the same process.
+# Two budgets, as in the embedded worker: steps (submits, downloads, output checks) as jobs on procrastinate's
+# default queue, polls run by the worker's own poll loop (`poll_forever`) on a wider set of slots.
 STEP_QUEUE = "default"
+# Earlier versions deferred each poll as a job on this queue; the step worker still serves it, so jobs left there
+# by an upgrade run once (steps only) and are gone.
 POLL_QUEUE = "reelgate.polls"
-POLL_FETCHES_PER_QUEUE_POLL = 4  # the poll budget looks for due jobs 4 times per REELGATE_QUEUE_POLL_SECONDS
+POLL_SCANS_PER_QUEUE_POLL = 4  # the poll budget looks for due polls 4 times per REELGATE_QUEUE_POLL_SECONDS
 BATCH_WAKEUPS = 200  # wake-ups deferred in one queue transaction at most
 # Jobs that keep failing (a database blip, a bug) come back after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
@@ -117,6 +121,7 @@ class Queue:
         self._flusher: asyncio.Task[None] | None = None
         self._housekeeping_at: dict[str, float] = {}
         self._held: set[str] = set()  # generations whose steps this process is running now
+        self._poll_failures: dict[str, tuple[int, float]] = {}  # generation → (failures in a row, retry at)
         self._register()
 
     @property
@@ -162,28 +167,24 @@ class Queue:
         while self._waking:
             batch, self._waking = self._waking[:BATCH_WAKEUPS], self._waking[BATCH_WAKEUPS:]
             try:
-                await self.enqueue_batch([(g, None, None) for g in batch])
+                await self.enqueue_batch([(g, None) for g in batch])
             except Exception:  # noqa: BLE001 - one already waiting (or a blip) fails the batch: one by one then
                 for generation_id in batch:
                     await self.enqueue(generation_id)
 
-    async def enqueue_batch(self, work: Sequence[tuple[str, datetime | None, Step | None]]) -> None:
-        """Defers one job per (generation, when, next step) in one queue transaction; all or none (a
-        generation that already has a waiting job fails the whole batch)."""
-        jobs = [self._deferrer(g, at, step).make_new_job(generation_id=g) for g, at, step in work]
+    async def enqueue_batch(self, work: Sequence[tuple[str, datetime | None]]) -> None:
+        """Defers one job per (generation, when) in one queue transaction; all or none (a generation that
+        already has a waiting job fails the whole batch)."""
+        jobs = [self._deferrer(g, at).make_new_job(generation_id=g) for g, at in work]
         await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
 
-    def _deferrer(self, generation_id: str, at: datetime | None, step: Step | None) -> JobDeferrer:
-        """The generation's job: one waiting and one running at a time, on the poll budget if it is a poll."""
-        queue = POLL_QUEUE if step in tasks.POLL_BUDGET_STEPS else STEP_QUEUE
-        return self._drive.configure(lock=generation_id, queueing_lock=generation_id, schedule_at=at, queue=queue)
+    def _deferrer(self, generation_id: str, at: datetime | None) -> JobDeferrer:
+        """The generation's job: one waiting and one running at a time."""
+        return self._drive.configure(lock=generation_id, queueing_lock=generation_id, schedule_at=at, queue=STEP_QUEUE)
 
-    async def enqueue(
-        self, generation_id: str, *, at: datetime | None = None, failures: int = 0, step: Step | None = None
-    ) -> bool:
-        """Defers the generation's job, on the poll budget if its next step is a poll; False if one was already
-        waiting (then it is made due if `at` is now)."""
-        deferrer = self._deferrer(generation_id, at, step)
+    async def enqueue(self, generation_id: str, *, at: datetime | None = None, failures: int = 0) -> bool:
+        """Defers the generation's job; False if one was already waiting (then it is made due if `at` is now)."""
+        deferrer = self._deferrer(generation_id, at)
         try:
             await deferrer.defer_async(generation_id=generation_id, failures=failures)
             return True
@@ -204,7 +205,8 @@ class Queue:
         return {"ok": True, **await self.stats()}
 
     async def reconcile(self) -> int:
-        """Frees the locks of jobs whose worker died, then enqueues every due generation without a job.
+        """Frees the locks of jobs whose worker died, then enqueues every generation with a due step and no job
+        (due polls are the poll budget's: it finds them in the table itself).
 
         Every worker runs this; two passes at once are harmless: a stalled job is finished by whichever gets
         there first (the other's attempt is refused and skipped), and a generation is enqueued at most once
@@ -222,12 +224,12 @@ class Queue:
                 # Its holder is dead by the queue's own judgment: the next worker need not wait for the lease.
                 await pipeline.drop_claim(self.ctx, job.lock)
                 enqueued += await self.enqueue(job.lock)
-        due = await pipeline.due_work(self.ctx, limit=1000)
+        due = [w for w in await pipeline.due_work(self.ctx, limit=1000) if w.step not in tasks.POLL_BUDGET_STEPS]
         covered = await self._covered([work.generation_id for work in due])
-        # Most due generations already have their job (a poll whose time has just come): only the rest are enqueued.
+        # Most due steps already have their job (one whose time has just come): only the rest are enqueued.
         for work in due:
             if work.generation_id not in covered:
-                enqueued += await self.enqueue(work.generation_id, step=work.step)
+                enqueued += await self.enqueue(work.generation_id)
         if enqueued:
             log.info("reconciler enqueued %d generations", enqueued)
         return enqueued
@@ -268,10 +270,10 @@ class Queue:
     async def run_worker(
         self, *, concurrency: int, poll_concurrency: int | None = None, install_signal_handlers: bool = False
     ) -> None:
-        """Runs jobs until stopped: `concurrency` steps and `poll_concurrency` polls at once (two procrastinate
-        workers in this process, one per queue). Cancelling it is an orderly stop: no new job is taken, running
-        ones get `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by
-        the next reconciler tick; their leases lapse with this worker's heartbeat)."""
+        """Runs jobs until stopped: `concurrency` steps (a procrastinate worker) and `poll_concurrency` polls
+        (the poll loop) at once. Cancelling it is an orderly stop: no new job or poll is taken, running ones get
+        `worker_shutdown_seconds` to finish, then are aborted (their generations are picked up again by the next
+        reconciler tick or poll scan; their leases lapse with this worker's heartbeat)."""
         polls = poll_concurrency or self.settings.poll_concurrency_for(concurrency)
         side_tasks = [
             asyncio.create_task(self.renew_leases(), name="reelgate-lease-renewal"),
@@ -280,7 +282,7 @@ class Queue:
         workers = [
             asyncio.create_task(
                 self._procrastinate_worker(
-                    STEP_QUEUE,
+                    [STEP_QUEUE, POLL_QUEUE],
                     concurrency,
                     self.owner,
                     install_signal_handlers=install_signal_handlers,
@@ -288,31 +290,108 @@ class Queue:
                     fetch_every=self.settings.queue_poll_seconds,
                 )
             ),
-            # Polls are deferred for later (their next look), so a NOTIFY on each would only wake every worker
-            # to find nothing due: the poll budget looks for due jobs on a short timer instead.
-            asyncio.create_task(
-                self._procrastinate_worker(
-                    POLL_QUEUE,
-                    polls,
-                    f"{self.owner}:polls",
-                    install_signal_handlers=False,
-                    listen=False,
-                    fetch_every=self.settings.queue_poll_seconds / POLL_FETCHES_PER_QUEUE_POLL,
-                )
-            ),
         ]
+        poller = asyncio.create_task(self.poll_forever(polls), name="reelgate-polls")
         try:
-            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*workers, poller], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                task.result()  # one stopped on its own (its connection was lost): the caller starts both again
+                task.result()  # it stopped on its own (its connection was lost): the caller starts it again
         finally:
-            for task in [*workers, *side_tasks]:
-                task.cancel()  # procrastinate's orderly stop for the workers
-            await asyncio.gather(*workers, *side_tasks, return_exceptions=True)
+            for task in [*workers, poller]:
+                task.cancel()  # the orderly stop: procrastinate's for jobs, `poll_forever`'s for polls
+            await asyncio.gather(*workers, poller, return_exceptions=True)
+            # The leases of steps and polls still finishing are renewed until they have finished.
+            for task in side_tasks:
+                task.cancel()
+            await asyncio.gather(*side_tasks, return_exceptions=True)
+
+    async def poll_forever(self, slots: int) -> None:
+        """The poll budget: `slots` polls (and expiries) at once, found in the generations table itself.
+
+        Four times per REELGATE_QUEUE_POLL_SECONDS (and, while more are due than it has room for, as soon as a
+        quarter of the slots is free) it reads the due polls nobody holds, claims as many as there is room for
+        with one write on their leases, and runs each on its own task. The lease is what keeps two workers from
+        polling one generation: renewed on this worker's heartbeat while the poll runs, released when it ends,
+        and lapsing three heartbeats after a killed worker stopped beating, when any worker's next scan takes the
+        generation over. A poll that finds the output ready hands the download to the step budget as a job.
+        Cancelling it stops taking polls; running ones get `worker_shutdown_seconds`, then are cancelled."""
+        interval = self.settings.queue_poll_seconds / POLL_SCANS_PER_QUEUE_POLL
+        loop = asyncio.get_running_loop()
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                behind = False
+                if len(running) < slots:
+                    try:
+                        behind = await self._start_due_polls(running, slots - len(running))
+                    except Exception:  # noqa: BLE001 - a database blip: the next scan tries again
+                        log.warning("the poll scan failed", exc_info=True)
+                if not behind and len(running) < slots:
+                    await asyncio.sleep(interval)
+                    continue
+                # More is due than there was room for: scan again once a quarter of the slots is free (one scan per
+                # several polls, not one per poll), or after the interval at the latest.
+                until = loop.time() + interval
+                while len(running) > slots - max(1, slots // 4) and loop.time() < until:
+                    await asyncio.wait(
+                        set(running.values()), timeout=until - loop.time(), return_when=asyncio.FIRST_COMPLETED
+                    )
+        finally:
+            if running:
+                _, late = await asyncio.wait(set(running.values()), timeout=self.settings.worker_shutdown_seconds)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+
+    async def _start_due_polls(self, running: dict[str, asyncio.Task[None]], room: int) -> bool:
+        """Claims and starts up to `room` due polls; True if there may be more due than that."""
+        now = time.monotonic()
+        waiting = {g for g, (_, at) in self._poll_failures.items() if at > now}
+        due = await pipeline.due_work(self.ctx, limit=room + len(waiting), polls_only=True)
+        wanted = [w for w in due if w.generation_id not in running and w.generation_id not in waiting]
+        behind = len(wanted) >= room
+        wanted = wanted[:room]
+        if not wanted:
+            return False
+        claimed = await pipeline.claim_many(self.ctx, [w.generation_id for w in wanted], self.owner)
+        if not claimed:
+            return False  # another worker was quicker: wait for the next scan rather than scan at once again
+        for work in wanted:
+            if work.generation_id in claimed:  # the rest were taken by another worker since the scan
+                self._held.add(work.generation_id)  # renewed on every heartbeat from now on
+                task = asyncio.create_task(self._poll_one(work))
+                running[work.generation_id] = task
+                task.add_done_callback(lambda _, g=work.generation_id: running.pop(g, None))
+        return behind
+
+    async def _poll_one(self, work: pipeline.DueWork) -> None:
+        """Runs one claimed poll (or expiry) and lets the lease go; on a failure, the generation is left alone
+        here for a growing while (2, 4, 8 ... s) so that a broken one cannot take a slot on every scan."""
+        generation_id = work.generation_id
+        ready = False
+        with generation_context(generation_id):
+            try:
+                if work.step is Step.POLL:
+                    ready = await pipeline.poll(self.ctx, generation_id)
+                else:
+                    await pipeline.expire(self.ctx, generation_id)
+                self._poll_failures.pop(generation_id, None)
+            except Exception:
+                log.exception("polling %s failed", generation_id)
+                failures = self._poll_failures.get(generation_id, (0, 0.0))[0]
+                self._poll_failures[generation_id] = (failures + 1, time.monotonic() + backoff(failures))
+            finally:
+                self._held.discard(generation_id)
+                try:
+                    await pipeline.release_claim(self.ctx, generation_id, self.owner)
+                except Exception:  # noqa: BLE001 - it lapses on its own within three heartbeats
+                    log.warning("could not release %s", generation_id, exc_info=True)
+        if ready:
+            self.wake(generation_id)  # its download is a step: a job on the step budget
 
     async def _procrastinate_worker(
         self,
-        queue: str,
+        queues: list[str],
         concurrency: int,
         name: str,
         *,
@@ -321,7 +400,7 @@ class Queue:
         fetch_every: float,
     ) -> None:
         await self.app.run_worker_async(
-            queues=[queue],
+            queues=queues,
             concurrency=concurrency,
             name=name,
             listen_notify=listen,
@@ -356,20 +435,18 @@ class Queue:
     def _register(self) -> None:
         app = self.app
 
-        @app.task(name=DRIVE_TASK, pass_context=True)
-        async def drive(context: procrastinate.JobContext, generation_id: str, failures: int = 0) -> None:
-            polls_only = context.job.queue == POLL_QUEUE
+        @app.task(name=DRIVE_TASK)
+        async def drive(generation_id: str, failures: int = 0) -> None:
             with generation_context(generation_id), self.holding(generation_id):
                 try:
-                    plan = await tasks.drive(self.ctx, generation_id, self.owner, polls_only=polls_only)
+                    plan = await tasks.drive(self.ctx, generation_id, self.owner, steps_only=True)
                 except Exception:
                     log.exception("driving %s failed", generation_id)
                     delay = timedelta(seconds=backoff(failures))
                     await self.enqueue(generation_id, at=self.ctx.clock() + delay, failures=failures + 1)
                     return
-            if plan is not None:
-                step, at = plan
-                await self.enqueue(generation_id, at=at, step=step)
+            if plan is not None and plan[0] not in tasks.POLL_BUDGET_STEPS:  # a poll: the poll loop finds it due
+                await self.enqueue(generation_id, at=plan[1])
 
         @app.periodic(cron="17 * * * *")
         @app.task(name="reelgate.abort_stale_uploads", queueing_lock="reelgate.abort_stale_uploads")

@@ -10,7 +10,7 @@ from reelgate.services import outputs, pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.pipeline import Step
 
-STEP_HANDLERS: dict[Step, Callable[[ServiceContext, str], Awaitable[None]]] = {
+STEP_HANDLERS: dict[Step, Callable[[ServiceContext, str], Awaitable[object]]] = {
     Step.SUBMIT: pipeline.submit,
     Step.RECONCILE: pipeline.reconcile,
     Step.POLL: pipeline.poll,
@@ -26,7 +26,7 @@ STEP_OF_STATUS: dict[str, Step] = {
     GenerationStatus.STORING.value: Step.STORE,
 }
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
-# The steps a job on the poll budget runs: one small request each (expiry is a status write and a cancel).
+# The steps the poll budget runs: one small request each (expiry is a status write and a cancel).
 POLL_BUDGET_STEPS = frozenset({Step.POLL, Step.EXPIRE})
 # One queue job runs at most this many steps back to back before handing the generation back to the queue.
 MAX_STEPS_PER_JOB = 8
@@ -59,17 +59,17 @@ async def next_step(ctx: ServiceContext, generation_id: str, owner: str) -> tupl
 
 
 async def drive(
-    ctx: ServiceContext, generation_id: str, owner: str, *, polls_only: bool = False
+    ctx: ServiceContext, generation_id: str, owner: str, *, steps_only: bool = False
 ) -> tuple[Step, datetime] | None:
     """Runs every step of one generation that is due now; returns the next step and when it falls due (None:
-    the generation ended). With `polls_only` (a job on the poll budget) it runs polls and expiry only and
-    returns any other step due now, so that a download never takes a poll's slot."""
+    the generation ended). With `steps_only` (a queue job in production mode) it leaves polls and expiry to the
+    poll budget and returns them as the next step, so that a poll never takes a download's slot."""
     for _ in range(MAX_STEPS_PER_JOB):
         plan = await next_step(ctx, generation_id, owner)
         if plan is None:
             return None
         step, at = plan
-        if at > ctx.clock() or (polls_only and step not in POLL_BUDGET_STEPS):
+        if at > ctx.clock() or (steps_only and step in POLL_BUDGET_STEPS):
             return plan
         await run_step(ctx, step, generation_id, owner)
     return await next_step(ctx, generation_id, owner)  # handed back to the queue: its next look is a new job
