@@ -11,14 +11,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-
 from bench import fixtures
 from bench.common import CLIENT_CPU, PYTHON, SERVER_CPU, fmt, new_run_dir, pct, spawn
 from bench.report import Section
-from reelgate.queue import Queue
-from reelgate.services.pipeline import Step
-from reelgate.settings import Settings
 
 JOBS = 10_000
 POLL_MAX = 60.0  # the default REELGATE_POLL_MAX_SECONDS
@@ -53,7 +48,7 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
         f"{POLL_MAX:.0f} s, so keeping up needs {jobs / POLL_MAX:.0f} polls/s. Run for {seconds:.0f} s. Embedded: "
         f"reelgate's own loop (`Worker`, default concurrency: 4 steps, 32 polls) in one process; production: "
         f"{QUEUE_WORKERS} procrastinate workers as `reelgate worker` runs them (default concurrency: 4 steps, 32 "
-        "polls each; every generation's next poll already a scheduled job, as in steady state), their figures "
+        "polls each; polls found in the generations table, claimed in batches through the row's lease), their figures "
         f"summed (polls, CPU) or merged (lags). Workers pinned to CPU {SERVER_CPU}, the simulator to CPU "
         f"{CLIENT_CPU}, PostgreSQL unpinned. Lag = time the poll step read the row − its next_poll_at. "
         "CPU per poll = worker process CPU (all threads) / polls, and includes the worker's scans and queue work. "
@@ -129,18 +124,9 @@ def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, secon
             start = datetime.now(UTC) + timedelta(seconds=5)
             rng = random.Random(7)
             due = [start + timedelta(seconds=rng.uniform(0, POLL_MAX)) for _ in range(jobs)]
-            rows = await fixtures.insert_generations(ctx, user_id, jobs, next_poll_at=due, poll_count=30)
-            if production:  # steady state: every generation's next look is already a job, scheduled for its poll
-                queue = Queue(Settings(**values))
-                await queue.open(ctx)
-                try:
-                    for i in range(0, len(rows), 1000):
-                        await queue.enqueue_batch([(g.id, g.next_poll_at, Step.POLL) for g in rows[i : i + 1000]])
-                finally:
-                    await queue.close()
-                # Planner statistics for the filled queue table, as autovacuum keeps them in steady state (without
-                # them a fetch picks a plan that checks every waiting job's lock: ~30 ms instead of ~1 ms).
-                await queue_analyze(values)
+            # Steady state in both modes: the rows alone (production mode's poll budget, like the embedded loop, finds
+            # due polls in the generations table; no queue job stands for a waiting poll).
+            await fixtures.insert_generations(ctx, user_id, jobs, next_poll_at=due, poll_count=30)
 
     asyncio.run(setup())
     workers = [
@@ -171,11 +157,6 @@ def _variant_on(run_dir: Any, variant: str, url: str | None, sim_url: str, secon
         else:
             raise RuntimeError(f"worker failed: {worker.log.read_text()[-3000:]}")
     return results[0] if len(results) == 1 else _merged(results, seconds)
-
-
-async def queue_analyze(values: dict[str, Any]) -> None:
-    async with await psycopg.AsyncConnection.connect(values["database_url"], autocommit=True) as conn:
-        await conn.execute("ANALYZE procrastinate_jobs")
 
 
 def _merged(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:

@@ -144,7 +144,8 @@ def _explain(values: dict[str, Any], waiting: set[str]) -> None:
     with psycopg.connect(values["database_url"]) as conn:
         for gid in sorted(waiting)[:5]:
             row = conn.execute(
-                "SELECT status, poll_count, lease_owner, lease_until, next_poll_at, now() FROM generations WHERE id = %s",
+                "SELECT status, poll_count, lease_owner, lease_until, next_poll_at, now()"
+                " FROM generations WHERE id = %s",
                 (gid,),
             ).fetchone()
             jobs = conn.execute(
