@@ -17,6 +17,7 @@ from reelgate.api import (
     routes_health,
     routes_inputs,
     routes_library,
+    routes_organizations,
     routes_webhooks,
 )
 from reelgate.api.address_limits import AddressRateLimitMiddleware
@@ -93,7 +94,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes are matched in the order they are mounted, one pattern at a time: the API that serves the most
     # requests goes first, so its calls do not try every studio and admin route before their own.
     _mount_optional(app, MATCHED_FIRST)
-    for module in (routes_health, routes_catalog, routes_generations, routes_account, routes_webhooks, routes_inputs):
+    for module in (
+        routes_health,
+        routes_catalog,
+        routes_generations,
+        routes_account,
+        routes_organizations,
+        routes_webhooks,
+        routes_inputs,
+    ):
         app.include_router(module.router)
     routes_library.mount(app)
     _mount_optional(app, tuple(name for name in OPTIONAL_ROUTERS if name not in MATCHED_FIRST))

@@ -299,6 +299,35 @@ class EmailToken:
     created_at: datetime
 
 
+@dataclass(slots=True)
+class Organization:
+    id: str
+    name: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class OrganizationMember:
+    organization_id: str
+    user_id: str
+    role: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class OrganizationInvitation:
+    id: str
+    organization_id: str
+    email: str
+    role: str
+    invited_by: str
+    token_hash: str | None
+    expires_at: datetime
+    used_at: datetime | None
+    created_at: datetime
+
+
 # Table name of each record, for the schema test and for the column lists of db/sql.py.
 @dataclass(slots=True)
 class Session:
@@ -348,4 +377,7 @@ TABLE_OF: dict[type, str] = {
     StorageQuota: "storage_quotas",
     Session: "sessions",
     AuditEntry: "audit_log",
+    Organization: "organizations",
+    OrganizationMember: "organization_members",
+    OrganizationInvitation: "organization_invitations",
 }

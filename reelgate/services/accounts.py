@@ -57,6 +57,11 @@ def _normalize_email(email: str) -> str:
     return email.lower()
 
 
+def normalize_email(email: str) -> str:
+    """The address as accounts store it (for an invitation, compared with an account's)."""
+    return _normalize_email(email)
+
+
 def check_password_rules(password: str) -> None:
     if len(password) < 8:
         raise ValidationFailed("password", "Passwords need at least 8 characters.", allowed={"min_length": 8})

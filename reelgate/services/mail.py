@@ -33,6 +33,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from reelgate.db.queries import ledger as ledger_queries
 from reelgate.db.queries import mail as mail_queries
+from reelgate.db.queries import organizations as org_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.records import EmailToken, Generation, OutboxEmail, Payment, User
 from reelgate.db.sql import Tx
@@ -49,7 +50,9 @@ OPTIONAL_KINDS: dict[str, str] = {
     "purchase_receipt": "Receipts for credit purchases",
 }
 # Always sent: they answer something the account holder (or an administrator) just asked for.
-ALWAYS_KINDS = ("password_reset", "verify_email", "account_unlock")
+# An organization invitation goes to the invited address (payload "to"), which may have no account yet; its row
+# belongs to the member who invited.
+ALWAYS_KINDS = ("password_reset", "verify_email", "account_unlock", "organization_invitation")
 KINDS = (*OPTIONAL_KINDS, *ALWAYS_KINDS)
 
 SUBJECTS = {
@@ -60,6 +63,7 @@ SUBJECTS = {
     "password_reset": "Reset your password",
     "verify_email": "Confirm your email address",
     "account_unlock": "Sign-in to your account was locked",
+    "organization_invitation": "You are invited to join {organization}",
 }
 # Seconds before each retry; after the last one the email is marked failed.
 RETRY_DELAYS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600)
@@ -283,6 +287,9 @@ def render(ctx: ServiceContext, email: OutboxEmail, user: User, secret: str | No
         "reset_url": f"{base}/reset-password?token={secret}" if email.kind == "password_reset" else "",
         "verify_url": f"{base}/verify-email?token={secret}" if email.kind == "verify_email" else "",
         "unlock_url": f"{base}/unlock-account?token={secret}" if email.kind == "account_unlock" else "",
+        "invitation_url": (
+            f"{base}/organizations/join?token={secret}" if email.kind == "organization_invitation" else ""
+        ),
         "reset_request_url": f"{base}/forgot-password",
     }
     context = {
@@ -294,7 +301,9 @@ def render(ctx: ServiceContext, email: OutboxEmail, user: User, secret: str | No
         "kind_label": OPTIONAL_KINDS.get(email.kind, ""),
     }
     subject = header_text(
-        SUBJECTS[email.kind].format(**{k: context.get(k, "") for k in ("title", "refunded", "available", "credits")})
+        SUBJECTS[email.kind].format(
+            **{k: context.get(k, "") for k in ("title", "refunded", "available", "credits", "organization")}
+        )
     )
     text = _env.get_template(f"{email.kind}.txt").render(context)
     html = _env.get_template(f"{email.kind}.html").render(context)
@@ -304,7 +313,9 @@ def render(ctx: ServiceContext, email: OutboxEmail, user: User, secret: str | No
 def build_message(ctx: ServiceContext, email: OutboxEmail, user: User, rendered: Rendered) -> EmailMessage:
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = header_text(ctx.config.mail_from) or f"reelgate <noreply@{_domain(ctx)}>"
-    message["To"] = formataddr((header_text(user.display_name, 80), user.email))
+    to = email.payload.get("to")
+    # An invitation goes to the invited address, not to the account that queued it.
+    message["To"] = str(to) if to else formataddr((header_text(user.display_name, 80), user.email))
     message["Subject"] = rendered.subject
     message["Date"] = format_datetime(ctx.clock())
     # The same on every retry, so a receiving server (or a person) can tell a resend of the same email.
@@ -423,12 +434,26 @@ async def _mint(ctx: ServiceContext, email: OutboxEmail) -> str | None:
     works). None when the token was used or has expired meanwhile: the email has nothing left to say."""
     token_id = str(email.payload.get("token_id", ""))
     secret = secrets.token_urlsafe(32)
+    if email.kind == "organization_invitation":
+        return await _mint_invitation(ctx, str(email.payload.get("invitation_id", "")), secret)
 
     def store(tx: Tx) -> bool:
         token = mail_queries.token_by_id(tx, token_id)
         if token is None or token.used_at is not None or token.expires_at <= ctx.clock():
             return False
         return mail_queries.set_token_hash(tx, token_id, hash_token(secret))
+
+    return secret if await ctx.db.write(store) else None
+
+
+async def _mint_invitation(ctx: ServiceContext, invitation_id: str, secret: str) -> str | None:
+    """The same for an organization invitation, whose token is its own row."""
+
+    def store(tx: Tx) -> bool:
+        invitation = org_queries.invitation_by_id(tx, invitation_id)
+        if invitation is None or invitation.used_at is not None or invitation.expires_at <= ctx.clock():
+            return False
+        return org_queries.set_invitation_hash(tx, invitation_id, hash_token(secret))
 
     return secret if await ctx.db.write(store) else None
 

@@ -1,0 +1,102 @@
+"""/api/v1/organizations: teams with a shared wallet, their members and invitations. Every route looks the
+organization up through the caller's membership, so another organization's id answers 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, OrganizationCreate, RoleChange
+from reelgate.db.records import OrganizationInvitation
+from reelgate.services import org_invitations
+from reelgate.services import organizations as orgs
+
+router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
+
+
+def _organization_out(membership: orgs.Membership) -> dict[str, Any]:
+    org = membership.organization
+    return {"id": org.id, "name": org.name, "role": membership.role, "created_at": org.created_at.isoformat()}
+
+
+def _invitation_out(invitation: OrganizationInvitation) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "organization_id": invitation.organization_id,
+        "email": invitation.email,
+        "role": invitation.role,
+        "expires_at": invitation.expires_at.isoformat(),
+    }
+
+
+@router.post("", status_code=201)
+async def create_organization(body: OrganizationCreate, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Creates an organization; its creator is its owner."""
+    return _organization_out(await orgs.create(ctx, user.id, body.name))
+
+
+@router.get("")
+async def list_organizations(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    return {"data": [_organization_out(m) for m in await orgs.list_mine(ctx, user.id)]}
+
+
+@router.post("/invitations/accept")
+async def accept_invitation(body: InvitationAccept, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Joins the organization with the invited role. Only the invited address's account can, and only once,
+    before the invitation expires."""
+    joined = await org_invitations.accept(ctx, user.id, body.token)
+    return {"organization_id": joined.organization_id, "role": joined.role}
+
+
+@router.get("/{organization_id}")
+async def get_organization(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    return _organization_out(await orgs.membership(ctx, organization_id, user.id))
+
+
+@router.get("/{organization_id}/members")
+async def list_members(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    rows = await orgs.members(ctx, organization_id, user.id)
+    return {
+        "data": [
+            {
+                "user_id": m.user_id,
+                "email": u.email,
+                "display_name": u.display_name,
+                "role": m.role,
+                "joined_at": m.created_at.isoformat(),
+            }
+            for m, u in rows
+        ]
+    }
+
+
+@router.patch("/{organization_id}/members/{member_id}")
+async def change_member_role(
+    organization_id: str, member_id: str, body: RoleChange, user: CurrentUser, ctx: Ctx
+) -> dict[str, Any]:
+    """Owners and admins change roles; only an owner makes or unmakes an owner, and the last owner stays one."""
+    role = await orgs.change_role(ctx, organization_id, user.id, member_id, body.role)
+    return {"user_id": member_id, "role": role}
+
+
+@router.delete("/{organization_id}/members/{member_id}", status_code=204)
+async def remove_member(organization_id: str, member_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    """Removes a member (owners and admins), or leaves (a member's own id). The last owner cannot leave."""
+    await orgs.remove(ctx, organization_id, user.id, member_id)
+    return Response(status_code=204)
+
+
+@router.post("/{organization_id}/invitations", status_code=201)
+async def invite_member(organization_id: str, body: InvitationCreate, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Emails an invitation: a single-use link, valid for seven days, for the account of that address."""
+    invitation = await org_invitations.invite(ctx, organization_id, user.id, body.email, body.role)
+    return _invitation_out(invitation)
+
+
+@router.get("/{organization_id}/invitations")
+async def list_invitations(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """Invitations not yet accepted nor expired (owners and admins)."""
+    return {"data": [_invitation_out(i) for i in await org_invitations.pending(ctx, organization_id, user.id)]}
