@@ -24,6 +24,8 @@ MAX_CREDIT_CHANGE = 10**12
 class CreditChange(Strict):
     user_id: str | None = Field(default=None, max_length=40)
     email: str | None = Field(default=None, max_length=320)
+    # An organization's wallet instead of a user's account.
+    organization_id: str | None = Field(default=None, max_length=40)
     amount: int = Field(ge=-MAX_CREDIT_CHANGE, le=MAX_CREDIT_CHANGE)
     reason: str = Field(min_length=1, max_length=500)
     kind: Literal["grant", "adjust"] = "adjust"
@@ -31,13 +33,18 @@ class CreditChange(Strict):
 
 @router.post("/credits")
 async def change_credits(body: CreditChange, admin: AdminUser, ctx: Ctx) -> dict[str, Any]:
-    if body.user_id is None and body.email is None:
-        raise ValidationFailed("user_id", "Name the account by user_id or email.")
-    user_id = body.user_id or (await accounts.find_user_by_email(ctx, body.email or "")).id
+    named = [name for name in (body.user_id, body.email, body.organization_id) if name is not None]
+    if len(named) != 1:
+        raise ValidationFailed("user_id", "Name the account by one of user_id, email or organization_id.")
+    if body.organization_id is not None:
+        account_id = body.organization_id
+    else:
+        account_id = body.user_id or (await accounts.find_user_by_email(ctx, body.email or "")).id
     change = billing.grant_credits if body.kind == "grant" else billing.adjust_credits
-    result = await change(ctx, user_id, body.amount, reason=body.reason, actor_id=admin.id)
-    await user_admin.record_credit_change(ctx, admin.id, user_id, body.amount, reason=body.reason, kind=body.kind)
-    return {"user_id": user_id, "kind": body.kind, **asdict(result)}
+    result = await change(ctx, account_id, body.amount, reason=body.reason, actor_id=admin.id)
+    await user_admin.record_credit_change(ctx, admin.id, account_id, body.amount, reason=body.reason, kind=body.kind)
+    out = {"organization_id": account_id} if body.organization_id is not None else {"user_id": account_id}
+    return {**out, "kind": body.kind, **asdict(result)}
 
 
 @router.post("/users/{user_id}/password-reset", status_code=202)

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
-from reelgate.services import org_invitations
+from reelgate.services import ledger, org_invitations
 from reelgate.services import organizations as orgs
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -53,7 +53,10 @@ async def accept_invitation(body: InvitationAccept, user: CurrentUser, ctx: Ctx)
 
 @router.get("/{organization_id}")
 async def get_organization(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
-    return _organization_out(await orgs.membership(ctx, organization_id, user.id))
+    """The organization, the caller's role, and its wallet (every member may see what it holds)."""
+    membership = await orgs.membership(ctx, organization_id, user.id)
+    credits = await ledger.credits_of(ctx, organization_id)
+    return {**_organization_out(membership), "credits": {"available": credits.available, "held": credits.held}}
 
 
 @router.get("/{organization_id}/members")

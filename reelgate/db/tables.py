@@ -77,10 +77,16 @@ api_keys = Table(
 )
 
 # Per-account running totals, updated in the same transaction as each ledger entry.
+#
+# An account is a user's or an organization's (a shared wallet): `user_id` holds the account id, which is the
+# user's id or the organization's id (`usr_…` / `org_…`, one id space, so they never collide). So there is no
+# foreign key to users: one ledger, one set of money paths (hold, capture, release, grant, purchase, expiry)
+# and one invariant check for both kinds of account, with no branch on who owns the account. A generation
+# records the account that paid it (generations.account_id).
 balances = Table(
     "balances",
     metadata,
-    Column("user_id", String(40), _user_fk(), primary_key=True),
+    Column("user_id", String(40), primary_key=True),
     Column("available", BigInteger, nullable=False),
     Column("held", BigInteger, nullable=False),
     Column("captured", BigInteger, nullable=False),
@@ -99,7 +105,7 @@ ledger_entries = Table(
     "ledger_entries",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("user_id", String(40), _user_fk(), nullable=False),
+    Column("user_id", String(40), nullable=False),  # the account id (see balances)
     Column("kind", String(16), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("reference", String(120), nullable=False),

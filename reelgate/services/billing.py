@@ -12,6 +12,7 @@ from typing import Any
 import stripe
 
 from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries import organizations as org_queries
 from reelgate.db.queries import payments as payment_queries
 from reelgate.db.queries import users as user_queries
 from reelgate.db.records import Payment
@@ -293,7 +294,7 @@ async def grant_credits(
     reference = new_id("grant")
 
     def grant(tx: Tx) -> AdjustResult:
-        _require_user(tx, user_id)
+        _require_account(tx, user_id)
         ledger_queries.credit_account(tx, user_id, amount, kind=EntryKind.GRANT, reference=reference, note=note)
         return AdjustResult(requested=amount, applied=amount, available=ledger.credits_in(tx, user_id).available)
 
@@ -310,7 +311,7 @@ async def adjust_credits(
     reference = new_id("adj")
 
     def adjust(tx: Tx) -> AdjustResult:
-        _require_user(tx, user_id)
+        _require_account(tx, user_id)
         if amount > 0:
             ledger_queries.credit_account(tx, user_id, amount, kind=EntryKind.ADJUST, reference=reference, note=note)
             applied = amount
@@ -324,9 +325,10 @@ async def adjust_credits(
     return await ctx.db.write(adjust)
 
 
-def _require_user(tx: Tx, user_id: str) -> None:
-    if not user_queries.user_exists(tx, user_id):
-        raise NotFound("User not found.")
+def _require_account(tx: Tx, account_id: str) -> None:
+    """A ledger account is a user's or an organization's (its wallet); both take grants and adjustments."""
+    if not user_queries.user_exists(tx, account_id) and not org_queries.organization_exists(tx, account_id):
+        raise NotFound("No user or organization with this id.")
 
 
 async def set_flagged(ctx: ServiceContext, user_id: str, flagged: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelgate.db.queries import ledger as ledger_queries
 from reelgate.db.queries import organizations as org_queries
 from reelgate.db.records import Organization, OrganizationMember, User
 from reelgate.db.sql import Tx
@@ -71,6 +72,8 @@ async def create(ctx: ServiceContext, user_id: str, name: str) -> Membership:
 
     def make(tx: Tx) -> None:
         org_queries.insert_organization(tx, organization)
+        # The organization's wallet: an account of the same ledger, keyed by the organization's id.
+        ledger_queries.open_account(tx, organization.id)
         org_queries.add_member(tx, OrganizationMember(organization.id, user_id, OWNER, now))
 
     await ctx.db.write(make)

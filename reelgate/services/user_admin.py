@@ -105,7 +105,9 @@ async def record_credit_change(
     def record(tx: Tx) -> None:
         target = user_queries.user_by_id(tx, user_id)
         action = GRANT if kind == "grant" else ADJUST
-        audit_queries.insert_entry(tx, _entry(ctx, actor_id, action, target, reason, {"amount": amount}))
+        # An organization's wallet has no user: the entry names the account in its data.
+        data: dict[str, Any] = {"amount": amount} if target else {"amount": amount, "organization_id": user_id}
+        audit_queries.insert_entry(tx, _entry(ctx, actor_id, action, target, reason, data))
 
     await ctx.db.write(record)
 

@@ -13,6 +13,7 @@ from reelgate.db.sql import Tx, columns, insert_query, query, values_of
 
 _ORG = columns(Organization, "o")
 _INSERT_ORG = insert_query(Organization)
+_ORG_EXISTS = query("SELECT 1 FROM organizations WHERE id = :id")
 _INSERT_MEMBER = insert_query(OrganizationMember, if_absent=True)
 _INSERT_INVITATION = insert_query(OrganizationInvitation)
 _ORGS_OF = query(
@@ -73,6 +74,10 @@ def _organization(tx: Tx, row: Sequence[Any]) -> tuple[Organization, str]:
 
 def insert_organization(tx: Tx, organization: Organization) -> None:
     tx.run(_INSERT_ORG, values_of(organization))
+
+
+def organization_exists(tx: Tx, organization_id: str) -> bool:
+    return tx.scalar(_ORG_EXISTS, {"id": organization_id}) is not None
 
 
 def add_member(tx: Tx, member: OrganizationMember) -> bool:
