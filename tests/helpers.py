@@ -83,6 +83,7 @@ def generation_record(**given: Any) -> Generation:
         webhook_token=secrets.token_hex(16),
     )
     values.update(given)
+    values["account_id"] = values["account_id"] or values["user_id"]  # paid by its owner unless given
     return Generation(**values)
 
 

@@ -67,6 +67,7 @@ def generation_out(generation: Generation, public_url: str) -> GenerationOut:
         enhanced_prompt=generation.enhanced_prompt,
         favorite=generation.favorite,
         media_removed=generation.media_removed_at is not None,
+        organization=generation.account_id if generation.account_id != generation.user_id else None,
     )
 
 

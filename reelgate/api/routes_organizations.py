@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser
+from reelgate.api.presenters import generation_out
 from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
 from reelgate.services import ledger, org_invitations
@@ -90,6 +91,22 @@ async def remove_member(organization_id: str, member_id: str, user: CurrentUser,
     """Removes a member (owners and admins), or leaves (a member's own id). The last owner cannot leave."""
     await orgs.remove(ctx, organization_id, user.id, member_id)
     return Response(status_code=204)
+
+
+@router.get("/{organization_id}/generations")
+async def list_organization_generations(
+    organization_id: str,
+    user: CurrentUser,
+    ctx: Ctx,
+    cursor: str = Query(default="", max_length=40),
+    limit: int = Query(default=50, ge=1, le=100),
+) -> dict[str, Any]:
+    """Generations paid by the organization's wallet, newest first: all of them for owners and admins, your own
+    for a member. `cursor`: the last id of the previous page."""
+    found = await orgs.generations(ctx, organization_id, user.id, before_id=cursor, limit=limit + 1)
+    page = found[:limit]
+    data = [generation_out(g, ctx.config.public_url).model_dump(mode="json") | {"user_id": g.user_id} for g in page]
+    return {"data": data, "next_cursor": page[-1].id if len(found) > limit else None}
 
 
 @router.post("/{organization_id}/invitations", status_code=201)

@@ -60,6 +60,11 @@ class GenerationCreate(ModelChoice):
     project_id: str | None = Field(default=None, max_length=40)
     callback_url: str | None = Field(default=None, max_length=2048)
     options: dict[str, OptionValue] = Field(default_factory=dict, max_length=MAX_OPTIONS)
+    organization: str | None = Field(
+        default=None,
+        max_length=40,
+        description="An organization's id: its shared wallet pays (you must belong to it); default: your own credits",
+    )
 
 
 class EstimateRequest(ModelChoice):
@@ -128,6 +133,8 @@ class GenerationOut(BaseModel):
     enhanced_prompt: str | None = None
     favorite: bool = False
     media_removed: bool = False  # deleted by retention: the record stays, the video is gone
+    # The organization whose wallet paid; None when the owner's own credits paid.
+    organization: str | None = None
     # In the create answer: how long a job of this model usually takes (its latest completions, else the
     # catalog's figure); None when neither is known.
     estimated_seconds: int | None = None

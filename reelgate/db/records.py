@@ -137,6 +137,7 @@ class Generation:
     favorite: bool
     deleted_at: datetime | None
     media_removed_at: datetime | None
+    account_id: str
 
 
 @dataclass(slots=True)

@@ -214,7 +214,12 @@ generations = Table(
     Column("favorite", Boolean, nullable=False, server_default=text("false")),
     _at("deleted_at", nullable=True),
     _at("media_removed_at", nullable=True),
+    # The ledger account that paid: the owner's own (its user id) or an organization's wallet. The hold, the
+    # capture and the release all move this account; the owner (`user_id`) is who made the job.
+    Column("account_id", String(40), nullable=False),
     Index("ix_generations_user_created", "user_id", "created_at"),
+    # An account's jobs in flight (the ledger check) and an organization's generations read one index range.
+    Index("ix_generations_account_status", "account_id", "status"),
     Index("ix_generations_status_next_poll", "status", "next_poll_at"),
     Index("ix_generations_provider_job", "provider", "provider_job_id"),
     # A user's jobs in flight (the in-flight cap), and the worker's deadline sweep, read index ranges.

@@ -38,6 +38,7 @@ from reelgate.domain.tiers import Constraints
 from reelgate.services import budgets, limits, mail, projects, prompting, routing, storage_quota, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generate_limit import GenerateLimit
+from reelgate.services.org_wallet import paying_account
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.text_jobs import text_params
 from reelgate.services.transitions import transition
@@ -70,6 +71,8 @@ class GenerationOrder:
     # a named model's quote) and, when no resolution is asked for, offer at least `min_resolution`.
     max_credits: int | None = None
     min_resolution: str | None = None
+    # The organization whose wallet pays (the caller must belong to it); None: the caller's own account.
+    organization: str | None = None
     # Where start/end images given by URL came from, once they are uploads: the request as the client sent it
     # (for idempotency, a replay carries the URL again, never the upload id it became).
     image_urls: tuple[str | None, str | None] = (None, None)
@@ -229,6 +232,7 @@ async def create_generation(
         # A full storage refuses new work before anything is held (one key lookup when no quota applies).
         storage_quota.check_room_in(tx, ctx.config.storage_quota_mb, user_id, 0)
         generation = _new_generation(ctx, user_id, "", order, quoted, now)
+        generation.account_id = paying_account(tx, user_id, order.organization)
         generation.retry_of = retry_of
         return _record_submission(ctx, tx, generation, order, idempotency_key, now)
 
@@ -289,7 +293,7 @@ def _record_submission(
     """The submit's transaction: one hop to the database; on PostgreSQL the write itself is one statement
     (db/queries/submissions.py), whose hold takes the account's row lock only until the COMMIT. Returns the
     generation and whether it is a replay of the key's first request."""
-    user_id, total = generation.user_id, generation.credits_held
+    user_id, account_id, total = generation.user_id, generation.account_id, generation.credits_held
     _check_uploads(tx, user_id, order)
     cap = ctx.config.max_in_flight or NO_IN_FLIGHT_CAP
     project_id = order.project_id
@@ -310,12 +314,13 @@ def _record_submission(
             project_id = projects.default_project_in(tx, user_id)
             continue
         if not done.held:
-            refuse_hold(tx, user_id, total, cap)
+            refuse_hold(tx, account_id, total, cap)
         generation.project_id = done.project_id
         if done.budget is not None:  # most projects have none: no further statement for them
             budgets.check_in(tx, user_id, done.project_id, total)
         limits.check_spend_caps(ctx, tx, user_id, total, now)
-        if mail.enabled(ctx):
+        # The low-balance email is about the caller's own account; an organization's wallet sends none.
+        if account_id == user_id and mail.enabled(ctx):
             threshold = ctx.config.low_credit_threshold
             mail.queue_low_balance(tx, user_id, spent=total, threshold=threshold, reference=generation.id, now=now)
         return generation, False
@@ -386,6 +391,7 @@ def _new_generation(
         retry_of=None,
         created_at=now,
         updated_at=now,
+        account_id=user_id,
         **copy.deepcopy(generation_queries.FRESH),
     )
 
@@ -494,6 +500,7 @@ def order_from_generation(generation: Generation, *, prompt: str | None = None) 
         project_id=generation.project_id,
         callback_url=generation.callback_url,
         options=dict(params.get("options") or {}),
+        organization=generation.account_id if generation.account_id != generation.user_id else None,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from reelgate.db.queries import ledger as ledger_queries
 from reelgate.db.queries import organizations as org_queries
-from reelgate.db.records import Organization, OrganizationMember, User
+from reelgate.db.records import Generation, Organization, OrganizationMember, User
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
@@ -91,6 +91,20 @@ async def members(ctx: ServiceContext, organization_id: str, user_id: str) -> li
     def read(tx: Tx) -> list[tuple[OrganizationMember, User]]:
         membership_in(tx, organization_id, user_id)
         return org_queries.members(tx, organization_id)
+
+    return await ctx.db.read(read)
+
+
+async def generations(
+    ctx: ServiceContext, organization_id: str, user_id: str, *, before_id: str = "", limit: int = 50
+) -> list[Generation]:
+    """The generations the organization's wallet paid: every member's for owners and admins, a member's own
+    otherwise. The members still own their generations; this is the wallet's view of them."""
+
+    def read(tx: Tx) -> list[Generation]:
+        found = membership_in(tx, organization_id, user_id)
+        only = "" if found.manages else user_id
+        return org_queries.generations_paid_by(tx, organization_id, user_id=only, before_id=before_id, limit=limit)
 
     return await ctx.db.read(read)
 

@@ -69,13 +69,13 @@ def transition(
         return None
     if partial is not None:
         settle_hold_in_part(
-            tx, generation.user_id, generation.credits_held, partial.charged, generation_id=generation.id
+            tx, generation.account_id, generation.credits_held, partial.charged, generation_id=generation.id
         )
         events.record_terminal_event(tx, generation)
     elif target in TERMINAL_STATES:
         settle_hold(
             tx,
-            generation.user_id,
+            generation.account_id,  # the account that held: the owner's own, or an organization's wallet
             generation.credits_held,
             generation_id=generation.id,
             capture=settles_by_capture(target),

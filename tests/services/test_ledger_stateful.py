@@ -1,5 +1,6 @@
 """Random sequences of grants, submits, successes, failures, cancels, crashes and expiries keep the ledger
-invariant after every step (a Hypothesis state machine over the real services and a real database)."""
+invariant after every step (a Hypothesis state machine over the real services and a real database). An
+organization's wallet is one more account: members join and leave, and submit on it or on their own credits."""
 
 from __future__ import annotations
 
@@ -16,14 +17,15 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 
 from reelgate import media
 from reelgate.bootstrap import build_context, close_context
+from reelgate.db.queries import organizations as org_queries
 from reelgate.db.queries.ledger import credit_account
-from reelgate.db.records import Generation
+from reelgate.db.records import Generation, OrganizationMember
 from reelgate.db.sql import columns, query
-from reelgate.domain.errors import Conflict, InsufficientCredits
+from reelgate.domain.errors import Conflict, InsufficientCredits, NotFound
 from reelgate.domain.jobs import GenerationStatus, ProviderState, is_terminal
 from reelgate.domain.ledger import EntryKind
 from reelgate.providers.base import OutputRef, ProviderUpdate
-from reelgate.services import accounts, generations, ledger, outputs, pipeline
+from reelgate.services import accounts, generations, ledger, organizations, outputs, pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.generations import GenerationOrder
 from reelgate.services.transitions import apply_provider_update, transition
@@ -61,6 +63,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ctx: ServiceContext = self.run(build_context(make_settings(self.tmp, self.database_url())))
         self.deposits: dict[str, int] = {}
         self.counter = 0
+        self.org = ""
+        self.members: set[str] = set()
 
     def run(self, coro):  # type: ignore[no-untyped-def]
         return self.loop.run_until_complete(coro)
@@ -75,7 +79,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize(target=users)
     def first_user(self) -> str:
-        return self._new_user(20)
+        owner = self._new_user(20)
+        # The organization's wallet: an account of the same ledger, empty until granted.
+        self.org = self.run(organizations.create(self.ctx, owner, "Team")).organization.id
+        self.deposits[self.org] = 0
+        self.members = {owner}
+        return owner
 
     def _new_user(self, credits: int) -> str:
         self.counter += 1
@@ -100,13 +109,39 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(body())
         self.deposits[user] += amount
 
-    @rule(target=jobs, user=users, duration=st.sampled_from([2, 5, 10]))
-    def submit(self, user: str, duration: int) -> str:
-        order = GenerationOrder(model="sandbox-t2v", prompt="a state machine fox", duration=duration)
+    @rule(amount=st.integers(1, 30))
+    def grant_organization(self, amount: int) -> None:
+        self.grant(self.org, amount)
+
+    @rule(user=users, member=st.booleans())
+    def join_or_leave(self, user: str, member: bool) -> None:
+        async def body() -> None:
+            if member:
+                row = OrganizationMember(self.org, user, "member", self.ctx.clock())
+                await self.ctx.db.write(lambda tx: org_queries.add_member(tx, row))
+            else:
+                await self.ctx.db.write(lambda tx: org_queries.remove_member(tx, self.org, user))
+
+        self.run(body())
+        (self.members.add if member else self.members.discard)(user)
+
+    @rule(target=jobs, user=users, duration=st.sampled_from([2, 5, 10]), on_wallet=st.booleans())
+    def submit(self, user: str, duration: int, on_wallet: bool) -> str:
+        order = GenerationOrder(
+            model="sandbox-t2v",
+            prompt="a state machine fox",
+            duration=duration,
+            organization=self.org if on_wallet else None,
+        )
         try:
             generation, _ = self.run(generations.create_generation(self.ctx, user, order))
         except InsufficientCredits:
             return "refused"
+        except NotFound:
+            assert on_wallet and user not in self.members  # only a non-member is refused the wallet
+            return "refused"
+        assert not on_wallet or user in self.members
+        assert generation.account_id == (self.org if on_wallet else user)
         return generation.id
 
     @rule(job=jobs)

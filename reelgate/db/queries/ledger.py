@@ -85,7 +85,8 @@ _SETTLE_AS_ONE = {
 _IN_FLIGHT_MISMATCHES = query(
     f"""
     SELECT b.user_id, b.in_flight, (
-        SELECT count(*) FROM generations g WHERE g.user_id = b.user_id AND g.status IN {in_states(ACTIVE_STATES)}
+        SELECT count(*) FROM generations g
+        WHERE g.account_id = b.user_id AND g.status IN {in_states(ACTIVE_STATES)}
     ) AS active
     FROM balances b
     """
@@ -96,7 +97,7 @@ _ALL_BALANCES = query(f"SELECT {columns(Balance)} FROM balances", row=Balance)
 _SUMS_PER_ACCOUNT_AND_KIND = query("SELECT user_id, kind, SUM(amount) FROM ledger_entries GROUP BY user_id, kind")
 _UNSETTLED_TERMINAL = query(
     f"""
-    SELECT g.id, g.user_id FROM generations g
+    SELECT g.id, g.account_id FROM generations g
     WHERE g.status IN {in_states(TERMINAL_STATES)} AND g.credits_held > 0
       AND NOT EXISTS (
         SELECT 1 FROM ledger_entries e WHERE e.reference = g.id AND e.kind IN ('capture', 'release')

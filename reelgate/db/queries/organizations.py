@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from reelgate.db.codec import decode_row
-from reelgate.db.records import Organization, OrganizationInvitation, OrganizationMember, User
+from reelgate.db.records import Generation, Organization, OrganizationInvitation, OrganizationMember, User
 from reelgate.db.sql import Tx, columns, insert_query, query, values_of
 
 _ORG = columns(Organization, "o")
@@ -64,6 +64,15 @@ _SET_INVITATION_HASH = query(
 # Used once: the compare-and-set on used_at lets exactly one acceptance through.
 _USE_INVITATION = query(
     "UPDATE organization_invitations SET used_at = :now WHERE id = :id AND used_at IS NULL AND expires_at > :now"
+)
+
+
+# Newest first, keyset pagination on the time-ordered id; `:user_id` empty: every member's.
+_PAID_BY = query(
+    f"SELECT {columns(Generation)} FROM generations WHERE account_id = :account_id AND deleted_at IS NULL "
+    "AND (:user_id = '' OR user_id = :user_id) AND (:before_id = '' OR id < :before_id) "
+    "ORDER BY id DESC LIMIT :limit",
+    row=Generation,
 )
 
 
@@ -123,6 +132,12 @@ def set_role(tx: Tx, organization_id: str, user_id: str, role: str) -> None:
 
 def remove_member(tx: Tx, organization_id: str, user_id: str) -> bool:
     return tx.run(_REMOVE, {"organization_id": organization_id, "user_id": user_id}) == 1
+
+
+def generations_paid_by(tx: Tx, account_id: str, *, user_id: str, before_id: str, limit: int) -> list[Generation]:
+    """Generations the organization's wallet paid (one member's when `user_id` is not empty)."""
+    params = {"account_id": account_id, "user_id": user_id, "before_id": before_id, "limit": limit}
+    return tx.all(_PAID_BY, params)
 
 
 def insert_invitation(tx: Tx, invitation: OrganizationInvitation) -> None:

@@ -40,13 +40,13 @@ def _as_one(with_key: bool, into_project: bool) -> Query:
         WITH {key}g AS ({generations.submission_insert_sql(project, also=also)} RETURNING id, project_id),
         e AS (
             INSERT INTO ledger_entries (user_id, kind, amount, reference, generation_id, note, created_at)
-            SELECT :owner, '{EntryKind.HOLD.value}', :hold, g.id, g.id, '', :created_at FROM g
+            SELECT :paying, '{EntryKind.HOLD.value}', :hold, g.id, g.id, '', :created_at FROM g
             ON CONFLICT DO NOTHING RETURNING id
         ),
         h AS (
             UPDATE balances SET available = available - :hold, held = held + :hold, in_flight = in_flight + 1,
                 updated_at = :created_at
-            WHERE user_id = :owner AND available >= :hold AND in_flight < :max_in_flight
+            WHERE user_id = :paying AND available >= :hold AND in_flight < :max_in_flight
                 AND EXISTS (SELECT 1 FROM e)
             RETURNING 1
         )
@@ -70,7 +70,10 @@ def submit_generation(
     if tx.dialect != "postgresql":
         return _in_steps(tx, generation, key, request_hash, project_id, max_in_flight)
     params = generations.submission_params(generation)
-    params.update(hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id)
+    # The hold moves the paying account (the owner's own, or an organization's wallet); `:owner` is the owner.
+    params.update(
+        hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id, paying=generation.account_id
+    )
     if key is not None:
         params.update(key=key, request_hash=request_hash, key_generation=generation.id)
     fresh_key, placed, held, budget = tx.one(_as_one(key is not None, project_id is not None), params)
@@ -88,6 +91,6 @@ def _in_steps(
     placed = generations.insert_submission(tx, generation, project_id)
     if placed is None:
         return Submitted(key_taken=False, project_id=None, held=False)
-    held = ledger.hold_in_steps(tx, generation.user_id, generation.credits_held, generation.id, max_in_flight)
+    held = ledger.hold_in_steps(tx, generation.account_id, generation.credits_held, generation.id, max_in_flight)
     budget = budgets.budget_of(tx, generation.user_id, placed) if held else None
     return Submitted(key_taken=False, project_id=placed, held=held, budget=budget)
