@@ -98,8 +98,10 @@ async def current_user(request: Request, ctx: Ctx) -> User:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential:
             raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
-        user = await accounts.authenticate_api_key(ctx, credential.strip())
+        user, organization = await accounts.authenticate_api_key(ctx, credential.strip())
         request.state.auth = "api_key"
+        # An organization's key acts as the organization: its submits pay from the organization's wallet.
+        request.state.organization = organization
         return user
     session = await read_session(request, ctx)
     if session is None:

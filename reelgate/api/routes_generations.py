@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -31,13 +32,19 @@ def order_from(body: GenerationCreate) -> GenerationOrder:
 @router.post("", status_code=202, response_model=GenerationOut)
 async def create_generation(
     body: GenerationCreate,
+    request: Request,
     user: CurrentUser,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONResponse:
-    generation, replayed = await generations.create_generation(
-        ctx, user.id, order_from(body), idempotency_key=idempotency_key
-    )
+    order = order_from(body)
+    acting_as = getattr(request.state, "organization", None)
+    if acting_as is not None:
+        # An organization's key pays from that organization's wallet, and from no other.
+        if order.organization not in (None, acting_as):
+            raise NotFound("Organization not found.")
+        order = replace(order, organization=acting_as)
+    generation, replayed = await generations.create_generation(ctx, user.id, order, idempotency_key=idempotency_key)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     payload = generation_out(generation, ctx.config.public_url).model_dump(mode="json")
     if generation.model in ctx.catalog.ids:  # a replay may name a model the catalog has since dropped

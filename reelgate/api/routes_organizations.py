@@ -10,9 +10,10 @@ from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.presenters import generation_out
+from reelgate.api.schemas import ApiKeyCreate
 from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
-from reelgate.services import ledger, org_invitations
+from reelgate.services import ledger, org_invitations, org_keys
 from reelgate.services import organizations as orgs
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -107,6 +108,40 @@ async def list_organization_generations(
     page = found[:limit]
     data = [generation_out(g, ctx.config.public_url).model_dump(mode="json") | {"user_id": g.user_id} for g in page]
     return {"data": data, "next_cursor": page[-1].id if len(found) > limit else None}
+
+
+@router.post("/{organization_id}/api-keys", status_code=201)
+async def create_organization_key(
+    organization_id: str, body: ApiKeyCreate, user: CurrentUser, ctx: Ctx
+) -> dict[str, Any]:
+    """A key that acts as the organization: its submits pay from the wallet. Owners and admins; the secret is
+    shown once. It stops working when revoked, or when its maker leaves or is no longer an owner or admin."""
+    key = await org_keys.create(ctx, organization_id, user.id, body.name)
+    return {"id": key.id, "name": key.name, "key": key.secret, "organization_id": organization_id}
+
+
+@router.get("/{organization_id}/api-keys")
+async def list_organization_keys(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    keys = await org_keys.list_keys(ctx, organization_id, user.id)
+    return {
+        "data": [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_by": k.user_id,
+                "created_at": k.created_at.isoformat(),
+                "revoked": k.revoked_at is not None,
+            }
+            for k in keys
+        ]
+    }
+
+
+@router.delete("/{organization_id}/api-keys/{key_id}", status_code=204)
+async def revoke_organization_key(organization_id: str, key_id: str, user: CurrentUser, ctx: Ctx) -> Response:
+    await org_keys.revoke(ctx, organization_id, user.id, key_id)
+    return Response(status_code=204)
 
 
 @router.post("/{organization_id}/invitations", status_code=201)

@@ -34,6 +34,7 @@ class ApiKey:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    organization_id: str | None
 
 
 @dataclass(slots=True)

@@ -74,6 +74,9 @@ api_keys = Table(
     _at("created_at"),
     _at("last_used_at", nullable=True),
     _at("revoked_at", nullable=True),
+    # An organization's key: made by an owner or admin (user_id), it acts as the organization (pays from its
+    # wallet) for as long as its maker still manages the organization and it is not revoked.
+    Column("organization_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), index=True),
 )
 
 # Per-account running totals, updated in the same transaction as each ledger entry.

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from reelgate.db.errors import UniqueViolation
 from reelgate.db.queries import ledger as ledger_queries
+from reelgate.db.queries import organizations as org_queries
 from reelgate.db.queries import projects as project_queries
 from reelgate.db.queries import sessions as session_queries
 from reelgate.db.queries import users as user_queries
@@ -227,7 +228,9 @@ async def end_all_sessions(ctx: ServiceContext, user_id: str) -> int:
     return await sessions.end_sessions(ctx, user_id)
 
 
-async def create_api_key(ctx: ServiceContext, user_id: str, name: str = "") -> NewApiKey:
+async def create_api_key(
+    ctx: ServiceContext, user_id: str, name: str = "", *, organization_id: str | None = None
+) -> NewApiKey:
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
         id=new_id("key"),
@@ -238,6 +241,7 @@ async def create_api_key(ctx: ServiceContext, user_id: str, name: str = "") -> N
         created_at=ctx.clock(),
         last_used_at=None,
         revoked_at=None,
+        organization_id=organization_id,
     )
     await ctx.db.write(lambda tx: user_queries.insert_api_key(tx, key))
     return NewApiKey(id=key.id, name=key.name, secret=secret)
@@ -283,24 +287,42 @@ class _KeyCache:
 _key_cache = _KeyCache()
 
 
-async def authenticate_api_key(ctx: ServiceContext, secret: str) -> User:
+async def authenticate_api_key(ctx: ServiceContext, secret: str) -> tuple[User, str | None]:
+    """The key's user, and the organization the key acts as (None for a user's own key)."""
     if not secret.startswith(API_KEY_PREFIX):
         raise Unauthorized("Invalid API key.")
     key_hash = hash_api_key(secret)
     cached = _key_cache.get(key_hash)
     if cached is not None:
-        return cached
-    row = await ctx.db.read(lambda tx: user_queries.key_and_owner(tx, key_hash))
+        return cached, None
+    row = await ctx.db.read(lambda tx: _key_row(tx, key_hash))
     if row is None:
         raise Unauthorized("Invalid API key.")
-    key, user = row
-    if key.revoked_at is not None or user.disabled:
+    key, user, manages = row
+    if key.revoked_at is not None or user.disabled or not manages:
         raise Unauthorized("This API key has been revoked.")
     now = ctx.clock()
     if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
         await ctx.db.write(lambda tx: user_queries.touch_api_key(tx, key.id, now))
+    if key.organization_id is not None:
+        # Never cached: whether its maker still manages the organization is read on every request, so a removal
+        # or a demotion stops the key with the next one.
+        return user, key.organization_id
     _key_cache.put(key_hash, user)
-    return user
+    return user, None
+
+
+def _key_row(tx: Tx, key_hash: str) -> tuple[ApiKey, User, bool] | None:
+    """The key, its user, and whether the key may act (an organization's key: its maker is still an owner or
+    admin of the organization)."""
+    row = user_queries.key_and_owner(tx, key_hash)
+    if row is None:
+        return None
+    key, user = row
+    if key.organization_id is None:
+        return key, user, True
+    member = org_queries.member(tx, key.organization_id, user.id)
+    return key, user, member is not None and member.role in ("owner", "admin")
 
 
 def forget_cached_user(user_id: str) -> None:

@@ -159,5 +159,7 @@ async def remove(ctx: ServiceContext, organization_id: str, actor_id: str, user_
             _may_touch(actor, target.role)
         _keep_an_owner(tx, organization_id, target)
         org_queries.remove_member(tx, organization_id, user_id)
+        # The organization's keys the member made stop with the membership (authentication also checks it).
+        org_queries.revoke_keys_made_by(tx, organization_id, user_id, ctx.clock())
 
     await ctx.db.write(drop)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from reelgate.db.codec import decode_row
-from reelgate.db.records import Generation, Organization, OrganizationInvitation, OrganizationMember, User
+from reelgate.db.records import ApiKey, Generation, Organization, OrganizationInvitation, OrganizationMember, User
 from reelgate.db.sql import Tx, columns, insert_query, query, values_of
 
 _ORG = columns(Organization, "o")
@@ -76,6 +76,19 @@ _PAID_BY = query(
 )
 
 
+_ORG_KEYS = query(
+    f"SELECT {columns(ApiKey)} FROM api_keys WHERE organization_id = :organization_id ORDER BY created_at DESC",
+    row=ApiKey,
+)
+_REVOKE_ORG_KEY = query(
+    "UPDATE api_keys SET revoked_at = :now WHERE id = :id AND organization_id = :organization_id AND revoked_at IS NULL"
+)
+_REVOKE_KEYS_MADE_BY = query(
+    "UPDATE api_keys SET revoked_at = :now WHERE organization_id = :organization_id AND user_id = :user_id "
+    "AND revoked_at IS NULL"
+)
+
+
 def _organization(tx: Tx, row: Sequence[Any]) -> tuple[Organization, str]:
     """An organization's columns, then the member's role."""
     return decode_row(Organization, tx.dialect, row[:-1]), str(row[-1])
@@ -138,6 +151,18 @@ def generations_paid_by(tx: Tx, account_id: str, *, user_id: str, before_id: str
     """Generations the organization's wallet paid (one member's when `user_id` is not empty)."""
     params = {"account_id": account_id, "user_id": user_id, "before_id": before_id, "limit": limit}
     return tx.all(_PAID_BY, params)
+
+
+def organization_keys(tx: Tx, organization_id: str) -> list[ApiKey]:
+    return tx.all(_ORG_KEYS, {"organization_id": organization_id})
+
+
+def revoke_organization_key(tx: Tx, organization_id: str, key_id: str, now: datetime) -> bool:
+    return tx.run(_REVOKE_ORG_KEY, {"id": key_id, "organization_id": organization_id, "now": now}) == 1
+
+
+def revoke_keys_made_by(tx: Tx, organization_id: str, user_id: str, now: datetime) -> int:
+    return tx.run(_REVOKE_KEYS_MADE_BY, {"organization_id": organization_id, "user_id": user_id, "now": now})
 
 
 def insert_invitation(tx: Tx, invitation: OrganizationInvitation) -> None:
