@@ -3,6 +3,7 @@ organization up through the caller's membership, so another organization's id an
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -11,9 +12,9 @@ from fastapi.responses import Response
 from reelgate.api.deps import Ctx, CurrentUser
 from reelgate.api.presenters import generation_out
 from reelgate.api.schemas import ApiKeyCreate
-from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, OrganizationCreate, RoleChange
+from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, MemberCaps, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
-from reelgate.services import ledger, org_invitations, org_keys
+from reelgate.services import ledger, member_caps, org_invitations, org_keys
 from reelgate.services import organizations as orgs
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -85,6 +86,22 @@ async def change_member_role(
     """Owners and admins change roles; only an owner makes or unmakes an owner, and the last owner stays one."""
     role = await orgs.change_role(ctx, organization_id, user.id, member_id, body.role)
     return {"user_id": member_id, "role": role}
+
+
+@router.put("/{organization_id}/members/{member_id}/caps")
+async def set_member_caps(
+    organization_id: str, member_id: str, body: MemberCaps, user: CurrentUser, ctx: Ctx
+) -> dict[str, Any]:
+    """Caps what the member may spend from the wallet per UTC day and per calendar month (owners and admins);
+    a submit that would pass a cap is refused with 402 `spend_cap_reached` and the figures."""
+    await member_caps.set_caps(ctx, organization_id, user.id, member_id, body.daily_cap, body.monthly_cap)
+    return {"user_id": member_id, "daily_cap": body.daily_cap, "monthly_cap": body.monthly_cap}
+
+
+@router.get("/{organization_id}/spend")
+async def spend_per_member(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """What each member spent from the wallet today and this month, with their caps (owners and admins)."""
+    return {"data": [asdict(row) for row in await member_caps.spend(ctx, organization_id, user.id)]}
 
 
 @router.delete("/{organization_id}/members/{member_id}", status_code=204)

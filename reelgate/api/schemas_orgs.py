@@ -24,5 +24,12 @@ class InvitationAccept(Strict):
     token: str = Field(min_length=1, max_length=200)
 
 
+class MemberCaps(Strict):
+    """Credits the member may spend from the organization's wallet; null: no cap."""
+
+    daily_cap: int | None = Field(default=None, ge=0, le=10**12)
+    monthly_cap: int | None = Field(default=None, ge=0, le=10**12)
+
+
 class RoleChange(Strict):
     role: Role

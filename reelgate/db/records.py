@@ -315,6 +315,8 @@ class OrganizationMember:
     user_id: str
     role: str
     created_at: datetime
+    daily_cap: int | None = None
+    monthly_cap: int | None = None
 
 
 @dataclass(slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, PrimaryKeyConstraint, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, PrimaryKeyConstraint, String, Table
 
 from reelgate.db.tables import metadata
 from reelgate.db.types import UTCDateTime
@@ -30,6 +30,10 @@ organization_members = Table(
     Column("user_id", String(40), _fk("users.id"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The most the member may spend from the organization's wallet per UTC day and per calendar month (credits
+    # held or charged by the member's jobs on it); None: no cap.
+    Column("daily_cap", BigInteger),
+    Column("monthly_cap", BigInteger),
     PrimaryKeyConstraint("organization_id", "user_id"),
     Index("ix_organization_members_user", "user_id"),
 )

@@ -38,6 +38,7 @@ from reelgate.domain.tiers import Constraints
 from reelgate.services import budgets, limits, mail, projects, prompting, routing, storage_quota, uploads
 from reelgate.services.context import ServiceContext
 from reelgate.services.generate_limit import GenerateLimit
+from reelgate.services.member_caps import check_member_cap
 from reelgate.services.org_wallet import paying_account
 from reelgate.services.safe_fetch import UnsafeURL, check_url
 from reelgate.services.text_jobs import text_params
@@ -319,8 +320,10 @@ def _record_submission(
         if done.budget is not None:  # most projects have none: no further statement for them
             budgets.check_in(tx, user_id, done.project_id, total)
         limits.check_spend_caps(ctx, tx, user_id, total, now)
+        if account_id != user_id:
+            check_member_cap(tx, account_id, user_id, total, now)
         # The low-balance email is about the caller's own account; an organization's wallet sends none.
-        if account_id == user_id and mail.enabled(ctx):
+        elif mail.enabled(ctx):
             threshold = ctx.config.low_credit_threshold
             mail.queue_low_balance(tx, user_id, spent=total, threshold=threshold, reference=generation.id, now=now)
         return generation, False

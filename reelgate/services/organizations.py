@@ -122,7 +122,7 @@ def _keep_an_owner(tx: Tx, organization_id: str, target: OrganizationMember) -> 
         raise Conflict("The organization's last owner cannot leave or stop being an owner; make another owner first.")
 
 
-def _may_touch(actor: Membership, target_role: str, new_role: str | None = None) -> None:
+def may_touch(actor: Membership, target_role: str, new_role: str | None = None) -> None:
     """Owners manage everyone; admins manage admins and members, and cannot make owners."""
     if actor.role == OWNER:
         return
@@ -137,7 +137,7 @@ async def change_role(ctx: ServiceContext, organization_id: str, actor_id: str, 
         actor = managing_in(tx, organization_id, actor_id)
         org_queries.lock_organization(tx, organization_id)
         target = _target(tx, organization_id, user_id)
-        _may_touch(actor, target.role, role)
+        may_touch(actor, target.role, role)
         if target.role != role:
             _keep_an_owner(tx, organization_id, target)
             org_queries.set_role(tx, organization_id, user_id, role)
@@ -156,7 +156,7 @@ async def remove(ctx: ServiceContext, organization_id: str, actor_id: str, user_
         if actor_id != user_id:
             if not actor.manages:
                 raise Forbidden("Only the organization's owners and admins can remove members.")
-            _may_touch(actor, target.role)
+            may_touch(actor, target.role)
         _keep_an_owner(tx, organization_id, target)
         org_queries.remove_member(tx, organization_id, user_id)
         # The organization's keys the member made stop with the membership (authentication also checks it).

@@ -9,7 +9,8 @@ from typing import Any
 
 from reelgate.db.codec import decode_row
 from reelgate.db.records import ApiKey, Generation, Organization, OrganizationInvitation, OrganizationMember, User
-from reelgate.db.sql import Tx, columns, insert_query, query, values_of
+from reelgate.db.sql import Tx, columns, in_states, insert_query, query, values_of
+from reelgate.domain.jobs import GenerationStatus
 
 _ORG = columns(Organization, "o")
 _INSERT_ORG = insert_query(Organization)
@@ -89,6 +90,24 @@ _REVOKE_KEYS_MADE_BY = query(
 )
 
 
+_SET_CAPS = query(
+    "UPDATE organization_members SET daily_cap = :daily_cap, monthly_cap = :monthly_cap "
+    "WHERE organization_id = :organization_id AND user_id = :user_id"
+)
+# What a job spent: a refunded one nothing, a finished one its charge, an unfinished one its hold.
+_REFUNDED = in_states({GenerationStatus.FAILED, GenerationStatus.CANCELED, GenerationStatus.EXPIRED})
+_SPENT = f"CASE WHEN status = '{GenerationStatus.SUCCEEDED.value}' THEN credits_charged ELSE credits_held END"
+_MEMBER_SPENT = query(
+    f"SELECT COALESCE(SUM({_SPENT}), 0) FROM generations WHERE account_id = :account_id AND user_id = :user_id "
+    f"AND created_at >= :since AND status NOT IN {_REFUNDED}"
+)
+_SPEND_PER_MEMBER = query(
+    f"SELECT user_id, COALESCE(SUM(CASE WHEN created_at >= :day THEN {_SPENT} ELSE 0 END), 0), "
+    f"COALESCE(SUM({_SPENT}), 0) FROM generations WHERE account_id = :account_id AND created_at >= :month "
+    f"AND status NOT IN {_REFUNDED} GROUP BY user_id"
+)
+
+
 def _organization(tx: Tx, row: Sequence[Any]) -> tuple[Organization, str]:
     """An organization's columns, then the member's role."""
     return decode_row(Organization, tx.dialect, row[:-1]), str(row[-1])
@@ -163,6 +182,22 @@ def revoke_organization_key(tx: Tx, organization_id: str, key_id: str, now: date
 
 def revoke_keys_made_by(tx: Tx, organization_id: str, user_id: str, now: datetime) -> int:
     return tx.run(_REVOKE_KEYS_MADE_BY, {"organization_id": organization_id, "user_id": user_id, "now": now})
+
+
+def set_caps(tx: Tx, organization_id: str, user_id: str, daily_cap: int | None, monthly_cap: int | None) -> None:
+    params = {"organization_id": organization_id, "user_id": user_id}
+    tx.run(_SET_CAPS, {**params, "daily_cap": daily_cap, "monthly_cap": monthly_cap})
+
+
+def member_spent_since(tx: Tx, account_id: str, user_id: str, since: datetime) -> int:
+    """Credits the member's jobs on the wallet hold or were charged, since `since` (the caller's job included)."""
+    return int(tx.scalar(_MEMBER_SPENT, {"account_id": account_id, "user_id": user_id, "since": since}))
+
+
+def spend_per_member(tx: Tx, account_id: str, day: datetime, month: datetime) -> dict[str, tuple[int, int]]:
+    """Each member's spend on the wallet: (since `day`, since `month`)."""
+    rows = tx.all(_SPEND_PER_MEMBER, {"account_id": account_id, "day": day, "month": month})
+    return {str(user_id): (int(today), int(this_month)) for user_id, today, this_month in rows}
 
 
 def insert_invitation(tx: Tx, invitation: OrganizationInvitation) -> None:
