@@ -63,7 +63,7 @@ def test_the_migration_keeps_balances_and_opens_the_ledger_to_organizations(empt
         with engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.upgrade(config, "0014_organizations")
+            command.upgrade(config, "0015_organizations")
             connection.execute(
                 text(
                     "INSERT INTO users (id, email, display_name, is_admin, flagged, disabled, created_at) "

@@ -1,7 +1,7 @@
 """organization keys: an API key may act as an organization (made by one of its owners or admins)
 
-Revision ID: 0017_organization_keys
-Revises: 0016_generation_account
+Revision ID: 0018_organization_keys
+Revises: 0017_generation_account
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_organization_keys"
-down_revision: str | None = "0016_generation_account"
+revision: str = "0018_organization_keys"
+down_revision: str | None = "0017_generation_account"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

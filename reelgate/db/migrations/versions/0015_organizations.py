@@ -1,7 +1,7 @@
 """organizations: teams, their members (owner, admin, member) and invitations by email
 
-Revision ID: 0014_organizations
-Revises: 0013_provider_requests
+Revision ID: 0015_organizations
+Revises: 0014_project_budgets
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from alembic import op
 
 from reelgate.db.types import UTCDateTime
 
-revision: str = "0014_organizations"
-down_revision: str | None = "0013_provider_requests"
+revision: str = "0015_organizations"
+down_revision: str | None = "0014_project_budgets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

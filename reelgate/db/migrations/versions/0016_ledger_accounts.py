@@ -4,16 +4,16 @@ The foreign keys from balances and ledger_entries to users are dropped, so an or
 account of the same ledger. Every existing row keeps its user id, which is that user's account id: balances are
 unchanged.
 
-Revision ID: 0015_ledger_accounts
-Revises: 0014_organizations
+Revision ID: 0016_ledger_accounts
+Revises: 0015_organizations
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015_ledger_accounts"
-down_revision: str | None = "0014_organizations"
+revision: str = "0016_ledger_accounts"
+down_revision: str | None = "0015_organizations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

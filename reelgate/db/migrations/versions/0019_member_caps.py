@@ -1,7 +1,7 @@
 """member caps: what a member may spend from an organization's wallet per day and per month
 
-Revision ID: 0018_member_caps
-Revises: 0017_organization_keys
+Revision ID: 0019_member_caps
+Revises: 0018_organization_keys
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_member_caps"
-down_revision: str | None = "0017_organization_keys"
+revision: str = "0019_member_caps"
+down_revision: str | None = "0018_organization_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

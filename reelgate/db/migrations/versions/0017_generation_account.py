@@ -2,8 +2,8 @@
 
 Existing generations were all paid by their owners: account_id is filled with user_id.
 
-Revision ID: 0016_generation_account
-Revises: 0015_ledger_accounts
+Revision ID: 0017_generation_account
+Revises: 0016_ledger_accounts
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_generation_account"
-down_revision: str | None = "0015_ledger_accounts"
+revision: str = "0017_generation_account"
+down_revision: str | None = "0016_ledger_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
