@@ -142,6 +142,7 @@ def order_from_form(ctx: ServiceContext, form: Mapping[str, Any]) -> GenerationO
         audio=bool(form.get("audio")) and caps.audio,
         enhance_prompt=bool(form.get("enhance_prompt")) and caps.enhance_prompt,
         project_id=_text(form, "project_id"),
+        organization=_text(form, "organization"),  # the wallet switcher: empty for the user's own credits
         # One model's own options would rule out every model of the tier that lacks them.
         options={} if routed else _options(spec, form),
     )

@@ -17,6 +17,7 @@ from reelgate.web import (
     gallery,
     library_pages,
     mail_pages,
+    org_pages,
     share_page,
     studio,
     webhooks_page,
@@ -48,7 +49,8 @@ async def guide(request: Request, current: PageViewer) -> HTMLResponse:
 
 def mount(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, studio, gallery, library_pages, account, webhooks_page, admin_pages, mail_pages, share_page):
+    modules = (auth, studio, gallery, library_pages, account, webhooks_page, admin_pages, mail_pages, share_page)
+    for module in (*modules, org_pages):
         app.include_router(module.router, dependencies=[Depends(refuse_unstorable_form)])
     app.add_api_route("/guide", guide, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
     app.add_exception_handler(LoginRequired, _login_required)

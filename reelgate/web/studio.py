@@ -13,6 +13,7 @@ from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import ReelgateError
 from reelgate.services import budgets, generations, projects, storage_quota
 from reelgate.services.context import ServiceContext
+from reelgate.web import org_pages
 from reelgate.web.common import FormViewer, PageViewer, Viewer, fragment, htmx_error, redirect, render, toast
 from reelgate.web.composer import (
     ChoiceCard,
@@ -115,6 +116,7 @@ async def studio(
         storage=storage,
         spend=spend,
         operator=current.user.is_admin,  # provider cost and margin are the operator's figures
+        wallets=await org_pages.wallets(ctx, current.user.id),
         keep_favorites=ctx.config.retention_keep_favorites,
         back=f"/studio?project={selected.id}"
         + ("&favorites=true" if favorites else "")
