@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import secrets
 import shutil
@@ -192,9 +193,14 @@ def reencode_without_flagged_bytes(path: Path) -> None:
         return
     with Image.open(path) as image:
         image.load()
-        for level in range(9, -1, -1):
+        # A two-byte run turns up about once per 64 KiB of pixels, so one mode's ten levels can all hold it; the
+        # same pixels with an opaque alpha channel (or without it) and the optimizer give thirty more encodings.
+        pictures = [image]
+        if image.mode == "RGB" or (image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255)):
+            pictures.append(image.convert("RGBA" if image.mode == "RGB" else "RGB"))
+        for picture, optimize, level in itertools.product(pictures, (False, True), range(9, -1, -1)):
             out = io.BytesIO()
-            image.save(out, format="PNG", compress_level=level)
+            picture.save(out, format="PNG", compress_level=level, optimize=optimize)
             if not any(flagged in out.getvalue() for flagged in FLAGGED_BYTES):
                 path.write_bytes(out.getvalue())
                 return
