@@ -129,6 +129,7 @@ async def insert_generations(
             Generation(
                 id=new_id("gen"),
                 user_id=user_id,
+                account_id=user_id,  # paid from the user's own wallet
                 project_id=project_id,
                 model=spec.id,
                 provider=provider,
