@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from reelgate.api.schemas import ErrorInfo, GenerationOut, ProjectOut, ProjectSpendOut, ShareOut, UploadOut
-from reelgate.db.records import Generation, Project, ShareLink, Upload
+from reelgate.db.records import Generation, Payment, Project, ShareLink, Upload
 from reelgate.domain.jobs import GenerationStatus, is_terminal
 from reelgate.services.budgets import ProjectSpend
 
@@ -120,3 +121,24 @@ def share_out(share: ShareLink, url: str, now: datetime) -> ShareOut:
         expires_at=share.expires_at.isoformat() if share.expires_at else None,
         revoked=share.revoked_at is not None or expired,
     )
+
+
+def payment_out(payment: Payment) -> dict[str, Any]:
+    """A Stripe purchase: who bought it (user_id) and which wallet it credited (account_id)."""
+    return {
+        "id": payment.id,
+        "user_id": payment.user_id,
+        "account_id": payment.account_id,
+        "package": payment.package,
+        "credits": payment.credits,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "status": payment.status,
+        "amount_refunded": payment.amount_refunded,
+        "amount_disputed": payment.amount_disputed,
+        "credits_reversed": payment.credits_reversed,
+        "credits_unrecovered": payment.credits_unrecovered,
+        "stripe_session_id": payment.stripe_session_id,
+        "created_at": payment.created_at.isoformat(),
+        "paid_at": payment.paid_at.isoformat() if payment.paid_at else None,
+    }

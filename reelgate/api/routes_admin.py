@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI, Path, Query
 from pydantic import Field
 
 from reelgate.api.deps import AdminUser, Ctx
+from reelgate.api.presenters import payment_out
 from reelgate.api.schemas import Strict
 from reelgate.db.records import AuditEntry, User
 from reelgate.domain.errors import ValidationFailed
@@ -137,27 +138,7 @@ async def list_payments(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     rows = await billing.list_payments(ctx, user_id, limit=limit)
-    return {
-        "data": [
-            {
-                "id": p.id,
-                "user_id": p.user_id,
-                "package": p.package,
-                "credits": p.credits,
-                "amount": p.amount,
-                "currency": p.currency,
-                "status": p.status,
-                "amount_refunded": p.amount_refunded,
-                "amount_disputed": p.amount_disputed,
-                "credits_reversed": p.credits_reversed,
-                "credits_unrecovered": p.credits_unrecovered,
-                "stripe_session_id": p.stripe_session_id,
-                "created_at": p.created_at.isoformat(),
-                "paid_at": p.paid_at.isoformat() if p.paid_at else None,
-            }
-            for p in rows
-        ]
-    }
+    return {"data": [payment_out(p) for p in rows]}
 
 
 def mount(app: FastAPI) -> None:

@@ -27,6 +27,8 @@ class CheckoutRequest(Strict):
     package: str = Field(min_length=1, max_length=40)
     success_url: str | None = Field(default=None, max_length=2000)
     cancel_url: str | None = Field(default=None, max_length=2000)
+    # An organization whose wallet the credits are for (its owners and admins only); None: the buyer's own.
+    organization: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 def package_out(package: billing.CreditPackage) -> dict[str, Any]:
@@ -63,7 +65,12 @@ async def list_packages(ctx: Ctx) -> dict[str, Any]:
 @router.post("/checkout")
 async def checkout(body: CheckoutRequest, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
     started = await billing.start_checkout(
-        ctx, user.id, body.package, success_url=body.success_url, cancel_url=body.cancel_url
+        ctx,
+        user.id,
+        body.package,
+        success_url=body.success_url,
+        cancel_url=body.cancel_url,
+        organization=body.organization,
     )
     return {"id": started.session_id, "payment_id": started.payment_id, "url": started.url}
 

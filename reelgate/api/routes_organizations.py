@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser
-from reelgate.api.presenters import generation_out
+from reelgate.api.presenters import generation_out, payment_out
 from reelgate.api.schemas import ApiKeyCreate
 from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, MemberCaps, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
-from reelgate.services import ledger, member_caps, org_invitations, org_keys
+from reelgate.services import billing, ledger, member_caps, org_invitations, org_keys
 from reelgate.services import organizations as orgs
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -102,6 +102,19 @@ async def set_member_caps(
 async def spend_per_member(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
     """What each member spent from the wallet today and this month, with their caps (owners and admins)."""
     return {"data": [asdict(row) for row in await member_caps.spend(ctx, organization_id, user.id)]}
+
+
+@router.get("/{organization_id}/payments")
+async def list_organization_payments(
+    organization_id: str, user: CurrentUser, ctx: Ctx, limit: int = Query(default=50, ge=1, le=500)
+) -> dict[str, Any]:
+    """Stripe purchases for the organization's wallet, newest first, with who bought each (owners and admins;
+    buy with `organization` on POST /api/v1/credits/checkout)."""
+    return {
+        "data": [
+            payment_out(p) for p in await billing.organization_payments(ctx, organization_id, user.id, limit=limit)
+        ]
+    }
 
 
 @router.delete("/{organization_id}/members/{member_id}", status_code=204)

@@ -190,6 +190,7 @@ class ProviderMark:
 class Payment:
     id: str
     user_id: str
+    account_id: str
     stripe_session_id: str
     stripe_payment_intent: str | None
     package: str

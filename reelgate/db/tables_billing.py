@@ -12,7 +12,10 @@ payments = Table(
     "payments",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),  # who bought
+    # The ledger account the credits go to and are taken back from: the buyer's own, or an organization's wallet
+    # that the buyer manages. No foreign key, as with the ledger's own account ids.
+    Column("account_id", String(40), nullable=False),
     Column("stripe_session_id", String(255), nullable=False, unique=True),
     # Known once the session completes; refunds and disputes name the payment intent, not the session.
     Column("stripe_payment_intent", String(255), index=True),
@@ -31,6 +34,7 @@ payments = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("paid_at", UTCDateTime()),
     Index("ix_payments_user_created", "user_id", "created_at"),
+    Index("ix_payments_account_created", "account_id", "created_at"),
 )
 
 # Stripe events already applied; a redelivered event id is rejected by the primary key.

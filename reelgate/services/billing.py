@@ -15,12 +15,12 @@ from reelgate.db.queries import ledger as ledger_queries
 from reelgate.db.queries import organizations as org_queries
 from reelgate.db.queries import payments as payment_queries
 from reelgate.db.queries import users as user_queries
-from reelgate.db.records import Payment
+from reelgate.db.records import Payment, User
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ServiceUnavailable, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.domain.ledger import EntryKind
-from reelgate.services import ledger
+from reelgate.services import ledger, organizations
 from reelgate.services.context import ServiceContext
 from reelgate.services.stripe_events import handle_stripe_webhook
 from reelgate.services.transactions import Transaction, TransactionFilter, iter_transactions_csv, list_transactions
@@ -125,13 +125,23 @@ async def start_checkout(
     *,
     success_url: str | None = None,
     cancel_url: str | None = None,
+    organization: str | None = None,
 ) -> Checkout:
-    """Creates a Stripe Checkout Session for a package and records it; the credits come with the webhook."""
+    """Creates a Stripe Checkout Session for a package and records it; the credits come with the webhook.
+
+    With `organization`, the credits go to that organization's wallet: only its owners and admins may buy for it
+    (404 for anyone outside it, 403 for a plain member), and the buyer stays the one who pays and is named."""
     package = find_package(ctx, package_id)
     key = ctx.config.stripe_secret_key
     if not key:
         raise ServiceUnavailable("Credit purchases are not configured (STRIPE_SECRET_KEY is unset).")
-    user = await ctx.db.read(lambda tx: user_queries.user_by_id(tx, user_id))
+
+    def read_buyer(tx: Tx) -> tuple[User | None, str]:
+        if organization is not None:
+            organizations.managing_in(tx, organization, user_id)
+        return user_queries.user_by_id(tx, user_id), organization or user_id
+
+    user, account_id = await ctx.db.read(read_buyer)
     if user is None:
         raise NotFound("User not found.")
     payment_id = new_id("pay")
@@ -160,6 +170,7 @@ async def start_checkout(
         "metadata": {
             "payment_id": payment_id,
             "user_id": user.id,
+            "account_id": account_id,
             "package": package.id,
             "credits": str(package.total_credits),
         },
@@ -169,6 +180,7 @@ async def start_checkout(
     payment = Payment(
         id=payment_id,
         user_id=user.id,
+        account_id=account_id,
         stripe_session_id=str(created["id"]),
         stripe_payment_intent=None,
         package=package.id,
@@ -258,6 +270,18 @@ async def check_stripe(ctx: ServiceContext) -> dict[str, Any] | None:
 
 async def list_payments(ctx: ServiceContext, user_id: str | None = None, *, limit: int = 50) -> list[Payment]:
     return await ctx.db.read(lambda tx: payment_queries.recent_payments(tx, user_id, limit=limit))
+
+
+async def organization_payments(
+    ctx: ServiceContext, organization_id: str, user_id: str, *, limit: int = 50
+) -> list[Payment]:
+    """The purchases for an organization's wallet, for its owners and admins (404 outside it, 403 for members)."""
+
+    def read(tx: Tx) -> list[Payment]:
+        organizations.managing_in(tx, organization_id, user_id)
+        return payment_queries.recent_payments_to_account(tx, organization_id, limit=limit)
+
+    return await ctx.db.read(read)
 
 
 # ---------------------------------------------------------------- admin grants and adjustments

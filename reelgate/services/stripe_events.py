@@ -99,9 +99,12 @@ def _payment_for_session(event: _Event, obj: dict[str, Any]) -> Payment | None:
     if not user_queries.user_exists(tx, user_id):
         log.warning("stripe session %s names unknown user %s; ignored", session_id, user_id)
         return None
+    # Sessions made before purchases for organizations carry no account: they were for the buyer.
+    account_id = str(meta.get("account_id") or user_id)
     rebuilt = Payment(
         id=payment_id,
         user_id=user_id,
+        account_id=account_id,
         stripe_session_id=session_id,
         stripe_payment_intent=None,
         package=str(meta.get("package", "")),
@@ -129,7 +132,7 @@ def _grant(event: _Event, payment: Payment) -> str:
         return "already_granted"
     granted = ledger_queries.credit_account(
         event.tx,
-        payment.user_id,
+        payment.account_id,
         payment.credits,
         kind=EntryKind.PURCHASE,
         reference=payment_reference(payment.id),
@@ -215,12 +218,13 @@ def _reconcile_reversal(event: _Event, payment: Payment) -> None:
     if delta > 0:
         note = f"Refund or dispute of payment {payment.id}"
         taken = ledger_queries.debit_available(
-            tx, payment.user_id, delta, kind=EntryKind.ADJUST, reference=reference, note=note
+            tx, payment.account_id, delta, kind=EntryKind.ADJUST, reference=reference, note=note
         )
         payment.credits_unrecovered += delta - taken
         if taken < delta:
+            # The buyer is flagged, whichever wallet the credits went to: the buyer is who the refund paid.
             user_queries.set_flagged(tx, payment.user_id, True)
-            log.warning("payment %s: %d credits could not be taken back; user flagged", payment.id, delta - taken)
+            log.warning("payment %s: %d credits could not be taken back; buyer flagged", payment.id, delta - taken)
     elif delta < 0:  # a dispute was won: return what was actually taken
         forgiven = min(payment.credits_unrecovered, -delta)
         payment.credits_unrecovered -= forgiven
@@ -228,7 +232,7 @@ def _reconcile_reversal(event: _Event, payment: Payment) -> None:
         if returned > 0:
             note = f"Dispute won for payment {payment.id}"
             ledger_queries.credit_account(
-                tx, payment.user_id, returned, kind=EntryKind.ADJUST, reference=reference, note=note
+                tx, payment.account_id, returned, kind=EntryKind.ADJUST, reference=reference, note=note
             )
     payment.credits_reversed += delta
     payment.updated_at = event.now

@@ -22,6 +22,10 @@ _RECENT = query(f"SELECT {_COLUMNS} FROM payments ORDER BY created_at DESC LIMIT
 _RECENT_OF_USER = query(
     f"SELECT {_COLUMNS} FROM payments WHERE user_id = :user_id ORDER BY created_at DESC LIMIT :limit", row=Payment
 )
+_RECENT_OF_ACCOUNT = query(
+    f"SELECT {_COLUMNS} FROM payments WHERE account_id = :account_id ORDER BY created_at DESC LIMIT :limit",
+    row=Payment,
+)
 _RECORD_EVENT = query(
     "INSERT INTO stripe_events (id, type, received_at) VALUES (:id, :type, :now) ON CONFLICT DO NOTHING RETURNING id"
 )
@@ -53,6 +57,11 @@ def recent_payments(tx: Tx, user_id: str | None, *, limit: int) -> list[Payment]
     if user_id is None:
         return tx.all(_RECENT, {"limit": limit})
     return tx.all(_RECENT_OF_USER, {"user_id": user_id, "limit": limit})
+
+
+def recent_payments_to_account(tx: Tx, account_id: str, *, limit: int) -> list[Payment]:
+    """The purchases that credited one account (an organization's wallet), whoever bought them."""
+    return tx.all(_RECENT_OF_ACCOUNT, {"account_id": account_id, "limit": limit})
 
 
 def record_stripe_event(tx: Tx, event_id: str, event_type: str, now: datetime) -> bool:
