@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from reelgate.api.deps import Ctx, clear_session, client_address
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.services import accounts, email_verification, mail, sessions
+from reelgate.services import organizations as orgs
 from reelgate.services.context import ServiceContext
 from reelgate.web import billing_bridge
 from reelgate.web.common import FormViewer, PageViewer, redirect, render
@@ -30,16 +31,22 @@ async def credits_page(request: Request, current: PageViewer, ctx: Ctx) -> HTMLR
         outcome=outcome if outcome in ("success", "canceled") else "",
         transactions=await billing_bridge.transactions(ctx, current.user.id),
         threshold=current.low_credit_threshold,
+        # The wallets the user may also buy for: organizations they own or administer.
+        buy_for=[m.organization for m in await orgs.list_mine(ctx, current.user.id) if m.manages],
     )
 
 
 @router.post("/credits/checkout")
 async def checkout(
-    request: Request, current: FormViewer, ctx: Ctx, package_id: Annotated[str, Form(max_length=80)]
+    request: Request,
+    current: FormViewer,
+    ctx: Ctx,
+    package_id: Annotated[str, Form(max_length=80)],
+    organization: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     base_url = str(request.base_url).rstrip("/")
     try:
-        url = await billing_bridge.checkout_url(ctx, current.user.id, package_id, base_url)
+        url = await billing_bridge.checkout_url(ctx, current.user.id, package_id, base_url, organization or None)
     except ReelgateError as exc:
         return redirect(request, "/credits", error=exc.message)
     if url is None:

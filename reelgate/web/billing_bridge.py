@@ -58,8 +58,11 @@ def packages(ctx: ServiceContext) -> tuple[list[Package], bool]:
     return sold, bool(ctx.config.stripe_secret_key)
 
 
-async def checkout_url(ctx: ServiceContext, user_id: str, package_id: str, base_url: str) -> str | None:
-    """Stripe Checkout's URL for the package, or None when payments are not installed."""
+async def checkout_url(
+    ctx: ServiceContext, user_id: str, package_id: str, base_url: str, organization: str | None = None
+) -> str | None:
+    """Stripe Checkout's URL for the package (for the user's own account, or for an organization's wallet that the
+    user manages), or None when payments are not installed."""
     if billing is None:
         return None
     started = await billing.start_checkout(
@@ -68,6 +71,7 @@ async def checkout_url(ctx: ServiceContext, user_id: str, package_id: str, base_
         package_id,
         success_url=f"{base_url}/credits?checkout=success",
         cancel_url=f"{base_url}/credits?checkout=canceled",
+        organization=organization,
     )
     return str(started.url)
 

@@ -11,6 +11,7 @@ from reelgate.db.queries import organizations as org_queries
 from reelgate.db.records import OrganizationMember
 from tests.billing.conftest import Shop
 from tests.conftest import Account
+from tests.web.test_pages import sign_up
 
 
 async def _organization(shop: Shop, owner: Account, **members: Account) -> str:
@@ -91,4 +92,34 @@ async def test_members_and_outsiders_cannot_buy_for_or_list_the_wallet(shop: Sho
     for reader, status in ((member, 403), (outsider, 404)):
         answer = await shop.client.get(f"/api/v1/organizations/{org_id}/payments", headers=reader.headers)
         assert answer.status_code == status, answer.text
+    await shop.check()
+
+
+async def test_the_studio_buys_for_an_organization_its_user_manages(shop: Shop) -> None:
+    csrf = await sign_up(shop.client, "studio-buyer@example.com")
+    made = await shop.client.post("/organizations", data={"name": "Studio Team", "csrf_token": csrf})
+    assert made.status_code == 303, made.text
+    org_id = made.headers["location"].split("/organizations/")[1].split("?")[0]
+
+    page = await shop.client.get("/credits")
+    assert f'<option value="{org_id}">Studio Team</option>' in page.text  # the wallets it may buy for
+    bought = await shop.client.post(
+        "/credits/checkout", data={"package_id": "tiny", "organization": org_id, "csrf_token": csrf}
+    )
+    assert bought.status_code == 303 and bought.headers["location"].startswith(shop.sim.url), bought.text
+    [sent] = shop.sim.sessions.values()
+    assert sent["metadata"]["account_id"] == org_id
+    shop.sim.complete(str(sent["id"]))
+    await shop.deliveries_done()
+    wallet = await shop.client.get(f"/organizations/{org_id}")
+    assert 'data-testid="org-wallet">50<' in wallet.text and 'href="/credits">Buy credits</a>' in wallet.text
+
+    # Someone else's organization id in the form: refused, and no checkout opened.
+    stranger = await shop.account(credits=0)
+    theirs = await _organization(shop, stranger)
+    refused = await shop.client.post(
+        "/credits/checkout", data={"package_id": "tiny", "organization": theirs, "csrf_token": csrf}
+    )
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/credits"), refused.text
+    assert len(shop.sim.sessions) == 1
     await shop.check()
