@@ -19,20 +19,19 @@ router = APIRouter(include_in_schema=False)
 
 
 async def wallets(ctx: ServiceContext, user_id: str) -> list[dict[str, Any]]:
-    """The organizations whose wallet the user may pay with, and what each holds (the studio's wallet switcher)."""
+    """The organizations whose wallet the user may pay with, the user's role in each and what each holds (the
+    Teams list and the studio's wallet switcher)."""
     found = []
     for membership in await orgs.list_mine(ctx, user_id):
-        credits = await ledger.credits_of(ctx, membership.organization.id)
-        found.append(
-            {"id": membership.organization.id, "name": membership.organization.name, "available": credits.available}
-        )
+        org = membership.organization
+        credits = await ledger.credits_of(ctx, org.id)
+        found.append({"id": org.id, "name": org.name, "role": membership.role, "available": credits.available})
     return found
 
 
 @router.get("/organizations", response_class=HTMLResponse)
 async def organizations_page(request: Request, current: PageViewer, ctx: Ctx) -> HTMLResponse:
-    mine = await orgs.list_mine(ctx, current.user.id)
-    return render(request, "organizations.html", current, memberships=mine, wallets=await wallets(ctx, current.user.id))
+    return render(request, "organizations.html", current, wallets=await wallets(ctx, current.user.id))
 
 
 @router.post("/organizations")

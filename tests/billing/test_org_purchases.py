@@ -101,6 +101,10 @@ async def test_the_studio_buys_for_an_organization_its_user_manages(shop: Shop) 
     assert made.status_code == 303, made.text
     org_id = made.headers["location"].split("/organizations/")[1].split("?")[0]
 
+    teams = await shop.client.get("/organizations")
+    assert f'<a href="/organizations/{org_id}">Studio Team</a>' in teams.text
+    assert '<span class="badge">owner</span> <span class="muted">0 credits</span>' in teams.text
+
     page = await shop.client.get("/credits")
     assert f'<option value="{org_id}">Studio Team</option>' in page.text  # the wallets it may buy for
     bought = await shop.client.post(
