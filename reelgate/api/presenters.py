@@ -78,6 +78,7 @@ def project_out(project: Project) -> ProjectOut:
         name=project.name,
         description=project.description,
         budget_credits=project.budget_credits,
+        organization=project.organization_id,
         created_at=project.created_at.isoformat(),
         updated_at=project.updated_at.isoformat(),
     )

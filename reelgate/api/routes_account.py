@@ -105,7 +105,12 @@ async def list_projects(user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
 
 @router.post("/projects", status_code=201, response_model=ProjectOut)
 async def create_project(body: ProjectCreate, user: CurrentUser, ctx: Ctx) -> ProjectOut:
-    return project_out(await projects.create_project(ctx, user.id, body.name, body.description, body.budget_credits))
+    """Your own project, or with `organization` a project of an organization you own or administer (a team
+    campaign: its members file generations into it on the organization's wallet, and its budget caps them all)."""
+    project = await projects.create_project(
+        ctx, user.id, body.name, body.description, body.budget_credits, organization_id=body.organization
+    )
+    return project_out(project)
 
 
 @router.get("/projects/{project_id}", response_model=ProjectDetail)

@@ -81,7 +81,8 @@ async def list_generations(
 
 @router.get("/{generation_id}", response_model=GenerationOut)
 async def get_generation(generation_id: str, user: CurrentUser, ctx: Ctx) -> GenerationOut:
-    return generation_out(await generations.get_generation(ctx, user.id, generation_id), ctx.config.public_url)
+    """Your generation, or one paid by an organization you own or administer."""
+    return generation_out(await generations.viewable_generation(ctx, user.id, generation_id), ctx.config.public_url)
 
 
 @router.post("/{generation_id}/cancel", response_model=GenerationOut)
@@ -122,7 +123,7 @@ async def generation_content(
 ) -> Response:
     if image_format is not None:
         return await _converted_image(generation_id, user.id, ctx, image_format, download=download)
-    generation = await generations.get_generation(ctx, user.id, generation_id)
+    generation = await generations.viewable_generation(ctx, user.id, generation_id)
     if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
         raise Conflict("This generation has no video yet.", code="not_ready", details={"status": generation.status})
     extension = generation.output_key.rsplit(".", 1)[-1]
@@ -156,7 +157,7 @@ async def _converted_image(generation_id: str, user_id: str, ctx: Ctx, fmt: str,
 
 @router.get("/{generation_id}/thumbnail", response_class=Response)
 async def generation_thumbnail(generation_id: str, request: Request, user: CurrentUser, ctx: Ctx) -> Response:
-    generation = await generations.get_generation(ctx, user.id, generation_id)
+    generation = await generations.viewable_generation(ctx, user.id, generation_id)
     if not generation.thumbnail_key:
         raise NotFound("This generation has no thumbnail.")
     return await serve_object(

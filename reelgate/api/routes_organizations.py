@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from reelgate.api.deps import Ctx, CurrentUser
-from reelgate.api.presenters import generation_out, payment_out
+from reelgate.api.presenters import generation_out, payment_out, project_out
 from reelgate.api.schemas import ApiKeyCreate
 from reelgate.api.schemas_orgs import InvitationAccept, InvitationCreate, MemberCaps, OrganizationCreate, RoleChange
 from reelgate.db.records import OrganizationInvitation
-from reelgate.services import billing, ledger, member_caps, org_invitations, org_keys
+from reelgate.services import billing, ledger, member_caps, org_invitations, org_keys, projects
 from reelgate.services import organizations as orgs
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
@@ -138,6 +138,14 @@ async def list_organization_generations(
     page = found[:limit]
     data = [generation_out(g, ctx.config.public_url).model_dump(mode="json") | {"user_id": g.user_id} for g in page]
     return {"data": data, "next_cursor": page[-1].id if len(found) > limit else None}
+
+
+@router.get("/{organization_id}/projects")
+async def list_organization_projects(organization_id: str, user: CurrentUser, ctx: Ctx) -> dict[str, Any]:
+    """The organization's projects (team campaigns), for any member. Owners and admins create them with
+    `POST /api/v1/projects` and `"organization"`."""
+    found = await projects.organization_projects(ctx, organization_id, user.id)
+    return {"data": [project_out(p).model_dump() for p in found]}
 
 
 @router.post("/{organization_id}/api-keys", status_code=201)

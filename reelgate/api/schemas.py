@@ -155,6 +155,12 @@ class ProjectCreate(Strict):
     name: str = Field(min_length=1, max_length=120)
     description: str = Field(default="", max_length=2000)
     budget_credits: BudgetCredits | None = Field(default=None, description="A cap on the project's spend; null: none")
+    organization: str | None = Field(
+        default=None,
+        max_length=40,
+        description="An organization's id (you must own or administer it): the project is the team's, its members "
+        "file generations into it on the organization's wallet; default: your own project",
+    )
 
 
 class ProjectUpdate(Strict):
@@ -170,6 +176,8 @@ class ProjectOut(BaseModel):
     name: str
     description: str
     budget_credits: int | None
+    # The organization whose project this is; None for your own.
+    organization: str | None = None
     created_at: str
     updated_at: str
 

@@ -69,6 +69,8 @@ class Project:
     updated_at: datetime
     # A campaign's cap: new generations may not take the project's captured + held credits past it (None: no cap).
     budget_credits: int | None = None
+    # The organization whose project this is (its members file into it, its managers change it); None: the user's.
+    organization_id: str | None = None
 
 
 @dataclass(slots=True)

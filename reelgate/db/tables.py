@@ -137,6 +137,9 @@ projects = Table(
     _at("created_at"),
     _at("updated_at"),
     Column("budget_credits", BigInteger),
+    # An organization's project (a team campaign): its members file generations into it, paid by its wallet.
+    # NULL: the user's own project. Organizations are never deleted, so the link has no ON DELETE rule to choose.
+    Column("organization_id", String(40), ForeignKey("organizations.id"), index=True),
 )
 
 uploads = Table(

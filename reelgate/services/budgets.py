@@ -37,15 +37,16 @@ def clean_budget(budget: object) -> int | None:
     return budget
 
 
-def check_in(tx: Tx, user_id: str, project_id: str, required: int) -> None:
+def check_in(tx: Tx, project_id: str, required: int) -> None:
     """Inside the submit's transaction, after its insert and hold: refuses the generation (402) when the project's
     captured + held credits, this quote included, would pass its budget; the raise rolls back the hold and the
     insert. The project's row is locked first (PostgreSQL), so concurrent submits into one project count one after
-    another and a burst cannot all see the same "before"."""
-    budget = budget_queries.budget_locked(tx, user_id, project_id)
+    another and a burst cannot all see the same "before". An organization's project counts every member's
+    generations, so the budget caps the team, not each member."""
+    budget = budget_queries.budget_locked(tx, project_id)
     if budget is None:
         return
-    captured, held = budget_queries.spend(tx, user_id, project_id)
+    captured, held = budget_queries.spend(tx, project_id)
     held -= required  # the submit's own hold is in the sum already
     if captured + held + required > budget:
         raise BudgetExceeded(
@@ -80,9 +81,9 @@ async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> P
             raise NotFound("Project not found.")
         return (
             project.budget_credits,
-            budget_queries.spend(tx, user_id, project_id),
-            budget_queries.generations_per_status(tx, user_id, project_id),
-            budget_queries.captures(tx, user_id, project_id),
+            budget_queries.spend(tx, project_id),
+            budget_queries.generations_per_status(tx, project_id),
+            budget_queries.captures(tx, project_id),
         )
 
     budget, (captured, held), per_status, captures = await ctx.db.read(read, snapshot=True)

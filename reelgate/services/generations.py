@@ -16,6 +16,7 @@ from typing import Any
 from reelgate.db.errors import UniqueViolation
 from reelgate.db.queries import generations as generation_queries
 from reelgate.db.queries import idempotency
+from reelgate.db.queries import projects as project_queries
 from reelgate.db.queries.ledger import NO_IN_FLIGHT_CAP, refuse_hold
 from reelgate.db.queries.submissions import submit_generation
 from reelgate.db.queries.uploads import owns_upload
@@ -29,6 +30,7 @@ from reelgate.domain.errors import (
     ModelUnavailable,
     NotFound,
     RateLimited,
+    ReelgateError,
     ValidationFailed,
 )
 from reelgate.domain.ids import new_id
@@ -311,14 +313,14 @@ def _record_submission(
         key = None  # recorded in this transaction
         if done.project_id is None:
             if project_id is not None:
-                raise NotFound("Project not found.", details={"field": "project_id"})
+                raise _not_placed(tx, user_id, project_id)
             project_id = projects.default_project_in(tx, user_id)
             continue
         if not done.held:
             refuse_hold(tx, account_id, total, cap)
         generation.project_id = done.project_id
         if done.budget is not None:  # most projects have none: no further statement for them
-            budgets.check_in(tx, user_id, done.project_id, total)
+            budgets.check_in(tx, done.project_id, total)
         limits.check_spend_caps(ctx, tx, user_id, total, now)
         if account_id != user_id:
             check_member_cap(tx, account_id, user_id, total, now)
@@ -328,6 +330,20 @@ def _record_submission(
             mail.queue_low_balance(tx, user_id, spent=total, threshold=threshold, reference=generation.id, now=now)
         return generation, False
     raise RuntimeError("submission could not be recorded")
+
+
+def _not_placed(tx: Tx, user_id: str, project_id: str) -> ReelgateError:
+    """Why the submit's insert found no project to go into (read only on this failure path): an organization's
+    project the caller belongs to but did not pay from that organization's wallet, or no project of theirs."""
+    project = project_queries.project_of_user(tx, user_id, project_id)
+    if project is not None and project.organization_id is not None:
+        return ValidationFailed(
+            "organization",
+            "This project belongs to an organization: generations go into it on that organization's wallet. "
+            f'Pass "organization": "{project.organization_id}".',
+            allowed=[project.organization_id],
+        )
+    return NotFound("Project not found.", details={"field": "project_id"})
 
 
 def _key_conflict(key: str) -> IdempotencyConflict:
@@ -410,6 +426,21 @@ def _replay(ctx: ServiceContext, tx: Tx, user_id: str, key: str, order: Generati
 
 async def get_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
     generation = await ctx.db.read(lambda tx: generation_queries.generation_of_user(tx, user_id, generation_id))
+    if generation is None:
+        raise NotFound("Generation not found.")
+    return generation
+
+
+async def viewable_generation(ctx: ServiceContext, user_id: str, generation_id: str) -> Generation:
+    """A generation the user may look at and download: their own, or one an organization they own or administer
+    paid for (a manager sees the team's work; it stays its maker's to cancel, retry or delete). The second lookup
+    runs only when the first misses, so a user's own reads stay one indexed statement."""
+
+    def read(tx: Tx) -> Generation | None:
+        own = generation_queries.generation_of_user(tx, user_id, generation_id)
+        return own if own is not None else generation_queries.generation_managed_by(tx, user_id, generation_id)
+
+    generation = await ctx.db.read(read)
     if generation is None:
         raise NotFound("Generation not found.")
     return generation

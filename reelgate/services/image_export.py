@@ -31,7 +31,8 @@ async def export_image(ctx: ServiceContext, user_id: str, generation_id: str, fm
     """The user's image generation written as `fmt` into `workdir` (the caller removes it once sent)."""
     if fmt not in media.EXPORT_FORMATS:
         raise ValidationFailed("format", f"{fmt!r} is not a download format", allowed=list(FORMATS))
-    generation = await generations.get_generation(ctx, user_id, generation_id)  # NotFound for another user's id
+    # NotFound for another user's id (an organization's managers may also export what its wallet paid for)
+    generation = await generations.viewable_generation(ctx, user_id, generation_id)
     if generation.status != GenerationStatus.SUCCEEDED.value or not generation.output_key:
         raise Conflict("This generation has no output yet.", code="not_ready", details={"status": generation.status})
     if generation.kind != "image":

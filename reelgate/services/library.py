@@ -117,7 +117,12 @@ async def move_generations(ctx: ServiceContext, user_id: str, ids: list[str], pr
     now = ctx.clock()
 
     def move(tx: Tx) -> BulkOutcome:
-        projects.project_in(tx, user_id, project_id)
+        if projects.project_in(tx, user_id, project_id).organization_id is not None:
+            raise ValidationFailed(
+                "project_id",
+                "Generations go into an organization's project when they are made on its wallet; "
+                "they cannot be moved into one.",
+            )
         outcome = BulkOutcome()
         for generation_id in wanted:
             moved = library_queries.move_generation(tx, user_id, generation_id, project_id, now)
@@ -140,7 +145,9 @@ async def delete_project(
     """Deletes a project. With videos in it the caller chooses (`generations`); without a choice a project that
     still has videos is refused, so none disappears by accident. Returns the project that received its rows
     (deleted ones included: their history needs a project)."""
-    await projects.get_project(ctx, user_id, project_id)
+    project = await projects.get_project(ctx, user_id, project_id)
+    if project.organization_id is not None:
+        return await _delete_organization_project(ctx, user_id, project_id, choice)
     if choice is DeleteChoice.DELETE:
         live = await ctx.db.read(lambda tx: library_queries.live_ids_in_project(tx, user_id, project_id))
         for generation_id in live:
@@ -162,6 +169,39 @@ async def delete_project(
                 project_queries.insert_project(tx, project)
                 target = project.id
             library_queries.move_all(tx, user_id, project_id, target, now)
+        project_queries.delete_project(tx, user_id, project_id)
+        return target
+
+    return await ctx.db.write(delete)
+
+
+async def _delete_organization_project(
+    ctx: ServiceContext, user_id: str, project_id: str, choice: DeleteChoice | None
+) -> str | None:
+    """An organization's project is deleted by its owners and admins. Its generations belong to the members who
+    made them, so they go back to each member's own default project; a manager cannot delete them with it.
+    Returns the caller's default project when any rows moved."""
+    if choice is DeleteChoice.DELETE:
+        raise ValidationFailed(
+            "generations",
+            "An organization's project returns its generations to the members who made them: choose move.",
+            allowed=[DeleteChoice.MOVE.value],
+        )
+    now = ctx.clock()
+
+    def delete(tx: Tx) -> str | None:
+        projects.managed_project_in(tx, user_id, project_id)
+        if choice is None and library_queries.project_totals(tx, project_id)[0]:
+            raise Conflict(
+                "This project still has generations; choose to move them back to their members' default projects.",
+                details={"choices": [DeleteChoice.MOVE.value]},
+            )
+        target: str | None = None
+        for owner in library_queries.owners_in_project(tx, project_id):
+            moved_to = projects.default_project_in(tx, owner)
+            library_queries.move_all(tx, owner, project_id, moved_to, now)
+            if owner == user_id:
+                target = moved_to
         project_queries.delete_project(tx, user_id, project_id)
         return target
 

@@ -1,4 +1,8 @@
-"""Projects: named folders of generations, always scoped to their owner."""
+"""Projects: named folders of generations, always scoped to the caller.
+
+A project is a user's own, or an organization's (a team campaign). Every member of the organization sees its
+projects and files generations into them on the organization's wallet; its owners and admins create them, rename
+them, set their budgets and delete them. A member removed from the organization loses its projects at once (404)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ValidationFailed
 from reelgate.domain.ids import new_id
 from reelgate.services import budgets
+from reelgate.services import organizations as orgs
 from reelgate.services.context import ServiceContext
 
 DEFAULT_PROJECT_NAME = "My videos"
@@ -28,7 +33,12 @@ def _clean_name(name: str) -> str:
 
 
 def new_project(
-    ctx: ServiceContext, user_id: str, name: str, description: str = "", budget_credits: int | None = None
+    ctx: ServiceContext,
+    user_id: str,
+    name: str,
+    description: str = "",
+    budget_credits: int | None = None,
+    organization_id: str | None = None,
 ) -> Project:
     now = ctx.clock()
     return Project(
@@ -39,6 +49,7 @@ def new_project(
         created_at=now,
         updated_at=now,
         budget_credits=budget_credits,
+        organization_id=organization_id,
     )
 
 
@@ -47,10 +58,30 @@ async def list_projects(ctx: ServiceContext, user_id: str) -> list[Project]:
 
 
 def project_in(tx: Tx, user_id: str, project_id: str) -> Project:
+    """The project when the user may see it: their own, or an organization's they belong to; NotFound otherwise."""
     project = project_queries.project_of_user(tx, user_id, project_id)
     if project is None:
         raise NotFound("Project not found.")
     return project
+
+
+def managed_project_in(tx: Tx, user_id: str, project_id: str) -> Project:
+    """The project when the user may change it: their own, or an organization's they own or administer. A plain
+    member of the organization is Forbidden (they can see it), anyone else NotFound."""
+    project = project_in(tx, user_id, project_id)
+    if project.organization_id is not None:
+        orgs.managing_in(tx, project.organization_id, user_id)
+    return project
+
+
+async def organization_projects(ctx: ServiceContext, organization_id: str, user_id: str) -> list[Project]:
+    """The organization's projects, for any of its members."""
+
+    def read(tx: Tx) -> list[Project]:
+        orgs.membership_in(tx, organization_id, user_id)
+        return project_queries.projects_of_organization(tx, organization_id)
+
+    return await ctx.db.read(read)
 
 
 async def get_project(ctx: ServiceContext, user_id: str, project_id: str) -> Project:
@@ -78,10 +109,24 @@ async def default_project_id(ctx: ServiceContext, user_id: str) -> str:
 
 
 async def create_project(
-    ctx: ServiceContext, user_id: str, name: str, description: str = "", budget_credits: int | None = None
+    ctx: ServiceContext,
+    user_id: str,
+    name: str,
+    description: str = "",
+    budget_credits: int | None = None,
+    organization_id: str | None = None,
 ) -> Project:
-    project = new_project(ctx, user_id, _clean_name(name), description[:2000], budgets.clean_budget(budget_credits))
-    await ctx.db.write(lambda tx: project_queries.insert_project(tx, project))
+    """A project of the user's own, or of `organization_id` when the user owns or administers it (a plain member
+    is Forbidden, anyone else NotFound)."""
+    name, budget = _clean_name(name), budgets.clean_budget(budget_credits)
+    project = new_project(ctx, user_id, name, description[:2000], budget, organization_id or None)
+
+    def insert(tx: Tx) -> None:
+        if project.organization_id is not None:
+            orgs.managing_in(tx, project.organization_id, user_id)
+        project_queries.insert_project(tx, project)
+
+    await ctx.db.write(insert)
     return project
 
 
@@ -103,6 +148,7 @@ async def update_project(
     clean_budget = budgets.clean_budget(budget_credits) if change_budget else None
 
     def update(tx: Tx) -> Project:
+        managed_project_in(tx, user_id, project_id)
         now = ctx.clock()
         changed = project_queries.update_project(
             tx, user_id, project_id, name=clean_name, description=clean_description, now=now
@@ -126,6 +172,6 @@ class ProjectTotals:
 async def project_totals(ctx: ServiceContext, user_id: str, project_id: str) -> ProjectTotals:
     def totals(tx: Tx) -> ProjectTotals:
         project_in(tx, user_id, project_id)
-        return ProjectTotals(*library_queries.project_totals(tx, user_id, project_id))
+        return ProjectTotals(*library_queries.project_totals(tx, project_id))
 
     return await ctx.db.read(totals)

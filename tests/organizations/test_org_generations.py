@@ -66,7 +66,14 @@ async def test_hold_capture_and_release_hit_the_organizations_wallet(
     assert listed.status_code == 200
     assert [g["id"] for g in listed.json()["data"]] == [failed.json()["id"], job["id"]]
     assert {g["user_id"] for g in listed.json()["data"]} == {bob.id}
-    assert (await client.get(f"/api/v1/generations/{job['id']}", headers=alice.headers)).status_code == 404
+    # A manager opens one of them by id, its video and thumbnail too; it stays its maker's to cancel or retry, and
+    # what the member paid for themselves stays private.
+    seen = await client.get(f"/api/v1/generations/{job['id']}", headers=alice.headers)
+    assert seen.status_code == 200 and seen.json()["id"] == job["id"] and seen.json()["organization"] == org_id
+    content = await client.get(f"/api/v1/generations/{job['id']}/content", headers=alice.headers)
+    assert content.status_code == 200 and content.content
+    assert (await client.post(f"/api/v1/generations/{job['id']}/retry", headers=alice.headers)).status_code == 404
+    assert (await client.get(f"/api/v1/generations/{own.json()['id']}", headers=alice.headers)).status_code == 404
 
 
 async def test_a_short_wallet_answers_402_and_outsiders_404(

@@ -1,11 +1,16 @@
 """Project budgets: what a project's generations have captured and hold, and the lock that makes a submit's
-budget check and its insert one step."""
+budget check and its insert one step.
+
+A project's spend is every generation filed into it, whoever made it: an organization's project counts all its
+members. Each caller has checked the project is the user's to see (projects.project_of_user) or the submit's
+insert has just placed a row in it, in the same transaction, so these read by project id alone."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from reelgate.db.codec import decode_row
+from reelgate.db.queries import projects as project_queries
 from reelgate.db.records import Generation, LedgerEntry
 from reelgate.db.sql import Tx, columns, in_states, query
 from reelgate.domain.jobs import ACTIVE_STATES
@@ -17,60 +22,60 @@ _SPEND = query(
     f"""
     SELECT COALESCE(SUM(credits_charged), 0),
         COALESCE(SUM(CASE WHEN status IN {_ACTIVE} THEN credits_held ELSE 0 END), 0)
-    FROM generations WHERE project_id = :project_id AND user_id = :user_id
+    FROM generations WHERE project_id = :project_id
     """
 )
-_BUDGET = query("SELECT budget_credits FROM projects WHERE id = :id AND user_id = :user_id")
+_BUDGET = query("SELECT budget_credits FROM projects WHERE id = :id")
 # NO KEY UPDATE, not UPDATE: a submit's INSERT into generations already holds the project row's KEY SHARE lock (the
 # foreign key), which FOR UPDATE would wait on in another submit while that one waits on this one's balance row.
 _BUDGET_LOCKED = query(
-    "SELECT budget_credits FROM projects WHERE id = :id AND user_id = :user_id FOR NO KEY UPDATE",
-    sqlite="SELECT budget_credits FROM projects WHERE id = :id AND user_id = :user_id",
+    "SELECT budget_credits FROM projects WHERE id = :id FOR NO KEY UPDATE",
+    sqlite="SELECT budget_credits FROM projects WHERE id = :id",
 )
 _SET_BUDGET = query(
-    "UPDATE projects SET budget_credits = :budget, updated_at = :now WHERE id = :id AND user_id = :user_id"
+    "UPDATE projects SET budget_credits = :budget, updated_at = :now "
+    f"WHERE id = :id AND {project_queries.MANAGED_BY_USER}"
 )
-_PER_STATUS = query(
-    "SELECT status, count(*) FROM generations WHERE project_id = :project_id AND user_id = :user_id GROUP BY status"
-)
+_PER_STATUS = query("SELECT status, count(*) FROM generations WHERE project_id = :project_id GROUP BY status")
 _CAPTURES = query(
     f"SELECT {columns(LedgerEntry, 'e')}, {columns(Generation, 'g')} FROM ledger_entries e "
     "JOIN generations g ON g.id = e.generation_id "
-    "WHERE e.kind = 'capture' AND g.project_id = :project_id AND g.user_id = :user_id ORDER BY e.id"
+    "WHERE e.kind = 'capture' AND g.project_id = :project_id ORDER BY e.id"
 )
 
 
-def spend(tx: Tx, user_id: str, project_id: str) -> tuple[int, int]:
+def spend(tx: Tx, project_id: str) -> tuple[int, int]:
     """(credits captured, credits held now) by the project's generations, deleted ones included."""
-    row = tx.one(_SPEND, {"user_id": user_id, "project_id": project_id})
+    row = tx.one(_SPEND, {"project_id": project_id})
     return int(row[0]), int(row[1])
 
 
-def budget_of(tx: Tx, user_id: str, project_id: str) -> int | None:
-    found = tx.scalar(_BUDGET, {"id": project_id, "user_id": user_id})
+def budget_of(tx: Tx, project_id: str) -> int | None:
+    found = tx.scalar(_BUDGET, {"id": project_id})
     return None if found is None else int(found)
 
 
-def budget_locked(tx: Tx, user_id: str, project_id: str) -> int | None:
+def budget_locked(tx: Tx, project_id: str) -> int | None:
     """The project's budget, its row locked until the COMMIT (PostgreSQL; SQLite's BEGIN IMMEDIATE already
     serializes writers), so concurrent submits into it count their spend one after another."""
-    found = tx.scalar(_BUDGET_LOCKED, {"id": project_id, "user_id": user_id})
+    found = tx.scalar(_BUDGET_LOCKED, {"id": project_id})
     return None if found is None else int(found)
 
 
 def set_budget(tx: Tx, user_id: str, project_id: str, budget: int | None, now: datetime) -> bool:
+    """Sets the budget of a project the user may change (their own, or an organization's they manage)."""
     return tx.run(_SET_BUDGET, {"id": project_id, "user_id": user_id, "budget": budget, "now": now}) == 1
 
 
-def generations_per_status(tx: Tx, user_id: str, project_id: str) -> dict[str, int]:
-    rows = tx.all(_PER_STATUS, {"user_id": user_id, "project_id": project_id})
+def generations_per_status(tx: Tx, project_id: str) -> dict[str, int]:
+    rows = tx.all(_PER_STATUS, {"project_id": project_id})
     return {str(status): int(count) for status, count in rows}
 
 
-def captures(tx: Tx, user_id: str, project_id: str) -> list[tuple[LedgerEntry, Generation]]:
+def captures(tx: Tx, project_id: str) -> list[tuple[LedgerEntry, Generation]]:
     """Every capture of the project's generations with its generation (for provider cost and margin)."""
     width = len(LedgerEntry.__dataclass_fields__)
     return [
         (decode_row(LedgerEntry, tx.dialect, row[:width]), decode_row(Generation, tx.dialect, row[width:]))
-        for row in tx.all(_CAPTURES, {"user_id": user_id, "project_id": project_id})
+        for row in tx.all(_CAPTURES, {"project_id": project_id})
     ]

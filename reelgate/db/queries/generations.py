@@ -72,17 +72,24 @@ def _literal(value: Any) -> str:
 
 def submission_insert_sql(project_condition: str, *, also: str = "") -> str:
     """INSERT ... SELECT from the project the generation goes into: no row when the user has no such project, so
-    one statement both checks the project and inserts (`also`: a further condition, e.g. on a WITH)."""
+    one statement both checks the project and inserts (`also`: a further condition, e.g. on a WITH).
+
+    The project is the owner's own, or an organization's when the organization's wallet pays (`:paying`, the
+    account id, is the organization's id then; the submit checked the membership in its transaction). So a
+    generation is filed into a team's project only on the team's money, and counts against that project's budget."""
     names = [f.name for f in fields(Generation)]
     values = [_literal(FRESH[n]) if n in FRESH else ("p.id" if n == "project_id" else f":{n}") for n in names]
     return (
         f"INSERT INTO generations ({', '.join(names)}) SELECT {', '.join(values)} FROM projects p "
-        f"WHERE p.user_id = :owner AND {project_condition}{f' AND {also}' if also else ''}"
+        "WHERE (p.organization_id IS NULL AND p.user_id = :owner OR p.organization_id = :paying) "
+        f"AND {project_condition}{f' AND {also}' if also else ''}"
     )
 
 
 INTO_PROJECT = "p.id = :project_id"
-INTO_FIRST_PROJECT = "p.id = (SELECT id FROM projects WHERE user_id = :owner ORDER BY created_at LIMIT 1)"
+INTO_FIRST_PROJECT = (
+    "p.id = (SELECT id FROM projects WHERE user_id = :owner AND organization_id IS NULL ORDER BY created_at LIMIT 1)"
+)
 # The parameters a submission sends: every column but those in FRESH and the project (taken from the SELECT).
 _SUBMITTED = tuple(f.name for f in fields(Generation) if f.name != "project_id" and f.name not in FRESH)
 _INSERT_INTO_PROJECT = query(submission_insert_sql(INTO_PROJECT) + " RETURNING project_id")
@@ -91,6 +98,13 @@ _BY_ID = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id", row=Generat
 # A deleted generation (a tombstone) is gone for its owner: it reads as not found.
 _OF_USER = query(
     f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND user_id = :user_id AND deleted_at IS NULL", row=Generation
+)
+# Paid by the wallet of an organization the user owns or administers (the wallet's account id is the
+# organization's id), read through the membership so a manager who stepped down or left no longer sees it.
+_MANAGED_BY = query(
+    f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND deleted_at IS NULL AND account_id IN "
+    "(SELECT organization_id FROM organization_members WHERE user_id = :user_id AND role IN ('owner', 'admin'))",
+    row=Generation,
 )
 _INSERT_EVENT = query(
     "INSERT INTO generation_events (generation_id, from_status, to_status, detail, at) "
@@ -176,10 +190,11 @@ def insert_generation(tx: Tx, generation: Generation) -> None:
 
 
 def submission_params(generation: Generation) -> dict[str, Any]:
-    # The owner is a parameter of its own: PostgreSQL deduces one type per parameter, and the select list's (text)
-    # and the WHERE's (varchar) would disagree.
+    # The owner and the paying account are parameters of their own: PostgreSQL deduces one type per parameter, and
+    # the select list's (text) and the WHERE's (varchar) would disagree.
     params = {name: getattr(generation, name) for name in _SUBMITTED}
     params["owner"] = generation.user_id
+    params["paying"] = generation.account_id
     return params
 
 
@@ -192,6 +207,12 @@ def insert_submission(tx: Tx, generation: Generation, project_id: str | None) ->
     else:
         found = tx.scalar(_INSERT_INTO_PROJECT, {**params, "project_id": project_id})
     return None if found is None else str(found)
+
+
+def generation_managed_by(tx: Tx, user_id: str, generation_id: str) -> Generation | None:
+    """Another member's generation, when an organization the user owns or administers paid for it."""
+    generation: Generation | None = tx.one(_MANAGED_BY, {"id": generation_id, "user_id": user_id})
+    return generation
 
 
 def generation_by_id(tx: Tx, generation_id: str) -> Generation | None:

@@ -73,7 +73,10 @@ def delete_upload(tx: Tx, user_id: str, upload_id: str) -> None:
 _MOVE = query(
     "UPDATE generations SET project_id = :project_id, updated_at = :now "
     "WHERE id = :id AND user_id = :user_id AND deleted_at IS NULL "
-    "AND EXISTS (SELECT 1 FROM projects p WHERE p.id = :project_id AND p.user_id = :user_id)"
+    "AND EXISTS (SELECT 1 FROM projects p WHERE p.id = :project_id AND p.user_id = :user_id "
+    "AND p.organization_id IS NULL) "
+    # Out of an organization's project only by deleting that project: its spend stays with the campaign.
+    "AND NOT EXISTS (SELECT 1 FROM projects q WHERE q.id = generations.project_id AND q.organization_id IS NOT NULL)"
 )
 _MOVE_ALL = query(
     "UPDATE generations SET project_id = :target, updated_at = :now WHERE project_id = :source AND user_id = :user_id"
@@ -84,11 +87,13 @@ _LIVE_IN_PROJECT = query(
 )
 _PROJECT_TOTALS = query(
     "SELECT count(*), COALESCE(sum(credits_charged), 0), COALESCE(sum(output_size), 0) FROM generations "
-    "WHERE project_id = :project_id AND user_id = :user_id AND deleted_at IS NULL"
+    "WHERE project_id = :project_id AND deleted_at IS NULL"
 )
 _OTHER_PROJECT = query(
-    "SELECT id FROM projects WHERE user_id = :user_id AND id <> :project_id ORDER BY created_at LIMIT 1"
+    "SELECT id FROM projects WHERE user_id = :user_id AND organization_id IS NULL AND id <> :project_id "
+    "ORDER BY created_at LIMIT 1"
 )
+_OWNERS_IN_PROJECT = query("SELECT DISTINCT user_id FROM generations WHERE project_id = :project_id ORDER BY user_id")
 
 
 def move_generation(tx: Tx, user_id: str, generation_id: str, project_id: str, now: datetime) -> bool:
@@ -105,15 +110,22 @@ def live_ids_in_project(tx: Tx, user_id: str, project_id: str) -> list[str]:
     return [str(row[0]) for row in tx.all(_LIVE_IN_PROJECT, {"user_id": user_id, "project_id": project_id})]
 
 
-def project_totals(tx: Tx, user_id: str, project_id: str) -> tuple[int, int, int]:
-    """(generations, credits charged, bytes of output) of the project's live generations."""
-    row = tx.one(_PROJECT_TOTALS, {"user_id": user_id, "project_id": project_id})
+def project_totals(tx: Tx, project_id: str) -> tuple[int, int, int]:
+    """(generations, credits charged, bytes of output) of the project's live generations, whoever made them (an
+    organization's project counts every member's); the caller has checked the project is the user's to see."""
+    row = tx.one(_PROJECT_TOTALS, {"project_id": project_id})
     return int(row[0]), int(row[1]), int(row[2])
 
 
 def other_project_id(tx: Tx, user_id: str, project_id: str) -> str | None:
+    """The user's first own project other than `project_id`."""
     found = tx.scalar(_OTHER_PROJECT, {"user_id": user_id, "project_id": project_id})
     return None if found is None else str(found)
+
+
+def owners_in_project(tx: Tx, project_id: str) -> list[str]:
+    """The users with rows in the project, tombstones included (an organization's project has many)."""
+    return [str(row[0]) for row in tx.all(_OWNERS_IN_PROJECT, {"project_id": project_id})]
 
 
 # ---------------------------------------------------------------- favourites

@@ -71,9 +71,7 @@ def submit_generation(
         return _in_steps(tx, generation, key, request_hash, project_id, max_in_flight)
     params = generations.submission_params(generation)
     # The hold moves the paying account (the owner's own, or an organization's wallet); `:owner` is the owner.
-    params.update(
-        hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id, paying=generation.account_id
-    )
+    params.update(hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id)
     if key is not None:
         params.update(key=key, request_hash=request_hash, key_generation=generation.id)
     fresh_key, placed, held, budget = tx.one(_as_one(key is not None, project_id is not None), params)
@@ -92,5 +90,5 @@ def _in_steps(
     if placed is None:
         return Submitted(key_taken=False, project_id=None, held=False)
     held = ledger.hold_in_steps(tx, generation.account_id, generation.credits_held, generation.id, max_in_flight)
-    budget = budgets.budget_of(tx, generation.user_id, placed) if held else None
+    budget = budgets.budget_of(tx, placed) if held else None
     return Submitted(key_taken=False, project_id=placed, held=held, budget=budget)
