@@ -1,5 +1,5 @@
 """The studio's organization pages: the user's organizations (create one), an organization's wallet, members,
-invitations and spend per member, and the page an invitation email links to."""
+invitations, spend per member and projects (team campaigns), and the page an invitation email links to."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import ledger, member_caps, org_invitations
+from reelgate.services import budgets, ledger, member_caps, org_invitations, projects
 from reelgate.services import organizations as orgs
 from reelgate.services.context import ServiceContext
 from reelgate.web.common import FormViewer, PageViewer, redirect, render
@@ -76,6 +76,7 @@ async def organization_page(organization_id: str, request: Request, current: Pag
         "members": await orgs.members(ctx, organization_id, current.user.id),
         "spend": [],
         "invitations": [],
+        "projects": await projects.organization_projects(ctx, organization_id, current.user.id),
     }
     if membership.manages:
         values["spend"] = await member_caps.spend(ctx, organization_id, current.user.id)
@@ -98,3 +99,26 @@ async def invite(
     except ReelgateError as exc:
         return redirect(request, page, error=exc.message)
     return redirect(request, page, notice=f"Invitation sent to {email.strip().lower()}.")
+
+
+@router.post("/organizations/{organization_id}/projects")
+async def create_project(
+    organization_id: str,
+    request: Request,
+    current: FormViewer,
+    ctx: Ctx,
+    name: Annotated[str, Form(max_length=500)],
+    budget_credits: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """A team project (owners and admins): its members file generations into it on the organization's wallet."""
+    page = f"/organizations/{organization_id}"
+    try:
+        budget = budgets.clean_budget(int(budget_credits)) if budget_credits.strip() else None
+        made = await projects.create_project(
+            ctx, current.user.id, name, budget_credits=budget, organization_id=organization_id
+        )
+    except ValueError:
+        return redirect(request, page, error="A budget is a whole number of credits.")
+    except ReelgateError as exc:
+        return redirect(request, page, error=exc.message)
+    return redirect(request, f"/studio?project={made.id}", notice=f"Project “{made.name}” created for the team.")

@@ -76,11 +76,14 @@ def _panel(ctx: ServiceContext, current: Viewer, spec: ModelSpec, form: Mapping[
 
 
 async def _current_project(ctx: ServiceContext, user_id: str, wanted: str | None) -> tuple[list[Any], Any]:
-    owned = await projects.list_projects(ctx, user_id)
-    if not owned:
-        owned = [await projects.get_project(ctx, user_id, await projects.default_project_id(ctx, user_id))]
-    current = next((p for p in owned if p.id == wanted), owned[0])
-    return owned, current
+    """The user's projects (their own, then their organizations') and the one shown: the wanted one, else the
+    user's first own project (made when they have none; a team's project is never the default)."""
+    visible = await projects.list_projects(ctx, user_id)
+    if not any(p.organization_id is None for p in visible):
+        visible.insert(0, await projects.get_project(ctx, user_id, await projects.default_project_id(ctx, user_id)))
+    visible.sort(key=lambda p: p.organization_id is not None)  # stable: own ones first, each group oldest first
+    current = next((p for p in visible if p.id == wanted), visible[0])
+    return visible, current
 
 
 @router.get("", response_class=HTMLResponse)
@@ -99,6 +102,7 @@ async def studio(
     cards, next_cursor = await gallery_page(ctx, current.user.id, selected.id, favorites=favorites, view=view)
     storage = await storage_quota.storage_use(ctx, current.user.id)
     spend = await budgets.project_spend(ctx, current.user.id, selected.id)
+    wallets = await org_pages.wallets(ctx, current.user.id)
     return render(
         request,
         "studio.html",
@@ -116,7 +120,8 @@ async def studio(
         storage=storage,
         spend=spend,
         operator=current.user.is_admin,  # provider cost and margin are the operator's figures
-        wallets=await org_pages.wallets(ctx, current.user.id),
+        wallets=wallets,
+        teams={w["id"]: w for w in wallets},  # a team project's organization: its name, the user's role, its wallet
         keep_favorites=ctx.config.retention_keep_favorites,
         back=f"/studio?project={selected.id}"
         + ("&favorites=true" if favorites else "")

@@ -1,5 +1,6 @@
 """Organizations in the studio, in Debian's chromium: create one, invite a member by email, the member joins
-through the emailed link and generates on the organization's wallet with the studio's wallet switcher."""
+through the emailed link and generates on the organization's wallet with the studio's wallet switcher, and into a
+team project whose budget the owner set."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ pytestmark = pytest.mark.browser
 NewPage = Callable[..., Page]
 
 
-def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, server: Server, screenshots: Path) -> None:
+def _team(new_page: NewPage, server: Server, credits: int) -> tuple[Page, Page, str, str]:
+    """An owner creates an organization and invites a member, who joins through the emailed link; an administrator
+    grants the wallet `credits`. Returns the owner's page, the member's page, the organization and the member's
+    email."""
     owner = new_page()
     sign_up(owner, f"owner-{secrets.token_hex(4)}@example.com")
     owner.get_by_role("link", name="Teams").click()
@@ -47,10 +51,15 @@ def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, serve
     sign_in(admin, server.admin_email, server.admin_password)
     admin.wait_for_url("**/studio")
     csrf = admin.locator("input[name=csrf_token]").first.get_attribute("value")
-    grant = {"organization_id": org_id, "amount": 40, "reason": "team credits", "kind": "grant"}
+    grant = {"organization_id": org_id, "amount": credits, "reason": "team credits", "kind": "grant"}
     answer = admin.request.post(f"{server.url}/api/v1/admin/credits", data=grant, headers={"x-csrf-token": csrf or ""})
     assert answer.status == 200, answer.text()
+    admin.close()
+    return owner, member, org_id, member_email
 
+
+def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, server: Server, screenshots: Path) -> None:
+    owner, member, org_id, member_email = _team(new_page, server, 40)
     member.goto("/studio")
     switcher = member.get_by_test_id("wallet-switcher")
     expect(switcher).to_contain_text("Northwind Studio (40 credits)")
@@ -74,3 +83,51 @@ def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, serve
     expect(members).to_contain_text(member_email)
     expect(members.locator("tr", has_text=member_email)).to_contain_text("6")
     owner.screenshot(path=screenshots / "organization.png", full_page=True)
+
+
+def test_a_member_files_into_a_team_project_under_its_budget(
+    new_page: NewPage, server: Server, screenshots: Path
+) -> None:
+    owner, member, org_id, _ = _team(new_page, server, 40)
+    owner.goto(f"/organizations/{org_id}")
+    owner.get_by_placeholder("Spring campaign").fill("Harbour launch")
+    owner.get_by_placeholder("Budget (optional)").fill("8")
+    owner.get_by_role("button", name="Create project").click()
+    expect(owner.get_by_text("Project “Harbour launch” created for the team.")).to_be_visible()
+    project_id = owner.url.split("project=", 1)[1]
+    expect(owner.get_by_text("Rename “Harbour launch”")).to_be_visible()  # the owner may change it
+
+    # The member finds it under Projects with the team's name; it is filled on the team's wallet only, and a
+    # plain member may not rename, delete or re-budget it.
+    member.goto("/studio")
+    team_link = member.get_by_role("link", name="Harbour launch")
+    expect(team_link).to_contain_text("Northwind Studio")
+    team_link.click()
+    expect(member.get_by_test_id("team-wallet")).to_contain_text("Pays: Northwind Studio (40 credits)")
+    expect(member.get_by_test_id("wallet-switcher")).to_have_count(0)
+    expect(member.get_by_text("Rename “Harbour launch”")).to_have_count(0)
+    expect(member.get_by_text("Set a budget")).to_have_count(0)
+    expect(member.get_by_test_id("budget-line")).to_have_text("0 of 8 credits used · 8 left")
+    pick_model(member, "sandbox-t2v")
+    member.get_by_label("Duration").select_option("3")
+    wait_for_estimate(member, 6)
+    member.get_by_label("Prompt", exact=True).fill("A harbour at dawn, for the team's campaign")
+    member.get_by_role("button", name="Generate · 6 credits").click()
+    card = newest_card(member)
+    generation_id = card.get_attribute("data-generation")
+    assert generation_id
+    wait_until_ready(member, generation_id)
+    expect(member.locator("[data-testid=balance]")).to_have_text(str(SIGNUP_CREDITS))
+
+    # A second one would take the team past the budget the owner set: refused, with the figures.
+    member.get_by_role("button", name="Generate · 6 credits").click()
+    expect(member.locator(".toast.error")).to_contain_text("This project's budget is 8 credits")
+    member.reload()
+    expect(member.get_by_test_id("budget-line")).to_have_text("6 of 8 credits used · 2 left")
+    member.evaluate("window.scrollTo(0, 0)")  # the sidebar's team project and budget, and who pays
+    member.screenshot(path=screenshots / "studio-team-project.png")
+
+    owner.goto(f"/organizations/{org_id}")
+    listed = owner.get_by_test_id("org-projects").get_by_role("link", name="Harbour launch")
+    expect(listed).to_have_attribute("href", f"/studio?project={project_id}")
+    expect(owner.get_by_test_id("org-wallet")).to_have_text("34")
