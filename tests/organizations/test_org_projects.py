@@ -11,22 +11,15 @@ from typing import Any
 import httpx
 
 from reelgate.services import ledger
+from tests.budgets.test_project_budgets import (
+    HANGING,
+    PRICE,
+    QUICK,
+    _error,  # the contract's error shape, checked
+)
 from tests.conftest import Account, Running, make_account
 from tests.helpers import assert_ledger_ok, wait_for_terminal
 from tests.organizations.conftest import Mailbox, create_org, fund, join
-
-HANGING = {"model": "sandbox-t2v", "prompt": "a kite over the dunes [hang]", "duration": 1, "resolution": "480p"}
-QUICK = {"model": "sandbox-t2v", "prompt": "a paper boat", "duration": 1, "resolution": "480p"}
-PRICE = 2  # credits of either order: 1 s at 2 credits a second, 480p
-
-
-def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code and body["error"]["message"]
-    details: dict[str, Any] = body["error"]["details"]
-    return details
 
 
 async def _team_project(client: httpx.AsyncClient, manager: Account, org_id: str, budget: int | None) -> str:

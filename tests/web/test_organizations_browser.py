@@ -58,6 +58,21 @@ def _team(new_page: NewPage, server: Server, credits: int) -> tuple[Page, Page, 
     return owner, member, org_id, member_email
 
 
+def _generate_three_seconds(member: Page, prompt: str, screenshot: Path | None = None) -> None:
+    """A 3-second sandbox video (6 credits) from the generate form, waited for; a wallet other than the member's
+    own pays, so their balance does not move."""
+    member.get_by_label("Duration").select_option("3")
+    wait_for_estimate(member, 6)
+    member.get_by_label("Prompt", exact=True).fill(prompt)
+    if screenshot is not None:
+        member.screenshot(path=screenshot)
+    member.get_by_role("button", name="Generate · 6 credits").click()
+    generation_id = newest_card(member).get_attribute("data-generation")
+    assert generation_id
+    wait_until_ready(member, generation_id)
+    expect(member.locator("[data-testid=balance]")).to_have_text(str(SIGNUP_CREDITS))
+
+
 def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, server: Server, screenshots: Path) -> None:
     owner, member, org_id, member_email = _team(new_page, server, 40)
     member.goto("/studio")
@@ -65,17 +80,9 @@ def test_a_member_generates_on_the_organizations_wallet(new_page: NewPage, serve
     expect(switcher).to_contain_text("Northwind Studio (40 credits)")
     switcher.select_option(org_id)
     pick_model(member, "sandbox-t2v")
-    member.get_by_label("Duration").select_option("3")
-    wait_for_estimate(member, 6)
-    member.get_by_label("Prompt", exact=True).fill("A lighthouse at dusk, paid by the team")
-    member.screenshot(path=screenshots / "studio-wallet-switcher.png")
-    member.get_by_role("button", name="Generate · 6 credits").click()
-    card = newest_card(member)
-    generation_id = card.get_attribute("data-generation")
-    assert generation_id
-    wait_until_ready(member, generation_id)
-    # The wallet paid; the member's own balance did not move.
-    expect(member.locator("[data-testid=balance]")).to_have_text(str(SIGNUP_CREDITS))
+    _generate_three_seconds(
+        member, "A lighthouse at dusk, paid by the team", screenshots / "studio-wallet-switcher.png"
+    )
 
     owner.goto(f"/organizations/{org_id}")
     expect(owner.get_by_test_id("org-wallet")).to_have_text("34")
@@ -109,15 +116,7 @@ def test_a_member_files_into_a_team_project_under_its_budget(
     expect(member.get_by_text("Set a budget")).to_have_count(0)
     expect(member.get_by_test_id("budget-line")).to_have_text("0 of 8 credits used · 8 left")
     pick_model(member, "sandbox-t2v")
-    member.get_by_label("Duration").select_option("3")
-    wait_for_estimate(member, 6)
-    member.get_by_label("Prompt", exact=True).fill("A harbour at dawn, for the team's campaign")
-    member.get_by_role("button", name="Generate · 6 credits").click()
-    card = newest_card(member)
-    generation_id = card.get_attribute("data-generation")
-    assert generation_id
-    wait_until_ready(member, generation_id)
-    expect(member.locator("[data-testid=balance]")).to_have_text(str(SIGNUP_CREDITS))
+    _generate_three_seconds(member, "A harbour at dawn, for the team's campaign")
 
     # A second one would take the team past the budget the owner set: refused, with the figures.
     member.get_by_role("button", name="Generate · 6 credits").click()
