@@ -9,11 +9,12 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from reelgate.db.errors import UniqueViolation
+from reelgate.db.errors import IntegrityViolation, UniqueViolation
 from reelgate.db.queries import generations as generation_queries
 from reelgate.db.queries import idempotency
 from reelgate.db.queries import projects as project_queries
@@ -239,21 +240,37 @@ async def create_generation(
         generation.retry_of = retry_of
         return _record_submission(ctx, tx, generation, order, idempotency_key, now)
 
-    try:
-        generation, replayed = await ctx.db.write(submit)
-    except UniqueViolation:
-        # A concurrent twin with the same key committed first (PostgreSQL); answer with its generation.
-        if idempotency_key is None:
-            raise
-        replay = await _replay_of(ctx, user_id, idempotency_key, order)
-        if replay is None:
-            raise
-        return replay, True
+    generation, replayed = await _submitted(ctx, submit, user_id, idempotency_key, order)
     if not replayed:
         ctx.wake(generation.id)
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed
+
+
+async def _submitted(
+    ctx: ServiceContext,
+    submit: Callable[[Tx], tuple[Generation, bool]],
+    user_id: str,
+    key: str | None,
+    order: GenerationOrder,
+) -> tuple[Generation, bool]:
+    """Runs the submit's transaction, answering the two races it can lose on PostgreSQL as the request deserves."""
+    try:
+        return await ctx.db.write(submit)
+    except IntegrityViolation:
+        # The project was deleted while this submit waited for its row: nothing was written.
+        if order.project_id is None:
+            raise
+        raise NotFound("Project not found.", details={"field": "project_id"}) from None
+    except UniqueViolation:
+        # A concurrent twin with the same key committed first; answer with its generation.
+        if key is None:
+            raise
+        replay = await _replay_of(ctx, user_id, key, order)
+        if replay is None:
+            raise
+        return replay, True
 
 
 async def _replay_if_limited(

@@ -156,6 +156,7 @@ async def delete_project(
 
     def delete(tx: Tx) -> str | None:
         projects.project_in(tx, user_id, project_id)
+        project_queries.lock_project(tx, project_id)
         if choice is None and library_queries.live_ids_in_project(tx, user_id, project_id):
             raise Conflict(
                 "This project still has generations; choose to move them to the default project or delete them.",
@@ -191,6 +192,7 @@ async def _delete_organization_project(
 
     def delete(tx: Tx) -> str | None:
         projects.managed_project_in(tx, user_id, project_id)
+        project_queries.lock_project(tx, project_id)
         if choice is None and library_queries.project_totals(tx, project_id)[0]:
             raise Conflict(
                 "This project still has generations; choose to move them back to their members' default projects.",

@@ -9,8 +9,12 @@ import asyncio
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 
-from reelgate.services import ledger
+from reelgate.queue import conninfo
+from reelgate.services import generations, ledger
+from reelgate.settings import Settings
 from tests.budgets.test_project_budgets import (
     HANGING,
     PRICE,
@@ -180,4 +184,78 @@ async def test_a_burst_from_two_members_never_passes_the_team_budget(
         _error(refused, 402, "budget_exceeded")
     wallet = await ledger.credits_of(ctx, org_id)
     assert (wallet.available, wallet.held) == (100 - 5 * PRICE, 5 * PRICE)
+    await assert_ledger_ok(ctx)
+
+
+def _waiting_on_a_lock(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+async def _until_blocked(url: str) -> None:
+    for _ in range(200):
+        if await asyncio.to_thread(_waiting_on_a_lock, url):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("nothing waited on the project's row lock")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_deleting_a_team_project_races_a_submit_into_it(
+    running: Running, settings: Settings, alice: Account, bob: Account, mailbox: Mailbox
+) -> None:
+    """PostgreSQL only (SQLite's BEGIN IMMEDIATE runs one writer at a time). A submit that commits while the
+    deletion waits is moved with the others, never deleted with the project; a submit that waits on the
+    deletion answers 404 and holds nothing."""
+    client, ctx = running.client, running.ctx
+    url = conninfo(settings)
+    org_id = await create_org(client, alice)
+    await join(running, mailbox, alice, org_id, bob, "member")
+    await fund(running, org_id, 100)
+    project = await _team_project(client, alice, org_id, None)
+    first = await _submit(client, bob, QUICK, project, org_id)
+    await wait_for_terminal(client, first.json()["id"], bob.headers)
+
+    # A row committed by a transaction that was inserting into the project when the deletion began.
+    with psycopg.connect(url) as inserting:
+        columns = [
+            str(row[0])
+            for row in inserting.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'generations' "
+                "ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+        # A copy of the finished one under a new id and token, holding and charging nothing (its credits moved in
+        # the original's ledger entries only).
+        fresh = {"id": "%(new)s", "webhook_token": "%(new)s", "credits_held": "0", "credits_charged": "0"}
+        values = ", ".join(fresh.get(c, c) for c in columns)
+        inserting.execute(
+            f"INSERT INTO generations ({', '.join(columns)}) SELECT {values} FROM generations WHERE id = %(old)s",
+            {"new": "gen_raced", "old": first.json()["id"]},
+        )
+        deleting = asyncio.create_task(
+            client.delete(f"/api/v1/projects/{project}?generations=move", headers=alice.headers)
+        )
+        await _until_blocked(url)
+        inserting.commit()
+    deleted = await deleting
+    assert deleted.status_code == 200, deleted.text
+    raced = await generations.get_generation(ctx, bob.id, "gen_raced")  # moved, not deleted with the project
+    assert raced.project_id == (await generations.get_generation(ctx, bob.id, first.json()["id"])).project_id
+
+    # A submit that reaches the project while its deletion holds the row: 404, nothing held.
+    second = await _team_project(client, alice, org_id, None)
+    wallet = await ledger.credits_of(ctx, org_id)
+    with psycopg.connect(url) as deleter:
+        deleter.execute("SELECT id FROM projects WHERE id = %s FOR UPDATE", (second,))
+        submitting = asyncio.create_task(_submit(client, bob, QUICK, second, org_id))
+        await _until_blocked(url)
+        deleter.execute("DELETE FROM projects WHERE id = %s", (second,))
+        deleter.commit()
+    _error(await submitting, 404, "not_found")
+    after = await ledger.credits_of(ctx, org_id)
+    assert (after.available, after.held) == (wallet.available, wallet.held)
     await assert_ledger_ok(ctx)

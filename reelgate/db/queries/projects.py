@@ -36,6 +36,7 @@ _RENAME = query(
     f"updated_at = :now WHERE id = :id AND {MANAGED_BY_USER}"
 )
 _DELETE = query(f"DELETE FROM projects WHERE id = :id AND {MANAGED_BY_USER}")
+_LOCK = query("SELECT id FROM projects WHERE id = :id FOR UPDATE")
 
 
 def insert_project(tx: Tx, project: Project) -> None:
@@ -74,3 +75,10 @@ def update_project(
 def delete_project(tx: Tx, user_id: str, project_id: str) -> bool:
     """Deletes a project the user may change (as update_project)."""
     return tx.run(_DELETE, {"id": project_id, "user_id": user_id}) == 1
+
+
+def lock_project(tx: Tx, project_id: str) -> None:
+    """Locks the project's row until the COMMIT (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers).
+    A deletion takes it before moving the project's generations out: a submit into the project either commits
+    first (and its row is moved with the others) or waits, then finds the project gone."""
+    tx.run(_LOCK, {"id": project_id})
