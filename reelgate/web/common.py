@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from reelgate.api.deps import CSRF_HEADER, Ctx, StudioSession, check_csrf, cookie_secure, read_session
 from reelgate.db.records import User
-from reelgate.domain.errors import NotFound, ReelgateError
+from reelgate.domain.errors import NotFound, ReelgateError, ValidationFailed
 from reelgate.services import accounts, admin
 from reelgate.services.ledger import Credits
 
@@ -112,6 +112,16 @@ AdminFormViewer = Annotated[Viewer, Depends(admin_form_viewer)]
 
 def _flash_serializer(request: Request) -> URLSafeSerializer:
     return URLSafeSerializer(request.app.state.settings.session_secret, salt="reelgate-flash")
+
+
+def budget_from_form(text: str) -> int | None:
+    """A studio form's budget field: empty for no budget, else a whole number (the service checks its range)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValidationFailed("budget_credits", "A budget is a whole number of credits.")
+    return int(text)
 
 
 def redirect(request: Request, url: str, *, notice: str = "", error: str = "") -> RedirectResponse:

@@ -10,10 +10,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from reelgate.api.deps import Ctx
 from reelgate.domain.errors import ReelgateError
-from reelgate.services import budgets, ledger, member_caps, org_invitations, projects
+from reelgate.services import ledger, member_caps, org_invitations, projects
 from reelgate.services import organizations as orgs
 from reelgate.services.context import ServiceContext
-from reelgate.web.common import FormViewer, PageViewer, redirect, render
+from reelgate.web.common import FormViewer, PageViewer, budget_from_form, redirect, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,7 +25,15 @@ async def wallets(ctx: ServiceContext, user_id: str) -> list[dict[str, Any]]:
     for membership in await orgs.list_mine(ctx, user_id):
         org = membership.organization
         credits = await ledger.credits_of(ctx, org.id)
-        found.append({"id": org.id, "name": org.name, "role": membership.role, "available": credits.available})
+        found.append(
+            {
+                "id": org.id,
+                "name": org.name,
+                "role": membership.role,
+                "manages": membership.manages,  # may change the organization's projects, members and keys
+                "available": credits.available,
+            }
+        )
     return found
 
 
@@ -113,12 +121,10 @@ async def create_project(
     """A team project (owners and admins): its members file generations into it on the organization's wallet."""
     page = f"/organizations/{organization_id}"
     try:
-        budget = budgets.clean_budget(int(budget_credits)) if budget_credits.strip() else None
+        budget = budget_from_form(budget_credits)
         made = await projects.create_project(
             ctx, current.user.id, name, budget_credits=budget, organization_id=organization_id
         )
-    except ValueError:
-        return redirect(request, page, error="A budget is a whole number of credits.")
     except ReelgateError as exc:
         return redirect(request, page, error=exc.message)
     return redirect(request, f"/studio?project={made.id}", notice=f"Project “{made.name}” created for the team.")

@@ -14,7 +14,17 @@ from reelgate.domain.errors import ReelgateError
 from reelgate.services import budgets, generations, projects, storage_quota
 from reelgate.services.context import ServiceContext
 from reelgate.web import org_pages
-from reelgate.web.common import FormViewer, PageViewer, Viewer, fragment, htmx_error, redirect, render, toast
+from reelgate.web.common import (
+    FormViewer,
+    PageViewer,
+    Viewer,
+    budget_from_form,
+    fragment,
+    htmx_error,
+    redirect,
+    render,
+    toast,
+)
 from reelgate.web.composer import (
     ChoiceCard,
     choice_cards,
@@ -222,13 +232,8 @@ async def set_budget(
 ) -> Response:
     """Sets or changes the project's budget; an empty field removes it."""
     back = f"/studio?project={project_id}"
-    text = budget_credits.strip()
-    budget: int | None = None
-    if text:
-        if not text.isdigit():
-            return redirect(request, back, error="A budget is a whole number of credits.")
-        budget = int(text)
     try:
+        budget = budget_from_form(budget_credits)
         await projects.update_project(ctx, current.user.id, project_id, budget_credits=budget)
     except ReelgateError as exc:
         return redirect(request, back, error=exc.message)
