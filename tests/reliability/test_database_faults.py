@@ -54,9 +54,15 @@ async def test_faults_answer_503_and_lose_nothing(proxied: tuple[Running, FaultP
     assert set(await _submit(running, user.headers, 4)) == {503}
     assert (await running.client.get("/api/v1/me", headers=user.headers)).status_code == 503
 
+    # Under added latency the service works again once the pool has replaced the connections the reset phase broke;
+    # how soon depends on the pool's reconnect backoff and on the machine's load, so the test waits for it (every
+    # answer meanwhile is a 202 or a 503) rather than counting on the first three submits.
     proxy.set_mode("latency")
-    codes = await _submit(running, user.headers, 3)
-    assert codes.count(202) >= 1
+    codes: list[int] = []
+    deadline = time.monotonic() + 30
+    while 202 not in codes and time.monotonic() < deadline:
+        codes += await _submit(running, user.headers, 1)
+    assert 202 in codes, codes
 
     proxy.set_mode("blackhole")
     started = time.monotonic()
