@@ -233,8 +233,6 @@ async def create_generation(
     now = ctx.clock()
 
     def submit(tx: Tx) -> tuple[Generation, bool]:
-        # A full storage refuses new work before anything is held (one key lookup when no quota applies).
-        storage_quota.check_room_in(tx, ctx.config.storage_quota_mb, user_id, 0)
         generation = _new_generation(ctx, user_id, "", order, quoted, now)
         generation.account_id = paying_account(tx, user_id, order.organization)
         generation.retry_of = retry_of
@@ -242,7 +240,8 @@ async def create_generation(
 
     generation, replayed = await _submitted(ctx, submit, user_id, idempotency_key, order)
     if not replayed:
-        ctx.wake(generation.id)
+        if ctx.step_jobs is None:  # otherwise its job was deferred by the submission itself
+            ctx.wake(generation.id)
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed
@@ -319,8 +318,17 @@ def _record_submission(
     project_id = order.project_id
     for _ in range(3):  # a retry only after freeing an expired key or making the user's first project
         done = submit_generation(
-            tx, generation, key=key, request_hash=order.fingerprint(), project_id=project_id, max_in_flight=cap
+            tx,
+            generation,
+            key=key,
+            request_hash=order.fingerprint(),
+            project_id=project_id,
+            max_in_flight=cap,
+            jobs=ctx.step_jobs,
         )
+        # A full storage refuses new work, replays included; raising here undoes what the write did.
+        quota_mb = ctx.config.storage_quota_mb if done.quota_override_mb is None else done.quota_override_mb
+        storage_quota.check_room_under(tx, quota_mb, user_id, 0)
         if done.key_taken:
             assert key is not None
             replay = _claim_key(ctx, tx, user_id, key, order, now)

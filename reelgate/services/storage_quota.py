@@ -53,7 +53,11 @@ def quota_mb_in(tx: Tx, default_mb: int, user_id: str) -> int:
 
 def check_room_in(tx: Tx, default_mb: int, user_id: str, incoming: int) -> None:
     """Raises StorageQuotaExceeded when `incoming` more bytes would not fit (or, for 0, when none are left)."""
-    quota_mb = quota_mb_in(tx, default_mb, user_id)
+    check_room_under(tx, quota_mb_in(tx, default_mb, user_id), user_id, incoming)
+
+
+def check_room_under(tx: Tx, quota_mb: int, user_id: str, incoming: int) -> None:
+    """check_room_in for a caller that has already read the user's quota (0: no quota)."""
     if quota_mb <= 0:
         return
     quota = quota_mb * MB

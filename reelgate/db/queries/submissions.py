@@ -1,5 +1,6 @@
 """A new generation's whole write: its idempotency key, its row in its project, its hold (credits held, one more
-job in flight), and the budget of the project it went into. On PostgreSQL one statement (a data-modifying WITH:
+job in flight), and what the checks after it need: the budget of the project it went into and the owner's storage
+quota override. On PostgreSQL one statement (a data-modifying WITH:
 every statement is a network round trip there); on SQLite the same steps in turn, in the same transaction."""
 
 from __future__ import annotations
@@ -7,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from reelgate.db.queries import budgets, generations, idempotency, ledger
+from reelgate.db.queries import budgets, generations, idempotency, ledger, library, queue_jobs
+from reelgate.db.queries.queue_jobs import StepJobs
 from reelgate.db.records import Generation
 from reelgate.db.sql import Query, Tx, query
 from reelgate.domain.ledger import EntryKind
@@ -22,10 +24,13 @@ class Submitted:
     project_id: str | None  # where the row went; None: the user has no such project, so nothing was held
     held: bool  # credits held and the job counted in flight
     budget: int | None = None  # the project's budget in credits, read with the insert (None: it has none)
+    # The owner's own storage quota in MB (None: the operator's default applies); read here so that the storage
+    # check costs no round trip of its own on PostgreSQL.
+    quota_override_mb: int | None = None
 
 
 @cache
-def _as_one(with_key: bool, into_project: bool) -> Query:
+def _as_one(with_key: bool, into_project: bool, defers_job: bool) -> Query:
     key = (
         "k AS (INSERT INTO idempotency_keys (user_id, key, scope, request_hash, generation_id, created_at) "
         "VALUES (:owner, :key, 'generations', :request_hash, :key_generation, :created_at) "
@@ -34,6 +39,9 @@ def _as_one(with_key: bool, into_project: bool) -> Query:
         else ""
     )
     project = generations.INTO_PROJECT if into_project else generations.INTO_FIRST_PROJECT
+    # The job only for a generation that was held (a refused one is rolled back by the caller anyway); the final
+    # SELECT reads the job's id so that PostgreSQL runs the deferral at all.
+    job = f",\n        j AS ({queue_jobs.defer_sql('g d', when='EXISTS (SELECT 1 FROM h)')})" if defers_job else ""
     also = "EXISTS (SELECT 1 FROM k)" if with_key else ""
     return query(
         f"""
@@ -49,9 +57,11 @@ def _as_one(with_key: bool, into_project: bool) -> Query:
             WHERE user_id = :paying AND available >= :hold AND in_flight < :max_in_flight
                 AND EXISTS (SELECT 1 FROM e)
             RETURNING 1
-        )
+        ){job}
         SELECT {"(SELECT count(*) FROM k)" if with_key else "1"}, (SELECT project_id FROM g), (SELECT count(*) FROM h),
-            (SELECT budget_credits FROM projects WHERE id = (SELECT project_id FROM g))
+            (SELECT budget_credits FROM projects WHERE id = (SELECT project_id FROM g)),
+            (SELECT quota_mb FROM storage_quotas WHERE user_id = :owner),
+            {"(SELECT ids FROM j)" if defers_job else "NULL"}
         """
     )
 
@@ -64,31 +74,44 @@ def submit_generation(
     request_hash: str,
     project_id: str | None,
     max_in_flight: int,
+    jobs: StepJobs | None = None,
 ) -> Submitted:
     """Records `key` (when given) for this generation, inserts the generation into `project_id` (or the user's
-    first project), and holds its `credits_held`, refusing past `max_in_flight` unfinished jobs."""
+    first project), and holds its `credits_held`, refusing past `max_in_flight` unfinished jobs. With `jobs`
+    (production mode's queue, PostgreSQL only), a held generation's step job is deferred in the same statement."""
     if tx.dialect != "postgresql":
+        if jobs is not None:
+            raise ValueError("the production queue needs PostgreSQL")
         return _in_steps(tx, generation, key, request_hash, project_id, max_in_flight)
     params = generations.submission_params(generation)
     # The hold moves the paying account (the owner's own, or an organization's wallet); `:owner` is the owner.
     params.update(hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id)
     if key is not None:
         params.update(key=key, request_hash=request_hash, key_generation=generation.id)
-    fresh_key, placed, held, budget = tx.one(_as_one(key is not None, project_id is not None), params)
-    budget = None if budget is None else int(budget)
-    return Submitted(key_taken=not fresh_key, project_id=placed, held=bool(held), budget=budget)
+    if jobs is not None:
+        params.update(jobs.params())
+    statement = _as_one(key is not None, project_id is not None, jobs is not None)
+    fresh_key, placed, held, budget, quota, _job_ids = tx.one(statement, params)
+    return Submitted(
+        key_taken=not fresh_key,
+        project_id=placed,
+        held=bool(held),
+        budget=None if budget is None else int(budget),
+        quota_override_mb=None if quota is None else int(quota),
+    )
 
 
 def _in_steps(
     tx: Tx, generation: Generation, key: str | None, request_hash: str, project_id: str | None, max_in_flight: int
 ) -> Submitted:
+    quota = library.quota_override(tx, generation.user_id)
     if key is not None and not idempotency.insert_key(
         tx, generation.user_id, key, request_hash, generation.id, generation.created_at
     ):
-        return Submitted(key_taken=True, project_id=None, held=False)
+        return Submitted(key_taken=True, project_id=None, held=False, quota_override_mb=quota)
     placed = generations.insert_submission(tx, generation, project_id)
     if placed is None:
-        return Submitted(key_taken=False, project_id=None, held=False)
+        return Submitted(key_taken=False, project_id=None, held=False, quota_override_mb=quota)
     held = ledger.hold_in_steps(tx, generation.account_id, generation.credits_held, generation.id, max_in_flight)
     budget = budgets.budget_of(tx, placed) if held else None
-    return Submitted(key_taken=False, project_id=placed, held=held, budget=budget)
+    return Submitted(key_taken=False, project_id=placed, held=held, budget=budget, quota_override_mb=quota)
