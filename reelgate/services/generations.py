@@ -240,8 +240,7 @@ async def create_generation(
 
     generation, replayed = await _submitted(ctx, submit, user_id, idempotency_key, order)
     if not replayed:
-        if ctx.step_jobs is None:  # otherwise its job was deferred by the submission itself
-            ctx.wake(generation.id)
+        ctx.wake(generation.id)
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed
@@ -318,13 +317,7 @@ def _record_submission(
     project_id = order.project_id
     for _ in range(3):  # a retry only after freeing an expired key or making the user's first project
         done = submit_generation(
-            tx,
-            generation,
-            key=key,
-            request_hash=order.fingerprint(),
-            project_id=project_id,
-            max_in_flight=cap,
-            jobs=ctx.step_jobs,
+            tx, generation, key=key, request_hash=order.fingerprint(), project_id=project_id, max_in_flight=cap
         )
         # A full storage refuses new work, replays included; raising here undoes what the write did.
         quota_mb = ctx.config.storage_quota_mb if done.quota_override_mb is None else done.quota_override_mb

@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from reelgate.db.queries import budgets, generations, idempotency, ledger, library, queue_jobs
-from reelgate.db.queries.queue_jobs import StepJobs
+from reelgate.db.queries import budgets, generations, idempotency, ledger, library
 from reelgate.db.records import Generation
 from reelgate.db.sql import Query, Tx, query
 from reelgate.domain.ledger import EntryKind
@@ -30,7 +29,7 @@ class Submitted:
 
 
 @cache
-def _as_one(with_key: bool, into_project: bool, defers_job: bool) -> Query:
+def _as_one(with_key: bool, into_project: bool) -> Query:
     key = (
         "k AS (INSERT INTO idempotency_keys (user_id, key, scope, request_hash, generation_id, created_at) "
         "VALUES (:owner, :key, 'generations', :request_hash, :key_generation, :created_at) "
@@ -39,9 +38,6 @@ def _as_one(with_key: bool, into_project: bool, defers_job: bool) -> Query:
         else ""
     )
     project = generations.INTO_PROJECT if into_project else generations.INTO_FIRST_PROJECT
-    # The job only for a generation that was held (a refused one is rolled back by the caller anyway); the final
-    # SELECT reads the job's id so that PostgreSQL runs the deferral at all.
-    job = f",\n        j AS ({queue_jobs.defer_sql('g d', when='EXISTS (SELECT 1 FROM h)')})" if defers_job else ""
     also = "EXISTS (SELECT 1 FROM k)" if with_key else ""
     return query(
         f"""
@@ -57,11 +53,10 @@ def _as_one(with_key: bool, into_project: bool, defers_job: bool) -> Query:
             WHERE user_id = :paying AND available >= :hold AND in_flight < :max_in_flight
                 AND EXISTS (SELECT 1 FROM e)
             RETURNING 1
-        ){job}
+        )
         SELECT {"(SELECT count(*) FROM k)" if with_key else "1"}, (SELECT project_id FROM g), (SELECT count(*) FROM h),
             (SELECT budget_credits FROM projects WHERE id = (SELECT project_id FROM g)),
-            (SELECT quota_mb FROM storage_quotas WHERE user_id = :owner),
-            {"(SELECT ids FROM j)" if defers_job else "NULL"}
+            (SELECT quota_mb FROM storage_quotas WHERE user_id = :owner)
         """
     )
 
@@ -74,24 +69,17 @@ def submit_generation(
     request_hash: str,
     project_id: str | None,
     max_in_flight: int,
-    jobs: StepJobs | None = None,
 ) -> Submitted:
     """Records `key` (when given) for this generation, inserts the generation into `project_id` (or the user's
-    first project), and holds its `credits_held`, refusing past `max_in_flight` unfinished jobs. With `jobs`
-    (production mode's queue, PostgreSQL only), a held generation's step job is deferred in the same statement."""
+    first project), and holds its `credits_held`, refusing past `max_in_flight` unfinished jobs."""
     if tx.dialect != "postgresql":
-        if jobs is not None:
-            raise ValueError("the production queue needs PostgreSQL")
         return _in_steps(tx, generation, key, request_hash, project_id, max_in_flight)
     params = generations.submission_params(generation)
     # The hold moves the paying account (the owner's own, or an organization's wallet); `:owner` is the owner.
     params.update(hold=generation.credits_held, max_in_flight=max_in_flight, project_id=project_id)
     if key is not None:
         params.update(key=key, request_hash=request_hash, key_generation=generation.id)
-    if jobs is not None:
-        params.update(jobs.params())
-    statement = _as_one(key is not None, project_id is not None, jobs is not None)
-    fresh_key, placed, held, budget, quota, _job_ids = tx.one(statement, params)
+    fresh_key, placed, held, budget, quota = tx.one(_as_one(key is not None, project_id is not None), params)
     return Submitted(
         key_taken=not fresh_key,
         project_id=placed,
