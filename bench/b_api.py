@@ -71,6 +71,7 @@ def run(quick: bool, databases: list[str]) -> Section:
             "p50 ms (added)",
             "p99 ms (added)",
             "server CPU ms/req",
+            "PostgreSQL CPU ms/req",
             "errors",
         ],
     )
@@ -79,8 +80,9 @@ def run(quick: bool, databases: list[str]) -> Section:
     section.notes.append(
         f"{rounds} interleaved rounds (trivial, submit, webhook; order rotated each round), {warm} warm-up + {n} "
         "measured requests per run, closed loop with keep-alive; figures are medians over rounds. "
-        "Server CPU per request from /proc over the measured part. SQLite runs with synchronous=FULL (an fsync "
-        "per commit) on this machine's virtual disk."
+        "Server CPU per request from /proc over the measured part; PostgreSQL CPU per request is every local "
+        "postgres process's over the same part (SQLite's work is inside the server's figure). SQLite runs with "
+        "synchronous=FULL (an fsync per commit) on this machine's virtual disk."
     )
     return section
 
@@ -152,12 +154,14 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
         ref_rps, ref50, ref99 = (median([getattr(x, a) for x in ref]) for a in ("rps", "p50_ms", "p99_ms"))
         for route in ("trivial", "submit", "webhook"):
             runs = results[(route, c)]
-            rps, p50, p99, cpu = (
-                median([getattr(x, a) for x in runs]) for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req")
+            rps, p50, p99, cpu, db_cpu = (
+                median([getattr(x, a) for x in runs])
+                for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req", "database_cpu_ms_per_req")
             )
+            db_cpu_cell = fmt(db_cpu) if db == "postgresql" else "-"
             errors = sum(x.errors for x in runs)
             if route == "trivial":
-                row = [db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), str(errors)]
+                row = [db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), db_cpu_cell, str(errors)]
             else:
                 row = [
                     db,
@@ -167,6 +171,7 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
                     f"{fmt(p50)} (+{fmt(p50 - ref50)})",
                     f"{fmt(p99)} (+{fmt(p99 - ref99)})",
                     fmt(cpu),
+                    db_cpu_cell,
                     str(errors),
                 ]
             section.rows.append(row)

@@ -103,6 +103,22 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on this machine (the postmaster and its backends), from
+    /proc: the database's share of a run when PostgreSQL is local, as here. A backend that exits during the
+    run takes its share with it; the pools keep theirs open, so a run's count misses little."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += proc_cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # it exited while being read
+    return total
+
+
 def proc_rss_mb(pid: int) -> float:
     fields = Path(f"/proc/{pid}/statm").read_text().split()
     return int(fields[1]) * PAGE / 1024 / 1024
@@ -251,6 +267,7 @@ class Load:
     statuses: dict[str, int]
     bytes: int
     server_cpu_ms_per_req: float = float("nan")
+    database_cpu_ms_per_req: float = float("nan")  # every local PostgreSQL process, over the measured part
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -303,13 +320,15 @@ def run_load(
 
     if warmup:
         go(warmup, 0)
-    cpu0 = server.cpu() if server else 0.0
+    cpu0, db0 = (server.cpu() if server else 0.0), postgres_cpu_seconds()
     result = go(n, warmup)
-    cpu1 = server.cpu() if server else 0.0
+    cpu1, db1 = (server.cpu() if server else 0.0), postgres_cpu_seconds()
     plan.unlink(missing_ok=True)
     load = Load(**result)
     if server is not None and load.n:
         load.server_cpu_ms_per_req = (cpu1 - cpu0) * 1000 / load.n
+    if load.n:
+        load.database_cpu_ms_per_req = (db1 - db0) * 1000 / load.n
     return load
 
 
