@@ -320,7 +320,7 @@ def _record_submission(
             tx, generation, key=key, request_hash=order.fingerprint(), project_id=project_id, max_in_flight=cap
         )
         # A full storage refuses new work, replays included; raising here undoes what the write did.
-        quota_mb = ctx.config.storage_quota_mb if done.quota_override_mb is None else done.quota_override_mb
+        quota_mb = storage_quota.applicable_quota_mb(ctx.config.storage_quota_mb, done.quota_override_mb)
         storage_quota.check_room_under(tx, quota_mb, user_id, 0)
         if done.key_taken:
             assert key is not None

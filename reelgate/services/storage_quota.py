@@ -46,9 +46,13 @@ class StorageUse:
         return self.outputs_bytes + self.uploads_bytes
 
 
+def applicable_quota_mb(default_mb: int, override_mb: int | None) -> int:
+    """The quota that applies to a user: their own when an administrator set one, else the operator's default."""
+    return default_mb if override_mb is None else override_mb
+
+
 def quota_mb_in(tx: Tx, default_mb: int, user_id: str) -> int:
-    override = library_queries.quota_override(tx, user_id)
-    return default_mb if override is None else override
+    return applicable_quota_mb(default_mb, library_queries.quota_override(tx, user_id))
 
 
 def check_room_in(tx: Tx, default_mb: int, user_id: str, incoming: int) -> None:
@@ -109,7 +113,7 @@ async def storage_of_everyone(ctx: ServiceContext) -> list[AccountStorage]:
     rows = await ctx.db.read(library_queries.storage_of_everyone)
     default = ctx.config.storage_quota_mb
     return [
-        AccountStorage(uid, email, outputs, uploads, default if override is None else override, override is not None)
+        AccountStorage(uid, email, outputs, uploads, applicable_quota_mb(default, override), override is not None)
         for uid, email, outputs, uploads, override in rows
     ]
 

@@ -1,7 +1,7 @@
 """A new generation's whole write: its idempotency key, its row in its project, its hold (credits held, one more
 job in flight), and what the checks after it need: the budget of the project it went into and the owner's storage
-quota override. On PostgreSQL one statement (a data-modifying WITH:
-every statement is a network round trip there); on SQLite the same steps in turn, in the same transaction."""
+quota override. On PostgreSQL one statement (a data-modifying WITH: every statement is a network round trip
+there); on SQLite the same steps in turn, in the same transaction."""
 
 from __future__ import annotations
 
