@@ -23,8 +23,10 @@ class Database(Protocol):
 
     async def open(self) -> None: ...
 
-    async def write(self, work: Callable[[Tx], T]) -> T:
-        """Runs `work` in one write transaction."""
+    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False) -> T:
+        """Runs `work` in one write transaction. `grouped` marks a short one (a few statements, no waiting on
+        others' locks by design) that may share its COMMIT with other such writes: SQLite groups every write
+        anyway, PostgreSQL groups these only (db/postgres.py says why)."""
         ...
 
     async def read(self, work: Callable[[Tx], T], *, snapshot: bool = False) -> T:

@@ -255,7 +255,7 @@ async def _submitted(
 ) -> tuple[Generation, bool]:
     """Runs the submit's transaction, answering the two races it can lose on PostgreSQL as the request deserves."""
     try:
-        return await ctx.db.write(submit)
+        return await ctx.db.write(submit, grouped=True)
     except IntegrityViolation:
         # The project was deleted while this submit waited for its row: nothing was written.
         if order.project_id is None:

@@ -66,7 +66,7 @@ async def _record_and_apply(
             return first, None
         return True, apply_provider_update(tx, generation_id, update_, now=now, current=current)
 
-    first, updated = await ctx.db.write(record_and_apply)
+    first, updated = await ctx.db.write(record_and_apply, grouped=True)
     if not first:
         return "duplicate", False
     if updated is None:

@@ -292,11 +292,11 @@ class _DatabaseDownWhileAccepting:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
 
-    async def write(self, work: Any) -> Any:
+    async def write(self, work: Any, *, grouped: bool = False) -> Any:
         if self._provider.sent and self.failures:
             self.failures -= 1
             raise DatabaseUnavailable()
-        return await self._db.write(work)
+        return await self._db.write(work, grouped=grouped)
 
 
 async def test_the_accepted_job_id_is_recorded_once_the_database_is_back(

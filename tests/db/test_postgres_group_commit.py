@@ -1,0 +1,229 @@
+"""PostgreSQL's group commit: grouped writes queued behind one another share one transaction and one COMMIT, and
+what a member's failure, a broken connection or a lost COMMIT does to the batch is what it would do to each
+member alone: the failing member's caller gets its error and nothing of its work stays, every other member is
+committed exactly once, and no caller hears "done" before the COMMIT."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from reelgate.db.database import open_database
+from reelgate.db.errors import UniqueViolation
+from reelgate.db.postgres import PostgresDatabase
+from reelgate.db.sql import Tx, query
+from tests.reliability.fault_proxy import FaultProxy
+
+_TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)")
+_IDS = query("SELECT id FROM notes ORDER BY id")
+_MY_PID = query("SELECT pg_backend_pid()")
+
+
+class Refused(Exception):
+    """A member's own failure (say, not enough credits) raised after it wrote."""
+
+
+@pytest.fixture
+async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
+    database = await open_database(pg_database_url, migrate=False)
+    assert isinstance(database, PostgresDatabase)
+    await database.write(lambda tx: tx.run(_TABLE))
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+@pytest.fixture
+async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
+    proxy = FaultProxy("127.0.0.1", 5432)
+    await proxy.start()
+    url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+    database = await open_database(url, migrate=False)
+    assert isinstance(database, PostgresDatabase)
+    try:
+        await database.write(lambda tx: tx.run(_TABLE))
+        yield database, proxy
+    finally:
+        await database.close()
+        await proxy.stop()
+
+
+class Runs:
+    """Counts how often each member's work ran (a member run again after its batch was undone runs twice)."""
+
+    def __init__(self) -> None:
+        self.count: Counter[int] = Counter()
+
+    def insert(self, note_id: int, then: Callable[[Tx], None] | None = None) -> Callable[[Tx], int]:
+        def work(tx: Tx) -> int:
+            self.count[note_id] += 1
+            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
+            if then is not None:
+                then(tx)
+            return note_id
+
+        return work
+
+
+async def _behind_a_gate(db: PostgresDatabase, works: list[Callable[[Tx], Any]]) -> list[Any]:
+    """Runs `works` as grouped writes queued while the lane is busy with another, so they form one batch;
+    returns each one's result or error, in order."""
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        holding.set()
+        assert gate.wait(10)
+
+    held = asyncio.create_task(db.write(hold, grouped=True))
+    assert await asyncio.to_thread(holding.wait, 10)
+    queued = [asyncio.create_task(db.write(work, grouped=True)) for work in works]
+    await asyncio.sleep(0.05)  # every write above has been queued
+    gate.set()
+    await held
+    return await asyncio.gather(*queued, return_exceptions=True)
+
+
+async def _ids(db: PostgresDatabase) -> list[int]:
+    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(_IDS))]
+
+
+async def test_queued_grouped_writes_share_one_commit(db: PostgresDatabase) -> None:
+    runs = Runs()
+    before = db.commits
+    results = await _behind_a_gate(db, [runs.insert(n) for n in range(1, 11)])
+    assert results == list(range(1, 11))
+    assert db.commits - before == 2  # the gate's own transaction, then all ten in one
+    assert await _ids(db) == list(range(1, 11))
+    assert set(runs.count.values()) == {1}
+
+
+async def test_a_member_that_raises_gets_its_error_and_the_others_commit_once(db: PostgresDatabase) -> None:
+    runs = Runs()
+
+    def refuse(tx: Tx) -> None:
+        raise Refused("after writing note 2")
+
+    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=refuse), runs.insert(3)])
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], Refused)
+    assert await _ids(db) == [1, 3]  # nothing of the failed member's work stayed
+    assert runs.count == Counter({1: 2, 2: 1, 3: 1})  # note 1 ran again after the batch was undone
+
+
+async def test_many_failing_members_cost_one_rerun_of_the_batch(db: PostgresDatabase) -> None:
+    runs = Runs()
+
+    def refuse(tx: Tx) -> None:
+        raise Refused("refused")
+
+    before = db.commits
+    works = [runs.insert(n, then=refuse if n % 2 == 0 else None) for n in range(1, 9)]
+    results = await _behind_a_gate(db, works)
+    assert [isinstance(result, Refused) for result in results] == [n % 2 == 0 for n in range(1, 9)]
+    assert await _ids(db) == [1, 3, 5, 7]
+    # The first failure undid the batch; the rest ran once more, each under a savepoint, in one transaction.
+    assert db.commits - before == 2
+    assert max(runs.count.values()) == 2
+
+
+async def test_a_member_that_swallows_a_failed_statement_is_refused_alone(db: PostgresDatabase) -> None:
+    await db.write(lambda tx: tx.run(_INSERT, {"id": 100, "body": "already there"}))
+    runs = Runs()
+
+    def swallow(tx: Tx) -> str:
+        tx.run(_INSERT, {"id": 50, "body": "undone with the rest of its work"})
+        try:
+            tx.run(_INSERT, {"id": 100, "body": "a duplicate"})
+        except UniqueViolation:
+            pass  # wrong, without a savepoint: the transaction is now failed
+        return "believes it succeeded"
+
+    results = await _behind_a_gate(db, [runs.insert(1), swallow, runs.insert(2)])
+    assert results[0] == 1 and results[2] == 2
+    assert isinstance(results[1], psycopg.errors.InFailedSqlTransaction)
+    assert await _ids(db) == [1, 2, 100]
+
+
+async def test_a_connection_killed_mid_batch_runs_the_whole_batch_again(
+    db: PostgresDatabase, pg_database_url: str
+) -> None:
+    runs = Runs()
+
+    def kill_my_connection_once(tx: Tx) -> None:
+        if runs.count[2] == 1:
+            pid = int(tx.scalar(_MY_PID))
+            with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=kill_my_connection_once), runs.insert(3)])
+    assert results == [1, 2, 3]
+    assert await _ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
+    # The kill lands while note 2 or note 3 runs (the server ends the backend on its own time).
+    assert runs.count[1] == runs.count[2] == 2 and runs.count[3] in (1, 2)
+
+
+async def test_a_batch_whose_commit_answer_was_lost_is_answered_as_committed(
+    proxied_db: tuple[PostgresDatabase, FaultProxy],
+) -> None:
+    db, proxy = proxied_db
+    runs = Runs()
+
+    def lose_the_answer(tx: Tx) -> None:
+        proxy.lose_next_commit_answer = True
+
+    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2), runs.insert(3, then=lose_the_answer)])
+    assert results == [1, 2, 3]
+    assert not proxy.lose_next_commit_answer  # the answer was indeed lost
+    assert set(runs.count.values()) == {1}  # a committed batch is never run again
+    assert await _ids(db) == [1, 2, 3]
+
+
+async def test_a_batch_cut_before_its_commit_runs_again(proxied_db: tuple[PostgresDatabase, FaultProxy]) -> None:
+    db, proxy = proxied_db
+    loop = asyncio.get_running_loop()
+    runs = Runs()
+
+    def cut_once(tx: Tx) -> None:
+        if runs.count[2] == 1:
+            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
+
+    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=cut_once)])
+    assert results == [1, 2]
+    assert await _ids(db) == [1, 2]
+    assert runs.count == Counter({1: 2, 2: 2})
+
+
+async def test_a_caller_that_gave_up_while_queued_is_never_run(db: PostgresDatabase) -> None:
+    runs = Runs()
+    gate = threading.Event()
+    holding = threading.Event()
+
+    def hold(tx: Tx) -> None:
+        holding.set()
+        assert gate.wait(10)
+
+    held = asyncio.create_task(db.write(hold, grouped=True))
+    assert await asyncio.to_thread(holding.wait, 10)
+    abandoned = asyncio.create_task(db.write(runs.insert(1), grouped=True))
+    kept = asyncio.create_task(db.write(runs.insert(2), grouped=True))
+    await asyncio.sleep(0.05)
+    abandoned.cancel()
+    gate.set()
+    await held
+    assert await kept == 2
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert await _ids(db) == [2] and runs.count[1] == 0
+
+
+async def _cut(proxy: FaultProxy) -> None:
+    proxy.cut_all()
