@@ -32,6 +32,7 @@ from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import JobDeferrer, Status
 
 from reelgate import tasks
+from reelgate.db.queries.queue_jobs import StepJobs
 from reelgate.logging_setup import generation_context
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
@@ -145,6 +146,7 @@ class Queue:
         ctx.config = replace(ctx.config, lease_seconds=self.stalled_after)
         await self.app.open_async()
         ctx.wake = self.wake
+        ctx.step_jobs = StepJobs(queue=STEP_QUEUE, task=DRIVE_TASK)
 
     async def close(self) -> None:
         if self._flusher is not None:

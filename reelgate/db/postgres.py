@@ -51,7 +51,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from reelgate.db.codec import decode_row, postgresql_params
 from reelgate.db.errors import DatabaseUnavailable, IntegrityViolation, UniqueViolation
-from reelgate.db.sql import Query, Tx
+from reelgate.db.sql import BeforeCommit, CommitActions, Query, Tx
 
 log = logging.getLogger("reelgate.db")
 T = TypeVar("T")
@@ -67,23 +67,29 @@ SETTLE_SECONDS = 5.0  # how long a lost COMMIT's outcome is sought before the ca
 MAX_GROUP = 32  # members of one group commit: a long queue still commits, and answers, in steps
 
 
+def _integrity_error(error: psycopg.IntegrityError) -> Exception:
+    """A constraint's refusal as db/errors.py names it."""
+    if isinstance(error, errors.UniqueViolation):
+        return UniqueViolation(str(error))
+    return IntegrityViolation(str(error))
+
+
 class PgTx:
     """Tx over one psycopg connection (one cursor for the whole transaction)."""
 
     dialect = "postgresql"
-    __slots__ = ("_conn", "_cursor")
+    __slots__ = ("_conn", "_cursor", "commit_actions")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
+        self.commit_actions = CommitActions()
 
     def _execute(self, query: Query, params: Mapping[str, Any] | None) -> psycopg.Cursor[Any]:
         try:
             return self._cursor.execute(query.postgresql, postgresql_params(params))
-        except errors.UniqueViolation as error:
-            raise UniqueViolation(str(error)) from error
         except psycopg.IntegrityError as error:
-            raise IntegrityViolation(str(error)) from error
+            raise _integrity_error(error) from error
 
     def run(self, query: Query, params: Mapping[str, Any] | None = None) -> int:
         cursor = self._execute(query, params)
@@ -107,6 +113,9 @@ class PgTx:
     def savepoint(self) -> Iterator[None]:
         with self._conn.transaction():
             yield
+
+    def before_commit(self, action: BeforeCommit, item: Any) -> None:
+        self.commit_actions.add(action, item)
 
 
 @dataclass(slots=True)
@@ -153,6 +162,7 @@ def _run_member(
     only rolling back the whole transaction can undo it; with one, its failure is undone alone and returned."""
     if careful:
         cursor.execute(b"SAVEPOINT member", prepare=False)
+    actions = tx.commit_actions.mark()
     try:
         result = member.work(tx)
         if conn.info.transaction_status == TransactionStatus.INERROR:
@@ -174,7 +184,18 @@ def _run_member(
     if not careful:
         raise _MemberFailed(member, failure)
     cursor.execute(b"ROLLBACK TO SAVEPOINT member; RELEASE SAVEPOINT member", prepare=False)
+    tx.commit_actions.undo_to(actions)
     return False, failure
+
+
+def _commit_text(conn: psycopg.Connection[Any], statements: list[tuple[Query, Mapping[str, Any]]]) -> bytes:
+    """COMMIT, after the statements the members asked for: one text for the simple protocol, the only one that
+    takes several statements, with their parameters bound by psycopg's client-side binding (`mogrify`)."""
+    if not statements:
+        return b"COMMIT"
+    binder = psycopg.ClientCursor(conn)
+    bound = [binder.mogrify(statement.postgresql, postgresql_params(params)) for statement, params in statements]
+    return "; ".join([*bound, "COMMIT"]).encode()
 
 
 def _roll_back(conn: psycopg.Connection[Any], cursor: psycopg.Cursor[Any]) -> None:
@@ -314,8 +335,9 @@ class PostgresDatabase:
     def _transaction(
         self, conn: psycopg.Connection[Any], members: list[_Member], *, careful: bool
     ) -> list[tuple[_Member, _Outcome]]:
-        """BEGIN (learning the transaction's id), every member's work, COMMIT. A COMMIT whose answer is lost is
-        reported with that id, so its outcome can be asked for."""
+        """BEGIN (learning the transaction's id), every member's work, then what they asked to run with the
+        COMMIT (Tx.before_commit: once for the batch) and the COMMIT, in one round trip. A COMMIT whose answer is
+        lost is reported with that id, so its outcome can be asked for."""
         cursor = conn.cursor()
         try:
             cursor.execute(_BEGIN_NAMED, prepare=False)  # two statements: only the simple protocol takes them
@@ -323,6 +345,7 @@ class PostgresDatabase:
             xid = cast(str, cursor.fetchone()[0])  # type: ignore[index]
             tx = PgTx(conn)
             done = [(member, _run_member(conn, cursor, tx, member, careful=careful)) for member in members]
+            commit = _commit_text(conn, tx.commit_actions.statements())
         except _RETRYABLE as error:
             _roll_back(conn, cursor)
             raise _Retry(connection_lost=False) from error
@@ -335,10 +358,18 @@ class PostgresDatabase:
             _roll_back(conn, cursor)
             raise
         try:
-            cursor.execute(b"COMMIT")
+            cursor.execute(commit, prepare=False)
+            while cursor.nextset():  # the COMMIT's answer is the last
+                pass
         except psycopg.OperationalError as error:
             if conn.broken:
                 raise _CommitUnanswered(xid, done) from error
+            _roll_back(conn, cursor)
+            raise
+        except BaseException as error:
+            _roll_back(conn, cursor)  # a statement before the COMMIT failed, so the COMMIT never ran
+            if isinstance(error, psycopg.IntegrityError):
+                raise _integrity_error(error) from error
             raise
         if cursor.statusmessage != "COMMIT":
             # PostgreSQL answers ROLLBACK to the COMMIT of a transaction a failed statement had already ended.

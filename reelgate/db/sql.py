@@ -13,7 +13,7 @@ Where the two really differ (date arithmetic, locks), a query gives its SQLite t
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
@@ -97,6 +97,39 @@ def values_of(record: Any) -> dict[str, Any]:
     return values
 
 
+# Given the items that the writes of a transaction added, the one statement that does what they need.
+BeforeCommit = Callable[[list[Any]], tuple[Query, Mapping[str, Any]]]
+
+
+class CommitActions:
+    """What the writes of one transaction asked to have done once, just before its COMMIT (Tx.before_commit):
+    one statement per action, for every item added to it, so work that many writes need costs one statement per
+    COMMIT. The database sends these statements with the COMMIT (on PostgreSQL in the same round trip)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self) -> None:
+        self._items: dict[BeforeCommit, list[Any]] = {}
+
+    def add(self, action: BeforeCommit, item: Any) -> None:
+        self._items.setdefault(action, []).append(item)
+
+    def mark(self) -> dict[BeforeCommit, int]:
+        """Where things stand, for `undo_to` when the work that follows is undone."""
+        return {action: len(items) for action, items in self._items.items()}
+
+    def undo_to(self, mark: dict[BeforeCommit, int]) -> None:
+        for action in list(self._items):
+            del self._items[action][mark.get(action, 0) :]
+            if not self._items[action]:
+                del self._items[action]
+
+    def statements(self) -> list[tuple[Query, Mapping[str, Any]]]:
+        """Each action's statement for its items (then they are forgotten)."""
+        actions, self._items = self._items, {}
+        return [action(items) for action, items in actions.items()]
+
+
 class Tx(Protocol):
     """A transaction (or a read) in progress, as query functions see it. Methods run one statement each."""
 
@@ -120,4 +153,10 @@ class Tx(Protocol):
 
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested transaction: an exception inside undoes only its statements (and propagates)."""
+        ...
+
+    def before_commit(self, action: BeforeCommit, item: Any) -> None:
+        """In a write: has the statement `action(items)` run once, in this transaction with its COMMIT, with this
+        `item` among its items (every write of a group commit adds to the same statement). Undone with the write;
+        if the statement fails, nothing of the transaction commits."""
         ...

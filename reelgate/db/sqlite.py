@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from reelgate.db.codec import decode_row, sqlite_params
 from reelgate.db.errors import DatabaseUnavailable, IntegrityViolation, TransactionLost, UniqueViolation
-from reelgate.db.sql import Query, Tx
+from reelgate.db.sql import BeforeCommit, CommitActions, Query, Tx
 
 log = logging.getLogger("reelgate.db")
 T = TypeVar("T")
@@ -66,12 +66,16 @@ class SqliteTx:
     still open: after SQLite ended it, a statement would otherwise commit on its own."""
 
     dialect = "sqlite"
-    __slots__ = ("_conn", "_writing", "_savepoints")
+    __slots__ = ("_conn", "_writing", "_savepoints", "commit_actions")
 
     def __init__(self, conn: sqlite3.Connection, *, writing: bool) -> None:
         self._conn = conn
         self._writing = writing
         self._savepoints = 0
+        self.commit_actions = CommitActions()
+
+    def before_commit(self, action: BeforeCommit, item: Any) -> None:
+        self.commit_actions.add(action, item)
 
     def _execute(self, query: Query, params: Mapping[str, Any] | None) -> sqlite3.Cursor:
         if self._writing and not self._conn.in_transaction:
@@ -277,12 +281,29 @@ class SqliteWriter:
                     return []
                 continue
             done.append((member, result))
+        if done and not self._before_commit(conn, tx, done):
+            return []
         self._commit(conn, done)
         return []
+
+    def _before_commit(self, conn: sqlite3.Connection, tx: SqliteTx, done: list[tuple[_Member, Any]]) -> bool:
+        """Runs what the members asked for before the COMMIT (Tx.before_commit); if that fails, no member's
+        work commits and each gets the error."""
+        try:
+            for statement, params in tx.commit_actions.statements():
+                tx.run(statement, params)
+            return True
+        except BaseException as error:  # noqa: BLE001 - handed to every member of the batch
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            self._fail(done, _caller_error(error))
+            return False
 
     def _run_member(self, conn: sqlite3.Connection, tx: SqliteTx, member: _Member, savepoints: bool) -> Any:
         """Runs one member; its failure undoes only its work. Raises _TransactionEnded when SQLite has ended the
         whole transaction (then nothing that ran in it may be reported as done)."""
+        actions = tx.commit_actions.mark()
         try:
             if savepoints:
                 conn.execute("SAVEPOINT member")
@@ -295,6 +316,7 @@ class SqliteWriter:
         except BaseException as error:
             if not conn.in_transaction:
                 raise _TransactionEnded(_caller_error(error)) from error
+            tx.commit_actions.undo_to(actions)
             try:
                 if savepoints:
                     conn.execute("ROLLBACK TO member")

@@ -236,11 +236,15 @@ async def create_generation(
         generation = _new_generation(ctx, user_id, "", order, quoted, now)
         generation.account_id = paying_account(tx, user_id, order.organization)
         generation.retry_of = retry_of
-        return _record_submission(ctx, tx, generation, order, idempotency_key, now)
+        generation, replayed = _record_submission(ctx, tx, generation, order, idempotency_key, now)
+        if not replayed and ctx.step_jobs is not None:
+            tx.before_commit(ctx.step_jobs.defer, generation.id)  # the job commits with the generation
+        return generation, replayed
 
     generation, replayed = await _submitted(ctx, submit, user_id, idempotency_key, order)
     if not replayed:
-        ctx.wake(generation.id)
+        if ctx.step_jobs is None:  # otherwise its job committed with it
+            ctx.wake(generation.id)
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed

@@ -17,7 +17,7 @@ import pytest
 from reelgate.db.database import open_database
 from reelgate.db.errors import UniqueViolation
 from reelgate.db.postgres import PostgresDatabase
-from reelgate.db.sql import Tx, query
+from reelgate.db.sql import BeforeCommit, Query, Tx, query
 from tests.reliability.fault_proxy import FaultProxy
 
 _TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
@@ -223,6 +223,45 @@ async def test_a_caller_that_gave_up_while_queued_is_never_run(db: PostgresDatab
     with pytest.raises(asyncio.CancelledError):
         await abandoned
     assert await _ids(db) == [2] and runs.count[1] == 0
+
+
+def _asking(note_id: int, action: BeforeCommit, *, refuse: bool = False) -> Callable[[Tx], int]:
+    """A write that asks `action` to run with its id before the COMMIT, then (if told to) raises."""
+
+    def work(tx: Tx) -> int:
+        tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
+        tx.before_commit(action, note_id)
+        if refuse:
+            raise Refused(f"note {note_id}")
+        return note_id
+
+    return work
+
+
+async def test_before_commit_actions_run_once_per_batch_with_the_committed_members_items(
+    db: PostgresDatabase,
+) -> None:
+    calls: list[list[int]] = []
+
+    def record(items: list[int]) -> tuple[Query, dict[str, object]]:
+        calls.append(list(items))
+        return _INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
+
+    works = [_asking(1, record), _asking(2, record, refuse=True), _asking(3, record), _asking(4, record, refuse=True)]
+    results = await _behind_a_gate(db, [*works, _asking(5, record)])
+    assert [isinstance(result, Refused) for result in results] == [False, True, False, True, False]
+    # The first pass ended at note 2 before any action ran; the rerun undid note 4's item with its work.
+    assert calls == [[1, 3, 5]]
+    assert await _ids(db) == [1, 3, 5, 1001]
+
+
+async def test_a_failing_before_commit_action_fails_the_whole_batch(db: PostgresDatabase) -> None:
+    def broken(items: list[int]) -> tuple[Query, dict[str, object]]:
+        return _INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
+
+    results = await _behind_a_gate(db, [_asking(1, broken), _asking(2, broken)])
+    assert all(isinstance(result, UniqueViolation) for result in results)
+    assert await _ids(db) == []  # no member's work committed without its action
 
 
 async def _cut(proxy: FaultProxy) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable, IntegrityViolation, TransactionLost, UniqueViolation
-from reelgate.db.sql import Tx, query
+from reelgate.db.sql import Query, Tx, query
 from reelgate.db.sqlite import SqliteDatabase
 
 _TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
@@ -171,6 +171,61 @@ async def test_a_full_database_never_reports_lost_work_as_durable(db: SqliteData
             assert note_id not in stored
     await db.write(lambda tx: tx.scalar(query("PRAGMA max_page_count = 1073741823")))
     assert await db.write(_insert(4)) == 1  # type: ignore[arg-type]
+
+
+async def test_before_commit_actions_run_once_per_batch_with_the_committed_members_items(
+    db: SqliteDatabase,
+) -> None:
+    calls: list[list[int]] = []
+
+    def record(items: list[int]) -> tuple[Query, dict[str, object]]:
+        calls.append(list(items))
+        return _INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
+
+    def asking(note_id: int, *, refuse: bool = False) -> object:
+        def work(tx: Tx) -> int:
+            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
+            tx.before_commit(record, note_id)
+            if refuse:
+                raise ValueError(f"note {note_id}")
+            return note_id
+
+        return work
+
+    gate = Gate()
+    held = await gate.close_behind(db)
+    writers = [asyncio.create_task(db.write(asking(n, refuse=n % 2 == 0))) for n in range(1, 6)]  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    gate.opened.set()
+    await held
+    results = await asyncio.gather(*writers, return_exceptions=True)
+    assert [isinstance(result, ValueError) for result in results] == [False, True, False, True, False]
+    assert calls == [[1, 3, 5]]  # once, with the items of the members that committed
+    assert _stored(db.path) == [1, 3, 5, 1001]
+
+
+async def test_a_failing_before_commit_action_fails_the_whole_batch(db: SqliteDatabase) -> None:
+    def broken(items: list[int]) -> tuple[Query, dict[str, object]]:
+        return _INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
+
+    def asking(note_id: int) -> object:
+        def work(tx: Tx) -> int:
+            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
+            tx.before_commit(broken, note_id)
+            return note_id
+
+        return work
+
+    gate = Gate()
+    held = await gate.close_behind(db)
+    writers = [asyncio.create_task(db.write(asking(n))) for n in (1, 2)]  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    gate.opened.set()
+    await held
+    results = await asyncio.gather(*writers, return_exceptions=True)
+    assert all(isinstance(result, UniqueViolation) for result in results)
+    assert _stored(db.path) == []
+    assert await db.write(lambda tx: tx.run(_INSERT, {"id": 3, "body": "the writer goes on"})) == 1
 
 
 async def test_a_writer_cancelled_while_queued_never_runs(db: SqliteDatabase) -> None:

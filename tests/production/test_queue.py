@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from reelgate.bootstrap import build_context, close_context
 from reelgate.db.queries.generations import generation_by_id
-from reelgate.queue import Queue, conninfo
+from reelgate.domain.errors import InsufficientCredits
+from reelgate.queue import DRIVE_TASK, STEP_QUEUE, Queue, conninfo
 from reelgate.services import generations, pipeline
 from reelgate.services.generations import GenerationOrder
 from reelgate.settings import Settings
@@ -58,6 +60,42 @@ async def test_a_generation_committed_but_never_enqueued_is_found_by_the_reconci
         ).fetchone() == (0,)
     async with queue_worker(settings):
         assert await _wait_status(settings, generation.id) == "succeeded"
+
+
+async def test_a_submission_defers_its_job_in_its_own_transaction(tmp_path: Path, pg_database_url: str) -> None:
+    """With the queue attached, the submission's transaction defers the generation's job: it exists as soon as the
+    202 does, with no wake-up after the commit (the process could die right there); a refused submission leaves
+    no job, and a replayed idempotency key no second one; submissions sharing a group commit get one job each."""
+    settings = _settings(tmp_path, pg_database_url)
+    ctx = await build_context(settings)
+    queue = Queue(settings, pool_size=2)
+    try:
+        await queue.open(ctx)
+        woken: list[str] = []
+        ctx.wake = woken.append
+        account = await make_account(ctx, credits=1_000)
+        generation, _ = await generations.create_generation(ctx, account.id, ORDER, idempotency_key="key-1")
+        replay, replayed = await generations.create_generation(ctx, account.id, ORDER, idempotency_key="key-1")
+        assert replayed and replay.id == generation.id
+        short = await make_account(ctx, credits=generation.credits_held - 1)
+        with pytest.raises(InsufficientCredits):
+            await generations.create_generation(ctx, short.id, ORDER)
+        together = await asyncio.gather(*(generations.create_generation(ctx, account.id, ORDER) for _ in range(8)))
+        assert woken == []
+    finally:
+        await queue.close()
+        await close_context(ctx)
+    made = [generation] + [g for g, _ in together]
+    with psycopg.connect(conninfo(settings)) as conn:
+        jobs = conn.execute(
+            "SELECT queue_name, task_name, lock, queueing_lock, args, status, scheduled_at FROM procrastinate_jobs"
+        ).fetchall()
+    assert sorted(jobs) == sorted(
+        (STEP_QUEUE, DRIVE_TASK, g.id, g.id, {"generation_id": g.id}, "todo", None) for g in made
+    )
+    async with queue_worker(settings):
+        for g in made:
+            assert await _wait_status(settings, g.id) == "succeeded"
 
 
 async def test_the_job_of_a_dead_worker_is_released_and_its_generation_finishes(

@@ -88,12 +88,18 @@ async def test_faults_answer_503_and_lose_nothing(proxied: tuple[Running, FaultP
     await assert_ledger_ok(running.ctx)
 
 
-async def test_connections_killed_mid_run_lose_no_accepted_work(tmp_path: Path, pg_database_url: str) -> None:
+@pytest.mark.parametrize("mode", ["embedded worker", "production queue"])
+async def test_connections_killed_mid_run_lose_no_accepted_work(
+    tmp_path: Path, pg_database_url: str, mode: str
+) -> None:
     """PostgreSQL drops the server's connections (pg_terminate_backend, as a restart or a failover would) while
     submits run: transactions that had not reached COMMIT run again on a new connection, and one whose COMMIT's
     answer was lost is answered by what the server says became of it, so most submits still succeed, every
-    generation that exists was answered 202, and none is applied twice."""
-    settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0)
+    generation that exists was answered 202, and none is applied twice. In production mode the submissions'
+    transactions also defer their generations' jobs: every generation has exactly one, and no job outlives a
+    rolled-back attempt."""
+    production = mode == "production queue"
+    settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0, embedded_worker=not production)
     name = pg_database_url.rsplit("/", 1)[1]
     async for running in start_app(settings):
         user = await make_account(running.ctx, credits=100_000)
@@ -110,6 +116,10 @@ async def test_connections_killed_mid_run_lose_no_accepted_work(tmp_path: Path, 
         me = (await running.client.get("/api/v1/me", headers=user.headers)).json()["credits"]
         assert me == {"available": 100_000 - quoted, "held": quoted}
         await assert_ledger_ok(running.ctx)
+    if production:
+        with psycopg.connect(pg_database_url) as conn:
+            jobs = conn.execute("SELECT lock FROM procrastinate_jobs WHERE task_name = 'reelgate.drive'").fetchall()
+        assert sorted(lock for (lock,) in jobs) == sorted(g["id"] for g in listed)
 
 
 async def _kill_connections(database: str, stop: asyncio.Event) -> int:
