@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -20,7 +21,7 @@ import socket
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from procrastinate.jobs import JobDeferrer, Status
 
 from reelgate import tasks
-from reelgate.db.queries.queue_jobs import StepJobs
+from reelgate.db.queries.queue_jobs import StepJobs, defer_step_jobs
 from reelgate.logging_setup import generation_context
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
@@ -157,28 +158,28 @@ class Queue:
 
     def wake(self, generation_id: str) -> None:
         """Called after the commit that created work; enqueues in the background (the reconciler is the
-        safety net if this process dies before the job is written).
+        safety net if this process dies before the job is written). A submission needs none: its job commits
+        with it (db/queries/queue_jobs.py).
 
         Wake-ups that arrive while a batch is being written go out together in the next one: under load a
-        burst of submits costs one queue transaction, not one each."""
+        burst of them costs one statement, not a queue transaction each."""
         self._waking.append(generation_id)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_wakeups())
 
     async def _flush_wakeups(self) -> None:
+        jobs = StepJobs(queue=STEP_QUEUE, task=DRIVE_TASK)
         while self._waking:
             batch, self._waking = self._waking[:BATCH_WAKEUPS], self._waking[BATCH_WAKEUPS:]
             try:
-                await self.enqueue_batch([(g, None) for g in batch])
+                # The same statement a submission's transaction sends, as a short write of its own that may share
+                # a COMMIT with others: no procrastinate job objects to build, no queue connection to take.
+                await self.ctx.db.write(
+                    functools.partial(defer_step_jobs, jobs=jobs, generation_ids=batch), grouped=True
+                )
             except Exception:  # noqa: BLE001 - one already waiting (or a blip) fails the batch: one by one then
                 for generation_id in batch:
                     await self.enqueue(generation_id)
-
-    async def enqueue_batch(self, work: Sequence[tuple[str, datetime | None]]) -> None:
-        """Defers one job per (generation, when) in one queue transaction; all or none (a generation that
-        already has a waiting job fails the whole batch)."""
-        jobs = [self._deferrer(g, at).make_new_job(generation_id=g) for g, at in work]
-        await self.app.job_manager.batch_defer_jobs_async(jobs=jobs)
 
     def _deferrer(self, generation_id: str, at: datetime | None) -> JobDeferrer:
         """The generation's job: one waiting and one running at a time."""

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -96,6 +97,31 @@ async def test_a_submission_defers_its_job_in_its_own_transaction(tmp_path: Path
     async with queue_worker(settings):
         for g in made:
             assert await _wait_status(settings, g.id) == "succeeded"
+
+
+async def test_wake_ups_defer_one_job_each_and_hurry_one_already_waiting(tmp_path: Path, pg_database_url: str) -> None:
+    """Wake-ups go out in one statement; when a generation already has a job waiting (here, due in an hour), that
+    statement fails as a whole and each is enqueued on its own: the waiting job is made due, the others get one."""
+    settings = _settings(tmp_path, pg_database_url)
+    ctx = await build_context(settings)
+    try:
+        account = await make_account(ctx, credits=1_000)
+        made = [(await generations.create_generation(ctx, account.id, ORDER))[0] for _ in range(3)]  # no job yet
+    finally:
+        await close_context(ctx)
+    ctx = await build_context(settings, migrate=False)
+    queue = Queue(settings, pool_size=2)
+    try:
+        await queue.open(ctx)
+        assert await queue.enqueue(made[0].id, at=datetime.now(UTC) + timedelta(hours=1))
+        for generation in made:
+            queue.wake(generation.id)
+    finally:
+        await queue.close()  # waits for the wake-ups to be written
+        await close_context(ctx)
+    with psycopg.connect(conninfo(settings)) as conn:
+        jobs = conn.execute("SELECT lock, status, scheduled_at FROM procrastinate_jobs").fetchall()
+    assert sorted(jobs) == sorted((g.id, "todo", None) for g in made)
 
 
 async def test_the_job_of_a_dead_worker_is_released_and_its_generation_finishes(

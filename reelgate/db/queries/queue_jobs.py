@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reelgate.db.sql import Query, query
+from reelgate.db.sql import Query, Tx, query
 
 # One job per id: its lock and queueing lock are the generation's id (one waiting and one running per
 # generation, as queue.py's own deferrals), its arguments name the generation, and it is due at once.
@@ -38,3 +38,9 @@ class StepJobs:
         """The statement that defers the step job of each generation (new ones: none has a job waiting yet): a
         Tx.before_commit action, so the jobs commit with the generations."""
         return _DEFER, {"job_queue": self.queue, "job_task": self.task, "ids": generation_ids}
+
+
+def defer_step_jobs(tx: Tx, *, jobs: StepJobs, generation_ids: list[str]) -> None:
+    """Defers the step jobs of generations that already exist (a wake-up after their commit). All or none: a
+    generation that already has a job waiting fails the statement."""
+    tx.run(*jobs.defer(generation_ids))
