@@ -271,7 +271,15 @@ class PostgresDatabase:
             if self._lane_running:
                 return
             self._lane_running = True
-        self._threads.submit(self._lane)
+        try:
+            self._threads.submit(self._lane)
+        except RuntimeError:  # closing: no thread will run the lane again, so nothing queued may wait for it
+            with self._lane_lock:
+                self._lane_running = False
+                stranded = list(self._grouped)
+                self._grouped.clear()
+            for waiting in stranded:
+                waiting.future.set_exception(DatabaseUnavailable())
 
     def _lane(self) -> None:
         """Runs batches of what is queued until nothing is (one thread at a time: see the module docstring)."""
@@ -361,6 +369,9 @@ class PostgresDatabase:
             cursor.execute(commit, prepare=False)
             while cursor.nextset():  # the COMMIT's answer is the last
                 pass
+        except _RETRYABLE as error:  # a statement sent before the COMMIT was a deadlock's victim
+            _roll_back(conn, cursor)
+            raise _Retry(connection_lost=False) from error
         except psycopg.OperationalError as error:
             if conn.broken:
                 raise _CommitUnanswered(xid, done) from error

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from reelgate.db.database import open_database
-from reelgate.db.errors import UniqueViolation
+from reelgate.db.errors import DatabaseUnavailable, UniqueViolation
 from reelgate.db.postgres import PostgresDatabase
 from reelgate.db.sql import BeforeCommit, Query, Tx, query
 from tests.reliability.fault_proxy import FaultProxy
@@ -266,3 +266,10 @@ async def test_a_failing_before_commit_action_fails_the_whole_batch(db: Postgres
 
 async def _cut(proxy: FaultProxy) -> None:
     proxy.cut_all()
+
+
+async def test_a_grouped_write_after_closing_is_refused_not_left_waiting(pg_database_url: str) -> None:
+    database = await open_database(pg_database_url, migrate=False)
+    await database.close()
+    with pytest.raises(DatabaseUnavailable):
+        await asyncio.wait_for(database.write(lambda tx: 1, grouped=True), 5)
