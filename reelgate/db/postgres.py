@@ -18,17 +18,17 @@ the caller gets its result, as if the answer had arrived. Aborted: the transacti
 other that never committed. Only when the server cannot be asked within a few seconds does the caller get
 DatabaseUnavailable with the outcome still unknown (an idempotency key makes a client's retry safe then).
 
-Group commit: writes marked `grouped` (short ones on the hot paths: a submit, a webhook's update) queue for one
-lane, a single thread at a time, which runs everything queued in one transaction with one BEGIN and one COMMIT,
-as SQLite's writer does. Under load that saves each of them two round trips and a commit record; alone, a
-grouped write costs what any other does. Members run without savepoints, which would cost two round trips
-each: when one raises, the transaction is rolled back, that caller gets its error, and the others run again in
-a new transaction, this time each under a savepoint of its own, so one batch is never run more than twice for
-its members' errors. Each caller hears its outcome only after the COMMIT, and a lost COMMIT is settled for the
-whole batch as for a single transaction. One lane, not one per connection: two batches of unrelated users'
-writes, each holding a row the other needs next, would deadlock, where one lane's members simply queue. The
-price: a grouped write that waits for a lock holds up the grouped writes behind it, so only writes whose
-locks others hold briefly are grouped.
+Group commit: writes marked `grouped` (short ones on the hot paths, such as a submit or a webhook's update) queue
+for one lane, a single thread at a time, which runs everything queued in one transaction with one BEGIN and one
+COMMIT, as SQLite's writer does. Under load that saves each of them two round trips and a commit record; alone, a
+grouped write costs what any other does. Members run without savepoints, which would cost two round trips each:
+when one raises, the transaction is rolled back, that caller gets its error, and the others run again in a new
+transaction, this time each under a savepoint of its own, so one batch is never run more than twice for its
+members' errors. Each caller hears its outcome only after the COMMIT, and a lost COMMIT is settled for the whole
+batch as for a single transaction. One lane, not one per connection: two batches of unrelated users' writes, each
+holding a row the other needs next, would deadlock, where one lane's members simply queue. The price: a grouped
+write that waits for a lock holds up the grouped writes behind it, so only writes whose locks others hold briefly
+are grouped.
 """
 
 from __future__ import annotations
