@@ -47,6 +47,8 @@ DRIVE_TASK = "reelgate.drive"
 # Two budgets, as in the embedded worker: steps (submits, downloads, output checks) as jobs on procrastinate's
 # default queue, polls run by the worker's own poll loop (`poll_forever`) on a wider set of slots.
 STEP_QUEUE = "default"
+# Where a generation's step job goes, for the statements that defer it (db/queries/queue_jobs.py).
+STEP_JOBS = StepJobs(queue=STEP_QUEUE, task=DRIVE_TASK)
 # Earlier versions deferred each poll as a job on this queue; the step worker still serves it, so jobs left there
 # by an upgrade run once (steps only) and are gone.
 POLL_QUEUE = "reelgate.polls"
@@ -147,7 +149,7 @@ class Queue:
         ctx.config = replace(ctx.config, lease_seconds=self.stalled_after)
         await self.app.open_async()
         ctx.wake = self.wake
-        ctx.step_jobs = StepJobs(queue=STEP_QUEUE, task=DRIVE_TASK)
+        ctx.step_jobs = STEP_JOBS
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -168,14 +170,13 @@ class Queue:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_wakeups())
 
     async def _flush_wakeups(self) -> None:
-        jobs = StepJobs(queue=STEP_QUEUE, task=DRIVE_TASK)
         while self._waking:
             batch, self._waking = self._waking[:BATCH_WAKEUPS], self._waking[BATCH_WAKEUPS:]
             try:
                 # The same statement a submission's transaction sends, as a short write of its own that may share
                 # a COMMIT with others: no procrastinate job objects to build, no queue connection to take.
                 await self.ctx.db.write(
-                    functools.partial(defer_step_jobs, jobs=jobs, generation_ids=batch), grouped=True
+                    functools.partial(defer_step_jobs, jobs=STEP_JOBS, generation_ids=batch), grouped=True
                 )
             except Exception:  # noqa: BLE001 - one already waiting (or a blip) fails the batch: one by one then
                 for generation_id in batch:

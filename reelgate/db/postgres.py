@@ -204,6 +204,15 @@ def _roll_back(conn: psycopg.Connection[Any], cursor: psycopg.Cursor[Any]) -> No
             cursor.execute(b"ROLLBACK", prepare=False)
 
 
+def _unavailable(error: PoolTimeout | psycopg.OperationalError) -> DatabaseUnavailable:
+    """An outage no retry answers (no free connection in time, a server that refuses), logged, as callers see it."""
+    if isinstance(error, PoolTimeout):
+        log.warning("postgresql: no connection within the pool timeout: %s", error)
+    else:
+        log.warning("postgresql: %s", error)
+    return DatabaseUnavailable()
+
+
 def _answer(done: list[tuple[_Member, _Outcome]]) -> None:
     for member, (ok, value) in done:
         if ok:
@@ -329,12 +338,8 @@ class PostgresDatabase:
                 if attempt == ATTEMPTS:
                     raise DatabaseUnavailable() from None
                 self._before_retry(retry)
-            except PoolTimeout as error:
-                log.warning("postgresql: no connection within the pool timeout: %s", error)
-                raise DatabaseUnavailable() from error
-            except psycopg.OperationalError as error:
-                log.warning("postgresql: %s", error)
-                raise DatabaseUnavailable() from error
+            except (PoolTimeout, psycopg.OperationalError) as error:
+                raise _unavailable(error) from error
             else:
                 _answer(done)
                 return
@@ -397,12 +402,8 @@ class PostgresDatabase:
                 if attempt == ATTEMPTS:
                     raise DatabaseUnavailable() from None
                 self._before_retry(retry)
-            except PoolTimeout as error:
-                log.warning("postgresql: no connection within the pool timeout: %s", error)
-                raise DatabaseUnavailable() from error
-            except psycopg.OperationalError as error:
-                log.warning("postgresql: %s", error)
-                raise DatabaseUnavailable() from error
+            except (PoolTimeout, psycopg.OperationalError) as error:
+                raise _unavailable(error) from error
         raise AssertionError("unreachable")
 
     @staticmethod

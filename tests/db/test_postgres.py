@@ -12,16 +12,11 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable
 from reelgate.db.postgres import PostgresDatabase
 from reelgate.db.sql import Tx, query
+from tests.db.notes import IDS, INSERT, MY_PID, cut, postgres_notes, proxied_postgres_notes
 from tests.reliability.fault_proxy import FaultProxy
-
-_TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)")
-_IDS = query("SELECT id FROM notes ORDER BY id")
-_MY_PID = query("SELECT pg_backend_pid()")
 
 
 def _libpq(url: str) -> str:
@@ -30,13 +25,8 @@ def _libpq(url: str) -> str:
 
 @pytest.fixture
 async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
-    database = await open_database(pg_database_url, migrate=False)
-    assert isinstance(database, PostgresDatabase)
-    await database.write(lambda tx: tx.run(_TABLE))
-    try:
+    async with postgres_notes(pg_database_url) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def test_a_connection_killed_mid_transaction_runs_the_transaction_again(
@@ -46,32 +36,23 @@ async def test_a_connection_killed_mid_transaction_runs_the_transaction_again(
     killed = threading.Event()
 
     def work(tx: Tx) -> int:
-        pid = int(tx.scalar(_MY_PID))
+        pid = int(tx.scalar(MY_PID))
         runs.append(pid)
         if len(runs) == 1:
             with psycopg.connect(_libpq(pg_database_url), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             killed.set()
-        return tx.run(_INSERT, {"id": 1, "body": "written once"})
+        return tx.run(INSERT, {"id": 1, "body": "written once"})
 
     assert await db.write(work) == 1
     assert killed.is_set() and len(runs) == 2 and runs[0] != runs[1]
-    assert await db.read(lambda tx: tx.all(_IDS)) == [(1,)]
+    assert await db.read(lambda tx: tx.all(IDS)) == [(1,)]
 
 
 @pytest.fixture
 async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
-    proxy = FaultProxy("127.0.0.1", 5432)
-    await proxy.start()
-    url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
-    db = await open_database(url, migrate=False)
-    assert isinstance(db, PostgresDatabase)
-    try:
-        await db.write(lambda tx: tx.run(_TABLE))
-        yield db, proxy
-    finally:
-        await db.close()
-        await proxy.stop()
+    async with proxied_postgres_notes(pg_database_url) as (database, proxy):
+        yield database, proxy
 
 
 async def test_a_commit_that_never_arrived_is_run_again(proxied_db: tuple[PostgresDatabase, FaultProxy]) -> None:
@@ -82,15 +63,15 @@ async def test_a_commit_that_never_arrived_is_run_again(proxied_db: tuple[Postgr
     def cut_before_commit(tx: Tx) -> str:
         nonlocal runs
         runs += 1
-        tx.run(_INSERT, {"id": 7, "body": "its first COMMIT never arrives"})
+        tx.run(INSERT, {"id": 7, "body": "its first COMMIT never arrives"})
         if runs == 1:
             # The body has run; the network fails before the COMMIT that would follow it.
-            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
+            asyncio.run_coroutine_threadsafe(cut(proxy), loop).result(5)
         return "done"
 
     assert await db.write(cut_before_commit) == "done"
     assert runs == 2  # the server reported the first run aborted, so it ran again
-    assert await db.read(lambda tx: tx.all(_IDS)) == [(7,)]
+    assert await db.read(lambda tx: tx.all(IDS)) == [(7,)]
 
 
 async def test_a_commit_whose_answer_was_lost_is_answered_as_committed_and_not_run_again(
@@ -102,13 +83,13 @@ async def test_a_commit_whose_answer_was_lost_is_answered_as_committed_and_not_r
     def committed_unheard(tx: Tx) -> str:
         nonlocal runs
         runs += 1
-        tx.run(_INSERT, {"id": 8, "body": "committed; the answer is lost"})
+        tx.run(INSERT, {"id": 8, "body": "committed; the answer is lost"})
         proxy.lose_next_commit_answer = True
         return "done"
 
     assert await db.write(committed_unheard) == "done"
     assert runs == 1 and not proxy.lose_next_commit_answer
-    assert await db.read(lambda tx: tx.all(_IDS)) == [(8,)]
+    assert await db.read(lambda tx: tx.all(IDS)) == [(8,)]
 
 
 async def test_a_lost_commit_is_reported_when_the_server_cannot_say(
@@ -121,7 +102,7 @@ async def test_a_lost_commit_is_reported_when_the_server_cannot_say(
     def unreachable_after_commit(tx: Tx) -> None:
         nonlocal runs
         runs += 1
-        tx.run(_INSERT, {"id": 9, "body": "outcome unknown to the caller"})
+        tx.run(INSERT, {"id": 9, "body": "outcome unknown to the caller"})
         proxy.lose_next_commit_answer = True
         proxy.mode = "reset"  # new connections are refused, so the outcome cannot be asked for
 
@@ -129,15 +110,11 @@ async def test_a_lost_commit_is_reported_when_the_server_cannot_say(
         await db.write(unreachable_after_commit)
     assert runs == 1  # an unknown outcome is never run again
     proxy.set_mode("pass")
-    assert await db.read(lambda tx: tx.all(_IDS)) == [(9,)]  # the server did commit it
-
-
-async def _cut(proxy: FaultProxy) -> None:
-    proxy.cut_all()
+    assert await db.read(lambda tx: tx.all(IDS)) == [(9,)]  # the server did commit it
 
 
 async def test_deadlock_victims_are_run_again(db: PostgresDatabase) -> None:
-    await db.write(lambda tx: [tx.run(_INSERT, {"id": n, "body": "start"}) for n in (1, 2)])
+    await db.write(lambda tx: [tx.run(INSERT, {"id": n, "body": "start"}) for n in (1, 2)])
     both_locked = threading.Barrier(2, timeout=10)
     update = query("UPDATE notes SET body = :body WHERE id = :id")
     attempts = {"forward": 0, "backward": 0}
@@ -167,15 +144,15 @@ async def test_a_snapshot_sees_one_committed_state(db: PostgresDatabase) -> None
     written = threading.Event()
 
     def reader(tx: Tx) -> None:
-        seen.append(len(tx.all(_IDS)))
+        seen.append(len(tx.all(IDS)))
         read_once.set()
         assert written.wait(10)
-        seen.append(len(tx.all(_IDS)))
+        seen.append(len(tx.all(IDS)))
 
     reading = asyncio.create_task(db.read(reader, snapshot=True))
     await asyncio.to_thread(read_once.wait, 10)
-    await db.write(lambda tx: tx.run(_INSERT, {"id": 1, "body": "committed meanwhile"}))
+    await db.write(lambda tx: tx.run(INSERT, {"id": 1, "body": "committed meanwhile"}))
     written.set()
     await reading
     assert seen == [0, 0]
-    assert await db.read(lambda tx: len(tx.all(_IDS))) == 1
+    assert await db.read(lambda tx: len(tx.all(IDS))) == 1

@@ -6,7 +6,6 @@ committed exactly once, and no caller hears "done" before the COMMIT."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,43 +16,21 @@ import pytest
 from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable, UniqueViolation
 from reelgate.db.postgres import PostgresDatabase
-from reelgate.db.sql import BeforeCommit, Query, Tx, query
+from reelgate.db.sql import Query, Tx
+from tests.db.notes import IDS, INSERT, MY_PID, Gate, Refused, asking, cut, postgres_notes, proxied_postgres_notes
 from tests.reliability.fault_proxy import FaultProxy
-
-_TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
-_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)")
-_IDS = query("SELECT id FROM notes ORDER BY id")
-_MY_PID = query("SELECT pg_backend_pid()")
-
-
-class Refused(Exception):
-    """A member's own failure (say, not enough credits) raised after it wrote."""
 
 
 @pytest.fixture
 async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
-    database = await open_database(pg_database_url, migrate=False)
-    assert isinstance(database, PostgresDatabase)
-    await database.write(lambda tx: tx.run(_TABLE))
-    try:
+    async with postgres_notes(pg_database_url) as database:
         yield database
-    finally:
-        await database.close()
 
 
 @pytest.fixture
 async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
-    proxy = FaultProxy("127.0.0.1", 5432)
-    await proxy.start()
-    url = pg_database_url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
-    database = await open_database(url, migrate=False)
-    assert isinstance(database, PostgresDatabase)
-    try:
-        await database.write(lambda tx: tx.run(_TABLE))
+    async with proxied_postgres_notes(pg_database_url) as (database, proxy):
         yield database, proxy
-    finally:
-        await database.close()
-        await proxy.stop()
 
 
 class Runs:
@@ -65,7 +42,7 @@ class Runs:
     def insert(self, note_id: int, then: Callable[[Tx], None] | None = None) -> Callable[[Tx], int]:
         def work(tx: Tx) -> int:
             self.count[note_id] += 1
-            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
+            tx.run(INSERT, {"id": note_id, "body": f"note {note_id}"})
             if then is not None:
                 then(tx)
             return note_id
@@ -76,24 +53,17 @@ class Runs:
 async def _behind_a_gate(db: PostgresDatabase, works: list[Callable[[Tx], Any]]) -> list[Any]:
     """Runs `works` as grouped writes queued while the lane is busy with another, so they form one batch;
     returns each one's result or error, in order."""
-    gate = threading.Event()
-    holding = threading.Event()
-
-    def hold(tx: Tx) -> None:
-        holding.set()
-        assert gate.wait(10)
-
-    held = asyncio.create_task(db.write(hold, grouped=True))
-    assert await asyncio.to_thread(holding.wait, 10)
+    gate = Gate()
+    held = await gate.close_behind(db)
     queued = [asyncio.create_task(db.write(work, grouped=True)) for work in works]
     await asyncio.sleep(0.05)  # every write above has been queued
-    gate.set()
+    gate.opened.set()
     await held
     return await asyncio.gather(*queued, return_exceptions=True)
 
 
 async def _ids(db: PostgresDatabase) -> list[int]:
-    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(_IDS))]
+    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(IDS))]
 
 
 async def test_queued_grouped_writes_share_one_commit(db: PostgresDatabase) -> None:
@@ -136,13 +106,13 @@ async def test_many_failing_members_cost_one_rerun_of_the_batch(db: PostgresData
 
 
 async def test_a_member_that_swallows_a_failed_statement_is_refused_alone(db: PostgresDatabase) -> None:
-    await db.write(lambda tx: tx.run(_INSERT, {"id": 100, "body": "already there"}))
+    await db.write(lambda tx: tx.run(INSERT, {"id": 100, "body": "already there"}))
     runs = Runs()
 
     def swallow(tx: Tx) -> str:
-        tx.run(_INSERT, {"id": 50, "body": "undone with the rest of its work"})
+        tx.run(INSERT, {"id": 50, "body": "undone with the rest of its work"})
         try:
-            tx.run(_INSERT, {"id": 100, "body": "a duplicate"})
+            tx.run(INSERT, {"id": 100, "body": "a duplicate"})
         except UniqueViolation:
             pass  # wrong, without a savepoint: the transaction is now failed
         return "believes it succeeded"
@@ -160,7 +130,7 @@ async def test_a_connection_killed_mid_batch_runs_the_whole_batch_again(
 
     def kill_my_connection_once(tx: Tx) -> None:
         if runs.count[2] == 1:
-            pid = int(tx.scalar(_MY_PID))
+            pid = int(tx.scalar(MY_PID))
             with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
@@ -194,7 +164,7 @@ async def test_a_batch_cut_before_its_commit_runs_again(proxied_db: tuple[Postgr
 
     def cut_once(tx: Tx) -> None:
         if runs.count[2] == 1:
-            asyncio.run_coroutine_threadsafe(_cut(proxy), loop).result(5)
+            asyncio.run_coroutine_threadsafe(cut(proxy), loop).result(5)
 
     results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=cut_once)])
     assert results == [1, 2]
@@ -204,38 +174,18 @@ async def test_a_batch_cut_before_its_commit_runs_again(proxied_db: tuple[Postgr
 
 async def test_a_caller_that_gave_up_while_queued_is_never_run(db: PostgresDatabase) -> None:
     runs = Runs()
-    gate = threading.Event()
-    holding = threading.Event()
-
-    def hold(tx: Tx) -> None:
-        holding.set()
-        assert gate.wait(10)
-
-    held = asyncio.create_task(db.write(hold, grouped=True))
-    assert await asyncio.to_thread(holding.wait, 10)
+    gate = Gate()
+    held = await gate.close_behind(db)
     abandoned = asyncio.create_task(db.write(runs.insert(1), grouped=True))
     kept = asyncio.create_task(db.write(runs.insert(2), grouped=True))
     await asyncio.sleep(0.05)
     abandoned.cancel()
-    gate.set()
+    gate.opened.set()
     await held
     assert await kept == 2
     with pytest.raises(asyncio.CancelledError):
         await abandoned
     assert await _ids(db) == [2] and runs.count[1] == 0
-
-
-def _asking(note_id: int, action: BeforeCommit, *, refuse: bool = False) -> Callable[[Tx], int]:
-    """A write that asks `action` to run with its id before the COMMIT, then (if told to) raises."""
-
-    def work(tx: Tx) -> int:
-        tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
-        tx.before_commit(action, note_id)
-        if refuse:
-            raise Refused(f"note {note_id}")
-        return note_id
-
-    return work
 
 
 async def test_before_commit_actions_run_once_per_batch_with_the_committed_members_items(
@@ -245,10 +195,10 @@ async def test_before_commit_actions_run_once_per_batch_with_the_committed_membe
 
     def record(items: list[int]) -> tuple[Query, dict[str, object]]:
         calls.append(list(items))
-        return _INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
+        return INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
 
-    works = [_asking(1, record), _asking(2, record, refuse=True), _asking(3, record), _asking(4, record, refuse=True)]
-    results = await _behind_a_gate(db, [*works, _asking(5, record)])
+    works = [asking(1, record), asking(2, record, refuse=True), asking(3, record), asking(4, record, refuse=True)]
+    results = await _behind_a_gate(db, [*works, asking(5, record)])
     assert [isinstance(result, Refused) for result in results] == [False, True, False, True, False]
     # The first pass ended at note 2 before any action ran; the rerun undid note 4's item with its work.
     assert calls == [[1, 3, 5]]
@@ -257,15 +207,11 @@ async def test_before_commit_actions_run_once_per_batch_with_the_committed_membe
 
 async def test_a_failing_before_commit_action_fails_the_whole_batch(db: PostgresDatabase) -> None:
     def broken(items: list[int]) -> tuple[Query, dict[str, object]]:
-        return _INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
+        return INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
 
-    results = await _behind_a_gate(db, [_asking(1, broken), _asking(2, broken)])
+    results = await _behind_a_gate(db, [asking(1, broken), asking(2, broken)])
     assert all(isinstance(result, UniqueViolation) for result in results)
     assert await _ids(db) == []  # no member's work committed without its action
-
-
-async def _cut(proxy: FaultProxy) -> None:
-    proxy.cut_all()
 
 
 async def test_a_grouped_write_after_closing_is_refused_not_left_waiting(pg_database_url: str) -> None:

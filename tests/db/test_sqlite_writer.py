@@ -15,6 +15,7 @@ from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable, IntegrityViolation, TransactionLost, UniqueViolation
 from reelgate.db.sql import Query, Tx, query
 from reelgate.db.sqlite import SqliteDatabase
+from tests.db.notes import Gate, Refused, asking
 
 _TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
 _INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)")
@@ -37,23 +38,6 @@ def _stored(path: str) -> list[int]:
     """What a fresh connection reads: what is really on disk, not what the writer's connection believes."""
     with sqlite3.connect(path) as conn:
         return [row[0] for row in conn.execute("SELECT id FROM notes ORDER BY id")]
-
-
-class Gate:
-    """Holds the writer thread inside one transaction until opened, so what is submitted meanwhile queues up."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.opened = threading.Event()
-
-    def work(self, tx: Tx) -> None:
-        self.entered.set()
-        assert self.opened.wait(10)
-
-    async def close_behind(self, db: SqliteDatabase) -> asyncio.Task[None]:
-        task = asyncio.create_task(db.write(self.work))
-        await asyncio.to_thread(self.entered.wait, 10)
-        return task
 
 
 def _insert(note_id: int) -> object:
@@ -182,24 +166,14 @@ async def test_before_commit_actions_run_once_per_batch_with_the_committed_membe
         calls.append(list(items))
         return _INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
 
-    def asking(note_id: int, *, refuse: bool = False) -> object:
-        def work(tx: Tx) -> int:
-            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
-            tx.before_commit(record, note_id)
-            if refuse:
-                raise ValueError(f"note {note_id}")
-            return note_id
-
-        return work
-
     gate = Gate()
     held = await gate.close_behind(db)
-    writers = [asyncio.create_task(db.write(asking(n, refuse=n % 2 == 0))) for n in range(1, 6)]  # type: ignore[arg-type]
+    writers = [asyncio.create_task(db.write(asking(n, record, refuse=n % 2 == 0))) for n in range(1, 6)]
     await asyncio.sleep(0.05)
     gate.opened.set()
     await held
     results = await asyncio.gather(*writers, return_exceptions=True)
-    assert [isinstance(result, ValueError) for result in results] == [False, True, False, True, False]
+    assert [isinstance(result, Refused) for result in results] == [False, True, False, True, False]
     assert calls == [[1, 3, 5]]  # once, with the items of the members that committed
     assert _stored(db.path) == [1, 3, 5, 1001]
 
@@ -208,17 +182,9 @@ async def test_a_failing_before_commit_action_fails_the_whole_batch(db: SqliteDa
     def broken(items: list[int]) -> tuple[Query, dict[str, object]]:
         return _INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
 
-    def asking(note_id: int) -> object:
-        def work(tx: Tx) -> int:
-            tx.run(_INSERT, {"id": note_id, "body": f"note {note_id}"})
-            tx.before_commit(broken, note_id)
-            return note_id
-
-        return work
-
     gate = Gate()
     held = await gate.close_behind(db)
-    writers = [asyncio.create_task(db.write(asking(n))) for n in (1, 2)]  # type: ignore[arg-type]
+    writers = [asyncio.create_task(db.write(asking(n, broken))) for n in (1, 2)]
     await asyncio.sleep(0.05)
     gate.opened.set()
     await held
