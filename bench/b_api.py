@@ -10,18 +10,21 @@ import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import standardwebhooks
 
 from bench import fixtures
 from bench.common import PYTHON, SERVER_CPU, Load, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
 from bench.report import Section
+from reelgate.services.webhook_links import webhook_url
 
 CONCURRENCY = (1, 16)
 SUBMIT_BODY = json.dumps({"model": "sandbox-t2v", "prompt": "a red fox running through snow", "duration": 5})
 
 
-def webhook_requests(gens: list[Any]) -> list[dict[str, Any]]:
+def webhook_requests(gens: list[Any], paths: dict[str, str]) -> list[dict[str, Any]]:
+    """Replicate's `succeeded` delivery for each generation, posted to the address its submit would have given."""
     signer = standardwebhooks.Webhook(fixtures.REPLICATE_SECRET)
     now = datetime.now(UTC)
     out = []
@@ -50,7 +53,7 @@ def webhook_requests(gens: list[Any]) -> list[dict[str, Any]]:
         out.append(
             {
                 "method": "POST",
-                "path": f"/webhooks/replicate?g={g.id}&t={g.webhook_token}",
+                "path": paths[g.id],
                 "headers": headers,
                 "body": body,
             }
@@ -93,13 +96,17 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
     per_run = n + warm
     count = rounds * len(CONCURRENCY) * per_run
 
-    async def setup() -> tuple[str, list[Any]]:
+    async def setup() -> tuple[str, list[Any], dict[str, str]]:
         async with fixtures.context(values) as ctx:
             user_id, key = await fixtures.user_with_key(ctx)
             gens = await fixtures.insert_generations(ctx, user_id, count, next_poll_at=None)
-            return key, gens
+            hook_paths = {}
+            for g in gens:
+                address = urlsplit(webhook_url(ctx, g))
+                hook_paths[g.id] = f"{address.path}?{address.query}"
+            return key, gens, hook_paths
 
-    key, gens = asyncio.run(setup())
+    key, gens, hook_paths = asyncio.run(setup())
     port = free_port()
     server = spawn(
         "server",
@@ -116,7 +123,7 @@ def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: 
         used = 0
         for r in range(rounds):
             for c in CONCURRENCY:
-                hooks = webhook_requests(gens[used : used + per_run])
+                hooks = webhook_requests(gens[used : used + per_run], hook_paths)
                 used += per_run
                 plans = {
                     "trivial": [{"method": "GET", "path": "/bench/trivial"}],

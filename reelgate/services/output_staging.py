@@ -62,12 +62,18 @@ def _owned_local_file(ctx: ServiceContext, raw: str) -> Path | None:
     return path if spool and path.is_relative_to(Path(spool).resolve()) else None
 
 
+def carries_inline_output(update_: ProviderUpdate) -> bool:
+    """Whether the update holds its output itself (inline bytes or a local file) rather than a URL."""
+    output = update_.output
+    return output is not None and (output.base64_data is not None or output.path is not None)
+
+
 async def stage_output(ctx: ServiceContext, generation_id: str, update_: ProviderUpdate) -> ProviderUpdate:
     """Moves inline bytes or a local file of `update_` into the object store's staging prefix; the returned
     update refers to the staged key. A bad payload becomes a failed update. URL outputs are left alone: any
     worker can fetch those."""
     output = update_.output
-    if output is None or (output.base64_data is None and output.path is None):
+    if output is None or not carries_inline_output(update_):
         return update_
     key = staging_key(generation_id, uuid.uuid4().hex)
     local = ctx.store.staging_dir() / f"{generation_id}-{uuid.uuid4().hex}.inline"

@@ -31,6 +31,7 @@ from reelgate.services.context import ServiceContext
 from reelgate.services.image_transport import with_image_transport
 from reelgate.services.output_staging import discard_recorded_staging, discard_staged, stage_output
 from reelgate.services.transitions import apply_provider_update, fail, transition
+from reelgate.services.webhook_links import webhook_url
 
 log = logging.getLogger("reelgate.worker")
 
@@ -146,11 +147,6 @@ async def _image_input(ctx: ServiceContext, upload_id: str | None) -> ImageInput
         return None
     data = await ctx.store.read_bytes(upload.object_key)
     return ImageInput(data=data, content_type=upload.content_type, width=upload.width, height=upload.height)
-
-
-def webhook_url(ctx: ServiceContext, generation: Generation) -> str:
-    """Per-generation URL with an unguessable token: the only proof on providers that don't sign webhooks."""
-    return f"{ctx.config.public_url}/webhooks/{generation.provider}?g={generation.id}&t={generation.webhook_token}"
 
 
 async def job_request(ctx: ServiceContext, generation: Generation) -> JobRequest:

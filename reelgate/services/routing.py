@@ -44,6 +44,7 @@ from reelgate.providers.base import (
 from reelgate.services import prompting
 from reelgate.services.context import ServiceContext
 from reelgate.services.job_inputs import asked_input
+from reelgate.services.webhook_links import account_fingerprint
 
 log = logging.getLogger("reelgate.routing")
 
@@ -77,8 +78,7 @@ class Attempt:
 
 def bound_provider(ctx: ServiceContext, generation: Generation) -> Provider:
     """The adapter for the account the job was submitted with (status, cancel, download, webhooks)."""
-    fingerprint = (generation.provider_account or {}).get("fingerprint")
-    return ctx.providers.get_bound(generation.provider, fingerprint if isinstance(fingerprint, str) else None)
+    return ctx.providers.get_bound(generation.provider, account_fingerprint(generation))
 
 
 def _usable(ctx: ServiceContext, spec: ModelSpec) -> bool:

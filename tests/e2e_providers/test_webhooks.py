@@ -9,6 +9,7 @@ import pytest
 
 from reelgate.db.sql import query
 from tests.e2e_providers.conftest import Harness, Start, wire_body, with_query
+from tests.helpers import generation_row
 
 _SUCCEEDED_EVENTS = query(
     "SELECT count(*) FROM generation_events WHERE generation_id = :id AND to_status = 'succeeded'"
@@ -68,7 +69,7 @@ async def test_reordered_and_stale_webhooks_change_nothing(e2e: Start) -> None:
     await h.check_ledger()
 
 
-FORGERIES = ["wrong_token", "no_token", "other_generation", "bad_signature", "stale_timestamp"]
+FORGERIES = ["wrong_token", "no_token", "other_generation", "other_account", "bad_signature", "stale_timestamp"]
 
 
 @pytest.mark.parametrize("forgery", FORGERIES)
@@ -93,6 +94,8 @@ async def test_forged_webhooks_are_refused_and_change_nothing(e2e: Start, forger
         url = with_query(url, t=None)
     elif forgery == "other_generation":
         url = with_query(url, g=other_id)  # a real token, but of another generation
+    elif forgery == "other_account":
+        url = with_query(url, a="0123456789abcdef")  # the token signs the account the job was sent with
     elif forgery == "bad_signature":
         headers = h.sim.webhooks.build(body, corrupt=True)
     else:
@@ -122,3 +125,47 @@ async def test_webhook_for_an_unknown_generation_is_refused(e2e: Start) -> None:
     response = await h.post_webhook(url, body, h.sim.webhooks.build(body))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
+
+
+_SET_STORED_TOKEN = query("UPDATE generations SET webhook_token = :token WHERE id = :id")
+_MOVE_ACCOUNT = query("UPDATE generations SET provider_account = :account WHERE id = :id")
+
+
+async def test_an_address_handed_out_before_signing_still_works(e2e: Start) -> None:
+    """Jobs sent before webhook addresses were signed carry the random token stored with them."""
+    h = await e2e()
+    generation_id = await h.create()
+    job = await h.started(generation_id)
+    await h.ctx.db.write(lambda tx: tx.run(_SET_STORED_TOKEN, {"token": "stored-token-0123", "id": generation_id}))
+    h.sim.webhooks.controls.hold = True  # the simulator's own delivery (to the signed address) waits
+    h.sim.complete(job.id)
+    body = wire_body(h.sim, job)
+    legacy = f"{h.public_url}/webhooks/{h.provider}?g={generation_id}&t=stored-token-0123"
+
+    wrong = await h.post_webhook(with_query(legacy, t="stored-token-9999"), body, h.sim.webhooks.build(body))
+    assert wrong.status_code == 401
+    response = await h.post_webhook(legacy, body, h.sim.webhooks.build(body))
+    assert response.status_code == 200 and response.json()["result"] == "applied", response.text
+    h.sim.webhooks.release()
+    final = await h.final(generation_id)
+    assert final["status"] == "succeeded" and final["credits_charged"] == h.price
+    await h.check_ledger()
+
+
+async def test_a_job_moved_to_another_account_ignores_its_old_address(e2e: Start) -> None:
+    """The token still checks, but the job now answers to another account: the update is not applied."""
+    h = await e2e()
+    generation_id = await h.create()
+    job = await h.started(generation_id)
+    moved = {"fingerprint": "fedcba9876543210", "base_url": h.sim.url}
+    await h.ctx.db.write(lambda tx: tx.run(_MOVE_ACCOUNT, {"account": json.dumps(moved), "id": generation_id}))
+    h.sim.webhooks.controls.hold = True
+    h.sim.complete(job.id)
+    body = wire_body(h.sim, job)
+
+    response = await h.post_webhook(job.webhook_url or "", body, h.sim.webhooks.build(body))
+    assert response.status_code == 200 and response.json()["result"] == "ignored", response.text
+    row = await generation_row(h.ctx, generation_id)
+    assert row.status == "processing" and row.credits_charged == 0
+    await h.client.post(f"/api/v1/generations/{generation_id}/cancel", headers=h.headers)
+    await h.check_ledger()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reelgate.services.webhook_links import webhook_url
 from tests.e2e_providers.conftest import METADATA_HOST, Connections, with_query
 from tests.e2e_providers_wave2.conftest import ORDERS, SENDS_WEBHOOKS, SIGNED_WEBHOOKS, WAVE2, Start, Wave2Harness
 
@@ -109,8 +110,7 @@ async def test_hostile_webhooks_change_nothing(wave2: Start, provider_name: str)
         job = await h.started(generation_id)
         h.sim.complete(job.id)
         body = h.sim.wire(job)
-    token = (await h.row(generation_id)).webhook_token
-    url = f"{h.public_url}/webhooks/{provider_name}?g={generation_id}&t={token}"
+    url = webhook_url(h.ctx, await h.row(generation_id))  # the address reelgate would hand out, token and all
     response = await h.client.post(url, json=body)
     assert response.status_code == 401, response.text
     after = await h.get(generation_id)
