@@ -110,7 +110,7 @@ class Generation:
     credits_refunded: int
     provider_cost_micros: int
     provider_job_id: str | None
-    webhook_token: str
+    webhook_token: str | None  # addresses handed out before they were signed only
     error_code: str | None
     error_message: str | None
     needs_review: bool

@@ -39,6 +39,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 _ACTIVE_RETRY = "retry_of IS NOT NULL AND status IN ('queued', 'submitting', 'processing', 'storing')"
+_SUCCEEDED = "status = 'succeeded' AND completed_at IS NOT NULL"
 
 
 def _user_fk() -> ForeignKey:
@@ -183,7 +184,9 @@ generations = Table(
     # What the provider charges us, in millionths of the catalog currency (for margins).
     Column("provider_cost_micros", BigInteger, nullable=False),
     Column("provider_job_id", String(255)),
-    Column("webhook_token", String(64), nullable=False, unique=True),
+    # The random token of webhook addresses handed out before addresses were signed (services/webhook_links.py);
+    # NULL for newer jobs.
+    Column("webhook_token", String(64)),
     Column("error_code", String(64)),
     Column("error_message", Text),
     # A submit whose outcome is unknown waits here for reconciliation or the operator.
@@ -231,8 +234,15 @@ generations = Table(
     # A user's jobs in flight (the in-flight cap), and the worker's deadline sweep, read index ranges.
     Index("ix_generations_user_status", "user_id", "status"),
     Index("ix_generations_status_deadline", "status", "deadline_at"),
-    # A model's latest completions (the expected time in a create answer) read one index range.
-    Index("ix_generations_model_completed", "model", "status", "completed_at"),
+    # A model's latest completions (the expected time in a create answer) read one index range. Partial: a job is
+    # entered once it succeeds, not on every insert and status change before.
+    Index(
+        "ix_generations_model_succeeded",
+        "model",
+        "completed_at",
+        sqlite_where=text(_SUCCEEDED),
+        postgresql_where=text(_SUCCEEDED),
+    ),
     # One retry of a job at a time: a second retry while the first is unfinished cannot be inserted.
     Index(
         "uq_generations_active_retry",

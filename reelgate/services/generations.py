@@ -7,7 +7,6 @@ import copy
 import hashlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -426,7 +425,7 @@ def _new_generation(
         quote_total=quoted.quote.total,
         quote_breakdown=dict(quoted.quote.breakdown),
         credits_held=quoted.quote.total,
-        webhook_token=secrets.token_urlsafe(24),
+        webhook_token=None,  # its webhook address is signed instead (services/webhook_links.py)
         deadline_at=now + timedelta(seconds=spec.deadline_seconds),
         callback_url=order.callback_url,
         retry_of=None,

@@ -136,6 +136,7 @@ async def test_an_address_handed_out_before_signing_still_works(e2e: Start) -> N
     h = await e2e()
     generation_id = await h.create()
     job = await h.started(generation_id)
+    assert (await generation_row(h.ctx, generation_id)).webhook_token is None  # a new job stores none
     await h.ctx.db.write(lambda tx: tx.run(_SET_STORED_TOKEN, {"token": "stored-token-0123", "id": generation_id}))
     h.sim.webhooks.controls.hold = True  # the simulator's own delivery (to the signed address) waits
     h.sim.complete(job.id)

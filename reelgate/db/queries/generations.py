@@ -260,6 +260,8 @@ def hold_back(tx: Tx, generation_id: str, *, until: datetime, now: datetime) -> 
     tx.run(_HOLD_BACK, {"id": generation_id, "until": until, "now": now})
 
 
+# The literal status and the NOT NULL are ix_generations_model_succeeded's predicate: with either bound as a
+# parameter, PostgreSQL's generic plan could not prove the partial index covers the query.
 _RECENT_COMPLETIONS = query(
     "SELECT created_at, completed_at FROM generations WHERE model = :model AND status = 'succeeded'"
     " AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT :limit"
