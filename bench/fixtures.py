@@ -77,6 +77,7 @@ def settings_values(data_dir: Path, database_url: str | None = None, **overrides
         # Limits far above what a benchmark sends, so the figure is the path's cost, not the limiter's answer.
         "rate_limit_per_key": "100000000/minute",
         "rate_limit_per_user": "100000000/minute",
+        "rate_limit_studio_per_address": "100000000/minute",  # the trivial route counts as a page
         "max_in_flight": 100_000_000,
         "replicate_api_token": "bench-token",
         "replicate_webhook_secret": REPLICATE_SECRET,
