@@ -7,15 +7,18 @@ prediction for a distinct processing generation each (verify → dedupe → tran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import standardwebhooks
 
 from bench import fixtures
-from bench.common import PYTHON, SERVER_CPU, Load, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
+from bench.common import PYTHON, SERVER_CPU, Load, Proc, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
 from bench.report import Section
 from reelgate.services.webhook_links import webhook_url
 
@@ -78,108 +81,132 @@ def run(quick: bool, databases: list[str]) -> Section:
             "errors",
         ],
     )
-    for db, url in fixtures.database_urls(databases, section.notes):
-        _one(section, db, url, rounds, n, warm)
+    with contextlib.ExitStack() as stack:
+        opened = fixtures.open_databases(stack, databases, section.notes)
+        targets = [_Target.start(stack, db, url, rounds, n, warm) for db, url in opened]
+        _measure(targets, rounds, n, warm)
+        rss = {target.db: target.server.rss() for target in targets}
+    for target in targets:
+        target.tabulate(section)
+        section.notes.append(f"{target.db}: server RSS after the run {rss[target.db]:.0f} MB.")
     section.notes.append(
-        f"{rounds} interleaved rounds (trivial, submit, webhook; order rotated each round), {warm} warm-up + {n} "
-        "measured requests per run, closed loop with keep-alive; figures are medians over rounds. "
-        "Server CPU per request from /proc over the measured part; PostgreSQL CPU per request is every local "
-        "postgres process's over the same part (SQLite's work is inside the server's figure). SQLite runs with "
-        "synchronous=FULL (an fsync per commit) on this machine's virtual disk."
+        f"{rounds} rounds; in each, every database's server in turn (the order rotated each round, both servers up "
+        "for the whole run, so a ratio between databases compares moments seconds apart), and on each the trivial, "
+        f"submit and webhook runs (their order rotated too); {warm} warm-up + {n} measured requests per run, closed "
+        "loop with keep-alive; figures are medians over rounds. Server CPU per request from /proc over the measured "
+        "part; PostgreSQL CPU per request is every local postgres process's over the same part (SQLite's work is "
+        "inside the server's figure). SQLite runs with synchronous=FULL (an fsync per commit) on this machine's "
+        "virtual disk."
     )
     return section
 
 
-def _one(section: Section, db: str, url: str | None, rounds: int, n: int, warm: int) -> None:
-    run_dir = new_run_dir(f"api-{db}")
-    values = fixtures.settings_values(run_dir / "data", url)
-    per_run = n + warm
-    count = rounds * len(CONCURRENCY) * per_run
+@dataclass
+class _Target:
+    """One database's server, its seeded generations and what was measured on it."""
 
-    async def setup() -> tuple[str, list[Any], dict[str, str]]:
-        async with fixtures.context(values) as ctx:
-            user_id, key = await fixtures.user_with_key(ctx)
-            gens = await fixtures.insert_generations(ctx, user_id, count, next_poll_at=None)
-            hook_paths = {}
-            for g in gens:
-                address = urlsplit(webhook_url(ctx, g))
-                hook_paths[g.id] = f"{address.path}?{address.query}"
-            return key, gens, hook_paths
+    db: str
+    server: Proc
+    run_dir: Path
+    auth: dict[str, str]
+    gens: list[Any]
+    hook_paths: dict[str, str]
+    results: dict[tuple[str, int], list[Load]] = field(default_factory=dict)
+    used: int = 0
 
-    key, gens, hook_paths = asyncio.run(setup())
-    port = free_port()
-    server = spawn(
-        "server",
-        SERVER_CPU,
-        [PYTHON, "-m", "bench.server", "--port", str(port)],
-        env=fixtures.settings_env(values),
-        port=port,
-        run_dir=run_dir,
-    )
-    base = f"http://127.0.0.1:{port}"
-    auth = {"authorization": f"Bearer {key}"}
-    results: dict[tuple[str, int], list[Load]] = {}
-    try:
-        used = 0
-        for r in range(rounds):
-            for c in CONCURRENCY:
-                hooks = webhook_requests(gens[used : used + per_run], hook_paths)
-                used += per_run
-                plans = {
-                    "trivial": [{"method": "GET", "path": "/bench/trivial"}],
-                    "submit": [
-                        {
-                            "method": "POST",
-                            "path": "/api/v1/generations",
-                            "body": SUBMIT_BODY,
-                            "headers": {
-                                **auth,
-                                "content-type": "application/json",
-                                "idempotency-key": f"bench-{r}-{c}-{{i}}",
-                            },
-                        }
-                    ],
-                    "webhook": hooks,
-                }
+    @classmethod
+    def start(cls, stack: contextlib.ExitStack, db: str, url: str | None, rounds: int, n: int, warm: int) -> _Target:
+        run_dir = new_run_dir(f"api-{db}")
+        values = fixtures.settings_values(run_dir / "data", url)
+        count = rounds * len(CONCURRENCY) * (n + warm)
+
+        async def setup() -> tuple[str, list[Any], dict[str, str]]:
+            async with fixtures.context(values) as ctx:
+                user_id, key = await fixtures.user_with_key(ctx)
+                gens = await fixtures.insert_generations(ctx, user_id, count, next_poll_at=None)
+                hook_paths = {}
+                for g in gens:
+                    address = urlsplit(webhook_url(ctx, g))
+                    hook_paths[g.id] = f"{address.path}?{address.query}"
+                return key, gens, hook_paths
+
+        key, gens, hook_paths = asyncio.run(setup())
+        port = free_port()
+        server = spawn(
+            f"server-{db}",
+            SERVER_CPU,
+            [PYTHON, "-m", "bench.server", "--port", str(port)],
+            env=fixtures.settings_env(values),
+            port=port,
+            run_dir=run_dir,
+        )
+        stack.callback(server.stop)
+        return cls(db, server, run_dir, {"authorization": f"Bearer {key}"}, gens, hook_paths)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def plans(self, r: int, c: int, per_run: int) -> dict[str, list[dict[str, Any]]]:
+        hooks = webhook_requests(self.gens[self.used : self.used + per_run], self.hook_paths)
+        self.used += per_run
+        submit = {
+            "method": "POST",
+            "path": "/api/v1/generations",
+            "body": SUBMIT_BODY,
+            "headers": {**self.auth, "content-type": "application/json", "idempotency-key": f"bench-{r}-{c}-{{i}}"},
+        }
+        return {"trivial": [{"method": "GET", "path": "/bench/trivial"}], "submit": [submit], "webhook": hooks}
+
+    def tabulate(self, section: Section) -> None:
+        for c in CONCURRENCY:
+            ref = self.results[("trivial", c)]
+            ref_rps, ref50, ref99 = (median([getattr(x, a) for x in ref]) for a in ("rps", "p50_ms", "p99_ms"))
+            for route in ("trivial", "submit", "webhook"):
+                runs = self.results[(route, c)]
+                rps, p50, p99, cpu, db_cpu = (
+                    median([getattr(x, a) for x in runs])
+                    for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req", "database_cpu_ms_per_req")
+                )
+                db_cpu_cell = fmt(db_cpu) if self.db == "postgresql" else "-"
+                errors = str(sum(x.errors for x in runs))
+                if route == "trivial":
+                    row = [self.db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), db_cpu_cell, errors]
+                else:
+                    row = [
+                        self.db,
+                        str(c),
+                        route,
+                        f"{fmt(rps)} ({ratio(rps, ref_rps):.3f})",
+                        f"{fmt(p50)} (+{fmt(p50 - ref50)})",
+                        f"{fmt(p99)} (+{fmt(p99 - ref99)})",
+                        fmt(cpu),
+                        db_cpu_cell,
+                        errors,
+                    ]
+                section.rows.append(row)
+
+
+def _measure(targets: list[_Target], rounds: int, n: int, warm: int) -> None:
+    for r in range(rounds):
+        for c in CONCURRENCY:
+            for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
+                plans = target.plans(r, c, n + warm)
                 order = ["trivial", "submit", "webhook"]
-                order = order[r % 3 :] + order[: r % 3]
-                for route in order:
+                for route in order[r % 3 :] + order[: r % 3]:
                     load = run_load(
-                        base, plans[route], n=n, concurrency=c, warmup=warm, run_dir=run_dir, server=server, label=route
+                        target.base,
+                        plans[route],
+                        n=n,
+                        concurrency=c,
+                        warmup=warm,
+                        run_dir=target.run_dir,
+                        server=target.server,
+                        label=route,
                     )
-                    results.setdefault((route, c), []).append(load)
+                    target.results.setdefault((route, c), []).append(load)
                     print(
-                        f"  [{db}] round {r + 1} c={c} {route}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} ms "
+                        f"  [{target.db}] round {r + 1} c={c} {route}: {load.rps:.0f} rps p50 {load.p50_ms:.2f} ms "
                         f"p99 {load.p99_ms:.2f} ms errors {load.errors} {load.statuses}",
                         flush=True,
                     )
-        rss = server.rss()
-    finally:
-        server.stop()
-    for c in CONCURRENCY:
-        ref = results[("trivial", c)]
-        ref_rps, ref50, ref99 = (median([getattr(x, a) for x in ref]) for a in ("rps", "p50_ms", "p99_ms"))
-        for route in ("trivial", "submit", "webhook"):
-            runs = results[(route, c)]
-            rps, p50, p99, cpu, db_cpu = (
-                median([getattr(x, a) for x in runs])
-                for a in ("rps", "p50_ms", "p99_ms", "server_cpu_ms_per_req", "database_cpu_ms_per_req")
-            )
-            db_cpu_cell = fmt(db_cpu) if db == "postgresql" else "-"
-            errors = sum(x.errors for x in runs)
-            if route == "trivial":
-                row = [db, str(c), route, f"{fmt(rps)} (1)", fmt(p50), fmt(p99), fmt(cpu), db_cpu_cell, str(errors)]
-            else:
-                row = [
-                    db,
-                    str(c),
-                    route,
-                    f"{fmt(rps)} ({ratio(rps, ref_rps):.3f})",
-                    f"{fmt(p50)} (+{fmt(p50 - ref50)})",
-                    f"{fmt(p99)} (+{fmt(p99 - ref99)})",
-                    fmt(cpu),
-                    db_cpu_cell,
-                    str(errors),
-                ]
-            section.rows.append(row)
-    section.notes.append(f"{db}: server RSS after the run {rss:.0f} MB.")

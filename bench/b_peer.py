@@ -104,7 +104,7 @@ def run(quick: bool, databases: list[str]) -> Section:  # noqa: C901 - one linea
             up = f"http://127.0.0.1:{up_port}"
             targets: dict[str, dict[str, Any]] = {"direct": {"base": up, "headers": {}, "ids": ["video_direct"]}}
             # -- reelgate, once per database, each in its own process -----------------------------------
-            for db, url in _databases(stack, databases, section.notes):
+            for db, url in fixtures.open_databases(stack, databases, section.notes):
                 try:
                     targets[f"reelgate:{db}"] = _start_reelgate(run_dir / db, up, content_path, procs, url)
                 except Exception as exc:  # report it, carry on with the others
@@ -189,19 +189,6 @@ def _plan(route: str, t: dict[str, Any]) -> list[dict[str, Any]]:
     if route == "content":
         headers["accept-encoding"] = "gzip"
     return [{"method": "GET", "path": f"/v1/videos/{vid}{suffix}", "headers": headers} for vid in t["ids"]]
-
-
-def _databases(stack: contextlib.ExitStack, databases: list[str], notes: list[str]) -> list[tuple[str, str | None]]:
-    """(name, url) per database, each PostgreSQL database kept until the stack closes (after the servers stop)."""
-    chosen: list[tuple[str, str | None]] = []
-    for db in databases:
-        if db != "postgresql":
-            chosen.append((db, None))
-        elif not fixtures.pg_available():
-            notes.append("PostgreSQL not reachable: reelgate ran on SQLite only.")
-        else:
-            chosen.append((db, stack.enter_context(fixtures.pg_database())))
-    return chosen
 
 
 def _start_reelgate(

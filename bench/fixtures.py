@@ -65,6 +65,22 @@ def database_urls(databases: Sequence[str], notes: list[str]) -> Iterator[tuple[
                 yield db, url
 
 
+def open_databases(
+    stack: contextlib.ExitStack, databases: Sequence[str], notes: list[str]
+) -> list[tuple[str, str | None]]:
+    """(name, url) per database, all open at once: SQLite as None (each server's own file), PostgreSQL as a fresh
+    database kept until the stack closes (after the servers stop), or a note when none is reachable."""
+    chosen: list[tuple[str, str | None]] = []
+    for db in databases:
+        if db != "postgresql":
+            chosen.append((db, None))
+        elif not pg_available():
+            notes.append("PostgreSQL not reachable: skipped.")
+        else:
+            chosen.append((db, stack.enter_context(pg_database())))
+    return chosen
+
+
 def settings_values(data_dir: Path, database_url: str | None = None, **overrides: Any) -> dict[str, Any]:
     """JSON-able Settings values: the server process gets the same ones through BENCH_SETTINGS."""
     values: dict[str, Any] = {
