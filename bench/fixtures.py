@@ -53,16 +53,9 @@ def pg_database() -> Any:
 
 
 def database_urls(databases: Sequence[str], notes: list[str]) -> Iterator[tuple[str, str | None]]:
-    """(name, url) per requested database: SQLite as None (the benchmark's own file), PostgreSQL as a fresh
-    database dropped after its run, or a note in the section when no PostgreSQL is reachable."""
-    for db in databases:
-        if db != "postgresql":
-            yield db, None
-        elif not pg_available():
-            notes.append("PostgreSQL not reachable: skipped.")
-        else:
-            with pg_database() as url:
-                yield db, url
+    """`open_databases` for a benchmark that runs them one after the other: dropped once the last has run."""
+    with contextlib.ExitStack() as stack:
+        yield from open_databases(stack, databases, notes)
 
 
 def open_databases(

@@ -44,7 +44,6 @@ from reelgate.providers.base import (
 from reelgate.services import prompting
 from reelgate.services.context import ServiceContext
 from reelgate.services.job_inputs import asked_input
-from reelgate.services.webhook_links import account_fingerprint
 
 log = logging.getLogger("reelgate.routing")
 
@@ -74,6 +73,12 @@ class Attempt:
     result: SubmitResult | None = None
     error: RetryLater | ProviderRejected | SubmitOutcomeUnknown | None = None
     untried: bool = False  # no provider was called: every route was waiting for its place in a request rate
+
+
+def account_fingerprint(generation: Generation) -> str | None:
+    """The fingerprint of the provider account the job is bound to; None when it was never bound."""
+    fingerprint = (generation.provider_account or {}).get("fingerprint")
+    return fingerprint if isinstance(fingerprint, str) else None
 
 
 def bound_provider(ctx: ServiceContext, generation: Generation) -> Provider:

@@ -20,14 +20,9 @@ from urllib.parse import urlencode
 from reelgate.db.records import Generation
 from reelgate.services import signing
 from reelgate.services.context import ServiceContext
+from reelgate.services.routing import account_fingerprint
 
 _PURPOSE = "provider-webhook"
-
-
-def account_fingerprint(generation: Generation) -> str | None:
-    """The fingerprint of the provider account the job is bound to; None when it was never bound."""
-    fingerprint = (generation.provider_account or {}).get("fingerprint")
-    return fingerprint if isinstance(fingerprint, str) else None
 
 
 @dataclass(frozen=True)

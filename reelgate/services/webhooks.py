@@ -15,8 +15,9 @@ from reelgate.providers.base import ProviderUpdate, WebhookRejected
 from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.output_staging import carries_inline_output, discard_staged, stage_output
+from reelgate.services.routing import account_fingerprint
 from reelgate.services.transitions import apply_provider_update
-from reelgate.services.webhook_links import Sender, account_fingerprint, signed_sender
+from reelgate.services.webhook_links import Sender, signed_sender
 
 log = logging.getLogger("reelgate.webhooks")
 
