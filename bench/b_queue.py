@@ -2,7 +2,7 @@
 in this process, once as the production API runs it (the step job deferred in the submission's transaction,
 through procrastinate's `procrastinate_defer_jobs_v1`) and once with no job at all (the generation, its hold and
 its idempotency key only), the two interleaved round by round. The difference is what the job costs the API and
-PostgreSQL per submission: the next step for the figures of a submit on PostgreSQL is the shape of that job."""
+PostgreSQL per submission."""
 
 from __future__ import annotations
 
