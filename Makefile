@@ -58,9 +58,10 @@ LOWEST := .venv-lowest
 lowest: install
 	@test -x $(LOWEST)/bin/python || $(BIN)/uv venv -q -p $(PYTHON) $(LOWEST)
 	$(BIN)/python scripts/lowest_constraints.py > $(LOWEST)/constraints.txt
-	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install -q -c $(LOWEST)/constraints.txt -e '.[test]'
+	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install -q -c $(LOWEST)/constraints.txt -e '.[test,sentry]'
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/db tests/test_migrations.py \
 		tests/api/test_generation_flow.py tests/billing/test_stripe.py tests/production/test_queue.py \
+		tests/production/test_error_reporting.py \
 		-k 'not procrastinate-'
 
 # Every gate CI runs.

@@ -58,6 +58,25 @@ def _scrubber(redact: Redactor) -> Callable[[dict[str, Any], Any], dict[str, Any
     return before_send
 
 
+def _version_options(sdk_version: str, before_send: Callable[[dict[str, Any], Any], dict[str, Any]]) -> dict[str, Any]:
+    """The options whose names or defaults differ between the SDK's major versions, set to the same behaviour:
+    error log lines become events, lower ones breadcrumbs, and traces pass the redaction before they leave."""
+    if int(sdk_version.split(".", 1)[0]) < 3:
+        # SDK 2's logging defaults are the behaviour wanted; its hook for traces sees whole transactions.
+        return {"before_send_transaction": before_send}
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    return {
+        # SDK 3 sends every INFO line as a Sentry log and no line as an event unless told otherwise.
+        "integrations": [LoggingIntegration(level=None, event_level=logging.ERROR)],
+        # It hands over spans one by one, and refuses the transaction hook it no longer knows.
+        "before_send_span": before_send,
+        "before_send_log": before_send,
+        # Its data collection option takes over from the PII switch; it collects bodies unless told not to.
+        "data_collection": {"user_info": False, "http_bodies": []},
+    }
+
+
 def configure_error_reporting(settings: Settings) -> bool:
     """Start the SDK when a DSN is configured; True when events will be sent."""
     if not settings.sentry_dsn:
@@ -69,13 +88,16 @@ def configure_error_reporting(settings: Settings) -> bool:
         return False
     redact = Redactor([*secrets_of(settings), settings.sentry_dsn])
     before_send = _scrubber(redact)
-    # The SDK's defaults attach no personal data (no cookies, bodies or user IPs); before_send masks the rest.
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn,
-        environment=settings.sentry_environment,
-        before_send=before_send,  # type: ignore[arg-type]
-        before_send_transaction=before_send,  # type: ignore[arg-type]
-        before_breadcrumb=lambda crumb, hint: scrub(crumb, redact),
-        traces_sample_rate=0.0,
-    )
+    options: dict[str, Any] = {
+        "dsn": settings.sentry_dsn,
+        "environment": settings.sentry_environment,
+        "before_send": before_send,
+        "before_breadcrumb": lambda crumb, hint: scrub(crumb, redact),
+        "traces_sample_rate": 0.0,
+        # Request bodies hold users' prompts and uploads: they never leave the process.
+        "max_request_body_size": "never",
+    }
+    options.update(_version_options(sentry_sdk.VERSION, before_send))
+    # No personal data is attached (no cookies, bodies or user IPs); before_send masks the rest.
+    sentry_sdk.init(**options)
     return True
