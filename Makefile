@@ -36,8 +36,9 @@ $(SYSTEM_STAMP):
 run: install
 	$(BIN)/reelgate serve
 
+# The slowest tests are listed at the end, so that a suite growing towards CI's time limit shows where.
 test: install system-packages
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 test-fast: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser"
