@@ -1,6 +1,6 @@
 """Workers tracking 10,000 in-flight provider jobs by polling Replicate's loopback simulator: the embedded
 worker loop (one process, SQLite or PostgreSQL) and production mode's two `reelgate worker` processes
-(procrastinate on PostgreSQL)."""
+(PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ POLL_MAX = 60.0  # the default REELGATE_POLL_MAX_SECONDS
 # the workers' run.
 FIRST_DUE_AFTER = 12.0
 # How the generations are tracked: the embedded worker loop in one process, or (PostgreSQL only) production
-# mode's procrastinate workers, as many processes as QUEUE_WORKERS, all pinned to the same core.
+# mode's workers, as many processes as QUEUE_WORKERS, all pinned to the same core.
 EMBEDDED = "embedded loop, 1 process"
 QUEUE_WORKERS = 2
 PRODUCTION = f"production, {QUEUE_WORKERS} × `reelgate worker`"
@@ -52,7 +52,7 @@ def run(quick: bool, databases: list[str], jobs: int = JOBS) -> Section:
         f"default maximum interval ({POLL_MAX:.0f} s, jittered ±20 %); the first polls are spread evenly over "
         f"{POLL_MAX:.0f} s, so keeping up needs {jobs / POLL_MAX:.0f} polls/s. Run for {seconds:.0f} s. Embedded: "
         f"reelgate's own loop (`Worker`, default concurrency: 4 steps, 32 polls) in one process; production: "
-        f"{QUEUE_WORKERS} procrastinate workers as `reelgate worker` runs them (default concurrency: 4 steps, 32 "
+        f"{QUEUE_WORKERS} workers as `reelgate worker` runs them (default concurrency: 4 steps, 32 "
         "polls each; polls found in the generations table, claimed in batches through the row's lease), their figures "
         f"summed (polls, CPU) or merged (lags). Workers pinned to CPU {SERVER_CPU}, the simulator to CPU "
         f"{CLIENT_CPU}, PostgreSQL unpinned. Lag = time the poll step read the row − its next_poll_at. "

@@ -1,6 +1,6 @@
 """Production mode after a fault: how long until every in-flight generation moves again once a worker is
 SIGKILLed, or once PostgreSQL "restarts" (a proxy in front of it drops every connection and refuses new ones
-for 2 s). Two `reelgate worker` processes (procrastinate), sandbox jobs long enough to stay in flight."""
+for 2 s). Two `reelgate worker` processes, sandbox jobs long enough to stay in flight."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def run(quick: bool, databases: list[str]) -> Section:
         _measure(section, url, jobs)
     section.notes.append(
         f"{jobs} sandbox generations (each in flight for minutes, polled at most every second) driven by two "
-        "`reelgate worker --concurrency 16` processes with the default heartbeat (2 s) and reconciler (3 s), "
+        "`reelgate worker --concurrency 16` processes with the default heartbeat (2 s), "
         'through a TCP proxy to PostgreSQL. "Moved again" = the generation\'s status or poll count changed after '
         "the event; the figure is the slowest generation's wait. Reference: the same wait measured over a quiet "
         f"window just before. The database outage refuses connections for {OUTAGE_SECONDS:g} s; its figure counts "
@@ -105,7 +105,7 @@ def _measure(section: Section, url: str, jobs: int) -> None:
 async def _create(values: dict[str, Any], jobs: int) -> None:
     async with fixtures.context(values) as ctx:
         user_id, _ = await fixtures.user_with_key(ctx)
-        for _ in range(jobs):  # no wake-up from here: the workers' reconciler enqueues them
+        for _ in range(jobs):  # no wake-up from here: the workers' timed scans find them
             await generations.create_generation(ctx, user_id, ORDER)
 
 
@@ -148,9 +148,6 @@ def _explain(values: dict[str, Any], waiting: set[str]) -> None:
                 " FROM generations WHERE id = %s",
                 (gid,),
             ).fetchone()
-            jobs = conn.execute(
-                "SELECT id, status, scheduled_at, worker_id FROM procrastinate_jobs WHERE lock = %s ORDER BY id", (gid,)
-            ).fetchall()
-            print(f"  stuck {gid}: {row} jobs {jobs}", flush=True)
+            print(f"  stuck {gid}: {row}", flush=True)
         workers = conn.execute("SELECT id, last_heartbeat, now() FROM procrastinate_workers").fetchall()
         print(f"  workers: {workers}", flush=True)

@@ -1,5 +1,5 @@
 """One reelgate worker tracking the in-flight generations already in the database, for a bounded time: the
-embedded worker loop (`--mode embedded`) or production mode's procrastinate worker as `reelgate worker` runs it
+embedded worker loop (`--mode embedded`) or production mode's worker as `reelgate worker` runs it
 (`--mode queue`), default concurrency. Measures process CPU per poll, lag of each poll behind its
 `next_poll_at`, and RSS; prints a JSON summary (with every lag in queue mode, so that several workers' runs
 can be merged)."""
@@ -52,7 +52,7 @@ async def main(seconds: float, mode: str) -> dict[str, Any]:
         register_default_housekeeping()
         concurrency = settings.worker_concurrency
         polls = settings.poll_concurrency_for(concurrency)
-        queue = Queue(settings, pool_size=concurrency + 2 + polls // 16)  # as `reelgate worker` sizes it
+        queue = Queue(settings, pool_size=4)  # as `reelgate worker` sizes it
         await queue.open(ctx)
         running = asyncio.create_task(queue.run_worker(concurrency=concurrency, poll_concurrency=polls))
     else:

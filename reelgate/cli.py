@@ -143,8 +143,8 @@ async def _work(settings: Settings, concurrency: int, poll_concurrency: int) -> 
 
     register_default_housekeeping()
     ctx = await build_context(settings)
-    # A job holds a queue connection only to be fetched and to be finished, so polls need few of them.
-    queue = Queue(settings, pool_size=concurrency + 2 + poll_concurrency // 16)
+    # Steps and polls run on the database's own pool; procrastinate's serves its one periodic slot and the worker.
+    queue = Queue(settings, pool_size=4)
     await queue.open(ctx)
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -173,8 +173,8 @@ async def _run_until_signalled(
             running = asyncio.create_task(queue.run_worker(concurrency=concurrency, poll_concurrency=poll_concurrency))
             await asyncio.wait({running, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
             if stopping.is_set():
-                console.print(f"stopping: running jobs get {settings.worker_shutdown_seconds:g} s to finish")
-                running.cancel()  # procrastinate's orderly stop: no new jobs, running ones finish or are aborted
+                console.print(f"stopping: running steps get {settings.worker_shutdown_seconds:g} s to finish")
+                running.cancel()  # the orderly stop: no new work, running steps finish or are aborted
             try:
                 await running
             except asyncio.CancelledError:

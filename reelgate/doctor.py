@@ -49,12 +49,10 @@ async def _queue(settings: Settings) -> str:
     queue = Queue(settings, pool_size=1)
     await queue.app.open_async()
     try:
-        stats = await queue.stats()
+        waiting = await queue.jobs_waiting()
     finally:
         await queue.app.close_async()
-    return (
-        f"procrastinate: {stats['depth']:.0f} due, {stats['scheduled']:.0f} scheduled, lag {stats['lag_seconds']:.1f}s"
-    )
+    return f"procrastinate: {waiting} periodic jobs waiting"
 
 
 async def _storage(settings: Settings) -> str:

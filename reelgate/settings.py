@@ -135,16 +135,17 @@ class Settings(BaseSettings):
     storage_quota_mb: int = Field(default=0, ge=0)
     retention_days: int = Field(default=0, ge=0)
     retention_keep_favorites: bool = True  # favourites keep their media whatever their age
-    # Production mode (reelgate.queue, `reelgate worker`): procrastinate on the same PostgreSQL.
+    # Production mode (reelgate.queue, `reelgate worker`): workers scanning the generations table, and
+    # procrastinate on the same PostgreSQL for the periodic jobs.
     s3_presign_downloads: bool = False  # redirect downloads to a short-lived presigned URL instead of streaming
     # A generation's claim lapses this long after its holder died (embedded mode: one process, which drops them
     # all at start-up). Production workers use 3x the heartbeat instead and renew their claims on each beat.
     lease_seconds: float = 120.0
-    queue_poll_seconds: float = 1.0  # how often the step budget looks for jobs scheduled for later (polls: 4x)
-    queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its jobs re-run
-    # Each worker's reconciler (dead workers' jobs released, due work no job covers re-enqueued) and housekeeping.
+    queue_poll_seconds: float = 1.0  # each budget scans for due work 4x per this (steps also when notified)
+    queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its leases lapse
+    # Each worker's reconciler (dead workers' periodic jobs released) and housekeeping.
     reconcile_interval_seconds: float = Field(default=3.0, gt=0, le=300)
-    worker_shutdown_seconds: float = 30.0  # on SIGTERM, running jobs get this long to finish, then are handed back
+    worker_shutdown_seconds: float = 30.0  # on SIGTERM, running steps get this long to finish, then are handed back
     stale_upload_hours: float = 24.0  # abandoned multipart uploads older than this are aborted
     worker_metrics_port: int = 0  # `reelgate worker` serves /metrics on this port; 0: off
     # `reelgate serve`'s /metrics: with a token it answers on the public listener to `Bearer <token>` only;

@@ -28,7 +28,7 @@ STEP_OF_STATUS: dict[str, Step] = {
 _ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
 # The steps the poll budget runs: one small request each (expiry is a status write and a cancel).
 POLL_BUDGET_STEPS = frozenset({Step.POLL, Step.EXPIRE})
-# One queue job runs at most this many steps back to back before handing the generation back to the queue.
+# One turn runs at most this many steps back to back before handing the generation back to the scans.
 MAX_STEPS_PER_JOB = 8
 
 
@@ -62,7 +62,7 @@ async def drive(
     ctx: ServiceContext, generation_id: str, owner: str, *, steps_only: bool = False
 ) -> tuple[Step, datetime] | None:
     """Runs every step of one generation that is due now; returns the next step and when it falls due (None:
-    the generation ended). With `steps_only` (a queue job in production mode) it leaves polls and expiry to the
+    the generation ended). With `steps_only` (production mode's step budget) it leaves polls and expiry to the
     poll budget and returns them as the next step, so that a poll never takes a download's slot."""
     for _ in range(MAX_STEPS_PER_JOB):
         plan = await next_step(ctx, generation_id, owner)

@@ -46,9 +46,9 @@ PROVIDER_CALLS = Histogram(
 PROVIDER_ERRORS = Counter(
     "reelgate_provider_call_errors_total", "Provider API calls that raised", ["provider", "operation", "error"]
 )
-QUEUE_DEPTH = Gauge("reelgate_queue_depth", "Queue jobs due now and not yet started")
-QUEUE_SCHEDULED = Gauge("reelgate_queue_scheduled", "Queue jobs scheduled for later (polls, retries)")
-QUEUE_LAG = Gauge("reelgate_queue_lag_seconds", "How long the oldest due queue job has been waiting")
+QUEUE_DEPTH = Gauge("reelgate_queue_depth", "Steps (submits, downloads) due now that no worker has taken yet")
+QUEUE_SCHEDULED = Gauge("reelgate_queue_scheduled", "Steps due at a later moment (e.g. waiting for a provider's rate)")
+QUEUE_LAG = Gauge("reelgate_queue_lag_seconds", "How long the oldest due step has been waiting for a worker")
 _SCRAPE_TIMEOUT = 5.0
 _GENERATION_PATH = re.compile(r"/(?:generations|videos)/(gen_[0-9A-Za-z]+)")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelgate.db.database import Database
-from reelgate.db.queries.queue_jobs import StepJobs
+from reelgate.db.sql import BeforeCommit
 from reelgate.domain.catalog import Catalog
 from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import HealthReport
@@ -115,11 +115,12 @@ class ServiceContext:
     providers: ProviderRegistry
     store: ObjectStore
     config: ServiceConfig = field(default_factory=ServiceConfig)
-    # Called after a commit that created work for the worker (embedded: sets an event; production: enqueues).
+    # Called after a commit that created work for the worker (embedded: sets an event; production: notifies the
+    # workers).
     wake: Callable[[str], None] = lambda _generation_id: None
-    # Production mode's queue: a submission defers its generation's step job inside its own transaction
-    # (db/queries/queue_jobs.py) and needs no wake-up after the commit.
-    step_jobs: StepJobs | None = None
+    # Production mode: a submission's transaction wakes the workers with its own COMMIT through this action
+    # (db/queries/step_wakeups.py) and needs no wake-up after it.
+    steps_due_notice: BeforeCommit | None = None
     clock: Callable[[], datetime] = _utcnow
     # Providers found out of credit or failing health, for /readyz and routing.
     degraded_providers: ProviderMarks = field(default_factory=ProviderMarks)

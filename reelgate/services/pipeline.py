@@ -83,12 +83,17 @@ _STEP_OF = {
 }
 
 
-async def due_work(ctx: ServiceContext, *, limit: int = 50, polls_only: bool = False) -> list[DueWork]:
+async def due_work(
+    ctx: ServiceContext, *, limit: int = 50, polls_only: bool = False, steps_only: bool = False
+) -> list[DueWork]:
     """What the worker should do now. The database row is the truth, so this also re-drives anything a lost
     wake-up, a crash or a restart left behind (see generation_queries.due_work for how the scan stays cheap).
-    `polls_only`: due polls and expiries only (production mode's poll budget)."""
+    `polls_only`: due polls and expiries only (production mode's poll budget); `steps_only`: the other steps of
+    generations within their deadline (its step budget)."""
     now = ctx.clock()
-    found = await ctx.db.read(lambda tx: generation_queries.due_work(tx, now=now, limit=limit, polls_only=polls_only))
+    found = await ctx.db.read(
+        lambda tx: generation_queries.due_work(tx, now=now, limit=limit, polls_only=polls_only, steps_only=steps_only)
+    )
     expired = [r[0] for r in found if r[4]][:limit]
     rows = [r for r in found if not r[4]]
     work = [DueWork(gid, Step.EXPIRE) for gid in expired]
@@ -97,6 +102,15 @@ async def due_work(ctx: ServiceContext, *, limit: int = 50, polls_only: bool = F
     seen = set(expired)
     work.extend(DueWork(r[0], _STEP_OF[r[1]]) for r in rows[:limit] if r[0] not in seen)
     return work
+
+
+async def step_backlog(ctx: ServiceContext) -> dict[str, float]:
+    """Production mode's step budget behind the workers: steps due and untaken (`depth`), due later
+    (`scheduled`), and the seconds the oldest due one has waited (`lag_seconds`)."""
+    now = ctx.clock()
+    depth, scheduled, oldest = await ctx.db.read(lambda tx: generation_queries.step_backlog(tx, now=now))
+    lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+    return {"depth": float(depth), "scheduled": float(scheduled), "lag_seconds": lag}
 
 
 async def claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:

@@ -1,5 +1,5 @@
 """The API tests run in three modes: embedded on SQLite, embedded on PostgreSQL, and production mode
-(PostgreSQL: an API-only app with a procrastinate worker beside it), and must give the same results."""
+(PostgreSQL: an API-only app with a production worker beside it), and must give the same results."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from reelgate.settings import Settings
 from tests.conftest import Running, make_settings, start_app
 from tests.production.harness import production_settings, queue_worker
 
-PRODUCTION = "postgresql+procrastinate"
+PRODUCTION = "postgresql+workers"
 
 
 @pytest.fixture(params=["sqlite", "postgresql", PRODUCTION])

@@ -14,6 +14,7 @@ import pytest
 from reelgate.db.sql import query
 from tests.conftest import PG_ADMIN_URL, Running, make_account, make_settings, start_app
 from tests.helpers import assert_ledger_ok
+from tests.production.harness import production_settings, queue_worker
 from tests.reliability.fault_proxy import FaultProxy
 
 BODY = {"model": "sandbox-t2v", "prompt": "[hang] a fox waiting out the outage", "duration": 2}
@@ -96,8 +97,8 @@ async def test_connections_killed_mid_run_lose_no_accepted_work(
     submits run: transactions that had not reached COMMIT run again on a new connection, and one whose COMMIT's
     answer was lost is answered by what the server says became of it, so most submits still succeed, every
     generation that exists was answered 202, and none is applied twice. In production mode the submissions'
-    transactions also defer their generations' jobs: every generation has exactly one, and no job outlives a
-    rolled-back attempt."""
+    transactions also notify the workers with their COMMIT: a worker started afterwards finishes every
+    generation that was answered 202 up, whatever became of the notifications."""
     production = mode == "production queue"
     settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0, embedded_worker=not production)
     name = pg_database_url.rsplit("/", 1)[1]
@@ -117,9 +118,13 @@ async def test_connections_killed_mid_run_lose_no_accepted_work(
         assert me == {"available": 100_000 - quoted, "held": quoted}
         await assert_ledger_ok(running.ctx)
     if production:
-        with psycopg.connect(pg_database_url) as conn:
-            jobs = conn.execute("SELECT lock FROM procrastinate_jobs WHERE task_name = 'reelgate.drive'").fetchall()
-        assert sorted(lock for (lock,) in jobs) == sorted(g["id"] for g in listed)
+        worker_settings = make_settings(tmp_path / "data", pg_database_url, max_in_flight=0, **production_settings())
+        # Each prompt hangs in the sandbox: a worker has taken a generation once it is no longer queued.
+        async with queue_worker(worker_settings):
+            deadline = time.monotonic() + 30
+            while _queued(pg_database_url, [g["id"] for g in listed]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+        assert _queued(pg_database_url, [g["id"] for g in listed]) == []
 
 
 async def _kill_connections(database: str, stop: asyncio.Event) -> int:
@@ -133,6 +138,14 @@ async def _kill_connections(database: str, stop: asyncio.Event) -> int:
         kills += len(found)
         await asyncio.sleep(0.02)
     return kills
+
+
+def _queued(database_url: str, generation_ids: list[str]) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT id FROM generations WHERE status = 'queued' AND id = ANY(%s)", (generation_ids,)
+        ).fetchall()
+    return [generation_id for (generation_id,) in rows]
 
 
 async def _one(running: Running, headers: dict[str, str]) -> int:

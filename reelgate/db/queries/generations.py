@@ -488,39 +488,69 @@ def count_in_project(tx: Tx, project_id: str) -> int:
 _STEP_STATES = (_S.QUEUED, _S.SUBMITTING, _S.PROCESSING, _S.STORING)
 
 
-def _due_work_query(step_states: tuple[_S, ...] = _STEP_STATES) -> Query:
+def _due_work_query(step_states: tuple[_S, ...] = _STEP_STATES, *, expiries: bool = True) -> Query:
     """Every branch of the scan in one UNION ALL; `expired` tells the two kinds of rows apart. With
-    `step_states` narrowed to processing it is the scan of the poll budget: polls and expiries only.
+    `step_states` narrowed to processing it is the scan of the poll budget: polls and expiries only; without
+    processing and without `expiries` it is the scan of production mode's step budget, which leaves a generation
+    past its deadline to the poll budget's expiry.
 
     Each branch is one status with a plain range condition (`next_poll_at <= now`, NULLs in a branch of their
     own, deadlines on (status, deadline_at)), so the scan reads index ranges instead of every active row: with
     10,000 jobs in flight that is the difference between ~0.1 ms and ~80 ms a scan."""
     free = "(lease_until IS NULL OR lease_until < :now)"
     picked = "id, status, next_poll_at, created_at"
-    branches = [
-        f"SELECT {picked}, 1 AS expired FROM generations "
-        f"WHERE status = '{state}' AND deadline_at < :now AND {free} LIMIT :limit"
-        for state in sorted(ACTIVE_STATES)
-    ]
+    branches: list[str] = []
+    if expiries:
+        branches.extend(
+            f"SELECT {picked}, 1 AS expired FROM generations "
+            f"WHERE status = '{state}' AND deadline_at < :now AND {free} LIMIT :limit"
+            for state in sorted(ACTIVE_STATES)
+        )
+    live = "" if expiries else " AND deadline_at >= :now"
     for state in step_states:
         branches.append(
-            f"SELECT {picked}, 0 AS expired FROM generations WHERE status = '{state}' AND {free} "
+            f"SELECT {picked}, 0 AS expired FROM generations WHERE status = '{state}' AND {free}{live} "
             f"AND next_poll_at <= :now ORDER BY next_poll_at LIMIT :limit"
         )
         branches.append(
-            f"SELECT {picked}, 0 AS expired FROM generations WHERE status = '{state}' AND {free} "
+            f"SELECT {picked}, 0 AS expired FROM generations WHERE status = '{state}' AND {free}{live} "
             f"AND next_poll_at IS NULL ORDER BY created_at LIMIT :limit"
         )
     # Wrapped: SQLite allows no LIMIT on a bare UNION member.
     return query(" UNION ALL ".join(f"SELECT * FROM ({branch}) AS b{i}" for i, branch in enumerate(branches)))
 
 
+_STEP_BUDGET_STATES = tuple(state for state in _STEP_STATES if state is not _S.PROCESSING)
 _DUE_WORK = _due_work_query()
 _DUE_POLLS = _due_work_query((_S.PROCESSING,))
+_DUE_STEPS = _due_work_query(_STEP_BUDGET_STATES, expiries=False)
+# Production mode's step backlog for /readyz and /metrics: the steps due and not taken, those due later, and when
+# the oldest due one fell due (a submission is due from its creation).
+_STEP_BACKLOG = query(
+    f"""
+    SELECT count(*) FILTER (WHERE next_poll_at IS NULL OR next_poll_at <= :now) AS depth,
+           count(*) FILTER (WHERE next_poll_at > :now) AS scheduled,
+           min(coalesce(next_poll_at, created_at)) FILTER (WHERE next_poll_at IS NULL OR next_poll_at <= :now)
+               AS oldest
+      FROM generations
+     WHERE status IN {in_states(_STEP_BUDGET_STATES)}
+       AND (lease_until IS NULL OR lease_until < :now) AND deadline_at >= :now
+    """
+)
 
 
-def due_work(tx: Tx, *, now: datetime, limit: int, polls_only: bool = False) -> list[tuple[Any, ...]]:
+def due_work(
+    tx: Tx, *, now: datetime, limit: int, polls_only: bool = False, steps_only: bool = False
+) -> list[tuple[Any, ...]]:
     """(id, status, next_poll_at, created_at, expired) of the generations the worker should handle now. The
     moments come as the database gives them: they only order the rows. `polls_only`: the processing ones whose
-    poll is due and the expired ones, what production mode's poll budget runs."""
-    return [tuple(row) for row in tx.all(_DUE_POLLS if polls_only else _DUE_WORK, {"now": now, "limit": limit})]
+    poll is due and the expired ones, what production mode's poll budget runs; `steps_only`: the due submits,
+    reconciliations and downloads of generations within their deadline, what its step budget runs."""
+    scan = _DUE_POLLS if polls_only else _DUE_STEPS if steps_only else _DUE_WORK
+    return [tuple(row) for row in tx.all(scan, {"now": now, "limit": limit})]
+
+
+def step_backlog(tx: Tx, *, now: datetime) -> tuple[int, int, datetime | None]:
+    """(due and untaken, due later, when the oldest due one fell due) of production mode's step budget."""
+    row = tx.one(_STEP_BACKLOG, {"now": now})
+    return int(row[0]), int(row[1]), moment(tx.dialect, row[2])
