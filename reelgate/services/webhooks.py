@@ -22,6 +22,7 @@ from reelgate.services.webhook_links import Sender, signed_sender
 log = logging.getLogger("reelgate.webhooks")
 
 _ACTIVE = (GenerationStatus.SUBMITTING.value, GenerationStatus.PROCESSING.value)
+_STORING = GenerationStatus.STORING.value
 
 
 async def ingest_provider_webhook(
@@ -85,14 +86,17 @@ async def _record_and_apply(
         # A job that moved to another provider or account since the address was handed out ignores the old one.
         if not first or current is None or not sender.still_sends(current):
             return first, None
-        return True, apply_provider_update(tx, generation_id, update_, now=now, current=current)
+        updated = apply_provider_update(tx, generation_id, update_, now=now, current=current)
+        if updated is not None and updated.status == _STORING and ctx.steps_due_notice is not None:
+            tx.before_commit(ctx.steps_due_notice, generation_id)  # the workers hear of the download with the COMMIT
+        return True, updated
 
     first, updated = await ctx.db.write(record_and_apply, grouped=True)
     if not first:
         return "duplicate", False
     if updated is None:
         return "ignored", False
-    storing = updated.status == GenerationStatus.STORING.value
-    if storing:
+    storing = updated.status == _STORING
+    if storing and ctx.steps_due_notice is None:  # otherwise its COMMIT woke the workers
         ctx.wake(generation_id)
     return "applied", storing

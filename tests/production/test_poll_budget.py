@@ -1,5 +1,5 @@
 """Production mode's poll budget: due polls are found in the generations table and claimed in batches through
-the row's lease, not run as one queue job each. These attack what that shape must keep: a worker killed in the
+the row's lease, as the step budget's are. These attack what that shape must keep: a worker killed in the
 middle of a batch hands every generation of it on within seconds; a webhook that makes the output ready
 starts the download at once although the next poll is an hour away; a dropped database connection costs
 nothing but a retry."""
@@ -162,8 +162,8 @@ async def test_a_worker_killed_in_the_middle_of_a_batch_of_polls_hands_every_gen
 async def test_a_webhook_during_a_long_wait_between_polls_starts_the_download_at_once(
     tmp_path: Path, pg_database_url: str, replicate: ReplicateSimulator
 ) -> None:
-    """No queue job stands for a waiting poll; the webhook that finds the output ready enqueues the download
-    itself, on the step budget, so the generation ends within seconds while its next poll is an hour away."""
+    """Nothing stands for a waiting poll but its row; the webhook that finds the output ready wakes the step
+    budget with its own COMMIT, so the generation ends within seconds while its next poll is an hour away."""
     replicate.webhooks.controls.drop = -1  # the test delivers the webhook itself, through the API
     settings = _settings(tmp_path, pg_database_url, replicate, poll_initial_seconds=3600, poll_max_seconds=3600)
     ctx = await build_context(settings)
@@ -173,7 +173,8 @@ async def test_a_webhook_during_a_long_wait_between_polls_starts_the_download_at
         await close_context(ctx)
     async for running in start_app(settings):
         async with queue_worker(settings) as queue:
-            generation, _ = await generations.create_generation(queue.ctx, account.id, ORDER)  # woken: a step job
+            # Its COMMIT wakes the step budget.
+            generation, _ = await generations.create_generation(queue.ctx, account.id, ORDER)
             deadline = time.monotonic() + 20
             while _rows(settings, [generation.id])[generation.id][0] != "processing":
                 assert time.monotonic() < deadline
