@@ -53,7 +53,9 @@ log = logging.getLogger("reelgate.queue")
 DRIVE_TASK = "reelgate.drive"
 STEP_QUEUE = "default"
 POLL_QUEUE = "reelgate.polls"
-SCANS_PER_QUEUE_POLL = 4  # each budget looks for due work 4 times per REELGATE_QUEUE_POLL_SECONDS
+# The poll budget looks for due polls 4 times per REELGATE_QUEUE_POLL_SECONDS; the step budget, woken by
+# notifications, once (for steps due at a later moment, and anything a lost notification left).
+POLL_SCANS_PER_QUEUE_POLL = 4
 # Work that keeps failing (a database blip, a bug) is tried again after 2, 4, 8 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 300.0
 IDLE_BEFORE_CHECK_SECONDS = 1.0  # a queue connection unused this long is checked before it is handed out
@@ -263,14 +265,16 @@ class Queue:
 
     async def steps_forever(self, slots: int) -> None:
         """The step budget: `slots` submits, reconciliations and downloads at once, found in the generations
-        table. It scans when a notification says a step fell due, and four times per REELGATE_QUEUE_POLL_SECONDS
-        besides (for steps due at a later moment, and anything a lost notification left)."""
-        await self._run_budget(slots, self._due_steps, self._run_steps, woken=self._steps_due)
+        table. It scans when a notification says a step fell due, and once per REELGATE_QUEUE_POLL_SECONDS besides
+        (for steps due at a later moment, and anything a lost notification left)."""
+        interval = self.settings.queue_poll_seconds
+        await self._run_budget(slots, self._due_steps, self._run_steps, interval=interval, woken=self._steps_due)
 
     async def poll_forever(self, slots: int) -> None:
         """The poll budget: `slots` polls (and expiries) at once, found in the generations table four times per
         REELGATE_QUEUE_POLL_SECONDS. A poll that finds the output ready hands the download to the step budget."""
-        await self._run_budget(slots, self._due_polls, self._run_poll, woken=None)
+        interval = self.settings.queue_poll_seconds / POLL_SCANS_PER_QUEUE_POLL
+        await self._run_budget(slots, self._due_polls, self._run_poll, interval=interval, woken=None)
 
     async def _run_budget(
         self,
@@ -278,6 +282,7 @@ class Queue:
         scan: Callable[[int], Awaitable[list[pipeline.DueWork]]],
         run: Callable[[pipeline.DueWork], Awaitable[bool]],
         *,
+        interval: float,
         woken: asyncio.Event | None,
     ) -> None:
         """One budget's loop. On each scan it reads the due work nobody holds, claims as much as there is room for
@@ -287,7 +292,6 @@ class Queue:
         three heartbeats after a killed worker stopped beating, when any worker's next scan takes it over.
         It stops taking work once the worker stops (within one scan interval); running items then get
         `worker_shutdown_seconds`, and are cancelled after that."""
-        interval = self.settings.queue_poll_seconds / SCANS_PER_QUEUE_POLL
         loop = asyncio.get_running_loop()
         running: dict[str, asyncio.Task[None]] = {}
         try:

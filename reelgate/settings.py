@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     # A generation's claim lapses this long after its holder died (embedded mode: one process, which drops them
     # all at start-up). Production workers use 3x the heartbeat instead and renew their claims on each beat.
     lease_seconds: float = 120.0
-    queue_poll_seconds: float = 1.0  # each budget scans for due work 4x per this (steps also when notified)
+    queue_poll_seconds: float = 1.0  # the step budget scans once per this (and when notified), polls 4x
     queue_heartbeat_seconds: float = 2.0  # a worker silent for 3x this is presumed dead; its leases lapse
     # Each worker's reconciler (dead workers' periodic jobs released) and housekeeping.
     reconcile_interval_seconds: float = Field(default=3.0, gt=0, le=300)
