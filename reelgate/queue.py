@@ -130,8 +130,9 @@ class Queue:
     async def open(self, ctx: ServiceContext) -> None:
         """Opens procrastinate's connection pool and makes `ctx` wake the workers.
 
-        A worker's leases lapse on the same clock as its procrastinate heartbeat: renewed on every beat while a
-        step or poll runs (renew_leases), gone 3 beats after the worker stopped beating. So a killed worker, or
+        A worker's leases lapse on the clock of its heartbeat (REELGATE_QUEUE_HEARTBEAT_SECONDS, procrastinate's
+        too): renewed on every beat while a step or poll runs (renew_leases), gone 3 beats after the worker stopped
+        beating. So a killed worker, or
         one cut off by a database restart, strands nothing for longer than a few seconds."""
         self._ctx = ctx
         ctx.config = replace(ctx.config, lease_seconds=self.stalled_after)
