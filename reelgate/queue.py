@@ -405,12 +405,14 @@ class Queue:
             await asyncio.sleep(self.settings.queue_poll_seconds)
 
     async def _procrastinate_worker(self, *, install_signal_handlers: bool) -> None:
-        """procrastinate's worker, for the periodic jobs (and an earlier version's jobs): one slot is enough."""
+        """procrastinate's worker, for the periodic jobs (and an earlier version's jobs): one slot is enough, and
+        it looks for jobs once per REELGATE_QUEUE_POLL_SECONDS rather than holding a listening connection of its own
+        (the hourly job can wait a second)."""
         await self.app.run_worker_async(
             queues=[STEP_QUEUE, POLL_QUEUE],
             concurrency=1,
             name=self.owner,
-            listen_notify=True,
+            listen_notify=False,
             fetch_job_polling_interval=self.settings.queue_poll_seconds,
             update_heartbeat_interval=self.settings.queue_heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after,
