@@ -163,9 +163,18 @@ async def test_a_webhook_during_a_long_wait_between_polls_starts_the_download_at
     tmp_path: Path, pg_database_url: str, replicate: ReplicateSimulator
 ) -> None:
     """Nothing stands for a waiting poll but its row; the webhook that finds the output ready wakes the step
-    budget with its own COMMIT, so the generation ends within seconds while its next poll is an hour away."""
+    budget with its own COMMIT, so the generation ends within seconds while its next poll is an hour away. The
+    workers' timed scans are an hour apart too: only the notifications (the submission's, then the webhook's)
+    can have woken them."""
     replicate.webhooks.controls.drop = -1  # the test delivers the webhook itself, through the API
-    settings = _settings(tmp_path, pg_database_url, replicate, poll_initial_seconds=3600, poll_max_seconds=3600)
+    settings = _settings(
+        tmp_path,
+        pg_database_url,
+        replicate,
+        poll_initial_seconds=3600,
+        poll_max_seconds=3600,
+        queue_poll_seconds=3600,
+    )
     ctx = await build_context(settings)
     try:
         account = await make_account(ctx, credits=10_000)
@@ -179,7 +188,7 @@ async def test_a_webhook_during_a_long_wait_between_polls_starts_the_download_at
             while _rows(settings, [generation.id])[generation.id][0] != "processing":
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)  # several poll scans: none finds it due
+            await asyncio.sleep(1.0)  # nothing polls it meanwhile
             assert _rows(settings, [generation.id])[generation.id][:2] == ("processing", 0)
             (job_id,) = replicate.jobs
             replicate.complete(job_id)
