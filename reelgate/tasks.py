@@ -29,7 +29,7 @@ _ACTIVE = frozenset(s.value for s in ACTIVE_STATES)
 # The steps the poll budget runs: one small request each (expiry is a status write and a cancel).
 POLL_BUDGET_STEPS = frozenset({Step.POLL, Step.EXPIRE})
 # One turn runs at most this many steps back to back before handing the generation back to the scans.
-MAX_STEPS_PER_JOB = 8
+MAX_STEPS_PER_TURN = 8
 
 
 async def run_step(ctx: ServiceContext, step: Step, generation_id: str, owner: str) -> bool:
@@ -64,7 +64,7 @@ async def drive(
     """Runs every step of one generation that is due now; returns the next step and when it falls due (None:
     the generation ended). With `steps_only` (production mode's step budget) it leaves polls and expiry to the
     poll budget and returns them as the next step, so that a poll never takes a download's slot."""
-    for _ in range(MAX_STEPS_PER_JOB):
+    for _ in range(MAX_STEPS_PER_TURN):
         plan = await next_step(ctx, generation_id, owner)
         if plan is None:
             return None
@@ -72,4 +72,4 @@ async def drive(
         if at > ctx.clock() or (steps_only and step in POLL_BUDGET_STEPS):
             return plan
         await run_step(ctx, step, generation_id, owner)
-    return await next_step(ctx, generation_id, owner)  # handed back to the queue: its next look is a new job
+    return await next_step(ctx, generation_id, owner)  # handed back: the next scan takes it up again

@@ -2,7 +2,7 @@
 
 In embedded mode it runs inside `reelgate serve`; the database row is the source of truth, so a
 wake-up only shortens the wait, and anything a crash left behind is found on the next scan.
-Production mode runs the same steps from procrastinate jobs instead (reelgate.queue).
+Production mode's workers scan the same table from several processes, woken by notifications (reelgate.queue).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class Periodic:
     next_at: float = 0.0
 
 
-# Housekeeping registered once for both modes: the embedded worker runs it, and in production mode
-# the queue's periodic task does (once per tick across all worker processes).
+# Housekeeping registered once for both modes: the embedded worker runs it, and in production mode each
+# worker's reconciler task does, on its tick.
 HOUSEKEEPING: list[Periodic] = []
 
 

@@ -1,10 +1,10 @@
 """Outgoing email: queued in the outbox by the transaction of the event that causes it, sent by the worker.
 
 `queue_*` functions run inside the event's own transaction (they take its Tx). The worker's housekeeping job
-(`send_due`, embedded worker or procrastinate's periodic task) claims due rows, renders each from its templates
-(services/email_templates/, text and HTML), and hands it to the transport: SMTP when REELGATE_SMTP_URL is set,
-else, in embedded mode, a folder of .eml files under the data dir. A failed send is retried with exponential
-backoff; (kind, event_key) is unique, so an event never queues its email twice.
+(`send_due`, run by the embedded worker or by each production worker's reconciler) claims due rows, renders each
+from its templates (services/email_templates/, text and HTML), and hands it to the transport: SMTP when
+REELGATE_SMTP_URL is set, else, in embedded mode, a folder of .eml files under the data dir. A failed send is
+retried with exponential backoff; (kind, event_key) is unique, so an event never queues its email twice.
 """
 
 from __future__ import annotations
