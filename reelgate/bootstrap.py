@@ -65,6 +65,7 @@ def service_config(settings: Settings) -> ServiceConfig:
         provider_rate_limits=settings.provider_rate_limits,
         # Shared counters across processes when Redis is configured (limits' async redis-py storage).
         rate_limit_storage=f"async+{settings.redis_url}" if settings.redis_url else "memory://",
+        rate_limit_key_prefix=settings.redis_key_prefix,
         sign_in_limit_per_account=settings.sign_in_limit_per_account,
         sign_in_limit_per_address=settings.sign_in_limit_per_address,
         sign_in_failures_global=settings.sign_in_failures_global,

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # "*" for any); uvicorn's own default trusts a proxy on the same host only.
     trusted_proxies: str = "127.0.0.1"
     redis_url: str | None = None
+    # Every key reelgate writes to Redis starts with this: deployments that share one Redis need different ones.
+    redis_key_prefix: str = Field(default="reelgate", min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
     signup_credits: int = 100
     signup_enabled: bool = True
     host: str = "127.0.0.1"

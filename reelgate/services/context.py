@@ -48,6 +48,7 @@ class ServiceConfig:
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_user: str = "2400/minute"
     rate_limit_storage: str = "memory://"
+    rate_limit_key_prefix: str = "reelgate"  # the start of every key in shared storage (Redis)
     generate_limit: str = ""  # new generations per user, `limits` notation ("10/15 minutes"); empty: none
     # Jobs a provider takes at once (configured providers with a limit only); more wait, queued.
     provider_in_flight_caps: Mapping[str, int] = field(default_factory=dict)
@@ -138,7 +139,10 @@ class ServiceContext:
     def generate_limit(self) -> GenerateLimit | None:
         """The per-user generation limit, made from `config` on first use; None when none is set."""
         if self._generate_limit is None and self.config.generate_limit:
-            self._generate_limit = GenerateLimit(self.config.rate_limit_storage, self.config.generate_limit)
+            c = self.config
+            self._generate_limit = GenerateLimit(
+                c.rate_limit_storage, c.generate_limit, key_prefix=c.rate_limit_key_prefix
+            )
         return self._generate_limit
 
     @property
@@ -147,6 +151,7 @@ class ServiceContext:
             c = self.config
             self._throttle = Throttle(
                 c.rate_limit_storage,
+                key_prefix=c.rate_limit_key_prefix,
                 per_account=c.sign_in_limit_per_account,
                 per_address=c.sign_in_limit_per_address,
                 global_failures=c.sign_in_failures_global,

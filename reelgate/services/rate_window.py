@@ -77,10 +77,24 @@ class LocalMovingWindow:
             del self._windows[key]
 
 
-def moving_window(storage_uri: str) -> LocalMovingWindow | MovingWindowRateLimiter:
+# What every key reelgate writes to Redis starts with, unless REELGATE_REDIS_KEY_PREFIX says otherwise.
+DEFAULT_KEY_PREFIX = "reelgate"
+
+
+def limits_storage(storage_uri: str, key_prefix: str = DEFAULT_KEY_PREFIX) -> Any:
+    """The `limits` library's asyncio storage for a URI (`memory://`, `redis://...`). Redis keys start with
+    `key_prefix`, so that deployments sharing one Redis (staging beside production) keep their counts apart."""
+    uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
+    options: dict[str, Any] = {}
+    if "redis" in uri.split("://", 1)[0]:
+        options = {"implementation": "redispy", "key_prefix": key_prefix}
+    return storage_from_string(uri, **options)
+
+
+def moving_window(
+    storage_uri: str, key_prefix: str = DEFAULT_KEY_PREFIX
+) -> LocalMovingWindow | MovingWindowRateLimiter:
     """Counted in this process for `memory://`, else in shared storage (Redis) through the `limits` library."""
     if storage_uri.removeprefix("async+").startswith("memory://"):
         return LocalMovingWindow()
-    uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-    options: dict[str, Any] = {"implementation": "redispy"} if "redis" in uri.split("://", 1)[0] else {}
-    return MovingWindowRateLimiter(storage_from_string(uri, **options))
+    return MovingWindowRateLimiter(limits_storage(storage_uri, key_prefix))

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 
 from reelgate.domain.errors import RateLimited
-
-
-def _storage_uri(uri: str) -> tuple[str, dict[str, Any]]:
-    uri = uri.removeprefix("async+")
-    if uri.startswith("memory://"):
-        return "async+memory://", {}
-    options: dict[str, Any] = {"implementation": "redispy"} if uri.split("://", 1)[0].startswith("redis") else {}
-    return f"async+{uri}", options
+from reelgate.services.rate_window import DEFAULT_KEY_PREFIX, limits_storage
 
 
 class Throttle:
@@ -32,14 +23,14 @@ class Throttle:
         self,
         storage_uri: str = "memory://",
         *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
         per_account: str = "5/minute;10/15 minutes;20/hour;50/day",
         per_address: str = "30/10 minutes;200/day",
         global_failures: str = "1000/10 minutes",
         signups_per_address: str = "5/hour;20/day",
         signup_credits_per_address: str = "3/day",
     ) -> None:
-        uri, options = _storage_uri(storage_uri)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(uri, **options))
+        self.limiter = MovingWindowRateLimiter(limits_storage(storage_uri, key_prefix))
         self.per_account = parse_many(per_account)
         self.per_address = parse_many(per_address)
         self.global_failures = parse_many(global_failures)

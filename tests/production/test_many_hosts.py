@@ -79,7 +79,13 @@ def _host_env(base: dict[str, str], root: Path, name: str) -> dict[str, str]:
 
 
 def _environment(
-    database_url: str, s3: str, redis_url: str, public_url: str, sims: dict[str, Simulator], receiver: str
+    database_url: str,
+    s3: str,
+    redis_url: str,
+    redis_key_prefix: str,
+    public_url: str,
+    sims: dict[str, Simulator],
+    receiver: str,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REELGATE_", "AWS_", "RUNPOD", "REPLICATE"))}
     hosts = [urlsplit(sim.url).netloc for sim in sims.values()] + [urlsplit(receiver).netloc]
@@ -92,6 +98,7 @@ def _environment(
         REELGATE_STORAGE_URL=f"s3://{BUCKET}/media",
         REELGATE_S3_ENDPOINT_URL=s3,
         REELGATE_REDIS_URL=redis_url,
+        REELGATE_REDIS_KEY_PREFIX=redis_key_prefix,  # counted from zero whatever earlier runs left in the Redis
         REELGATE_SECRET_KEY=SECRET,
         REELGATE_PUBLIC_URL=public_url,  # the load balancer: providers' webhooks land on the first API process
         REELGATE_EMBEDDED_WORKER="false",
@@ -205,6 +212,7 @@ def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # 
     pg_database_url: str,
     s3_server: str,
     redis_url: str,
+    redis_key_prefix: str,
     simulators: dict[str, Simulator],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -219,7 +227,7 @@ def test_api_and_workers_on_separate_hosts_share_only_postgres_s3_and_redis(  # 
     receiver.start()
     api_ports = [free_port(), free_port()]
     apis = [f"http://127.0.0.1:{port}" for port in api_ports]
-    base = _environment(proxied_url, s3_server, redis_url, apis[0], simulators, receiver.url)
+    base = _environment(proxied_url, s3_server, redis_url, redis_key_prefix, apis[0], simulators, receiver.url)
     subprocess.run([*REELGATE, "migrate"], env=_host_env(base, tmp_path, "migrate"), check=True, capture_output=True)
     # The test reads the database directly, around the proxy, so its checks never see the outage.
     settings = Settings(database_url=pg_database_url, data_dir=tmp_path / "observer", secret_key=SECRET)

@@ -39,7 +39,7 @@ async def _statuses_per_key(apps: list[Running], key: str, rounds: int) -> list[
 
 
 async def test_per_key_rate_limit_counts_across_api_processes(
-    tmp_path: Path, pg_database_url: str, redis_url: str
+    tmp_path: Path, pg_database_url: str, redis_url: str, redis_key_prefix: str
 ) -> None:
     limits = {"rate_limit_per_key": "4/minute", "rate_limit_per_user": "1000/minute"}
     async with AsyncExitStack() as stack:
@@ -48,7 +48,9 @@ async def test_per_key_rate_limit_counts_across_api_processes(
         # Counted per process: each lets 4 through, so 6 requests split over two processes all pass.
         assert await _statuses_per_key(alone, account.key, 3) == [200] * 6
     async with AsyncExitStack() as stack:
-        shared = await _two_apps(stack, tmp_path / "redis", pg_database_url, redis_url=redis_url, **limits)
+        shared = await _two_apps(
+            stack, tmp_path / "redis", pg_database_url, redis_url=redis_url, redis_key_prefix=redis_key_prefix, **limits
+        )
         account = await make_account(shared[0].ctx)
         statuses = await _statuses_per_key(shared, account.key, 3)
         assert statuses == [200, 200, 200, 200, 429, 429]
@@ -58,15 +60,20 @@ async def test_per_key_rate_limit_counts_across_api_processes(
 
 
 async def test_per_address_limit_on_anonymous_estimates_counts_across_api_processes(
-    tmp_path: Path, pg_database_url: str, redis_url: str
+    tmp_path: Path, pg_database_url: str, redis_url: str, redis_key_prefix: str
 ) -> None:
+    """Counted across both processes of one deployment, and apart from another deployment that shares the Redis
+    under a prefix of its own (staging beside production)."""
+    limits = {"redis_url": redis_url, "rate_limit_estimate_per_address": "3/minute"}
+    body = {"model": "sandbox-t2v", "duration": 1, "resolution": "480p"}
     async with AsyncExitStack() as stack:
-        apps = await _two_apps(
-            stack, tmp_path, pg_database_url, redis_url=redis_url, rate_limit_estimate_per_address="3/minute"
-        )
-        body = {"model": "sandbox-t2v", "duration": 1, "resolution": "480p"}
+        apps = await _two_apps(stack, tmp_path / "one", pg_database_url, redis_key_prefix=redis_key_prefix, **limits)
         statuses = [(await apps[i % 2].client.post("/api/v1/estimate", json=body)).status_code for i in range(5)]
         assert statuses == [200, 200, 200, 429, 429]
+        other = await _two_apps(
+            stack, tmp_path / "other", pg_database_url, redis_key_prefix=f"{redis_key_prefix}-other", **limits
+        )
+        assert (await other[0].client.post("/api/v1/estimate", json=body)).status_code == 200
 
 
 async def test_in_flight_cap_holds_across_api_processes(tmp_path: Path, pg_database_url: str) -> None:
@@ -82,7 +89,9 @@ async def test_in_flight_cap_holds_across_api_processes(tmp_path: Path, pg_datab
         assert statuses == [202] * 3 + [429] * 5, [a.text for a in answers]
 
 
-async def test_generate_limit_counts_across_api_processes(tmp_path: Path, pg_database_url: str, redis_url: str) -> None:
+async def test_generate_limit_counts_across_api_processes(
+    tmp_path: Path, pg_database_url: str, redis_url: str, redis_key_prefix: str
+) -> None:
     limits = {"generate_limit": "2/15 minutes", "max_in_flight": 50}
 
     async def submits(apps: list[Running], key: str) -> list[int]:
@@ -97,6 +106,8 @@ async def test_generate_limit_counts_across_api_processes(tmp_path: Path, pg_dat
         account = await make_account(alone[0].ctx, credits=100)
         assert await submits(alone, account.key) == [202] * 4  # counted per process: 2 + 2
     async with AsyncExitStack() as stack:
-        shared = await _two_apps(stack, tmp_path / "redis", pg_database_url, redis_url=redis_url, **limits)
+        shared = await _two_apps(
+            stack, tmp_path / "redis", pg_database_url, redis_url=redis_url, redis_key_prefix=redis_key_prefix, **limits
+        )
         account = await make_account(shared[0].ctx, credits=100)
         assert await submits(shared, account.key) == [202, 202, 429, 429]
