@@ -14,6 +14,7 @@ from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.services.generate_limit import GenerateLimit
+from reelgate.services.rate_window import DEFAULT_KEY_PREFIX
 from reelgate.services.throttle import Throttle
 from reelgate.storage import ObjectStore
 
@@ -48,7 +49,7 @@ class ServiceConfig:
     rate_limit_per_key: str = "1200/minute"
     rate_limit_per_user: str = "2400/minute"
     rate_limit_storage: str = "memory://"
-    rate_limit_key_prefix: str = "reelgate"  # the start of every key in shared storage (Redis)
+    rate_limit_key_prefix: str = DEFAULT_KEY_PREFIX  # the start of every key in shared storage (Redis)
     generate_limit: str = ""  # new generations per user, `limits` notation ("10/15 minutes"); empty: none
     # Jobs a provider takes at once (configured providers with a limit only); more wait, queued.
     provider_in_flight_caps: Mapping[str, int] = field(default_factory=dict)
