@@ -62,8 +62,11 @@ async def drive(
     ctx: ServiceContext, generation_id: str, owner: str, *, steps_only: bool = False
 ) -> tuple[Step, datetime] | None:
     """Runs every step of one generation that is due now; returns the next step and when it falls due (None:
-    the generation ended). With `steps_only` (production mode's step budget) it leaves polls and expiry to the
-    poll budget and returns them as the next step, so that a poll never takes a download's slot."""
+    the generation ended). The caller holds the generation's lease for the whole turn (the step budget claims
+    its items in one write before it starts them), so the steps run under it without claiming it again; should
+    the lease pass to another worker meanwhile (a missed heartbeat), `next_step` sees it and the turn ends.
+    With `steps_only` (production mode's step budget) it leaves polls and expiry to the poll budget and returns
+    them as the next step, so that a poll never takes a download's slot."""
     for _ in range(MAX_STEPS_PER_TURN):
         plan = await next_step(ctx, generation_id, owner)
         if plan is None:
@@ -71,5 +74,5 @@ async def drive(
         step, at = plan
         if at > ctx.clock() or (steps_only and step in POLL_BUDGET_STEPS):
             return plan
-        await run_step(ctx, step, generation_id, owner)
+        await STEP_HANDLERS[step](ctx, generation_id)
     return await next_step(ctx, generation_id, owner)  # handed back: the next scan takes it up again

@@ -346,6 +346,45 @@ async def test_polls_run_on_their_own_budget_and_never_take_a_step(
         assert await wait_for_status(settings, blocker.id) == "succeeded"
 
 
+async def test_a_turn_runs_its_steps_under_the_one_claim_its_budget_took(
+    tmp_path: Path, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The budgets claim their items in one write and let each go once its turn ends: the steps in between run
+    under that lease, with no claim or release of their own (each would be one more write per step, and a
+    release between two steps of a turn would let another worker's scan take the generation mid-turn)."""
+    settings = _settings(tmp_path, pg_database_url)
+    granted: list[str] = []
+    released: list[str] = []
+    single_claims: list[str] = []
+    claim_many, release_claim = pipeline.claim_many, pipeline.release_claim
+
+    async def counted_claim_many(ctx: ServiceContext, generation_ids: list[str], owner: str) -> set[str]:
+        got = await claim_many(ctx, generation_ids, owner)
+        granted.extend(got)
+        return got
+
+    async def counted_release(ctx: ServiceContext, generation_id: str, owner: str) -> None:
+        released.append(generation_id)
+        await release_claim(ctx, generation_id, owner)
+
+    async def refused_claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
+        single_claims.append(generation_id)
+        return False
+
+    monkeypatch.setattr(pipeline, "claim_many", counted_claim_many)
+    monkeypatch.setattr(pipeline, "release_claim", counted_release)
+    monkeypatch.setattr(pipeline, "claim", refused_claim)
+    generation_ids = await _created(settings, count=3)
+    async with queue_worker(settings):
+        for generation_id in generation_ids:
+            assert await wait_for_status(settings, generation_id) == "succeeded"
+    assert single_claims == []
+    for generation_id in generation_ids:
+        # submit, at least one poll, the download: a turn each at least, and each claim let go exactly once
+        assert granted.count(generation_id) >= 3
+        assert released.count(generation_id) == granted.count(generation_id)
+
+
 async def test_a_failing_step_is_tried_again_after_a_pause(
     tmp_path: Path, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
