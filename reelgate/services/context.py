@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reelgate.db.database import Database
-from reelgate.db.sql import BeforeCommit
+from reelgate.db.sql import BeforeCommit, Tx
 from reelgate.domain.catalog import Catalog
 from reelgate.domain.request_rates import RequestRate
 from reelgate.providers.base import HealthReport
 from reelgate.providers.registry import ProviderRegistry
 from reelgate.services.generate_limit import GenerateLimit
-from reelgate.services.rate_window import DEFAULT_KEY_PREFIX
+from reelgate.services.rate_window import DEFAULT_KEY_PREFIX, CounterStore
 from reelgate.services.throttle import Throttle
 from reelgate.storage import ObjectStore
 
@@ -134,16 +134,38 @@ class ServiceContext:
     payments_health: tuple[float, dict[str, Any]] | None = None
     # Password guesses and sign-ups (services/throttle.py), made from `config` on first use.
     _throttle: Throttle | None = None
+    _counters: CounterStore | None = None
     _generate_limit: GenerateLimit | None = None
+
+    def wake_with_commit(self, tx: Tx, generation_id: str) -> None:
+        """In production mode, the workers hear of the work `tx` creates with its own COMMIT (a wake-up sent after
+        it would be lost should the process die in between); elsewhere `wake_after_commit` does it."""
+        if self.steps_due_notice is not None:
+            tx.before_commit(self.steps_due_notice, generation_id)
+
+    def wake_after_commit(self, generation_id: str) -> None:
+        """The wake-up for work a committed transaction created, unless its COMMIT already sent it."""
+        if self.steps_due_notice is None:
+            self.wake(generation_id)
+
+    @property
+    def counters(self) -> CounterStore:
+        """Where this process's rate limits count (`config.rate_limit_storage`), made on first use."""
+        if self._counters is None:
+            self._counters = CounterStore(self.config.rate_limit_storage, self.config.rate_limit_key_prefix)
+        return self._counters
+
+    async def close_counters(self) -> None:
+        """Lets the shared counters' connections go (before the event loop that opened them closes)."""
+        if self._counters is not None:
+            await self._counters.close()
 
     @property
     def generate_limit(self) -> GenerateLimit | None:
         """The per-user generation limit, made from `config` on first use; None when none is set."""
         if self._generate_limit is None and self.config.generate_limit:
             c = self.config
-            self._generate_limit = GenerateLimit(
-                c.rate_limit_storage, c.generate_limit, key_prefix=c.rate_limit_key_prefix
-            )
+            self._generate_limit = GenerateLimit(self.counters, c.generate_limit)
         return self._generate_limit
 
     @property
@@ -151,8 +173,7 @@ class ServiceContext:
         if self._throttle is None:
             c = self.config
             self._throttle = Throttle(
-                c.rate_limit_storage,
-                key_prefix=c.rate_limit_key_prefix,
+                self.counters,
                 per_account=c.sign_in_limit_per_account,
                 per_address=c.sign_in_limit_per_address,
                 global_failures=c.sign_in_failures_global,

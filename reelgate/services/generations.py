@@ -236,14 +236,13 @@ async def create_generation(
         generation.account_id = paying_account(tx, user_id, order.organization)
         generation.retry_of = retry_of
         generation, replayed = _record_submission(ctx, tx, generation, order, idempotency_key, now)
-        if not replayed and ctx.steps_due_notice is not None:
-            tx.before_commit(ctx.steps_due_notice, generation.id)  # the workers hear of it with its COMMIT
+        if not replayed:
+            ctx.wake_with_commit(tx, generation.id)
         return generation, replayed
 
     generation, replayed = await _submitted(ctx, submit, user_id, idempotency_key, order)
     if not replayed:
-        if ctx.steps_due_notice is None:  # otherwise its COMMIT woke the workers
-            ctx.wake(generation.id)
+        ctx.wake_after_commit(generation.id)
         if limit is not None:
             await limit.count(user_id)
     return generation, replayed

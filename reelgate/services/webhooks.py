@@ -87,8 +87,8 @@ async def _record_and_apply(
         if not first or current is None or not sender.still_sends(current):
             return first, None
         updated = apply_provider_update(tx, generation_id, update_, now=now, current=current)
-        if updated is not None and updated.status == _STORING and ctx.steps_due_notice is not None:
-            tx.before_commit(ctx.steps_due_notice, generation_id)  # the workers hear of the download with the COMMIT
+        if updated is not None and updated.status == _STORING:
+            ctx.wake_with_commit(tx, generation_id)  # the download is due
         return True, updated
 
     first, updated = await ctx.db.write(record_and_apply, grouped=True)
@@ -97,6 +97,6 @@ async def _record_and_apply(
     if updated is None:
         return "ignored", False
     storing = updated.status == _STORING
-    if storing and ctx.steps_due_notice is None:  # otherwise its COMMIT woke the workers
-        ctx.wake(generation_id)
+    if storing:
+        ctx.wake_after_commit(generation_id)
     return "applied", storing
