@@ -62,7 +62,7 @@ lowest: install
 	VIRTUAL_ENV=$(LOWEST) $(BIN)/uv pip install -q -c $(LOWEST)/constraints.txt -e '.[test,sentry]'
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/db tests/test_migrations.py \
 		tests/api/test_generation_flow.py tests/billing/test_stripe.py tests/production/test_queue.py \
-		tests/production/test_error_reporting.py \
+		tests/production/test_error_reporting.py tests/production/test_shared_limits.py \
 		-k 'not workers-'
 
 # Every gate CI runs.

@@ -118,4 +118,5 @@ async def build_context(settings: Settings, *, migrate: bool = True) -> ServiceC
 
 async def close_context(ctx: ServiceContext) -> None:
     await ctx.providers.aclose()
+    await ctx.close_counters()
     await ctx.db.close()

@@ -15,15 +15,15 @@ import time
 from limits import RateLimitItem, parse_many
 
 from reelgate.domain.errors import RateLimited
-from reelgate.services.rate_window import DEFAULT_KEY_PREFIX, moving_window
+from reelgate.services.rate_window import CounterStore
 
 _NAMESPACE = ("reelgate", "generate")
 
 
 class GenerateLimit:
-    def __init__(self, storage_uri: str, limits: str, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
+    def __init__(self, counters: CounterStore, limits: str) -> None:
         self.items: list[RateLimitItem] = parse_many(limits)
-        self.window = moving_window(storage_uri, key_prefix)
+        self.window = counters.window()
 
     async def check(self, user_id: str) -> None:
         """Raises RateLimited (429, with the wait) when one more generation would break a limit."""

@@ -16,7 +16,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.errors import RateLimited, ReelgateError
 from reelgate.services.accounts import API_KEY_PREFIX, hash_api_key
 from reelgate.services.context import ServiceContext
-from reelgate.services.rate_window import DEFAULT_KEY_PREFIX, LocalMovingWindow, moving_window
+from reelgate.services.rate_window import CounterStore, LocalMovingWindow
 
 
 class SpendCapReached(ReelgateError):
@@ -30,8 +30,8 @@ class RequestLimiter:
     """Moving-window request limits: counted in this process (`memory://`), or in Redis shared by processes
     (the `limits` library)."""
 
-    def __init__(self, storage_uri: str, per_key: str, per_user: str, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
-        self.limiter: LocalMovingWindow | MovingWindowRateLimiter = moving_window(storage_uri, key_prefix)
+    def __init__(self, counters: CounterStore, per_key: str, per_user: str) -> None:
+        self.limiter: LocalMovingWindow | MovingWindowRateLimiter = counters.window()
         self.per_key: RateLimitItem = parse(per_key)
         self.per_user: RateLimitItem = parse(per_user)
         # API key hash -> user id, so a key's requests also count against its owner without a query each time.
@@ -40,9 +40,7 @@ class RequestLimiter:
     @classmethod
     def from_context(cls, ctx: ServiceContext) -> RequestLimiter:
         c = ctx.config
-        return cls(
-            c.rate_limit_storage, c.rate_limit_per_key, c.rate_limit_per_user, key_prefix=c.rate_limit_key_prefix
-        )
+        return cls(ctx.counters, c.rate_limit_per_key, c.rate_limit_per_user)
 
     async def check(self, *, api_key: str | None, user_id: str | None) -> None:
         """Counts one request against each identity given; raises RateLimited when one is over its limit."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio
 from limits import RateLimitItem
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -81,20 +82,55 @@ class LocalMovingWindow:
 DEFAULT_KEY_PREFIX = "reelgate"
 
 
-def limits_storage(storage_uri: str, key_prefix: str = DEFAULT_KEY_PREFIX) -> Any:
-    """The `limits` library's asyncio storage for a URI (`memory://`, `redis://...`). Redis keys start with
-    `key_prefix`, so that deployments sharing one Redis (staging beside production) keep their counts apart."""
-    uri = storage_uri if storage_uri.startswith("async+") else f"async+{storage_uri}"
-    options: dict[str, Any] = {}
-    if "redis" in uri.split("://", 1)[0]:
-        options = {"implementation": "redispy", "key_prefix": key_prefix}
-    return storage_from_string(uri, **options)
+class CounterStore:
+    """Where one process's moving windows count: in its own memory (`memory://`), or in a Redis that every API
+    process shares. The Redis windows of a process share one storage and one connection pool, which the
+    process owns and `close` lets go (otherwise its connections outlive the event loop that opened them).
+    Redis keys start with `key_prefix`, so that deployments sharing one Redis (staging beside production)
+    keep their counts apart."""
+
+    def __init__(self, storage_uri: str = "memory://", key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
+        self._uri = storage_uri.removeprefix("async+")
+        self._key_prefix = key_prefix
+        self._pool: redis.asyncio.ConnectionPool | None = None
+        self._shared: Any = None  # the limits storage of a shared URI, made on first use
+
+    @property
+    def local(self) -> bool:
+        return self._uri.startswith("memory://")
+
+    def window(self) -> LocalMovingWindow | MovingWindowRateLimiter:
+        """A moving window: counted on the event loop for `memory://`, else in shared storage (Redis) through
+        the `limits` library."""
+        return LocalMovingWindow() if self.local else MovingWindowRateLimiter(self.storage())
+
+    def limiter(self) -> MovingWindowRateLimiter:
+        """A `limits` moving window whatever the storage (for callers that need `clear`), a fresh in-memory
+        storage each for `memory://`."""
+        return MovingWindowRateLimiter(self.storage())
+
+    def storage(self) -> Any:
+        """The `limits` asyncio storage of the URI: the one shared storage of a Redis URI, a new one otherwise."""
+        if self.local:
+            return storage_from_string(f"async+{self._uri}")
+        if self._shared is None:
+            scheme = self._uri.split("://", 1)[0]
+            options: dict[str, Any] = {}
+            if "redis" in scheme:
+                options = {"implementation": "redispy", "key_prefix": self._key_prefix}
+            if scheme in _POOLED_SCHEMES:  # a cluster or a sentinel keeps connections of its own
+                # `limits` documents `connection_pool` for exactly this; its own URI parsing turns
+                # "redis+unix" into redis-py's "unix" the same way.
+                self._pool = redis.asyncio.ConnectionPool.from_url(self._uri.replace("redis+unix", "unix"))
+                options["connection_pool"] = self._pool
+            self._shared = storage_from_string(f"async+{self._uri}", **options)
+        return self._shared
+
+    async def close(self) -> None:
+        """Disconnects the Redis connection pool, if one was opened; the store can open another after this."""
+        pool, self._pool, self._shared = self._pool, None, None
+        if pool is not None:
+            await pool.disconnect()
 
 
-def moving_window(
-    storage_uri: str, key_prefix: str = DEFAULT_KEY_PREFIX
-) -> LocalMovingWindow | MovingWindowRateLimiter:
-    """Counted in this process for `memory://`, else in shared storage (Redis) through the `limits` library."""
-    if storage_uri.removeprefix("async+").startswith("memory://"):
-        return LocalMovingWindow()
-    return MovingWindowRateLimiter(limits_storage(storage_uri, key_prefix))
+_POOLED_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})

@@ -12,25 +12,23 @@ import math
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from reelgate.domain.errors import RateLimited
-from reelgate.services.rate_window import DEFAULT_KEY_PREFIX, limits_storage
+from reelgate.services.rate_window import CounterStore
 
 
 class Throttle:
     def __init__(
         self,
-        storage_uri: str = "memory://",
+        counters: CounterStore,
         *,
-        key_prefix: str = DEFAULT_KEY_PREFIX,
         per_account: str = "5/minute;10/15 minutes;20/hour;50/day",
         per_address: str = "30/10 minutes;200/day",
         global_failures: str = "1000/10 minutes",
         signups_per_address: str = "5/hour;20/day",
         signup_credits_per_address: str = "3/day",
     ) -> None:
-        self.limiter = MovingWindowRateLimiter(limits_storage(storage_uri, key_prefix))
+        self.limiter = counters.limiter()
         self.per_account = parse_many(per_account)
         self.per_address = parse_many(per_address)
         self.global_failures = parse_many(global_failures)

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+import redis
+
 from reelgate.settings import Settings
 from tests.conftest import Running, make_account, make_settings, start_app
 
@@ -111,3 +113,29 @@ async def test_generate_limit_counts_across_api_processes(
         )
         account = await make_account(shared[0].ctx, credits=100)
         assert await submits(shared, account.key) == [202, 202, 429, 429]
+
+
+async def test_an_api_process_lets_its_redis_connections_go_when_it_stops(
+    tmp_path: Path, pg_database_url: str, redis_url: str, redis_key_prefix: str
+) -> None:
+    """The counters' connections belong to the process's event loop: they are closed with the app, not left for
+    the garbage collector to find after the loop is gone."""
+    name = redis_key_prefix  # unique to this test: the connections' CLIENT SETNAME
+    named_url = f"{redis_url}{'&' if '?' in redis_url else '?'}client_name={name}"
+    settings = make_settings(
+        tmp_path, pg_database_url, embedded_worker=False, redis_url=named_url, redis_key_prefix=redis_key_prefix
+    )
+    async with _app(settings) as running:
+        account = await make_account(running.ctx)
+        headers = {"Authorization": f"Bearer {account.key}"}
+        assert (await running.client.get("/api/v1/me", headers=headers)).status_code == 200
+        assert _connections_named(redis_url, name) >= 1
+    assert _connections_named(redis_url, name) == 0
+
+
+def _connections_named(redis_url: str, name: str) -> int:
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=2)
+    try:
+        return sum(1 for connection in client.client_list() if connection.get("name") == name)
+    finally:
+        client.close()
