@@ -16,6 +16,12 @@ from reelgate.providers.base import ProviderRejected, RetryLater, SubmitOutcomeU
 # Video jobs are asynchronous, so every call is short; 30 s covers a slow 10 MB /run upload
 # (RunPod's payload cap, docs/providers/runpod.md#endpoints) and 10 s to connect is generous for an API host.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# An idle connection is reused for this long only. Servers close idle keep-alive connections on timers of their
+# own (uvicorn and Node.js after 5 s, gunicorn after 2 s); a request sent on one just as the server closes it
+# fails after it was sent, which for a submit means an outcome nobody can know (the job waits for review).
+# httpx keeps connections 5 s by default, the same as those servers: a client that always lets go first
+# never races them, at the price of a new connection for calls more than this far apart.
+KEEPALIVE_SECONDS = 1.5
 
 # Wording vendors use for an empty account: Pollo "Not enough credits" (docs/providers/pollo.md#limits-and-errors), fal
 # "Exhausted balance" (docs/providers/fal.md#limits-and-errors), ModelsLab "Insufficient credits"
@@ -41,11 +47,13 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An AsyncClient with our timeouts; redirects are not followed (an API never needs them).
     `connect_retries` repeats only failed connection attempts, so no request is ever sent twice."""
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
     return httpx.AsyncClient(
         headers=dict(headers or {}),
         timeout=timeout if timeout is not None else DEFAULT_TIMEOUT,
         follow_redirects=False,
-        transport=httpx.AsyncHTTPTransport(retries=connect_retries) if connect_retries else None,
+        limits=limits,
+        transport=httpx.AsyncHTTPTransport(retries=connect_retries, limits=limits) if connect_retries else None,
     )
 
 
