@@ -23,10 +23,12 @@ class Database(Protocol):
 
     async def open(self) -> None: ...
 
-    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False) -> T:
+    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False, confined_to: str | None = None) -> T:
         """Runs `work` in one write transaction. `grouped` marks a short one (a few statements, no waiting on
         others' locks by design) that may share its COMMIT with other such writes: SQLite groups every write
-        anyway, PostgreSQL groups these only (db/postgres.py says why)."""
+        anyway, PostgreSQL groups these only (db/postgres.py says why). `confined_to`, with `grouped`: the id of
+        the one generation whose rows alone the work changes, which lets PostgreSQL commit it beside other
+        generations' writes; a statement outside that generation sends it back to the shared lane."""
         ...
 
     async def read(self, work: Callable[[Tx], T], *, snapshot: bool = False) -> T:

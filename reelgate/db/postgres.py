@@ -19,16 +19,26 @@ other that never committed. Only when the server cannot be asked within a few se
 DatabaseUnavailable with the outcome still unknown (an idempotency key makes a client's retry safe then).
 
 Group commit: writes marked `grouped` (short ones on the hot paths, such as a submit or a webhook's update) queue
-for one lane, a single thread at a time, which runs everything queued in one transaction with one BEGIN and one
+for a lane, a single thread at a time, which runs everything queued in one transaction with one BEGIN and one
 COMMIT, as SQLite's writer does. Under load that saves each of them two round trips and a commit record; alone, a
 grouped write costs what any other does. Members run without savepoints, which would cost two round trips each:
 when one raises, the transaction is rolled back, that caller gets its error, and the others run again in a new
 transaction, this time each under a savepoint of its own, so one batch is never run more than twice for its
 members' errors. Each caller hears its outcome only after the COMMIT, and a lost COMMIT is settled for the whole
-batch as for a single transaction. One lane, not one per connection: two batches of unrelated users' writes, each
-holding a row the other needs next, would deadlock, where one lane's members simply queue. The price: a grouped
-write that waits for a lock holds up the grouped writes behind it, so only writes whose locks others hold briefly
-are grouped.
+batch as for a single transaction. The price: a grouped write that waits for a lock holds up the grouped writes
+behind it, so only writes whose locks others hold briefly are grouped.
+
+Lanes: grouped writes share one main lane, not one per connection: two batches of unrelated users' writes, each
+holding a row the other needs next (two accounts' balances, say), would deadlock, where one lane's members simply
+queue. A write confined to one generation's rows (`confined_to`: a provider's progress or success webhook, which
+changes only that generation, its events and its delivery record) cannot hold what another generation's write
+needs, so it runs in a side lane chosen by the generation (SIDE_LANES of them), in parallel with the main lane
+and the other side lanes; writes about one generation still queue in one lane. The confinement is enforced, not
+trusted: in a side lane a member runs only statements confined to its own generation (a query's `confined_by`,
+db/sql.py); a member that reaches any other (a ledger settlement, say) is taken out of the batch, which runs
+again without it, and goes to the main lane, where it runs from the start. A lock cycle between lanes remains
+possible only through a generation with writes in two lanes at once (a confined webhook beside one that ends the
+job); PostgreSQL's deadlock detection ends it, and the victim's batch runs again like any other.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import contextlib
 import logging
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -65,6 +76,12 @@ _BEGIN_NAMED = b"BEGIN; SELECT pg_current_xact_id()"
 _XACT_STATUS = b"SELECT pg_xact_status(%s::xid8)"
 SETTLE_SECONDS = 5.0  # how long a lost COMMIT's outcome is sought before the caller hears "unknown"
 MAX_GROUP = 32  # members of one group commit: a long queue still commits, and answers, in steps
+SIDE_LANES = 2  # lanes for writes confined to one generation, beside the main lane (module docstring)
+
+
+def side_lane_of(generation_id: str) -> int:
+    """The side lane (1..SIDE_LANES) of writes confined to this generation: always the same one, so they queue."""
+    return 1 + zlib.crc32(generation_id.encode()) % SIDE_LANES
 
 
 def _integrity_error(error: psycopg.IntegrityError) -> Exception:
@@ -78,14 +95,18 @@ class PgTx:
     """Tx over one psycopg connection (one cursor for the whole transaction)."""
 
     dialect = "postgresql"
-    __slots__ = ("_conn", "_cursor", "commit_actions")
+    __slots__ = ("_conn", "_cursor", "commit_actions", "confined_to")
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
         self.commit_actions = CommitActions()
+        # In a side lane, the generation the running member is confined to: only its statements may run.
+        self.confined_to: str | None = None
 
     def _execute(self, query: Query, params: Mapping[str, Any] | None) -> psycopg.Cursor[Any]:
+        if self.confined_to is not None and query.confined_to(params) != self.confined_to:
+            raise _LeavesLane()
         try:
             return self._cursor.execute(query.postgresql, postgresql_params(params))
         except psycopg.IntegrityError as error:
@@ -120,10 +141,29 @@ class PgTx:
 
 @dataclass(slots=True)
 class _Member:
-    """One write transaction's function and the future its caller awaits."""
+    """One write transaction's function, the future its caller awaits, and, for a side lane's member, the
+    generation it is confined to."""
 
     work: Callable[[Tx], Any]
     future: Future[Any]
+    confined_to: str | None = None
+
+    @property
+    def lane(self) -> int:
+        return 0 if self.confined_to is None else side_lane_of(self.confined_to)
+
+
+class _LeavesLane(BaseException):
+    """A side lane's member reached a statement not confined to its generation. A BaseException, so that no
+    `except Exception` in the member's own work can catch it and carry on."""
+
+
+class _MemberMoved(Exception):
+    """A side lane's member must run in the main lane: the transaction was rolled back without it."""
+
+    def __init__(self, member: _Member) -> None:
+        super().__init__()
+        self.member = member
 
 
 class _Retry(Exception):
@@ -163,6 +203,7 @@ def _run_member(
     if careful:
         cursor.execute(b"SAVEPOINT member", prepare=False)
     actions = tx.commit_actions.mark()
+    tx.confined_to = member.confined_to
     try:
         result = member.work(tx)
         if conn.info.transaction_status == TransactionStatus.INERROR:
@@ -170,6 +211,8 @@ def _run_member(
             raise errors.InFailedSqlTransaction("a statement failed and the transaction was rolled back")
     except _RETRYABLE:
         raise  # the whole transaction is the victim: run again
+    except _LeavesLane:
+        raise _MemberMoved(member) from None  # what it already wrote goes with the rollback of the batch
     except psycopg.OperationalError as error:
         if conn.broken:
             raise
@@ -213,6 +256,12 @@ def _unavailable(error: PoolTimeout | psycopg.OperationalError) -> DatabaseUnava
     return DatabaseUnavailable()
 
 
+def _still_wanted(member: _Member) -> bool:
+    """False for a member whose caller gave up while it waited (it is dropped, never run). A member moved from a
+    side lane is already running: its caller can no longer give up."""
+    return member.future.running() or member.future.set_running_or_notify_cancel()
+
+
 def _answer(done: list[tuple[_Member, _Outcome]]) -> None:
     for member, (ok, value) in done:
         if ok:
@@ -247,9 +296,10 @@ class PostgresDatabase:
             },
         )
         self._threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="reelgate-pg")
-        self._grouped: deque[_Member] = deque()  # grouped writes waiting for the lane
+        # Grouped writes waiting for each lane (0: the main lane), and whether a thread is running that lane.
+        self._waiting: list[deque[_Member]] = [deque() for _ in range(1 + SIDE_LANES)]
+        self._running = [False] * (1 + SIDE_LANES)
         self._lane_lock = threading.Lock()
-        self._lane_running = False
         self.commits = 0  # COMMITs of write transactions: members / commits is what group commit saves
 
     @staticmethod
@@ -259,11 +309,12 @@ class PostgresDatabase:
     async def open(self) -> None:
         await asyncio.to_thread(self._pool.open, False)
 
-    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False) -> T:
+    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False, confined_to: str | None = None) -> T:
         """Runs `work` in a transaction (BEGIN ... COMMIT) on a pool thread; returns its result once committed.
-        `grouped`: a short transaction that may share its COMMIT with other grouped ones (module docstring)."""
+        `grouped`: a short transaction that may share its COMMIT with other grouped ones; `confined_to`: the
+        generation whose rows alone it changes, which gives it that generation's lane (module docstring)."""
         future: Future[T] = Future()
-        member = _Member(work, future)
+        member = _Member(work, future, confined_to if grouped else None)
         if grouped:
             self._enqueue(member)
         else:
@@ -275,36 +326,39 @@ class PostgresDatabase:
         return await asyncio.get_running_loop().run_in_executor(self._threads, self._reading, work, snapshot)
 
     def _enqueue(self, member: _Member) -> None:
+        lane = member.lane
         with self._lane_lock:
-            self._grouped.append(member)
-            if self._lane_running:
+            self._waiting[lane].append(member)
+            if self._running[lane]:
                 return
-            self._lane_running = True
+            self._running[lane] = True
         try:
-            self._threads.submit(self._lane)
+            self._threads.submit(self._lane, lane)
         except RuntimeError:  # closing: no thread will run the lane again, so nothing queued may wait for it
             with self._lane_lock:
-                self._lane_running = False
-                stranded = list(self._grouped)
-                self._grouped.clear()
+                self._running[lane] = False
+                stranded = list(self._waiting[lane])
+                self._waiting[lane].clear()
             for waiting in stranded:
                 waiting.future.set_exception(DatabaseUnavailable())
 
-    def _lane(self) -> None:
-        """Runs batches of what is queued until nothing is (one thread at a time: see the module docstring)."""
+    def _lane(self, lane: int) -> None:
+        """Runs batches of what is queued for `lane` until nothing is (one thread at a time per lane)."""
+        waiting = self._waiting[lane]
         while True:
             with self._lane_lock:
-                if not self._grouped:
-                    self._lane_running = False
+                if not waiting:
+                    self._running[lane] = False
                     return
-                batch = [self._grouped.popleft() for _ in range(min(MAX_GROUP, len(self._grouped)))]
+                batch = [waiting.popleft() for _ in range(min(MAX_GROUP, len(waiting)))]
             self._write_batch(batch)
 
     def _write_batch(self, batch: list[_Member]) -> None:
         """Commits the batch's members together, running it again as the failures above require, and answers
         every member. Never raises: a caller must never be left waiting."""
-        # A caller that gave up while its member waited is dropped here, never run.
-        members = [member for member in batch if member.future.set_running_or_notify_cancel()]
+        members = [
+            member for member in batch if member.future.running() or member.future.set_running_or_notify_cancel()
+        ]
         try:
             self._commit_members(members)
         except BaseException as error:  # noqa: BLE001 - handed to every caller not yet answered
@@ -323,6 +377,11 @@ class PostgresDatabase:
                 failed.member.future.set_exception(failed.error)
                 members = [member for member in members if member is not failed.member]
                 careful = True
+                continue
+            except _MemberMoved as moved:
+                members = [member for member in members if member is not moved.member]
+                moved.member.confined_to = None
+                self._enqueue(moved.member)
                 continue
             except _CommitUnanswered as unanswered:
                 outcome = self._settle(unanswered.xid)

@@ -28,18 +28,27 @@ _RETURNS_ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES|PRAGMA)\b|\bRETURNING\b", r
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """One statement. `row`, when set, is the record class (db/records.py) each result row is decoded into."""
+    """One statement. `row`, when set, is the record class (db/records.py) each result row is decoded into.
+    `confined_by`: the parameter holding a generation's id when the statement reads, locks and writes only that
+    generation's rows (its own row, its events, its webhook deliveries), so that it may run in the group-commit
+    lane of that generation (db/postgres.py)."""
 
     sqlite: str
     postgresql: str
     row: type | None = None
     returns_rows: bool = False  # a SELECT, or a statement with RETURNING: its rows are read, not its rowcount
+    confined_by: str | None = None
+
+    def confined_to(self, params: Mapping[str, Any] | None) -> str | None:
+        """The generation whose rows alone this statement, with these parameters, touches; None if it is not
+        confined to one."""
+        return None if self.confined_by is None or params is None else params.get(self.confined_by)
 
     def text(self, dialect: str) -> str:
         return self.sqlite if dialect == "sqlite" else self.postgresql
 
 
-def query(sql: str, *, row: type | None = None, sqlite: str | None = None) -> Query:
+def query(sql: str, *, row: type | None = None, sqlite: str | None = None, confined_by: str | None = None) -> Query:
     """Builds a Query from PostgreSQL-flavoured SQL with `:name` parameters (see the module docstring)."""
     sql = sql.strip()
     for_sqlite = (sqlite or sql).strip()
@@ -48,7 +57,9 @@ def query(sql: str, *, row: type | None = None, sqlite: str | None = None) -> Qu
     # psycopg's named style: %(name)s, with literal percent signs doubled.
     for_postgresql = _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
     returns_rows = bool(_RETURNS_ROWS.search(sql))
-    return Query(sqlite=for_sqlite, postgresql=for_postgresql, row=row, returns_rows=returns_rows)
+    return Query(
+        sqlite=for_sqlite, postgresql=for_postgresql, row=row, returns_rows=returns_rows, confined_by=confined_by
+    )
 
 
 def columns(record: type, alias: str | None = None) -> str:

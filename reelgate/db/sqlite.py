@@ -392,9 +392,9 @@ class SqliteDatabase:
     def commits(self) -> int:
         return self._writer.commits
 
-    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False) -> T:
+    async def write(self, work: Callable[[Tx], T], *, grouped: bool = False, confined_to: str | None = None) -> T:
         """Runs `work` in a write transaction; returns its result once the transaction is durable. Every write
-        here may share its COMMIT with others (`grouped` changes nothing: there is one writer)."""
+        here may share its COMMIT with others (`grouped` and `confined_to` change nothing: there is one writer)."""
         return await asyncio.wrap_future(self._writer.submit(work))
 
     async def read(self, work: Callable[[Tx], T], *, snapshot: bool = False) -> T:

@@ -189,6 +189,14 @@ def apply_provider_update(
     )
 
 
+def changes_only_the_generation(update_: ProviderUpdate) -> bool:
+    """Whether applying this update writes nothing but the generation's own rows (its row and events): progress,
+    or a success that hands the video to the download step. Anything that can end the job settles the ledger."""
+    if update_.state is ProviderState.SUCCEEDED:
+        return update_.output is not None
+    return update_.state in (ProviderState.QUEUED, ProviderState.RUNNING)
+
+
 def _note_progress(
     tx: Tx,
     generation: Generation,

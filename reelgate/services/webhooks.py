@@ -16,7 +16,7 @@ from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.output_staging import carries_inline_output, discard_staged, stage_output
 from reelgate.services.routing import account_fingerprint
-from reelgate.services.transitions import apply_provider_update
+from reelgate.services.transitions import apply_provider_update, changes_only_the_generation
 from reelgate.services.webhook_links import Sender, signed_sender
 
 log = logging.getLogger("reelgate.webhooks")
@@ -91,7 +91,9 @@ async def _record_and_apply(
             ctx.wake_with_commit(tx, generation_id)  # the download is due
         return True, updated
 
-    first, updated = await ctx.db.write(record_and_apply, grouped=True)
+    # An update that cannot end the job changes only the generation's rows: it may commit beside other jobs'.
+    confined_to = generation_id if changes_only_the_generation(update_) else None
+    first, updated = await ctx.db.write(record_and_apply, grouped=True, confined_to=confined_to)
     if not first:
         return "duplicate", False
     if updated is None:

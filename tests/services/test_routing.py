@@ -292,11 +292,11 @@ class _DatabaseDownWhileAccepting:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
 
-    async def write(self, work: Any, *, grouped: bool = False) -> Any:
+    async def write(self, work: Any, *, grouped: bool = False, confined_to: str | None = None) -> Any:
         if self._provider.sent and self.failures:
             self.failures -= 1
             raise DatabaseUnavailable()
-        return await self._db.write(work, grouped=grouped)
+        return await self._db.write(work, grouped=grouped, confined_to=confined_to)
 
 
 async def test_the_accepted_job_id_is_recorded_once_the_database_is_back(

@@ -94,7 +94,7 @@ INTO_FIRST_PROJECT = (
 _SUBMITTED = tuple(f.name for f in fields(Generation) if f.name != "project_id" and f.name not in FRESH)
 _INSERT_INTO_PROJECT = query(submission_insert_sql(INTO_PROJECT) + " RETURNING project_id")
 _INSERT_INTO_FIRST_PROJECT = query(submission_insert_sql(INTO_FIRST_PROJECT) + " RETURNING project_id")
-_BY_ID = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id", row=Generation)
+_BY_ID = query(f"SELECT {_COLUMNS} FROM generations WHERE id = :id", row=Generation, confined_by="id")
 # A deleted generation (a tombstone) is gone for its owner: it reads as not found.
 _OF_USER = query(
     f"SELECT {_COLUMNS} FROM generations WHERE id = :id AND user_id = :user_id AND deleted_at IS NULL", row=Generation
@@ -108,16 +108,19 @@ _MANAGED_BY = query(
 )
 _INSERT_EVENT = query(
     "INSERT INTO generation_events (generation_id, from_status, to_status, detail, at) "
-    "VALUES (:generation_id, :from_status, :to_status, :detail, :at)"
+    "VALUES (:generation_id, :from_status, :to_status, :detail, :at)",
+    confined_by="generation_id",
 )
 _PROGRESS = query(
-    f"UPDATE generations SET progress = :progress, updated_at = :now WHERE id = :id AND status = '{_S.PROCESSING}'"
+    f"UPDATE generations SET progress = :progress, updated_at = :now WHERE id = :id AND status = '{_S.PROCESSING}'",
+    confined_by="id",
 )
 _SUBMIT_ANSWERED = query(
     f"""
     UPDATE generations SET submitted_at = :now, next_poll_at = :next_poll_at
     WHERE id = :id AND status = '{_S.PROCESSING}' AND provider_job_id = :provider_job_id AND submitted_at IS NULL
-    """
+    """,
+    confined_by="id",
 )
 _OUTCOME_UNKNOWN = query(
     f"""
@@ -340,6 +343,7 @@ def _compare_and_set(
         f"SELECT {_COLUMNS} FROM changed",
         sqlite=f"{update} RETURNING {_COLUMNS}",
         row=Generation,
+        confined_by="id",
     )
 
 

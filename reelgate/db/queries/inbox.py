@@ -11,13 +11,15 @@ from reelgate.db.sql import Tx, columns, query
 
 _RECORD = query(
     "INSERT INTO webhook_inbox (provider, delivery_id, generation_id, received_at) "
-    "VALUES (:provider, :delivery_id, :generation_id, :now) ON CONFLICT DO NOTHING RETURNING id"
+    "VALUES (:provider, :delivery_id, :generation_id, :now) ON CONFLICT DO NOTHING RETURNING id",
+    confined_by="generation_id",
 )
 # PostgreSQL: the inbox row and the generation's current row in one statement (a round trip saved).
 _RECORD_AND_READ = query(
     "WITH delivery AS (INSERT INTO webhook_inbox (provider, delivery_id, generation_id, received_at) "
     "VALUES (:provider, :delivery_id, :generation_id, :now) ON CONFLICT DO NOTHING RETURNING id) "
-    f"SELECT (SELECT count(*) FROM delivery), {columns(Generation)} FROM generations WHERE id = :id"
+    f"SELECT (SELECT count(*) FROM delivery), {columns(Generation)} FROM generations WHERE id = :id",
+    confined_by="id",
 )
 
 

@@ -1,0 +1,162 @@
+"""PostgreSQL's side lanes: a grouped write confined to one generation's rows commits in that generation's lane,
+beside the main lane and the other side lanes, and one that reaches beyond its generation is taken out of its
+batch and runs, once and whole, in the main lane."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from reelgate.db.postgres import SIDE_LANES, PostgresDatabase, side_lane_of
+from reelgate.db.sql import Tx, query
+from tests.db.notes import IDS, INSERT, Gate, postgres_notes
+
+# The notes table stands in for a generation's rows: a note's body names the generation it belongs to.
+CONFINED_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)", confined_by="body")
+
+
+def _keys_in_two_side_lanes() -> tuple[str, str]:
+    first = "gen-a"
+    other = next(f"gen-{n}" for n in range(1000) if side_lane_of(f"gen-{n}") != side_lane_of(first))
+    return first, other
+
+
+@pytest.fixture
+async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
+    async with postgres_notes(pg_database_url) as database:
+        yield database
+
+
+class ConfinedGate(Gate):
+    """A Gate that holds one generation's side lane instead of the main lane."""
+
+    def __init__(self, generation: str) -> None:
+        super().__init__()
+        self.generation = generation
+
+    async def close_behind(self, db: Any) -> asyncio.Task[None]:
+        task = asyncio.create_task(db.write(self.work, grouped=True, confined_to=self.generation))
+        await asyncio.to_thread(self.entered.wait, 10)
+        return task
+
+
+class Runs:
+    """Counts how often each write's work ran."""
+
+    def __init__(self) -> None:
+        self.count: Counter[int] = Counter()
+
+    def note(self, note_id: int, generation: str, then: Callable[[Tx], Any] | None = None) -> Callable[[Tx], Any]:
+        def work(tx: Tx) -> Any:
+            self.count[note_id] += 1
+            tx.run(CONFINED_INSERT, {"id": note_id, "body": generation})
+            return note_id if then is None else then(tx)
+
+        return work
+
+
+async def _ids(db: PostgresDatabase) -> list[int]:
+    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(IDS))]
+
+
+def test_every_generation_has_one_side_lane_and_both_lanes_are_used() -> None:
+    lanes = {side_lane_of(f"gen-{n}") for n in range(100)}
+    assert lanes == set(range(1, SIDE_LANES + 1))
+    assert side_lane_of("gen-7") == side_lane_of("gen-7")
+
+
+async def test_a_confined_write_commits_while_the_main_lane_is_held(db: PostgresDatabase) -> None:
+    gate = Gate()
+    held = await gate.close_behind(db)
+    try:
+        shared = asyncio.create_task(db.write(Runs().note(1, "gen-a"), grouped=True))
+        confined = await asyncio.wait_for(db.write(Runs().note(2, "gen-a"), grouped=True, confined_to="gen-a"), 5)
+        assert confined == 2
+        await asyncio.sleep(0.05)
+        assert not shared.done()  # the main lane's own writes wait behind the gate
+    finally:
+        gate.opened.set()
+    await held
+    assert await shared == 1
+    assert await _ids(db) == [1, 2]
+
+
+async def test_writes_of_one_generation_queue_in_its_lane_while_another_lane_commits(db: PostgresDatabase) -> None:
+    first, other = _keys_in_two_side_lanes()
+    gate = ConfinedGate(first)
+    held = await gate.close_behind(db)
+    try:
+        same = asyncio.create_task(db.write(Runs().note(1, first), grouped=True, confined_to=first))
+        elsewhere = await asyncio.wait_for(db.write(Runs().note(2, other), grouped=True, confined_to=other), 5)
+        assert elsewhere == 2
+        await asyncio.sleep(0.05)
+        assert not same.done()
+    finally:
+        gate.opened.set()
+    await held
+    assert await same == 1
+    assert await _ids(db) == [1, 2]
+
+
+async def test_a_member_reaching_beyond_its_generation_runs_again_whole_in_the_main_lane(
+    db: PostgresDatabase,
+) -> None:
+    runs = Runs()
+    gate = ConfinedGate("gen-a")
+    held = await gate.close_behind(db)
+
+    def unconfined(tx: Tx) -> str:
+        tx.run(INSERT, {"id": 3, "body": "a row of no generation: a ledger's, say"})
+        return "moved"
+
+    writes = [
+        db.write(runs.note(1, "gen-a"), grouped=True, confined_to="gen-a"),
+        db.write(runs.note(2, "gen-a", then=unconfined), grouped=True, confined_to="gen-a"),
+        db.write(runs.note(4, "gen-a"), grouped=True, confined_to="gen-a"),
+    ]
+    queued = [asyncio.create_task(write) for write in writes]
+    await asyncio.sleep(0.05)  # all three queued behind the gate: one batch
+    gate.opened.set()
+    await held
+    assert await asyncio.gather(*queued) == [1, "moved", 4]
+    # Its first run was undone with its batch: note 2 is written once, by the run in the main lane.
+    assert await _ids(db) == [1, 2, 3, 4]
+    assert runs.count[2] == 2
+
+
+async def test_a_statement_about_another_generation_also_leaves_the_lane(db: PostgresDatabase) -> None:
+    runs = Runs()
+    result = await db.write(
+        runs.note(1, "gen-a", then=lambda tx: tx.run(CONFINED_INSERT, {"id": 2, "body": "gen-b"})),
+        grouped=True,
+        confined_to="gen-a",
+    )
+    assert result == 1
+    assert runs.count[1] == 2  # once in the side lane, undone; once in the main lane
+    assert await _ids(db) == [1, 2]
+
+
+async def test_the_work_cannot_catch_its_leaving_and_carry_on(db: PostgresDatabase) -> None:
+    def swallows(tx: Tx) -> str:
+        tx.run(CONFINED_INSERT, {"id": 1, "body": "gen-a"})
+        try:
+            tx.run(INSERT, {"id": 2, "body": "outside the generation"})
+        except Exception:  # noqa: BLE001 - the point of the test: a broad handler in a member's work
+            return "swallowed"
+        return "written"
+
+    assert await db.write(swallows, grouped=True, confined_to="gen-a") == "written"
+    assert await _ids(db) == [1, 2]
+
+
+async def test_an_ungrouped_write_is_not_confined(db: PostgresDatabase) -> None:
+    runs = Runs()
+    result = await db.write(
+        runs.note(1, "gen-a", then=lambda tx: tx.run(INSERT, {"id": 2, "body": "x"})), confined_to="gen-a"
+    )
+    assert result == 1 and runs.count[1] == 1
+    assert await _ids(db) == [1, 2]
