@@ -9,14 +9,17 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from reelgate.db.postgres import SIDE_LANES, PostgresDatabase, side_lane_of
 from reelgate.db.sql import Tx, query
-from tests.db.notes import IDS, INSERT, Gate, postgres_notes
+from tests.db.notes import IDS, INSERT, Gate, cut, postgres_notes, proxied_postgres_notes
+from tests.reliability.fault_proxy import FaultProxy
 
 # The notes table stands in for a generation's rows: a note's body names the generation it belongs to.
 CONFINED_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)", confined_by="body")
+CONFINED_PID = query("SELECT pg_backend_pid(), CAST(:body AS text)", confined_by="body")
 
 
 def _keys_in_two_side_lanes() -> tuple[str, str]:
@@ -29,6 +32,12 @@ def _keys_in_two_side_lanes() -> tuple[str, str]:
 async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
     async with postgres_notes(pg_database_url) as database:
         yield database
+
+
+@pytest.fixture
+async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
+    async with proxied_postgres_notes(pg_database_url) as (database, proxy):
+        yield database, proxy
 
 
 class ConfinedGate(Gate):
@@ -160,3 +169,84 @@ async def test_an_ungrouped_write_is_not_confined(db: PostgresDatabase) -> None:
     )
     assert result == 1 and runs.count[1] == 1
     assert await _ids(db) == [1, 2]
+
+
+async def _behind_a_side_lane_gate(db: PostgresDatabase, works: list[Callable[[Tx], Any]]) -> list[Any]:
+    """Runs `works`, each confined to gen-a, queued while gen-a's side lane is busy, so they form one batch there;
+    returns each one's result or error, in order."""
+    gate = ConfinedGate("gen-a")
+    held = await gate.close_behind(db)
+    queued = [asyncio.create_task(db.write(work, grouped=True, confined_to="gen-a")) for work in works]
+    await asyncio.sleep(0.05)
+    gate.opened.set()
+    await held
+    return await asyncio.gather(*queued, return_exceptions=True)
+
+
+async def test_a_connection_killed_mid_batch_in_a_side_lane_runs_the_batch_again(
+    db: PostgresDatabase, pg_database_url: str
+) -> None:
+    runs = Runs()
+
+    def kill_my_connection_once(tx: Tx) -> int:
+        if runs.count[2] == 1:
+            pid = int(tx.scalar(CONFINED_PID, {"body": "gen-a"}))
+            with psycopg.connect(pg_database_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        return 2
+
+    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=kill_my_connection_once), runs.note(3, "gen-a")]
+    assert await _behind_a_side_lane_gate(db, works) == [1, 2, 3]
+    assert await _ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
+    assert runs.count[1] == runs.count[2] == 2 and runs.count[3] in (1, 2)
+
+
+async def test_a_side_lane_batch_whose_commit_answer_was_lost_is_answered_as_committed(
+    proxied_db: tuple[PostgresDatabase, FaultProxy],
+) -> None:
+    db, proxy = proxied_db
+    runs = Runs()
+
+    def lose_the_answer(tx: Tx) -> int:
+        proxy.lose_next_commit_answer = True
+        return 2
+
+    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=lose_the_answer)]
+    assert await _behind_a_side_lane_gate(db, works) == [1, 2]
+    assert not proxy.lose_next_commit_answer  # the answer was indeed lost
+    assert set(runs.count.values()) == {1}
+    assert await _ids(db) == [1, 2]
+
+
+async def test_a_side_lane_batch_cut_with_a_member_leaving_runs_each_write_once(
+    proxied_db: tuple[PostgresDatabase, FaultProxy],
+) -> None:
+    db, proxy = proxied_db
+    loop = asyncio.get_running_loop()
+    runs = Runs()
+
+    def cut_once_then_leave(tx: Tx) -> str:
+        if runs.count[2] == 1:
+            asyncio.run_coroutine_threadsafe(cut(proxy), loop).result(5)
+        tx.run(INSERT, {"id": 3, "body": "outside the generation"})
+        return "moved"
+
+    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=cut_once_then_leave)]
+    assert await _behind_a_side_lane_gate(db, works) == [1, "moved"]
+    assert await _ids(db) == [1, 2, 3]
+
+
+async def test_a_caller_that_gave_up_while_queued_in_a_side_lane_is_never_run(db: PostgresDatabase) -> None:
+    runs = Runs()
+    gate = ConfinedGate("gen-a")
+    held = await gate.close_behind(db)
+    abandoned = asyncio.create_task(db.write(runs.note(1, "gen-a"), grouped=True, confined_to="gen-a"))
+    kept = asyncio.create_task(db.write(runs.note(2, "gen-a"), grouped=True, confined_to="gen-a"))
+    await asyncio.sleep(0.05)
+    abandoned.cancel()
+    gate.opened.set()
+    await held
+    assert await kept == 2
+    with pytest.raises(asyncio.CancelledError):
+        await abandoned
+    assert await _ids(db) == [2] and runs.count[1] == 0
