@@ -415,14 +415,19 @@ async def test_a_lost_notification_connection_leaves_the_steps_to_the_timed_scan
     settings = _settings(tmp_path, pg_database_url)
     async with queue_worker(settings) as queue:
         account = await make_account(queue.ctx, credits=200)
-        await asyncio.sleep(0.3)  # listening by now
-        with psycopg.connect(conninfo(settings), autocommit=True) as conn:
-            killed = conn.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND query = %s",
-                (LISTEN,),
-            ).fetchone()
-        assert killed is not None and killed[0] >= 1
+        killed = 0
+        deadline = time.monotonic() + 10
+        while not killed and time.monotonic() < deadline:  # the worker listens once it has started its budgets
+            with psycopg.connect(conninfo(settings), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query = %s",
+                    (LISTEN,),
+                ).fetchone()
+            killed = 0 if row is None else row[0]
+            if not killed:
+                await asyncio.sleep(0.1)
+        assert killed >= 1
         made = [(await generations.create_generation(queue.ctx, account.id, ORDER))[0] for _ in range(2)]
         for generation in made:
             assert await wait_for_status(settings, generation.id) == "succeeded"
