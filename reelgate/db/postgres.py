@@ -356,9 +356,7 @@ class PostgresDatabase:
     def _write_batch(self, batch: list[_Member]) -> None:
         """Commits the batch's members together, running it again as the failures above require, and answers
         every member. Never raises: a caller must never be left waiting."""
-        members = [
-            member for member in batch if member.future.running() or member.future.set_running_or_notify_cancel()
-        ]
+        members = [member for member in batch if _still_wanted(member)]
         try:
             self._commit_members(members)
         except BaseException as error:  # noqa: BLE001 - handed to every caller not yet answered

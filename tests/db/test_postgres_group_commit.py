@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import psycopg
 import pytest
@@ -17,62 +15,28 @@ from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable, UniqueViolation
 from reelgate.db.postgres import PostgresDatabase
 from reelgate.db.sql import Query, Tx
-from tests.db.notes import IDS, INSERT, MY_PID, Gate, Refused, asking, cut, postgres_notes, proxied_postgres_notes
+from tests.db.notes import (
+    INSERT,
+    MY_PID,
+    Gate,
+    Refused,
+    Runs,
+    asking,
+    behind_a_gate,
+    cut,
+    note_ids,
+    terminate_backend,
+)
 from tests.reliability.fault_proxy import FaultProxy
-
-
-@pytest.fixture
-async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
-    async with postgres_notes(pg_database_url) as database:
-        yield database
-
-
-@pytest.fixture
-async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
-    async with proxied_postgres_notes(pg_database_url) as (database, proxy):
-        yield database, proxy
-
-
-class Runs:
-    """Counts how often each member's work ran (a member run again after its batch was undone runs twice)."""
-
-    def __init__(self) -> None:
-        self.count: Counter[int] = Counter()
-
-    def insert(self, note_id: int, then: Callable[[Tx], None] | None = None) -> Callable[[Tx], int]:
-        def work(tx: Tx) -> int:
-            self.count[note_id] += 1
-            tx.run(INSERT, {"id": note_id, "body": f"note {note_id}"})
-            if then is not None:
-                then(tx)
-            return note_id
-
-        return work
-
-
-async def _behind_a_gate(db: PostgresDatabase, works: list[Callable[[Tx], Any]]) -> list[Any]:
-    """Runs `works` as grouped writes queued while the lane is busy with another, so they form one batch;
-    returns each one's result or error, in order."""
-    gate = Gate()
-    held = await gate.close_behind(db)
-    queued = [asyncio.create_task(db.write(work, grouped=True)) for work in works]
-    await asyncio.sleep(0.05)  # every write above has been queued
-    gate.opened.set()
-    await held
-    return await asyncio.gather(*queued, return_exceptions=True)
-
-
-async def _ids(db: PostgresDatabase) -> list[int]:
-    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(IDS))]
 
 
 async def test_queued_grouped_writes_share_one_commit(db: PostgresDatabase) -> None:
     runs = Runs()
     before = db.commits
-    results = await _behind_a_gate(db, [runs.insert(n) for n in range(1, 11)])
+    results = await behind_a_gate(db, [runs.insert(n) for n in range(1, 11)])
     assert results == list(range(1, 11))
     assert db.commits - before == 2  # the gate's own transaction, then all ten in one
-    assert await _ids(db) == list(range(1, 11))
+    assert await note_ids(db) == list(range(1, 11))
     assert set(runs.count.values()) == {1}
 
 
@@ -82,10 +46,10 @@ async def test_a_member_that_raises_gets_its_error_and_the_others_commit_once(db
     def refuse(tx: Tx) -> None:
         raise Refused("after writing note 2")
 
-    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=refuse), runs.insert(3)])
+    results = await behind_a_gate(db, [runs.insert(1), runs.insert(2, then=refuse), runs.insert(3)])
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], Refused)
-    assert await _ids(db) == [1, 3]  # nothing of the failed member's work stayed
+    assert await note_ids(db) == [1, 3]  # nothing of the failed member's work stayed
     assert runs.count == Counter({1: 2, 2: 1, 3: 1})  # note 1 ran again after the batch was undone
 
 
@@ -97,9 +61,9 @@ async def test_many_failing_members_cost_one_rerun_of_the_batch(db: PostgresData
 
     before = db.commits
     works = [runs.insert(n, then=refuse if n % 2 == 0 else None) for n in range(1, 9)]
-    results = await _behind_a_gate(db, works)
+    results = await behind_a_gate(db, works)
     assert [isinstance(result, Refused) for result in results] == [n % 2 == 0 for n in range(1, 9)]
-    assert await _ids(db) == [1, 3, 5, 7]
+    assert await note_ids(db) == [1, 3, 5, 7]
     # The first failure undid the batch; the rest ran once more, each under a savepoint, in one transaction.
     assert db.commits - before == 2
     assert max(runs.count.values()) == 2
@@ -117,10 +81,10 @@ async def test_a_member_that_swallows_a_failed_statement_is_refused_alone(db: Po
             pass  # wrong, without a savepoint: the transaction is now failed
         return "believes it succeeded"
 
-    results = await _behind_a_gate(db, [runs.insert(1), swallow, runs.insert(2)])
+    results = await behind_a_gate(db, [runs.insert(1), swallow, runs.insert(2)])
     assert results[0] == 1 and results[2] == 2
     assert isinstance(results[1], psycopg.errors.InFailedSqlTransaction)
-    assert await _ids(db) == [1, 2, 100]
+    assert await note_ids(db) == [1, 2, 100]
 
 
 async def test_a_connection_killed_mid_batch_runs_the_whole_batch_again(
@@ -130,13 +94,11 @@ async def test_a_connection_killed_mid_batch_runs_the_whole_batch_again(
 
     def kill_my_connection_once(tx: Tx) -> None:
         if runs.count[2] == 1:
-            pid = int(tx.scalar(MY_PID))
-            with psycopg.connect(pg_database_url.replace("+psycopg", ""), autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            terminate_backend(pg_database_url.replace("+psycopg", ""), int(tx.scalar(MY_PID)))
 
-    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=kill_my_connection_once), runs.insert(3)])
+    results = await behind_a_gate(db, [runs.insert(1), runs.insert(2, then=kill_my_connection_once), runs.insert(3)])
     assert results == [1, 2, 3]
-    assert await _ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
+    assert await note_ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
     # The kill lands while note 2 or note 3 runs (the server ends the backend on its own time).
     assert runs.count[1] == runs.count[2] == 2 and runs.count[3] in (1, 2)
 
@@ -150,11 +112,11 @@ async def test_a_batch_whose_commit_answer_was_lost_is_answered_as_committed(
     def lose_the_answer(tx: Tx) -> None:
         proxy.lose_next_commit_answer = True
 
-    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2), runs.insert(3, then=lose_the_answer)])
+    results = await behind_a_gate(db, [runs.insert(1), runs.insert(2), runs.insert(3, then=lose_the_answer)])
     assert results == [1, 2, 3]
     assert not proxy.lose_next_commit_answer  # the answer was indeed lost
     assert set(runs.count.values()) == {1}  # a committed batch is never run again
-    assert await _ids(db) == [1, 2, 3]
+    assert await note_ids(db) == [1, 2, 3]
 
 
 async def test_a_batch_cut_before_its_commit_runs_again(proxied_db: tuple[PostgresDatabase, FaultProxy]) -> None:
@@ -166,9 +128,9 @@ async def test_a_batch_cut_before_its_commit_runs_again(proxied_db: tuple[Postgr
         if runs.count[2] == 1:
             asyncio.run_coroutine_threadsafe(cut(proxy), loop).result(5)
 
-    results = await _behind_a_gate(db, [runs.insert(1), runs.insert(2, then=cut_once)])
+    results = await behind_a_gate(db, [runs.insert(1), runs.insert(2, then=cut_once)])
     assert results == [1, 2]
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
     assert runs.count == Counter({1: 2, 2: 2})
 
 
@@ -186,7 +148,7 @@ async def test_a_caller_that_gave_up_while_queued_is_never_run(db: PostgresDatab
     gate.opened.set()
     await held
     assert await kept == 2
-    assert await _ids(db) == [2] and runs.count[1] == 0
+    assert await note_ids(db) == [2] and runs.count[1] == 0
 
 
 async def test_before_commit_actions_run_once_per_batch_with_the_committed_members_items(
@@ -199,20 +161,20 @@ async def test_before_commit_actions_run_once_per_batch_with_the_committed_membe
         return INSERT, {"id": 1000 + len(calls), "body": "written with the COMMIT, in the same transaction"}
 
     works = [asking(1, record), asking(2, record, refuse=True), asking(3, record), asking(4, record, refuse=True)]
-    results = await _behind_a_gate(db, [*works, asking(5, record)])
+    results = await behind_a_gate(db, [*works, asking(5, record)])
     assert [isinstance(result, Refused) for result in results] == [False, True, False, True, False]
     # The first pass ended at note 2 before any action ran; the rerun undid note 4's item with its work.
     assert calls == [[1, 3, 5]]
-    assert await _ids(db) == [1, 3, 5, 1001]
+    assert await note_ids(db) == [1, 3, 5, 1001]
 
 
 async def test_a_failing_before_commit_action_fails_the_whole_batch(db: PostgresDatabase) -> None:
     def broken(items: list[int]) -> tuple[Query, dict[str, object]]:
         return INSERT, {"id": items[0], "body": "a duplicate: this statement fails, so the COMMIT never runs"}
 
-    results = await _behind_a_gate(db, [asking(1, broken), asking(2, broken)])
+    results = await behind_a_gate(db, [asking(1, broken), asking(2, broken)])
     assert all(isinstance(result, UniqueViolation) for result in results)
-    assert await _ids(db) == []  # no member's work committed without its action
+    assert await note_ids(db) == []  # no member's work committed without its action
 
 
 async def test_a_grouped_write_after_closing_is_refused_not_left_waiting(pg_database_url: str) -> None:

@@ -5,71 +5,29 @@ batch and runs, once and whole, in the main lane."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
-import psycopg
 import pytest
 
 from reelgate.db.postgres import SIDE_LANES, PostgresDatabase, side_lane_of
-from reelgate.db.sql import Tx, query
-from tests.db.notes import IDS, INSERT, Gate, cut, postgres_notes, proxied_postgres_notes
+from reelgate.db.sql import Tx
+from tests.db.notes import (
+    CONFINED_INSERT,
+    CONFINED_PID,
+    INSERT,
+    Gate,
+    Runs,
+    behind_a_gate,
+    cut,
+    note_ids,
+    terminate_backend,
+)
 from tests.reliability.fault_proxy import FaultProxy
-
-# The notes table stands in for a generation's rows: a note's body names the generation it belongs to.
-CONFINED_INSERT = query("INSERT INTO notes (id, body) VALUES (:id, :body)", confined_by="body")
-CONFINED_PID = query("SELECT pg_backend_pid(), CAST(:body AS text)", confined_by="body")
 
 
 def _keys_in_two_side_lanes() -> tuple[str, str]:
     first = "gen-a"
     other = next(f"gen-{n}" for n in range(1000) if side_lane_of(f"gen-{n}") != side_lane_of(first))
     return first, other
-
-
-@pytest.fixture
-async def db(pg_database_url: str) -> AsyncIterator[PostgresDatabase]:
-    async with postgres_notes(pg_database_url) as database:
-        yield database
-
-
-@pytest.fixture
-async def proxied_db(pg_database_url: str) -> AsyncIterator[tuple[PostgresDatabase, FaultProxy]]:
-    async with proxied_postgres_notes(pg_database_url) as (database, proxy):
-        yield database, proxy
-
-
-class ConfinedGate(Gate):
-    """A Gate that holds one generation's side lane instead of the main lane."""
-
-    def __init__(self, generation: str) -> None:
-        super().__init__()
-        self.generation = generation
-
-    async def close_behind(self, db: Any) -> asyncio.Task[None]:
-        task = asyncio.create_task(db.write(self.work, grouped=True, confined_to=self.generation))
-        await asyncio.to_thread(self.entered.wait, 10)
-        return task
-
-
-class Runs:
-    """Counts how often each write's work ran."""
-
-    def __init__(self) -> None:
-        self.count: Counter[int] = Counter()
-
-    def note(self, note_id: int, generation: str, then: Callable[[Tx], Any] | None = None) -> Callable[[Tx], Any]:
-        def work(tx: Tx) -> Any:
-            self.count[note_id] += 1
-            tx.run(CONFINED_INSERT, {"id": note_id, "body": generation})
-            return note_id if then is None else then(tx)
-
-        return work
-
-
-async def _ids(db: PostgresDatabase) -> list[int]:
-    return [note_id for (note_id,) in await db.read(lambda tx: tx.all(IDS))]
 
 
 def test_every_generation_has_one_side_lane_and_both_lanes_are_used() -> None:
@@ -82,8 +40,10 @@ async def test_a_confined_write_commits_while_the_main_lane_is_held(db: Postgres
     gate = Gate()
     held = await gate.close_behind(db)
     try:
-        shared = asyncio.create_task(db.write(Runs().note(1, "gen-a"), grouped=True))
-        confined = await asyncio.wait_for(db.write(Runs().note(2, "gen-a"), grouped=True, confined_to="gen-a"), 5)
+        shared = asyncio.create_task(db.write(Runs().insert(1, generation="gen-a"), grouped=True))
+        confined = await asyncio.wait_for(
+            db.write(Runs().insert(2, generation="gen-a"), grouped=True, confined_to="gen-a"), 5
+        )
         assert confined == 2
         await asyncio.sleep(0.05)
         assert not shared.done()  # the main lane's own writes wait behind the gate
@@ -91,16 +51,18 @@ async def test_a_confined_write_commits_while_the_main_lane_is_held(db: Postgres
         gate.opened.set()
     await held
     assert await shared == 1
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_writes_of_one_generation_queue_in_its_lane_while_another_lane_commits(db: PostgresDatabase) -> None:
     first, other = _keys_in_two_side_lanes()
-    gate = ConfinedGate(first)
+    gate = Gate(first)
     held = await gate.close_behind(db)
     try:
-        same = asyncio.create_task(db.write(Runs().note(1, first), grouped=True, confined_to=first))
-        elsewhere = await asyncio.wait_for(db.write(Runs().note(2, other), grouped=True, confined_to=other), 5)
+        same = asyncio.create_task(db.write(Runs().insert(1, generation=first), grouped=True, confined_to=first))
+        elsewhere = await asyncio.wait_for(
+            db.write(Runs().insert(2, generation=other), grouped=True, confined_to=other), 5
+        )
         assert elsewhere == 2
         await asyncio.sleep(0.05)
         assert not same.done()
@@ -108,45 +70,39 @@ async def test_writes_of_one_generation_queue_in_its_lane_while_another_lane_com
         gate.opened.set()
     await held
     assert await same == 1
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_a_member_reaching_beyond_its_generation_runs_again_whole_in_the_main_lane(
     db: PostgresDatabase,
 ) -> None:
     runs = Runs()
-    gate = ConfinedGate("gen-a")
-    held = await gate.close_behind(db)
 
     def unconfined(tx: Tx) -> str:
         tx.run(INSERT, {"id": 3, "body": "a row of no generation: a ledger's, say"})
         return "moved"
 
-    writes = [
-        db.write(runs.note(1, "gen-a"), grouped=True, confined_to="gen-a"),
-        db.write(runs.note(2, "gen-a", then=unconfined), grouped=True, confined_to="gen-a"),
-        db.write(runs.note(4, "gen-a"), grouped=True, confined_to="gen-a"),
+    works = [
+        runs.insert(1, generation="gen-a"),
+        runs.insert(2, unconfined, generation="gen-a"),
+        runs.insert(4, generation="gen-a"),
     ]
-    queued = [asyncio.create_task(write) for write in writes]
-    await asyncio.sleep(0.05)  # all three queued behind the gate: one batch
-    gate.opened.set()
-    await held
-    assert await asyncio.gather(*queued) == [1, "moved", 4]
+    assert await behind_a_gate(db, works, confined_to="gen-a") == [1, "moved", 4]
     # Its first run was undone with its batch: note 2 is written once, by the run in the main lane.
-    assert await _ids(db) == [1, 2, 3, 4]
+    assert await note_ids(db) == [1, 2, 3, 4]
     assert runs.count[2] == 2
 
 
 async def test_a_statement_about_another_generation_also_leaves_the_lane(db: PostgresDatabase) -> None:
     runs = Runs()
     result = await db.write(
-        runs.note(1, "gen-a", then=lambda tx: tx.run(CONFINED_INSERT, {"id": 2, "body": "gen-b"})),
+        runs.insert(1, lambda tx: tx.run(CONFINED_INSERT, {"id": 2, "body": "gen-b"}), generation="gen-a"),
         grouped=True,
         confined_to="gen-a",
     )
     assert result == 1
     assert runs.count[1] == 2  # once in the side lane, undone; once in the main lane
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_the_work_cannot_catch_its_leaving_and_carry_on(db: PostgresDatabase) -> None:
@@ -159,28 +115,16 @@ async def test_the_work_cannot_catch_its_leaving_and_carry_on(db: PostgresDataba
         return "written"
 
     assert await db.write(swallows, grouped=True, confined_to="gen-a") == "written"
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_an_ungrouped_write_is_not_confined(db: PostgresDatabase) -> None:
     runs = Runs()
     result = await db.write(
-        runs.note(1, "gen-a", then=lambda tx: tx.run(INSERT, {"id": 2, "body": "x"})), confined_to="gen-a"
+        runs.insert(1, lambda tx: tx.run(INSERT, {"id": 2, "body": "x"}), generation="gen-a"), confined_to="gen-a"
     )
     assert result == 1 and runs.count[1] == 1
-    assert await _ids(db) == [1, 2]
-
-
-async def _behind_a_side_lane_gate(db: PostgresDatabase, works: list[Callable[[Tx], Any]]) -> list[Any]:
-    """Runs `works`, each confined to gen-a, queued while gen-a's side lane is busy, so they form one batch there;
-    returns each one's result or error, in order."""
-    gate = ConfinedGate("gen-a")
-    held = await gate.close_behind(db)
-    queued = [asyncio.create_task(db.write(work, grouped=True, confined_to="gen-a")) for work in works]
-    await asyncio.sleep(0.05)
-    gate.opened.set()
-    await held
-    return await asyncio.gather(*queued, return_exceptions=True)
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_a_connection_killed_mid_batch_in_a_side_lane_runs_the_batch_again(
@@ -190,14 +134,16 @@ async def test_a_connection_killed_mid_batch_in_a_side_lane_runs_the_batch_again
 
     def kill_my_connection_once(tx: Tx) -> int:
         if runs.count[2] == 1:
-            pid = int(tx.scalar(CONFINED_PID, {"body": "gen-a"}))
-            with psycopg.connect(pg_database_url, autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            terminate_backend(pg_database_url, int(tx.scalar(CONFINED_PID, {"body": "gen-a"})))
         return 2
 
-    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=kill_my_connection_once), runs.note(3, "gen-a")]
-    assert await _behind_a_side_lane_gate(db, works) == [1, 2, 3]
-    assert await _ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
+    works = [
+        runs.insert(1, generation="gen-a"),
+        runs.insert(2, kill_my_connection_once, generation="gen-a"),
+        runs.insert(3, generation="gen-a"),
+    ]
+    assert await behind_a_gate(db, works, confined_to="gen-a") == [1, 2, 3]
+    assert await note_ids(db) == [1, 2, 3]  # each exactly once, though the batch ran twice
     assert runs.count[1] == runs.count[2] == 2 and runs.count[3] in (1, 2)
 
 
@@ -211,11 +157,11 @@ async def test_a_side_lane_batch_whose_commit_answer_was_lost_is_answered_as_com
         proxy.lose_next_commit_answer = True
         return 2
 
-    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=lose_the_answer)]
-    assert await _behind_a_side_lane_gate(db, works) == [1, 2]
+    works = [runs.insert(1, generation="gen-a"), runs.insert(2, lose_the_answer, generation="gen-a")]
+    assert await behind_a_gate(db, works, confined_to="gen-a") == [1, 2]
     assert not proxy.lose_next_commit_answer  # the answer was indeed lost
     assert set(runs.count.values()) == {1}
-    assert await _ids(db) == [1, 2]
+    assert await note_ids(db) == [1, 2]
 
 
 async def test_a_side_lane_batch_cut_with_a_member_leaving_runs_each_write_once(
@@ -231,17 +177,17 @@ async def test_a_side_lane_batch_cut_with_a_member_leaving_runs_each_write_once(
         tx.run(INSERT, {"id": 3, "body": "outside the generation"})
         return "moved"
 
-    works = [runs.note(1, "gen-a"), runs.note(2, "gen-a", then=cut_once_then_leave)]
-    assert await _behind_a_side_lane_gate(db, works) == [1, "moved"]
-    assert await _ids(db) == [1, 2, 3]
+    works = [runs.insert(1, generation="gen-a"), runs.insert(2, cut_once_then_leave, generation="gen-a")]
+    assert await behind_a_gate(db, works, confined_to="gen-a") == [1, "moved"]
+    assert await note_ids(db) == [1, 2, 3]
 
 
 async def test_a_caller_that_gave_up_while_queued_in_a_side_lane_is_never_run(db: PostgresDatabase) -> None:
     runs = Runs()
-    gate = ConfinedGate("gen-a")
+    gate = Gate("gen-a")
     held = await gate.close_behind(db)
-    abandoned = asyncio.create_task(db.write(runs.note(1, "gen-a"), grouped=True, confined_to="gen-a"))
-    kept = asyncio.create_task(db.write(runs.note(2, "gen-a"), grouped=True, confined_to="gen-a"))
+    abandoned = asyncio.create_task(db.write(runs.insert(1, generation="gen-a"), grouped=True, confined_to="gen-a"))
+    kept = asyncio.create_task(db.write(runs.insert(2, generation="gen-a"), grouped=True, confined_to="gen-a"))
     await asyncio.sleep(0.05)
     abandoned.cancel()
     # The lane hears of the cancellation on the loop's next turn: only then may it take the batch.
@@ -250,4 +196,4 @@ async def test_a_caller_that_gave_up_while_queued_in_a_side_lane_is_never_run(db
     gate.opened.set()
     await held
     assert await kept == 2
-    assert await _ids(db) == [2] and runs.count[1] == 0
+    assert await note_ids(db) == [2] and runs.count[1] == 0
