@@ -112,7 +112,7 @@ class Queue:
         self._steps_due = asyncio.Event()  # the step budget's wake-up: a notification, or a step due here
         self._housekeeping_at: dict[str, float] = {}
         self._held: set[str] = set()  # generations whose steps or polls this process is running now
-        self._failures: dict[str, tuple[int, float]] = {}  # generation → (failures in a row, retry at)
+        self._failures: dict[str, int] = {}  # generation → its steps' failures in a row here (the pause grows)
         self._stopping = False  # the budgets take no more work (run_worker's orderly stop)
         self._register()
 
@@ -330,10 +330,8 @@ class Queue:
         run: Callable[[pipeline.DueWork], Awaitable[bool]],
     ) -> bool:
         """Claims and starts up to `room` due items; True if there may be more due than that."""
-        now = time.monotonic()
-        waiting = {g for g, (_, at) in self._failures.items() if at > now}
-        due = await scan(room + len(waiting))
-        wanted = [w for w in due if w.generation_id not in running and w.generation_id not in waiting]
+        due = await scan(room)
+        wanted = [w for w in due if w.generation_id not in running]
         behind = len(wanted) >= room
         wanted = wanted[:room]
         if not wanted:
@@ -350,22 +348,25 @@ class Queue:
         return behind
 
     async def _run_claimed(self, work: pipeline.DueWork, run: Callable[[pipeline.DueWork], Awaitable[bool]]) -> None:
-        """Runs one claimed item and lets the lease go; on a failure, the generation is left alone here for a
-        growing while (2, 4, 8 ... s) so that a broken one cannot take a slot on every scan."""
+        """Runs one claimed item and lets the lease go; on a failure, the lease is let go with a growing pause
+        (2, 4, 8 ... s) that the row itself keeps, so that no worker's scan takes a broken generation again before
+        it has passed and a broken one cannot take a slot on every scan."""
         generation_id = work.generation_id
         wake = False
+        pause = 0.0
         with generation_context(generation_id):
             try:
                 wake = await run(work)
                 self._failures.pop(generation_id, None)
             except Exception:
                 log.exception("%s of %s failed", work.step.value, generation_id)
-                failures = self._failures.get(generation_id, (0, 0.0))[0]
-                self._failures[generation_id] = (failures + 1, time.monotonic() + backoff(failures))
+                failures = self._failures.get(generation_id, 0)
+                self._failures[generation_id] = failures + 1
+                pause = backoff(failures)
             finally:
                 self._held.discard(generation_id)
                 try:
-                    await pipeline.release_claim(self.ctx, generation_id, self.owner)
+                    await pipeline.release_claim(self.ctx, generation_id, self.owner, pause=pause)
                 except Exception:  # noqa: BLE001 - it lapses on its own within three heartbeats
                     log.warning("could not release %s", generation_id, exc_info=True)
         if wake:  # after the release: the scan it wakes skips a generation still held

@@ -129,8 +129,10 @@ async def claim_many(ctx: ServiceContext, generation_ids: list[str], owner: str)
     return await ctx.db.write(lambda tx: generation_queries.claim_many(tx, generation_ids, owner, now=now, until=until))
 
 
-async def release_claim(ctx: ServiceContext, generation_id: str, owner: str) -> None:
-    await ctx.db.write(lambda tx: generation_queries.release_claim(tx, generation_id, owner))
+async def release_claim(ctx: ServiceContext, generation_id: str, owner: str, *, pause: float = 0.0) -> None:
+    """Lets the lease go; with `pause` (seconds), no worker may take the generation again before it has passed."""
+    not_before = ctx.clock() + timedelta(seconds=pause) if pause > 0 else None
+    await ctx.db.write(lambda tx: generation_queries.release_claim(tx, generation_id, owner, not_before=not_before))
 
 
 async def extend_claims(ctx: ServiceContext, generation_ids: list[str], owner: str) -> int:

@@ -363,9 +363,9 @@ async def test_a_turn_runs_its_steps_under_the_one_claim_its_budget_took(
         granted.extend(got)
         return got
 
-    async def counted_release(ctx: ServiceContext, generation_id: str, owner: str) -> None:
+    async def counted_release(ctx: ServiceContext, generation_id: str, owner: str, *, pause: float = 0.0) -> None:
         released.append(generation_id)
-        await release_claim(ctx, generation_id, owner)
+        await release_claim(ctx, generation_id, owner, pause=pause)
 
     async def refused_claim(ctx: ServiceContext, generation_id: str, owner: str) -> bool:
         single_claims.append(generation_id)
@@ -405,6 +405,28 @@ async def test_a_failing_step_is_tried_again_after_a_pause(
     async with queue_worker(settings):
         assert await wait_for_status(settings, generation_id) == "succeeded"
     assert len(attempts) == 2 and attempts[1] - attempts[0] >= 1.5  # the first pause is 2 s, give or take a fifth
+
+
+async def test_a_failing_steps_pause_holds_for_every_worker(
+    tmp_path: Path, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause is kept in the generation's row, not in the memory of the worker that saw the failure: a second
+    worker scanning meanwhile leaves the generation alone too."""
+    settings = _settings(tmp_path, pg_database_url)
+    submit = tasks.STEP_HANDLERS[Step.SUBMIT]
+    attempts: list[float] = []
+
+    async def flaky_submit(ctx: ServiceContext, generation_id: str) -> object:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            raise RuntimeError("a blip")
+        return await submit(ctx, generation_id)
+
+    monkeypatch.setitem(tasks.STEP_HANDLERS, Step.SUBMIT, flaky_submit)
+    (generation_id,) = await _created(settings)
+    async with queue_worker(settings), queue_worker(settings):
+        assert await wait_for_status(settings, generation_id) == "succeeded"
+    assert len(attempts) == 2 and attempts[1] - attempts[0] >= 1.5
 
 
 async def test_a_lost_notification_connection_leaves_the_steps_to_the_timed_scan(

@@ -176,8 +176,10 @@ _CLAIM_MANY = query(
     RETURNING id
     """
 )
+# `:until`: NULL frees it now; a moment keeps every worker's scan and claim off it until then (a failing step's
+# pause), since nobody owns the lease and it has not lapsed.
 _RELEASE_CLAIM = query(
-    "UPDATE generations SET lease_owner = NULL, lease_until = NULL WHERE id = :id AND lease_owner = :owner"
+    "UPDATE generations SET lease_owner = NULL, lease_until = :until WHERE id = :id AND lease_owner = :owner"
 )
 _EXTEND_LEASES = query("UPDATE generations SET lease_until = :until WHERE lease_owner = :owner AND id = ANY(:ids)")
 _DROP_LEASE = query("UPDATE generations SET lease_owner = NULL, lease_until = NULL WHERE id = :id")
@@ -464,8 +466,9 @@ def claim_many(tx: Tx, generation_ids: list[str], owner: str, *, now: datetime, 
     return {row[0] for row in tx.all(_CLAIM_MANY, {"ids": generation_ids, "owner": owner, "now": now, "until": until})}
 
 
-def release_claim(tx: Tx, generation_id: str, owner: str) -> None:
-    tx.run(_RELEASE_CLAIM, {"id": generation_id, "owner": owner})
+def release_claim(tx: Tx, generation_id: str, owner: str, *, not_before: datetime | None = None) -> None:
+    """Lets `owner`'s lease go; with `not_before`, no worker may take the generation before that moment."""
+    tx.run(_RELEASE_CLAIM, {"id": generation_id, "owner": owner, "until": not_before})
 
 
 def extend_leases(tx: Tx, owner: str, generation_ids: list[str], *, until: datetime) -> int:
