@@ -27,7 +27,7 @@ from reelgate.api.security_headers import SecurityHeadersMiddleware, media_origi
 from reelgate.api.storable_text import UnstorableURLMiddleware
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
-from reelgate.services import pipeline
+from reelgate.services import health, pipeline
 from reelgate.settings import Settings
 from reelgate.worker import Worker, register_default_housekeeping
 
@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await build_context(settings)
         app.state.ctx = ctx
+        problem = await health.maintenance_problem(ctx.db)
+        if problem:
+            log.warning("%s", problem)
         worker: Worker | None = None
         queue = None
         if settings.runs_embedded_worker:

@@ -43,6 +43,18 @@ async def _database(db: Database) -> str:
     return f"{db.dialect}, schema {', '.join(version) or 'not created yet (run `reelgate migrate`)'}"
 
 
+async def _maintenance(db: Database) -> Check:
+    """Not fatal: a database the planner has no statistics for still works, only slower as it grows."""
+    try:
+        problem = await asyncio.wait_for(health.maintenance_problem(db), timeout=_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - reported like every other probe's failure
+        return Check("database statistics", False, f"{type(exc).__name__}: {exc}"[:200])
+    if problem is None:
+        kept = "autovacuum on" if db.dialect == "postgresql" else "nothing to keep (SQLite)"
+        return Check("database statistics", True, kept)
+    return Check("database statistics", False, problem)
+
+
 async def _queue(settings: Settings) -> str:
     from reelgate.queue import Queue
 
@@ -100,6 +112,8 @@ async def diagnose(settings: Settings) -> list[Check]:
     probes.extend(_probe(f"provider {n}", _provider(registry, n), fatal=False) for n in configured)
     try:
         results: list[Any] = list(await asyncio.gather(*probes))
+        if results[0].ok:  # the database answered: is it kept analyzed?
+            results.insert(1, await _maintenance(db))
     finally:
         await registry.aclose()
         await db.close()
