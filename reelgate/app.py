@@ -28,10 +28,22 @@ from reelgate.api.storable_text import UnstorableURLMiddleware
 from reelgate.api.timeouts import RequestTimeoutMiddleware
 from reelgate.bootstrap import build_context, close_context
 from reelgate.services import health, pipeline
+from reelgate.services.context import ServiceContext
 from reelgate.settings import Settings
 from reelgate.worker import Worker, register_default_housekeeping
 
 log = logging.getLogger("reelgate")
+
+
+async def _warn_if_unmaintained(ctx: ServiceContext) -> None:
+    """Says so when the database is never analyzed (services/health.py); never stops the server from starting."""
+    try:
+        problem = await health.maintenance_problem(ctx.db)
+    except Exception:  # noqa: BLE001 - a warning that cannot be worked out is not a reason to refuse to start
+        log.warning("could not read whether the database is kept analyzed", exc_info=True)
+        return
+    if problem:
+        log.warning("%s", problem)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,9 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await build_context(settings)
         app.state.ctx = ctx
-        problem = await health.maintenance_problem(ctx.db)
-        if problem:
-            log.warning("%s", problem)
+        await _warn_if_unmaintained(ctx)
         worker: Worker | None = None
         queue = None
         if settings.runs_embedded_worker:

@@ -89,3 +89,16 @@ class _Answering:
 @pytest.mark.parametrize(("setting", "problem"), [("on", None), ("off", health.AUTOVACUUM_OFF)])
 async def test_either_setting_reads_as_it_should(setting: str, problem: str | None) -> None:
     assert await health.maintenance_problem(_Answering(setting)) == problem  # type: ignore[arg-type]
+
+
+async def test_a_server_starts_when_the_setting_cannot_be_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreadable(db: Any) -> str | None:
+        raise OSError("connection reset while asking")
+
+    monkeypatch.setattr(health, "maintenance_problem", unreadable)
+    with caplog.at_level(logging.WARNING, logger="reelgate"):
+        async for running in start_app(make_settings(tmp_path)):
+            assert (await running.client.get("/healthz")).status_code == 200
+    assert [r for r in caplog.records if r.getMessage() == "could not read whether the database is kept analyzed"]
