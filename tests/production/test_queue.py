@@ -385,12 +385,8 @@ async def test_a_turn_runs_its_steps_under_the_one_claim_its_budget_took(
         assert released.count(generation_id) == granted.count(generation_id)
 
 
-async def test_a_failing_step_is_tried_again_after_a_pause(
-    tmp_path: Path, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A step that raises (a bug, a blip) lets its lease go and is left alone for a growing while, then taken
-    again: nothing is stranded, and one broken generation cannot take a slot on every scan."""
-    settings = _settings(tmp_path, pg_database_url)
+def _submit_fails_once(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Makes the first submit step raise (a bug, a blip) and later ones run as usual; returns when each began."""
     submit = tasks.STEP_HANDLERS[Step.SUBMIT]
     attempts: list[float] = []
 
@@ -401,6 +397,16 @@ async def test_a_failing_step_is_tried_again_after_a_pause(
         return await submit(ctx, generation_id)
 
     monkeypatch.setitem(tasks.STEP_HANDLERS, Step.SUBMIT, flaky_submit)
+    return attempts
+
+
+async def test_a_failing_step_is_tried_again_after_a_pause(
+    tmp_path: Path, pg_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that raises (a bug, a blip) lets its lease go and is left alone for a growing while, then taken
+    again: nothing is stranded, and one broken generation cannot take a slot on every scan."""
+    settings = _settings(tmp_path, pg_database_url)
+    attempts = _submit_fails_once(monkeypatch)
     (generation_id,) = await _created(settings)
     async with queue_worker(settings):
         assert await wait_for_status(settings, generation_id) == "succeeded"
@@ -413,16 +419,7 @@ async def test_a_failing_steps_pause_holds_for_every_worker(
     """The pause is kept in the generation's row, not in the memory of the worker that saw the failure: a second
     worker scanning meanwhile leaves the generation alone too."""
     settings = _settings(tmp_path, pg_database_url)
-    submit = tasks.STEP_HANDLERS[Step.SUBMIT]
-    attempts: list[float] = []
-
-    async def flaky_submit(ctx: ServiceContext, generation_id: str) -> object:
-        attempts.append(time.monotonic())
-        if len(attempts) == 1:
-            raise RuntimeError("a blip")
-        return await submit(ctx, generation_id)
-
-    monkeypatch.setitem(tasks.STEP_HANDLERS, Step.SUBMIT, flaky_submit)
+    attempts = _submit_fails_once(monkeypatch)
     (generation_id,) = await _created(settings)
     async with queue_worker(settings), queue_worker(settings):
         assert await wait_for_status(settings, generation_id) == "succeeded"
