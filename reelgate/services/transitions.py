@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from reelgate.db.queries import generations as generation_queries
+from reelgate.db.queries.inbox import ChangeIfStillSent
 from reelgate.db.queries.ledger import settle_hold, settle_hold_in_part
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
@@ -60,8 +61,7 @@ def transition(
         if partial is not None:
             copies = {}
             values.update(credits_charged=partial.charged, credits_refunded=partial.held - partial.charged)
-    previous = next(iter(sources)).value if len(sources) == 1 else None
-    event = {"from_status": previous, "to_status": target.value, "detail": detail or {}, "at": now}
+    event = _event(sources, target, detail, now)
     generation = generation_queries.change_status(
         tx, generation_id, sources, values, event=event, increments=increments, copies=copies
     )
@@ -81,8 +81,19 @@ def transition(
             capture=settles_by_capture(target),
         )
         events.record_terminal_event(tx, generation)
-    log.info("generation %s -> %s", generation_id, target.value, extra={"generation_id": generation_id})
+    _log_change(generation_id, target.value)
     return generation
+
+
+def _event(
+    sources: frozenset[GenerationStatus], target: GenerationStatus, detail: Mapping[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    previous = next(iter(sources)).value if len(sources) == 1 else None
+    return {"from_status": previous, "to_status": target.value, "detail": detail or {}, "at": now}
+
+
+def _log_change(generation_id: str, status: str) -> None:
+    log.info("generation %s -> %s", generation_id, status, extra={"generation_id": generation_id})
 
 
 def fail(
@@ -97,6 +108,41 @@ def fail(
     return transition(
         tx, generation_id, target, now=now, error_code=code, error_message=message[:2000], detail={"code": code}
     )
+
+
+_STORING_FROM = frozenset({GenerationStatus.SUBMITTING, GenerationStatus.PROCESSING})
+
+
+def _stored_fields(update_: ProviderUpdate, raw: dict[str, Any]) -> dict[str, Any]:
+    """What a success with its video sets besides the status (the download step takes the video from here)."""
+    return {
+        "needs_review": False,
+        "raw_provider": {"output": _output_to_json(update_.output), "payload": raw},
+        "progress": 100,
+        "next_poll_at": None,
+    }
+
+
+def success_if_still_sent(update_: ProviderUpdate, *, now: datetime, account: str | None) -> ChangeIfStillSent | None:
+    """For a success that carries its video, the change apply_provider_update makes for it (to storing), for the
+    database to make with the delivery's record when the job is still the sender's (db/queries/inbox.py); None for
+    any other update, which apply_provider_update decides from the row as read."""
+    if update_.state is not ProviderState.SUCCEEDED or update_.output is None:
+        return None
+    target = GenerationStatus.STORING
+    return ChangeIfStillSent(
+        sources=tuple(sorted(state.value for state in _STORING_FROM)),
+        values={"status": target.value, "updated_at": now, **_stored_fields(update_, _trim_raw(update_.raw))},
+        event=_event(_STORING_FROM, target, None, now),
+        account=account,
+        job_id=update_.provider_job_id,
+    )
+
+
+def made_with_delivery(generation: Generation) -> Generation:
+    """A change the database made with the delivery's record (success_if_still_sent), logged as transition() logs."""
+    _log_change(generation.id, generation.status)
+    return generation
 
 
 def _output_to_json(output: OutputRef | None) -> dict[str, Any] | None:
@@ -164,12 +210,10 @@ def apply_provider_update(
             generation_id,
             GenerationStatus.STORING,
             now=now,
-            from_states=frozenset({GenerationStatus.SUBMITTING, GenerationStatus.PROCESSING}),
+            from_states=_STORING_FROM,
+            # The same rule as ChangeIfStillSent's: a job id the row has is kept, else the update's is taken.
             provider_job_id=generation.provider_job_id or update_.provider_job_id,
-            needs_review=False,
-            raw_provider={"output": _output_to_json(update_.output), "payload": raw},
-            progress=100,
-            next_poll_at=None,
+            **_stored_fields(update_, raw),
         )
     if update_.state is ProviderState.CANCELED:
         return fail(

@@ -6,7 +6,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 
-from reelgate.db.queries.inbox import record_delivery_then_read
+from reelgate.db.queries.inbox import record_delivery_then_change
 from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, Unauthorized
@@ -16,7 +16,12 @@ from reelgate.services import pipeline
 from reelgate.services.context import ServiceContext
 from reelgate.services.output_staging import carries_inline_output, discard_staged, stage_output
 from reelgate.services.routing import account_fingerprint
-from reelgate.services.transitions import apply_provider_update, changes_only_the_generation
+from reelgate.services.transitions import (
+    apply_provider_update,
+    changes_only_the_generation,
+    made_with_delivery,
+    success_if_still_sent,
+)
 from reelgate.services.webhook_links import Sender, signed_sender
 
 log = logging.getLogger("reelgate.webhooks")
@@ -80,13 +85,20 @@ async def _record_and_apply(
 ) -> tuple[str, bool]:
     """The inbox row and the update commit together, so a redelivery can neither skip nor repeat the update."""
     now, generation_id = ctx.clock(), sender.generation_id
+    # A success is made with the delivery's record where the database can (one statement on PostgreSQL).
+    change = success_if_still_sent(update_, now=now, account=sender.account)
 
     def record_and_apply(tx: Tx) -> tuple[bool, Generation | None]:
-        first, current = record_delivery_then_read(tx, sender.provider, delivery_id, generation_id, now)
+        first, current, changed = record_delivery_then_change(
+            tx, sender.provider, delivery_id, generation_id, now, change
+        )
         # A job that moved to another provider or account since the address was handed out ignores the old one.
         if not first or current is None or not sender.still_sends(current):
             return first, None
-        updated = apply_provider_update(tx, generation_id, update_, now=now, current=current)
+        if changed is not None:
+            updated: Generation | None = made_with_delivery(changed)
+        else:
+            updated = apply_provider_update(tx, generation_id, update_, now=now, current=current)
         if updated is not None and updated.status == _STORING:
             ctx.wake_with_commit(tx, generation_id)  # the download is due
         return True, updated
