@@ -5,31 +5,20 @@ statement, on both databases."""
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import standardwebhooks
 
 from reelgate.db.postgres import PgTx
-from reelgate.db.queries import generations
-from reelgate.db.queries.ledger import hold_credits
 from reelgate.db.records import Generation
-from reelgate.db.sql import Tx, query
-from reelgate.services import projects
-from reelgate.services.webhook_links import webhook_url
-from tests.conftest import Running, make_account, make_settings, start_app
-from tests.helpers import generation_record, generation_row
+from reelgate.db.sql import query
+from tests.conftest import Running, make_account
+from tests.helpers import generation_row
+from tests.services.replicate_jobs import OUTPUT, PRICE, delivery, jobs_at_replicate, replicate_app
 
-SECRET = "whsec_" + base64.b64encode(b"reelgate-test-webhook-secret-0123").decode()
-PRICE = 5
-OUTPUT = "http://127.0.0.1:9/files/out.mp4"
 _EVENTS = query("SELECT from_status, to_status FROM generation_events WHERE generation_id = :id ORDER BY id")
 _MOVE_ACCOUNT = query("UPDATE generations SET provider_account = :account WHERE id = :id")
 _END = query("UPDATE generations SET status = 'failed' WHERE id = :id")
@@ -37,61 +26,20 @@ _END = query("UPDATE generations SET status = 'failed' WHERE id = :id")
 
 @pytest.fixture
 async def running(tmp_path: Path, database_url: str) -> AsyncIterator[Running]:
-    settings = make_settings(
-        tmp_path / "data",
-        database_url,
-        embedded_worker=False,  # no download step: the test reads the state the webhook left
-        replicate_api_token="test-token",
-        replicate_webhook_secret=SECRET,
-    )
-    async for value in start_app(settings):
+    async for value in replicate_app(tmp_path, database_url):
         yield value
 
 
 async def _job(running: Running, provider_job_id: str | None = "job_1") -> Generation:
-    """A job as a submit leaves it at Replicate: processing, its credits held."""
-    ctx = running.ctx
-    account = await make_account(ctx, credits=PRICE)
-    spec = next(spec for spec in map(ctx.catalog.get, ctx.catalog.ids) if spec.provider == "replicate")
-    job = generation_record(
-        id=f"gen_{secrets.token_hex(8)}",
-        user_id=account.id,
-        project_id=await projects.default_project_id(ctx, account.id),
-        model=spec.id,
-        provider="replicate",
-        provider_model=spec.provider_model,
-        kind=spec.kind,
-        status="processing",
-        provider_job_id=provider_job_id,
-        quote_total=PRICE,
-        credits_held=PRICE,
-        webhook_token=None,
-        next_poll_at=datetime.now(UTC),
-    )
-
-    def record(tx: Tx) -> None:
-        hold_credits(tx, account.id, PRICE, generation_id=job.id)
-        generations.insert_generation(tx, job)
-
-    await ctx.db.write(record)
+    account = await make_account(running.ctx, credits=PRICE)
+    (job,) = await jobs_at_replicate(running, account.id, [provider_job_id])
     return job
 
 
 async def _deliver(running: Running, job: Generation, *, job_id: str = "job_1", msg_id: str = "msg_1") -> str:
     """Replicate's signed `succeeded` delivery with its video, posted to the job's address; the ingest's result."""
-    body = json.dumps(
-        {"id": job_id, "status": "succeeded", "output": OUTPUT, "error": None, "logs": "", "input": {}}
-        | {"created_at": datetime.now(UTC).isoformat()}
-    )
-    now = datetime.now(UTC)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": standardwebhooks.Webhook(SECRET).sign(msg_id, now, body),
-    }
-    address = urlsplit(webhook_url(running.ctx, job))
-    response = await running.client.post(f"{address.path}?{address.query}", content=body, headers=headers)
+    path, body, headers = delivery(running, job, "succeeded", msg_id, job_id=job_id)
+    response = await running.client.post(path, content=body, headers=headers)
     assert response.status_code == 200, response.text
     result: str = response.json()["result"]
     return result
