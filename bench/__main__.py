@@ -16,7 +16,7 @@ from bench import fixtures
 from bench.common import machine_markdown
 from bench.report import Section, write
 
-ALL = ["api", "layer", "ledger", "queue", "inflight", "recovery", "download", "render", "peer"]
+ALL = ["api", "layer", "longread", "ledger", "queue", "inflight", "recovery", "download", "render", "peer"]
 
 
 # Benchmarks that run on one storage setup only, whatever databases are asked for.

@@ -266,6 +266,7 @@ class Load:
     errors: int
     statuses: dict[str, int]
     bytes: int
+    max_ms: float = float("nan")  # the slowest request: a freeze shows here when it is too short to move the p99
     server_cpu_ms_per_req: float = float("nan")
     database_cpu_ms_per_req: float = float("nan")  # every local PostgreSQL process, over the measured part
     extra: dict[str, Any] = field(default_factory=dict)

@@ -70,6 +70,7 @@ async def main(plan: dict[str, Any], n: int, concurrency: int, offset: int, time
         "p50_ms": _pct(latencies, 50),
         "p90_ms": _pct(latencies, 90),
         "p99_ms": _pct(latencies, 99),
+        "max_ms": latencies[-1] if latencies else float("nan"),
         "mean_ms": sum(latencies) / done if done else float("nan"),
         "errors": errors,
         "statuses": statuses,

@@ -1,6 +1,8 @@
-"""The server under test: reelgate's create_app(settings) plus two reference routes on the same server:
-`GET /bench/trivial` (a small JSON answer) and `GET /bench/static/{name}` (a bare FileResponse from the
-data dir, no auth). Settings come as JSON in BENCH_SETTINGS; run like `reelgate serve` runs it."""
+"""The server under test: reelgate's create_app(settings) plus three routes of the benchmarks' own on the same
+server: `GET /bench/trivial` (a small JSON answer) and `GET /bench/static/{name}` (a bare FileResponse from the
+data dir, no auth), the references; and `GET /bench/long-read?n=` (a read that counts to n in the database,
+through the product's own read path, to hold the database busy for seconds). Settings come as JSON in
+BENCH_SETTINGS; run like `reelgate serve` runs it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from fastapi.responses import FileResponse
 
 from reelgate import app as app_module
 from reelgate.app import create_app
+from reelgate.db.sql import query
+from reelgate.services.context import ServiceContext
 from reelgate.settings import Settings
+
+# Work in the database alone (one row comes back), the same statement on both databases.
+LONG_READ = query("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :n) SELECT count(*) FROM n")
 
 
 def _create_app_tolerant(settings: Settings) -> FastAPI:
@@ -62,6 +69,11 @@ def build() -> FastAPI:
         if "/" in name or not path.is_file():
             raise HTTPException(404)
         return FileResponse(path, media_type="video/mp4")
+
+    @app.get("/bench/long-read")
+    async def long_read(n: int) -> dict[str, object]:
+        ctx: ServiceContext = app.state.ctx
+        return {"count": await ctx.db.read(lambda tx: tx.scalar(LONG_READ, {"n": n}))}
 
     # Matched first, ahead of every product route: a reference route should cost the server's floor (the HTTP
     # stack and the middleware), not a walk past every other route's pattern before its own.
