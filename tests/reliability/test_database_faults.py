@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 from reelgate.db.sql import query
+from reelgate.services import analytics
 from tests.conftest import PG_ADMIN_URL, Running, make_account, make_settings, start_app
 from tests.helpers import assert_ledger_ok
 from tests.production.harness import production_settings, queue_worker
@@ -175,3 +178,28 @@ async def test_a_long_read_does_not_hold_up_other_requests(running: Running) -> 
     assert (await running.client.get("/api/v1/me", headers=user.headers)).status_code == 200
     assert not long_read.done()
     await long_read
+
+
+async def test_the_analytics_summary_does_not_hold_up_other_requests(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's arithmetic over every job of its window (most of a second for a large business) runs off the
+    event loop: /healthz answers while it is still computing."""
+    computing, release = threading.Event(), threading.Event()
+    summarized = analytics._summarized
+
+    def held_up(*args: Any) -> analytics.Summary:
+        computing.set()
+        release.wait(10)  # on the event loop this would hold every request for the whole wait
+        return summarized(*args)
+
+    monkeypatch.setattr(analytics, "_summarized", held_up)
+    summary = asyncio.create_task(analytics.summary(running.ctx, days=30))
+    for _ in range(1000):
+        if computing.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert (await running.client.get("/healthz")).status_code == 200
+    assert not summary.done()
+    release.set()
+    assert (await summary).totals.jobs == 0
