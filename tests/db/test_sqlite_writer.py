@@ -4,7 +4,9 @@ that was in it, and nothing of the database running on (or blocking) the event l
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 from reelgate.db.database import open_database
 from reelgate.db.errors import DatabaseUnavailable, IntegrityViolation, TransactionLost, UniqueViolation
 from reelgate.db.sql import Query, Tx, query
-from reelgate.db.sqlite import SqliteDatabase
+from reelgate.db.sqlite import LOWEST_PRIORITY, READER_NICENESS, SqliteDatabase
 from tests.db.notes import Gate, Refused, asking
 
 _TABLE = query("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
@@ -242,3 +244,16 @@ async def test_a_long_read_runs_off_the_event_loop(db: SqliteDatabase) -> None:
     assert ticks == 20 and not long_read.done()
     assert await db.write(_insert(1)) == 1  # type: ignore[arg-type]  # and writes go on beside it
     assert await long_read == 30000000
+
+
+def _nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a nice value per thread is Linux's")
+async def test_reads_run_at_a_lower_cpu_priority_than_the_loop(db: SqliteDatabase) -> None:
+    loop_nice = _nice_of_this_thread()
+    readers = await asyncio.gather(*(db.read(lambda tx: _nice_of_this_thread()) for _ in range(8)))
+    assert set(readers) == {min(loop_nice + READER_NICENESS, LOWEST_PRIORITY)}
+    assert _nice_of_this_thread() == loop_nice  # the loop's own priority is untouched
+    assert await db.write(lambda tx: _nice_of_this_thread()) == loop_nice  # and so is the writer's: COMMITs stay prompt
