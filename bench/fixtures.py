@@ -22,6 +22,7 @@ from reelgate.db.sql import Tx
 from reelgate.domain.ids import new_id
 from reelgate.services import accounts, projects
 from reelgate.services.context import ServiceContext
+from reelgate.services.provider_costs import job_provider_cost_micros
 from reelgate.settings import Settings
 
 PG_ADMIN_URL = os.environ.get(
@@ -214,6 +215,8 @@ async def insert_generations(
         )
         for name, value in fields.items():
             setattr(rows[-1], name, value)
+        if status == "succeeded" and "provider_cost_micros" not in fields:  # recorded with the success
+            rows[-1].provider_cost_micros = job_provider_cost_micros(ctx.catalog, rows[-1])
     for start in range(0, count, batch):
         chunk = rows[start : start + batch]
 

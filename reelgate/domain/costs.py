@@ -41,6 +41,12 @@ class ProviderCost(BaseModel):
     option_multipliers: dict[str, dict[str, Multiplier]] = Field(default_factory=dict)
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
 
+    @property
+    def free(self) -> bool:
+        """Nothing, whatever the request: a flat charge of zero (a model run on the operator's own machine)."""
+        rules = (self.per_second, self.price_markup, self.per_1k_input_tokens, self.per_1k_output_tokens)
+        return all(rule is None for rule in rules) and self.per_job == 0
+
     @model_validator(mode="after")
     def _one_rule(self) -> ProviderCost:
         if (self.per_1k_input_tokens is None) != (self.per_1k_output_tokens is None):

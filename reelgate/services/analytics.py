@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,7 +14,7 @@ from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import NotFound
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services.context import ServiceContext
-from reelgate.services.provider_costs import MICROS, job_provider_cost_micros
+from reelgate.services.provider_costs import MICROS, costed_models, job_provider_cost_micros
 
 NO_TIER = "none"
 
@@ -30,12 +30,27 @@ class Bucket:
     provider_cost_micros: int = 0
     margin_micros: int = 0
 
-    def add(self, job: JobMargin) -> None:
-        self.jobs += 1
-        self.credits_charged += job.credits_charged
-        self.revenue_micros += job.revenue_micros
-        self.provider_cost_micros += job.provider_cost_micros
-        self.margin_micros += job.margin_micros
+    def add(self, charged: Charged) -> None:
+        self.jobs += charged.jobs
+        self.credits_charged += charged.credits
+        self.revenue_micros += charged.revenue_micros
+        self.provider_cost_micros += charged.provider_cost_micros
+        self.margin_micros += charged.revenue_micros - charged.provider_cost_micros
+
+
+@dataclass(frozen=True)
+class Charged:
+    """Jobs of one day, model, provider, tier and user, summed: one job's margin, or a group's the database summed."""
+
+    day: str
+    model: str
+    provider: str
+    tier: str
+    user_id: str
+    jobs: int
+    credits: int
+    revenue_micros: int
+    provider_cost_micros: int
 
 
 @dataclass(frozen=True)
@@ -122,26 +137,40 @@ def _sorted(buckets: dict[str, Bucket]) -> list[Bucket]:
     return [buckets[k] for k in sorted(buckets)]
 
 
+NEWEST_JOBS = 200  # the jobs listed one by one
+
+
 async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None = None) -> Summary:
     """Revenue, costs and margins of the jobs charged in the last `days` days, with quality and sales."""
     end = until or ctx.clock()
     start = end - timedelta(days=days)
-    facts = await ctx.db.read(lambda tx: _facts(tx, start, end), snapshot=True)
-    # Arithmetic over every job of the window, which takes a large business's summary most of a second: on a
-    # thread, so that the event loop goes on answering everyone else meanwhile.
+    # The database sums the window's jobs per group. Only jobs without a recorded provider cost, served by a model
+    # the catalog gives a cost for, are read one by one, to work their cost out (jobs from before costs were
+    # recorded); every other job without a record cost nothing the catalog knows of.
+    costed = costed_models(ctx.catalog)
+    facts = await ctx.db.read(lambda tx: _facts(tx, start, end, costed), snapshot=True)
+    # On a thread: those older jobs can be many, and working out each one's cost takes a while.
     return await asyncio.to_thread(_summarized, ctx, facts, start, end)
 
 
 def _summarized(ctx: ServiceContext, facts: _Facts, start: datetime, end: datetime) -> Summary:
     credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
-    captures, created, payments, refunds, emails = facts
-    jobs = [job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
+    tiers: dict[str, str] = {}
     totals = Bucket("all")
     groups: dict[str, dict[str, Bucket]] = {"day": {}, "model": {}, "provider": {}, "tier": {}}
-    for job in jobs:
-        totals.add(job)
-        for name, key in (("day", job.day), ("model", job.model), ("provider", job.provider), ("tier", job.tier)):
-            groups[name].setdefault(key, Bucket(key)).add(job)
+    users: dict[str, UserTotal] = {}
+    for charged in _charged(ctx, facts, credit_micros, tiers):
+        totals.add(charged)
+        for name, key in (
+            ("day", charged.day),
+            ("model", charged.model),
+            ("provider", charged.provider),
+            ("tier", charged.tier),
+        ):
+            groups[name].setdefault(key, Bucket(key)).add(charged)
+        user = users.setdefault(charged.user_id, UserTotal(charged.user_id))
+        user.jobs += charged.jobs
+        user.credits_charged += charged.credits
     return Summary(
         since=start,
         until=end,
@@ -152,12 +181,51 @@ def _summarized(ctx: ServiceContext, facts: _Facts, start: datetime, end: dateti
         per_model=_sorted(groups["model"]),
         per_provider=_sorted(groups["provider"]),
         per_tier=_sorted(groups["tier"]),
-        jobs=jobs[:200],
-        models=_quality(created),
-        users=_users(jobs, payments, emails),
-        sales=_sales(payments),
-        refunds=refunds,
+        jobs=[job_margin(ctx, entry, generation, credit_micros) for entry, generation in facts.newest],
+        models=_quality(facts.outcomes),
+        users=_users(users, facts.payments, facts.emails),
+        sales=_sales(facts.payments),
+        refunds=facts.refunds,
     )
+
+
+def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int, tiers: dict[str, str]) -> Iterator[Charged]:
+    """The window's charged jobs: the database's groups, and one by one those whose cost had to be worked out."""
+    costed = facts.costed
+    for group in facts.groups:
+        if not group.cost_recorded and group.served_model in costed:
+            continue  # among facts.unrecorded, each with its own cost
+        yield Charged(
+            day=group.day,
+            model=group.model,
+            provider=group.provider,
+            tier=_tier(ctx, group.model, tiers),
+            user_id=group.user_id,
+            jobs=group.jobs,
+            credits=group.credits,
+            revenue_micros=group.credits * credit_micros,
+            provider_cost_micros=group.provider_cost_micros,  # 0 in a group without records: nothing to cost
+        )
+    for entry, generation in facts.unrecorded:
+        job = job_margin(ctx, entry, generation, credit_micros)
+        yield Charged(
+            job.day,
+            job.model,
+            job.provider,
+            job.tier,
+            job.user_id,
+            1,
+            job.credits_charged,
+            job.revenue_micros,
+            job.provider_cost_micros,
+        )
+
+
+def _tier(ctx: ServiceContext, model_id: str, known: dict[str, str]) -> str:
+    if model_id not in known:
+        spec = _spec(ctx, model_id)
+        known[model_id] = spec.tier if spec is not None and spec.tier else NO_TIER
+    return known[model_id]
 
 
 def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
@@ -181,40 +249,37 @@ def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, 
     )
 
 
-def _quality(generations: list[Generation]) -> list[ModelQuality]:
+def _quality(outcomes: list[analytics_queries.Outcomes]) -> list[ModelQuality]:
     per_model: dict[str, ModelQuality] = {}
-    durations: dict[str, list[float]] = defaultdict(list)
-    for g in generations:
-        quality = per_model.setdefault(g.model, ModelQuality(g.model))
-        if g.status == GenerationStatus.SUCCEEDED:
-            quality.succeeded += 1
-            if g.completed_at is not None:
-                durations[g.model].append((g.completed_at - g.created_at).total_seconds())
-        elif g.status in (GenerationStatus.FAILED, GenerationStatus.EXPIRED):
-            quality.failed += 1
-        elif g.status == GenerationStatus.CANCELED:
-            quality.canceled += 1
+    timed: dict[str, tuple[int, int]] = {}  # model -> (successes with an end, their durations in microseconds)
+    for row in outcomes:
+        quality = per_model.setdefault(row.model, ModelQuality(row.model))
+        if row.status == GenerationStatus.SUCCEEDED:
+            quality.succeeded += row.jobs
+            timed[row.model] = (row.timed, row.timed_micros)
+        elif row.status in (GenerationStatus.FAILED, GenerationStatus.EXPIRED):
+            quality.failed += row.jobs
+        elif row.status == GenerationStatus.CANCELED:
+            quality.canceled += row.jobs
     for model, quality in per_model.items():
         quality.finished = quality.succeeded + quality.failed + quality.canceled
         judged = quality.succeeded + quality.failed
         quality.success_rate = round(quality.succeeded / judged, 4) if judged else None
-        if durations[model]:
-            quality.avg_completion_seconds = round(sum(durations[model]) / len(durations[model]), 3)
+        count, micros = timed.get(model, (0, 0))
+        if count:
+            quality.avg_completion_seconds = round(micros / count / MICROS, 3)
     return [per_model[k] for k in sorted(per_model)]
 
 
-def _users(jobs: list[JobMargin], payments: list[Payment], emails: dict[str, str]) -> list[UserTotal]:
-    totals: dict[str, UserTotal] = {}
-    for job in jobs:
-        user = totals.setdefault(job.user_id, UserTotal(job.user_id, emails.get(job.user_id, "")))
-        user.jobs += 1
-        user.credits_charged += job.credits_charged
+def _users(users: dict[str, UserTotal], payments: list[Payment], emails: dict[str, str]) -> list[UserTotal]:
     for payment in payments:
-        user = totals.setdefault(payment.user_id, UserTotal(payment.user_id, emails.get(payment.user_id, "")))
+        user = users.setdefault(payment.user_id, UserTotal(payment.user_id))
         user.payments += 1
         user.amount_paid += payment.amount
         user.credits_purchased += payment.credits
-    return sorted(totals.values(), key=lambda u: (-u.credits_charged, -u.amount_paid, u.user_id))
+    for user in users.values():
+        user.email = emails.get(user.user_id, "")
+    return sorted(users.values(), key=lambda u: (-u.credits_charged, -u.amount_paid, u.user_id))
 
 
 def _sales(payments: list[Payment]) -> list[SalesDay]:
@@ -229,23 +294,40 @@ def _sales(payments: list[Payment]) -> list[SalesDay]:
     return [days[k] for k in sorted(days)]
 
 
-_Facts = tuple[list[tuple[LedgerEntry, Generation]], list[Generation], list[Payment], "Refunds", dict[str, str]]
-
-
-def _facts(tx: Tx, start: datetime, end: datetime) -> _Facts:
+@dataclass(frozen=True)
+class _Facts:
     """Everything the summary is computed from, read in one snapshot."""
-    released = analytics_queries.released_amounts_between(tx, start, end)
-    return (
-        analytics_queries.captures_between(tx, start, end),
-        analytics_queries.generations_created_between(tx, start, end),
-        analytics_queries.payments_paid_between(tx, start, end),
-        _refunds(tx, start, end, released),
-        analytics_queries.user_emails(tx),
+
+    costed: frozenset[str]  # the models the catalog gives a provider cost for
+    groups: list[analytics_queries.ChargedGroup]
+    unrecorded: list[tuple[LedgerEntry, Generation]]  # charged jobs of costed models without a recorded cost
+    newest: list[tuple[LedgerEntry, Generation]]
+    outcomes: list[analytics_queries.Outcomes]
+    payments: list[Payment]
+    refunds: Refunds
+    emails: dict[str, str]
+
+
+def _facts(tx: Tx, start: datetime, end: datetime, costed: frozenset[str]) -> _Facts:
+    groups = analytics_queries.charged_groups_between(tx, start, end)
+    unpriced = {group.served_model for group in groups if not group.cost_recorded} & costed
+    payments = analytics_queries.payments_paid_between(tx, start, end)
+    users = {group.user_id for group in groups} | {payment.user_id for payment in payments}
+    return _Facts(
+        costed=costed,
+        groups=groups,
+        unrecorded=analytics_queries.captures_without_recorded_cost(tx, start, end, unpriced),
+        newest=analytics_queries.newest_captures_between(tx, start, end, NEWEST_JOBS),
+        outcomes=analytics_queries.outcomes_per_model_between(tx, start, end),
+        payments=payments,
+        refunds=_refunds(tx, start, end),
+        emails=analytics_queries.emails_of(tx, users),
     )
 
 
-def _refunds(tx: Tx, start: datetime, end: datetime, released: list[int]) -> Refunds:
-    result = Refunds(jobs_refunded=len(released), credits_released=sum(released))
+def _refunds(tx: Tx, start: datetime, end: datetime) -> Refunds:
+    jobs_refunded, credits_released = analytics_queries.releases_between(tx, start, end)
+    result = Refunds(jobs_refunded=jobs_refunded, credits_released=credits_released)
     result.credits_reversed = -sum(
         amount for _ref, amount in analytics_queries.payment_reversals_between(tx, start, end)
     )

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from reelgate.db.records import Generation
 from reelgate.domain.catalog import Catalog, ModelSpec, ResolvedRequest, resolve_request
-from reelgate.domain.costs import provider_cost_estimate, token_cost
+from reelgate.domain.costs import ProviderCost, provider_cost_estimate, token_cost
 from reelgate.domain.errors import NotFound, ReelgateError
 from reelgate.domain.fallbacks import fallback_request
 from reelgate.services.job_inputs import asked_input
@@ -44,14 +44,27 @@ def _usage(generation: Generation, usage: Mapping[str, int] | None) -> Mapping[s
     return kept if isinstance(kept, Mapping) else None
 
 
+def costed_models(catalog: Catalog) -> frozenset[str]:
+    """The models a job can cost something on, as the catalog prices them in the currency credits are sold in: a
+    job served by any other model costs 0 here, whatever it was asked."""
+    costs = ((spec.id, _cost_in_credits_currency(catalog, spec)) for spec in catalog.models)
+    return frozenset(model for model, cost in costs if cost is not None and not cost.free)
+
+
+def _cost_in_credits_currency(catalog: Catalog, spec: ModelSpec) -> ProviderCost | None:
+    # A cost in another currency cannot be set against revenue without an exchange rate.
+    cost = spec.provider_cost
+    return cost if cost is not None and cost.currency == catalog.credit_unit.currency else None
+
+
 def job_provider_cost_micros(
     catalog: Catalog, generation: Generation, *, usage: Mapping[str, int] | None = None
 ) -> int:
     """The provider cost of `generation` as the catalog prices it; 0 when the catalog gives none, or gives it in
     another currency than credits are sold in (it cannot be set against revenue without an exchange rate)."""
     served = _spec(catalog, generation.served_model or generation.model)
-    cost = served.provider_cost if served is not None else None
-    if served is None or cost is None or cost.currency != catalog.credit_unit.currency:
+    cost = _cost_in_credits_currency(catalog, served) if served is not None else None
+    if served is None or cost is None:
         return 0
     tokens = _usage(generation, usage)
     money: Decimal | None
