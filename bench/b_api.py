@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import standardwebhooks
 
 from bench import fixtures
-from bench.common import PYTHON, SERVER_CPU, Load, Proc, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
+from bench.common import Load, Proc, fmt, median, new_run_dir, ratio, run_load
 from bench.report import Section
 from reelgate.services.webhook_links import webhook_url
 
@@ -131,15 +131,7 @@ class _Target:
                 return key, gens, hook_paths
 
         key, gens, hook_paths = asyncio.run(setup())
-        port = free_port()
-        server = spawn(
-            f"server-{db}",
-            SERVER_CPU,
-            [PYTHON, "-m", "bench.server", "--port", str(port)],
-            env=fixtures.settings_env(values),
-            port=port,
-            run_dir=run_dir,
-        )
+        server = fixtures.spawn_bench_server(db, values, run_dir)
         stack.callback(server.stop)
         return cls(db, server, run_dir, {"authorization": f"Bearer {key}"}, gens, hook_paths)
 

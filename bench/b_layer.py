@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from bench import fixtures
 from bench.b_api import webhook_requests
-from bench.common import SERVER_CPU, fmt, median, new_run_dir, pct, postgres_cpu_seconds, ratio
+from bench.common import SERVER_CPU, fmt, median, new_run_dir, ratio, run_in_process
 from bench.report import Section
 from reelgate.services import generations
 from reelgate.services.context import ServiceContext
@@ -51,28 +50,6 @@ async def _deliveries(ctx: ServiceContext, user_id: str, count: int) -> list[Web
     return [(r["headers"], r["body"].encode(), queries[g.id]) for g, r in zip(gens, requests, strict=True)]
 
 
-async def _run(operation: Callable[[int], Awaitable[None]], n: int, concurrency: int) -> dict[str, float]:
-    """n operations by `concurrency` tasks: rate, latency, this process's CPU and PostgreSQL's per operation."""
-    latencies: list[float] = []
-    numbers = iter(range(n))
-
-    async def one_task() -> None:
-        for i in numbers:
-            started = time.perf_counter()
-            await operation(i)
-            latencies.append(time.perf_counter() - started)
-
-    cpu0, pg0, wall0 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
-    await asyncio.gather(*(one_task() for _ in range(concurrency)))
-    cpu1, pg1, wall1 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
-    return {
-        "rate": n / (wall1 - wall0),
-        "p50_ms": 1000 * pct(latencies, 50),
-        "cpu_ms": 1000 * (cpu1 - cpu0) / n,
-        "pg_ms": 1000 * (pg1 - pg0) / n,
-    }
-
-
 def _operation(target: _Target, name: str, tag: str) -> Callable[[int], Awaitable[None]]:
     async def submit(i: int) -> None:
         await generations.create_generation(target.ctx, target.user_id, ORDER, idempotency_key=f"{tag}-{i}")
@@ -100,8 +77,8 @@ async def _measure(opened: list[tuple[str, str | None]], rounds: int, n: int, wa
                 # Databases and operations in turn, the order rotated each round: ratios compare moments seconds apart.
                 for target in targets[r % len(targets) :] + targets[: r % len(targets)]:
                     for name in OPERATIONS[r % 2 :] + OPERATIONS[: r % 2]:
-                        await _run(_operation(target, name, f"warm-{r}-{c}"), warm, c)
-                        res = await _run(_operation(target, name, f"run-{r}-{c}"), n, c)
+                        await run_in_process(_operation(target, name, f"warm-{r}-{c}"), warm, c)
+                        res = await run_in_process(_operation(target, name, f"run-{r}-{c}"), n, c)
                         target.results.setdefault((name, c), []).append(res)
                         print(
                             f"  [{target.db}] round {r + 1} c={c} {name}: {res['rate']:.0f}/s p50 "

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from bench import fixtures
-from bench.common import PYTHON, SERVER_CPU, Load, Proc, fmt, free_port, median, new_run_dir, ratio, run_load, spawn
+from bench.common import SERVER_CPU, Load, Proc, fmt, median, new_run_dir, ratio, run_load
 from bench.report import Section
 from reelgate.db.queries.ledger import hold_credits, settle_hold
 from reelgate.db.sql import Tx
@@ -139,15 +139,7 @@ def run(quick: bool, databases: list[str]) -> Section:
             run_dir = new_run_dir(f"longread-{db}")
             values = fixtures.settings_values(run_dir / "data", url)
             secret = asyncio.run(_charged_jobs(values, jobs))
-            port = free_port()
-            server = spawn(
-                f"server-{db}",
-                SERVER_CPU,
-                [PYTHON, "-m", "bench.server", "--port", str(port)],
-                env=fixtures.settings_env(values),
-                port=port,
-                run_dir=run_dir,
-            )
+            server = fixtures.spawn_bench_server(db, values, run_dir)
             try:
                 target = _Target(db, server, run_dir, {"authorization": f"Bearer {secret}"})
                 _size_the_read(target)

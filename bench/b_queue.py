@@ -8,12 +8,11 @@ PostgreSQL per submission."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 from bench import fixtures
-from bench.common import fmt, median, new_run_dir, pct, postgres_cpu_seconds, ratio
+from bench.common import fmt, median, new_run_dir, ratio, run_in_process
 from bench.report import Section
 from reelgate.db.queries.step_wakeups import steps_due_notice
 from reelgate.db.sql import BeforeCommit, Query, query
@@ -47,26 +46,11 @@ REFERENCE = "no wake-up"
 
 async def _submits(ctx: ServiceContext, user_id: str, n: int, concurrency: int) -> dict[str, float]:
     """n submissions by `concurrency` tasks: rate, latency, this process's CPU and PostgreSQL's, per submission."""
-    latencies: list[float] = []
-    per_task = n // concurrency
 
-    async def one_task() -> None:
-        for _ in range(per_task):
-            started = time.perf_counter()
-            await generations.create_generation(ctx, user_id, ORDER)
-            latencies.append(time.perf_counter() - started)
+    async def submit(_: int) -> None:
+        await generations.create_generation(ctx, user_id, ORDER)
 
-    cpu0, pg0, wall0 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
-    await asyncio.gather(*(one_task() for _ in range(concurrency)))
-    cpu1, pg1, wall1 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
-    done = len(latencies)
-    return {
-        "rate": done / (wall1 - wall0),
-        "p50_ms": 1000 * pct(latencies, 50),
-        "p99_ms": 1000 * pct(latencies, 99),
-        "cpu_ms": 1000 * (cpu1 - cpu0) / done,
-        "pg_ms": 1000 * (pg1 - pg0) / done,
-    }
+    return await run_in_process(submit, n, concurrency)
 
 
 async def _measure(values: dict[str, Any], rounds: int, n: int) -> dict[tuple[str, int], list[dict[str, float]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -339,3 +340,27 @@ def fmt(value: float, digits: int = 2) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.{digits}f}"
+
+
+async def run_in_process(operation: Callable[[int], Awaitable[object]], n: int, concurrency: int) -> dict[str, float]:
+    """Operations 0..n-1 shared by `concurrency` tasks, in this process: rate, p50 and p99 latency, and this
+    process's CPU and PostgreSQL's per operation."""
+    latencies: list[float] = []
+    numbers = iter(range(n))
+
+    async def one_task() -> None:
+        for i in numbers:
+            started = time.perf_counter()
+            await operation(i)
+            latencies.append(time.perf_counter() - started)
+
+    cpu0, pg0, wall0 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(one_task() for _ in range(concurrency)))
+    cpu1, pg1, wall1 = time.process_time(), postgres_cpu_seconds(), time.perf_counter()
+    return {
+        "rate": n / (wall1 - wall0),
+        "p50_ms": 1000 * pct(latencies, 50),
+        "p99_ms": 1000 * pct(latencies, 99),
+        "cpu_ms": 1000 * (cpu1 - cpu0) / n,
+        "pg_ms": 1000 * (pg1 - pg0) / n,
+    }

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from bench.common import PYTHON, SERVER_CPU, Proc, free_port, spawn
 from reelgate.bootstrap import build_context, close_context
 from reelgate.db.queries.generations import insert_generation
 from reelgate.db.records import Generation
@@ -226,3 +227,17 @@ async def insert_generations(
 
         await ctx.db.write(insert)
     return rows
+
+
+def spawn_bench_server(db: str, values: dict[str, Any], run_dir: Path) -> Proc:
+    """The product's app with the benchmarks' extra routes (bench/server.py), on a free port, pinned to the
+    server's CPU, configured by `values`."""
+    port = free_port()
+    return spawn(
+        f"server-{db}",
+        SERVER_CPU,
+        [PYTHON, "-m", "bench.server", "--port", str(port)],
+        env=settings_env(values),
+        port=port,
+        run_dir=run_dir,
+    )
