@@ -52,6 +52,20 @@ class Charged:
     revenue_micros: int
     provider_cost_micros: int
 
+    @classmethod
+    def one(cls, job: JobMargin) -> Charged:
+        return cls(
+            job.day,
+            job.model,
+            job.provider,
+            job.tier,
+            job.user_id,
+            1,
+            job.credits_charged,
+            job.revenue_micros,
+            job.provider_cost_micros,
+        )
+
 
 @dataclass(frozen=True)
 class JobMargin:
@@ -207,18 +221,7 @@ def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int, tiers: dict
             provider_cost_micros=group.provider_cost_micros,  # 0 in a group without records: nothing to cost
         )
     for entry, generation in facts.unrecorded:
-        job = job_margin(ctx, entry, generation, credit_micros)
-        yield Charged(
-            job.day,
-            job.model,
-            job.provider,
-            job.tier,
-            job.user_id,
-            1,
-            job.credits_charged,
-            job.revenue_micros,
-            job.provider_cost_micros,
-        )
+        yield Charged.one(job_margin(ctx, entry, generation, credit_micros))
 
 
 def _tier(ctx: ServiceContext, model_id: str, known: dict[str, str]) -> str:

@@ -35,46 +35,21 @@ async def _business(running: Running) -> None:
     """Charged jobs over three days, two users and four providers, costed each way there is."""
     ctx, now = running.ctx, datetime.now(UTC)
     a, b = await make_account(ctx, credits=5000), await make_account(ctx, credits=5000)
-    jobs: list[tuple[Generation, int, str | None, timedelta]] = [
-        # (job, recorded provider cost, the fallback that served it, how long before now it was charged)
-        (
-            await seed_finished_job(ctx, a.id, "kling-v1-6", {"duration": 5}, 100, "succeeded"),
-            123_456,
-            None,
-            timedelta(days=3),
-        ),
-        (
-            await seed_finished_job(ctx, a.id, "kling-v1-6", {"duration": 10}, 200, "succeeded"),
-            0,
-            None,
-            timedelta(days=3, hours=2),
-        ),
-        (
-            await seed_finished_job(ctx, a.id, "kling-v1-6", {"duration": 5}, 100, "succeeded"),
-            0,
-            "pollo-v1-6",
-            timedelta(days=1),
-        ),
-        (
-            await seed_finished_job(ctx, b.id, "runway-gen-4-turbo", {"duration": 10}, 930, "succeeded"),
-            1_000_000,
-            None,
-            timedelta(days=1),
-        ),
-        (
-            await seed_finished_job(ctx, b.id, "sandbox-t2v", {"duration": 5}, 7, "succeeded"),
-            0,
-            None,
-            timedelta(hours=1),
-        ),
-        (
-            await seed_finished_job(ctx, b.id, "zeroscope-v2-xl", {"duration": 15}, 12, "succeeded"),
-            0,
-            None,
-            timedelta(hours=1),
-        ),
-        (await seed_finished_job(ctx, b.id, "kling-v1-6", {"duration": 5}, 100, "failed"), 0, None, timedelta(0)),
-        (await seed_finished_job(ctx, a.id, "veo3", {"duration": 8}, 782, "canceled"), 0, None, timedelta(0)),
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    # (payer, model, params, price, status, recorded provider cost, the fallback that served it, charged how long ago)
+    plan: list[tuple[str, str, dict[str, Any], int, str, int, str | None, timedelta]] = [
+        (a.id, "kling-v1-6", {"duration": 5}, 100, "succeeded", 123_456, None, 3 * day),
+        (a.id, "kling-v1-6", {"duration": 10}, 200, "succeeded", 0, None, 3 * day + 2 * hour),
+        (a.id, "kling-v1-6", {"duration": 5}, 100, "succeeded", 0, "pollo-v1-6", day),
+        (b.id, "runway-gen-4-turbo", {"duration": 10}, 930, "succeeded", 1_000_000, None, day),
+        (b.id, "sandbox-t2v", {"duration": 5}, 7, "succeeded", 0, None, hour),
+        (b.id, "zeroscope-v2-xl", {"duration": 15}, 12, "succeeded", 0, None, hour),
+        (b.id, "kling-v1-6", {"duration": 5}, 100, "failed", 0, None, timedelta(0)),
+        (a.id, "veo3", {"duration": 8}, 782, "canceled", 0, None, timedelta(0)),
+    ]
+    jobs = [
+        (await seed_finished_job(ctx, payer, model, params, price, status), cost, served, ago)
+        for payer, model, params, price, status, cost, served, ago in plan
     ]
     running_job = await seed_finished_job(ctx, a.id, "veo3", {"duration": 8}, 782, "failed")
 
@@ -95,19 +70,7 @@ async def _business(running: Running) -> None:
 def _bucket(key: str, jobs: list[analytics.JobMargin]) -> analytics.Bucket:
     bucket = analytics.Bucket(key)
     for job in jobs:
-        bucket.add(
-            analytics.Charged(
-                job.day,
-                job.model,
-                job.provider,
-                job.tier,
-                job.user_id,
-                1,
-                job.credits_charged,
-                job.revenue_micros,
-                job.provider_cost_micros,
-            )
-        )
+        bucket.add(analytics.Charged.one(job))
     return bucket
 
 
