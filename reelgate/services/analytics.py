@@ -159,8 +159,8 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
     end = until or ctx.clock()
     start = end - timedelta(days=days)
     # The database sums the window's jobs per group. Only jobs without a recorded provider cost, served by a model
-    # the catalog gives a cost for, are read one by one, to work their cost out (jobs from before costs were
-    # recorded); every other job without a record cost nothing the catalog knows of.
+    # that can cost something, are read one by one to work their cost out (jobs from before costs were recorded);
+    # any other job without a record cost nothing the catalog knows of.
     costed = costed_models(ctx.catalog)
     facts = await ctx.db.read(lambda tx: _facts(tx, start, end, costed), snapshot=True)
     # On a thread: those older jobs can be many, and working out each one's cost takes a while.
@@ -224,16 +224,19 @@ def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int, tiers: dict
         yield Charged.one(job_margin(ctx, entry, generation, credit_micros))
 
 
-def _tier(ctx: ServiceContext, model_id: str, known: dict[str, str]) -> str:
-    if model_id not in known:
-        spec = _spec(ctx, model_id)
-        known[model_id] = spec.tier if spec is not None and spec.tier else NO_TIER
-    return known[model_id]
+def _tier(ctx: ServiceContext, model_id: str, known: dict[str, str] | None = None) -> str:
+    """The model's tier, or NO_TIER; `known` remembers the answers over a summary's groups."""
+    if known is not None and model_id in known:
+        return known[model_id]
+    spec = _spec(ctx, model_id)
+    tier = spec.tier if spec is not None and spec.tier else NO_TIER
+    if known is not None:
+        known[model_id] = tier
+    return tier
 
 
 def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
     """One capture's revenue, provider cost and margin: the revenue page's figures, and a project's spend."""
-    spec = _spec(ctx, generation.model)
     revenue = entry.amount * credit_micros
     # A fallback's provider cost is what the operator paid; the user paid the chosen model's quote. Jobs finished
     # before costs were recorded are worked out the same way as the record.
@@ -243,7 +246,7 @@ def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, 
         user_id=generation.user_id,
         model=generation.model,
         provider=generation.provider,
-        tier=(spec.tier if spec is not None and spec.tier else NO_TIER),
+        tier=_tier(ctx, generation.model),
         day=entry.created_at.date().isoformat(),
         credits_charged=entry.amount,
         revenue_micros=revenue,
@@ -301,7 +304,7 @@ def _sales(payments: list[Payment]) -> list[SalesDay]:
 class _Facts:
     """Everything the summary is computed from, read in one snapshot."""
 
-    costed: frozenset[str]  # the models the catalog gives a provider cost for
+    costed: frozenset[str]  # the models a job can cost something on (provider_costs.costed_models)
     groups: list[analytics_queries.ChargedGroup]
     unrecorded: list[tuple[LedgerEntry, Generation]]  # charged jobs of costed models without a recorded cost
     newest: list[tuple[LedgerEntry, Generation]]
