@@ -3,16 +3,16 @@ submit runs inside its own transaction so no burst of submits can overshoot it."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from reelgate.db.queries import budgets as budget_queries
 from reelgate.db.queries import projects as project_queries
-from reelgate.db.records import Generation, LedgerEntry
+from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ReelgateError, ValidationFailed
-from reelgate.services import analytics
 from reelgate.services.context import ServiceContext
-from reelgate.services.provider_costs import MICROS
+from reelgate.services.provider_costs import MICROS, costed_models, job_provider_cost_micros
 
 MAX_BUDGET = 1_000_000_000_000  # far above any real campaign; keeps the figure inside a BIGINT with room to add
 
@@ -72,25 +72,32 @@ class ProjectSpend:
 
 
 async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> ProjectSpend:
-    """The project's spend, read in one snapshot. Provider cost and margin are computed per capture exactly as
-    the revenue report computes them (analytics.job_margin)."""
+    """The project's spend, read in one snapshot. Provider cost and margin are those the revenue report gives
+    (analytics.job_margin): the recorded costs summed by the database, and jobs from before costs were recorded
+    worked out from the catalog."""
+    costed = costed_models(ctx.catalog)
 
-    def read(tx: Tx) -> tuple[int | None, tuple[int, int], dict[str, int], list[tuple[LedgerEntry, Generation]]]:
+    def read(
+        tx: Tx,
+    ) -> tuple[int | None, tuple[int, int], dict[str, int], list[budget_queries.CostGroup], list[Generation]]:
         project = project_queries.project_of_user(tx, user_id, project_id)
         if project is None:
             raise NotFound("Project not found.")
+        groups = budget_queries.cost_groups(tx, project_id)
+        unrecorded = {group.served_model for group in groups if not group.cost_recorded} & costed
         return (
             project.budget_credits,
             budget_queries.spend(tx, project_id),
             budget_queries.generations_per_status(tx, project_id),
-            budget_queries.captures(tx, project_id),
+            groups,
+            budget_queries.jobs_without_recorded_cost(tx, project_id, unrecorded),
         )
 
-    budget, (captured, held), per_status, captures = await ctx.db.read(read, snapshot=True)
-    credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
-    jobs = [analytics.job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
-    revenue = sum(job.revenue_micros for job in jobs)
-    cost = sum(job.provider_cost_micros for job in jobs)
+    budget, (captured, held), per_status, groups, unrecorded = await ctx.db.read(read, snapshot=True)
+    revenue = sum(group.credits for group in groups) * int(ctx.catalog.credit_unit.value * MICROS)
+    # Off the event loop: a project's older jobs can be many, and each one's cost takes a while to work out.
+    worked_out = await asyncio.to_thread(lambda: sum(job_provider_cost_micros(ctx.catalog, g) for g in unrecorded))
+    cost = sum(group.provider_cost_micros for group in groups) + worked_out
     return ProjectSpend(
         budget=budget,
         captured=captured,

@@ -1,6 +1,6 @@
-"""The analytics summary has the database sum its window's charged jobs per group: every figure equals the one
-worked out job by job from every capture, for costs recorded with the job, costs worked out from the catalog
-(jobs from before costs were recorded, a fallback's route) and a model that costs nothing."""
+"""The analytics summary and a project's spend have the database sum charged jobs per group: every figure equals
+the one worked out job by job from every capture, for costs recorded with the job, costs worked out from the
+catalog (jobs from before costs were recorded, a fallback's route) and a model that costs nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from reelgate.db.codec import decode_row
 from reelgate.db.records import Generation, LedgerEntry
 from reelgate.db.sql import Tx, columns, query
-from reelgate.services import analytics
+from reelgate.services import analytics, budgets
 from reelgate.services.provider_costs import MICROS
 from tests.conftest import Running, make_account
 from tests.helpers import seed_finished_job
@@ -67,6 +67,15 @@ async def _business(running: Running) -> None:
     await ctx.db.write(record)
 
 
+def _every_capture(tx: Tx) -> list[tuple[LedgerEntry, Generation]]:
+    """Every capture with its job, newest first: what the figures are worked out from, job by job."""
+    width = len(LedgerEntry.__dataclass_fields__)
+    return [
+        (decode_row(LedgerEntry, tx.dialect, row[:width]), decode_row(Generation, tx.dialect, row[width:]))
+        for row in tx.all(_CAPTURES)
+    ]
+
+
 def _bucket(key: str, jobs: list[analytics.JobMargin]) -> analytics.Bucket:
     bucket = analytics.Bucket(key)
     for job in jobs:
@@ -86,15 +95,10 @@ async def test_the_summary_equals_its_figures_worked_out_job_by_job(running: Run
     ctx = running.ctx
     summary = await analytics.summary(ctx, days=30)
 
-    def every_capture(tx: Tx) -> tuple[list[tuple[LedgerEntry, Generation]], list[Generation], list[int]]:
-        width = len(LedgerEntry.__dataclass_fields__)
-        captures = [
-            (decode_row(LedgerEntry, tx.dialect, row[:width]), decode_row(Generation, tx.dialect, row[width:]))
-            for row in tx.all(_CAPTURES)
-        ]
-        return captures, tx.all(_GENERATIONS), [int(amount) for (amount,) in tx.all(_RELEASES)]
+    def everything(tx: Tx) -> tuple[list[tuple[LedgerEntry, Generation]], list[Generation], list[int]]:
+        return _every_capture(tx), tx.all(_GENERATIONS), [int(amount) for (amount,) in tx.all(_RELEASES)]
 
-    captures, generations, releases = await ctx.db.read(every_capture)
+    captures, generations, releases = await ctx.db.read(everything)
     credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
     jobs = [analytics.job_margin(ctx, entry, generation, credit_micros) for entry, generation in captures]
     costs = {job.generation_id: job.provider_cost_micros for job in jobs}
@@ -131,3 +135,22 @@ async def test_the_summary_equals_its_figures_worked_out_job_by_job(running: Run
         assert (q.succeeded, q.failed) == (len(succeeded), len(failed))
         durations = [(g.completed_at - g.created_at).total_seconds() for g in succeeded if g.completed_at]
         assert q.avg_completion_seconds == (round(sum(durations) / len(durations), 3) if durations else None)
+
+
+async def test_a_projects_spend_equals_its_jobs_margins(running: Running) -> None:
+    await _business(running)
+    ctx = running.ctx
+    captures = await ctx.db.read(_every_capture)
+    credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
+    per_project: dict[tuple[str, str], list[analytics.JobMargin]] = defaultdict(list)
+    for entry, generation in captures:
+        per_project[(generation.user_id, generation.project_id)].append(
+            analytics.job_margin(ctx, entry, generation, credit_micros)
+        )
+    assert len(per_project) == 2
+    for (user_id, project_id), jobs in per_project.items():
+        spend = await budgets.project_spend(ctx, user_id, project_id)
+        revenue, cost = sum(j.revenue_micros for j in jobs), sum(j.provider_cost_micros for j in jobs)
+        assert (spend.revenue_micros, spend.provider_cost_micros) == (revenue, cost)
+        assert spend.margin_micros == revenue - cost
+        assert spend.captured == sum(j.credits_charged for j in jobs)

@@ -11,11 +11,14 @@ from reelgate.db.codec import decode_row
 from reelgate.db.records import Generation, LedgerEntry, Payment
 from reelgate.db.sql import Query, Tx, columns, query
 
+# Of a generation `g`: the model that served it (a fallback, or the model asked for), and whether its provider cost
+# was recorded when it succeeded (0 is what a job from before costs were recorded carries).
+SERVED_BY = "COALESCE(NULLIF(g.served_model, ''), g.model)"
+COST_RECORDED = "CASE WHEN g.provider_cost_micros <> 0 THEN 1 ELSE 0 END"
 # Captures summed per day, model, serving model, provider and user, apart for jobs whose provider cost was recorded:
 # a large business's window holds far more jobs than groups, and the database sums them where they are.
-_CAPTURE_GROUPS_SQL = """
-SELECT {day} AS day, g.model, COALESCE(NULLIF(g.served_model, ''), g.model) AS served, g.provider, g.user_id,
-       CASE WHEN g.provider_cost_micros <> 0 THEN 1 ELSE 0 END AS recorded,
+_CAPTURE_GROUPS_SQL = f"""
+SELECT {{day}} AS day, g.model, {SERVED_BY} AS served, g.provider, g.user_id, {COST_RECORDED} AS recorded,
        count(*), SUM(e.amount), SUM(g.provider_cost_micros)
 FROM ledger_entries e JOIN generations g ON g.id = e.generation_id
 WHERE e.kind = 'capture' AND e.created_at >= :start AND e.created_at < :end
@@ -34,7 +37,7 @@ _UNRECORDED_COST_CAPTURES = query(
     f"SELECT {columns(LedgerEntry, 'e')}, {columns(Generation, 'g')} FROM ledger_entries e "
     "JOIN generations g ON g.id = e.generation_id "
     "WHERE e.kind = 'capture' AND e.created_at >= :start AND e.created_at < :end AND g.provider_cost_micros = 0 "
-    "AND COALESCE(NULLIF(g.served_model, ''), g.model) = ANY(:models) ORDER BY e.id DESC"
+    f"AND {SERVED_BY} = ANY(:models) ORDER BY e.id DESC"
 )
 # Per model and status; for the successes, how many have an end and their durations' sum in microseconds.
 _OUTCOMES_SQL = """

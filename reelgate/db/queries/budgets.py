@@ -7,11 +7,13 @@ insert has just placed a row in it, in the same transaction, so these read by pr
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 
-from reelgate.db.codec import decode_row
 from reelgate.db.queries import projects as project_queries
-from reelgate.db.records import Generation, LedgerEntry
+from reelgate.db.queries.analytics import COST_RECORDED, SERVED_BY
+from reelgate.db.records import Generation
 from reelgate.db.sql import Tx, columns, in_states, query
 from reelgate.domain.jobs import ACTIVE_STATES
 
@@ -37,10 +39,18 @@ _SET_BUDGET = query(
     f"WHERE id = :id AND {project_queries.MANAGED_BY_USER}"
 )
 _PER_STATUS = query("SELECT status, count(*) FROM generations WHERE project_id = :project_id GROUP BY status")
-_CAPTURES = query(
-    f"SELECT {columns(LedgerEntry, 'e')}, {columns(Generation, 'g')} FROM ledger_entries e "
-    "JOIN generations g ON g.id = e.generation_id "
-    "WHERE e.kind = 'capture' AND g.project_id = :project_id ORDER BY e.id"
+# A project's captures summed per serving model, apart for jobs whose provider cost was recorded, as the analytics
+# summary sums them: a project's page reads a few groups however many jobs the project has.
+_COST_GROUPS = query(
+    f"SELECT {SERVED_BY}, {COST_RECORDED}, SUM(e.amount), SUM(g.provider_cost_micros) "
+    "FROM ledger_entries e JOIN generations g ON g.id = e.generation_id "
+    "WHERE e.kind = 'capture' AND g.project_id = :project_id GROUP BY 1, 2"
+)
+_UNRECORDED_COST_JOBS = query(
+    f"SELECT {columns(Generation, 'g')} FROM ledger_entries e JOIN generations g ON g.id = e.generation_id "
+    "WHERE e.kind = 'capture' AND g.project_id = :project_id AND g.provider_cost_micros = 0 "
+    f"AND {SERVED_BY} = ANY(:models)",
+    row=Generation,
 )
 
 
@@ -72,10 +82,25 @@ def generations_per_status(tx: Tx, project_id: str) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def captures(tx: Tx, project_id: str) -> list[tuple[LedgerEntry, Generation]]:
-    """Every capture of the project's generations with its generation (for provider cost and margin)."""
-    width = len(LedgerEntry.__dataclass_fields__)
+@dataclass(frozen=True)
+class CostGroup:
+    """A project's captured jobs served by one model, with or without a recorded provider cost."""
+
+    served_model: str
+    cost_recorded: bool
+    credits: int
+    provider_cost_micros: int  # the recorded costs' sum; 0 in a group without them
+
+
+def cost_groups(tx: Tx, project_id: str) -> list[CostGroup]:
     return [
-        (decode_row(LedgerEntry, tx.dialect, row[:width]), decode_row(Generation, tx.dialect, row[width:]))
-        for row in tx.all(_CAPTURES, {"project_id": project_id})
+        CostGroup(served, bool(recorded), int(credits), int(cost or 0))
+        for served, recorded, credits, cost in tx.all(_COST_GROUPS, {"project_id": project_id})
     ]
+
+
+def jobs_without_recorded_cost(tx: Tx, project_id: str, models: Collection[str]) -> list[Generation]:
+    """The project's charged jobs that recorded no provider cost and were served by one of `models`."""
+    if not models:
+        return []
+    return tx.all(_UNRECORDED_COST_JOBS, {"project_id": project_id, "models": sorted(models)})
