@@ -14,7 +14,7 @@ from reelgate.domain.catalog import ModelSpec
 from reelgate.domain.errors import NotFound
 from reelgate.domain.jobs import GenerationStatus
 from reelgate.services.context import ServiceContext
-from reelgate.services.provider_costs import MICROS, costed_models, job_provider_cost_micros
+from reelgate.services.provider_costs import MICROS, job_provider_cost_micros, to_work_out
 
 NO_TIER = "none"
 
@@ -161,19 +161,17 @@ async def summary(ctx: ServiceContext, *, days: int = 30, until: datetime | None
     # The database sums the window's jobs per group. Only jobs without a recorded provider cost, served by a model
     # that can cost something, are read one by one to work their cost out (jobs from before costs were recorded);
     # any other job without a record cost nothing the catalog knows of.
-    costed = costed_models(ctx.catalog)
-    facts = await ctx.db.read(lambda tx: _facts(tx, start, end, costed), snapshot=True)
+    facts = await ctx.db.read(lambda tx: _facts(ctx, tx, start, end), snapshot=True)
     # On a thread: those older jobs can be many, and working out each one's cost takes a while.
     return await asyncio.to_thread(_summarized, ctx, facts, start, end)
 
 
 def _summarized(ctx: ServiceContext, facts: _Facts, start: datetime, end: datetime) -> Summary:
     credit_micros = int(ctx.catalog.credit_unit.value * MICROS)
-    tiers: dict[str, str] = {}
     totals = Bucket("all")
     groups: dict[str, dict[str, Bucket]] = {"day": {}, "model": {}, "provider": {}, "tier": {}}
     users: dict[str, UserTotal] = {}
-    for charged in _charged(ctx, facts, credit_micros, tiers):
+    for charged in _charged(ctx, facts, credit_micros):
         totals.add(charged)
         for name, key in (
             ("day", charged.day),
@@ -203,17 +201,17 @@ def _summarized(ctx: ServiceContext, facts: _Facts, start: datetime, end: dateti
     )
 
 
-def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int, tiers: dict[str, str]) -> Iterator[Charged]:
+def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int) -> Iterator[Charged]:
     """The window's charged jobs: the database's groups, and one by one those whose cost had to be worked out."""
-    costed = facts.costed
+    tiers = {model: _tier(ctx, model) for model in {group.model for group in facts.groups}}
     for group in facts.groups:
-        if not group.cost_recorded and group.served_model in costed:
+        if not group.cost_recorded and group.served_model in facts.worked_out:
             continue  # among facts.unrecorded, each with its own cost
         yield Charged(
             day=group.day,
             model=group.model,
             provider=group.provider,
-            tier=_tier(ctx, group.model, tiers),
+            tier=tiers[group.model],
             user_id=group.user_id,
             jobs=group.jobs,
             credits=group.credits,
@@ -224,15 +222,9 @@ def _charged(ctx: ServiceContext, facts: _Facts, credit_micros: int, tiers: dict
         yield Charged.one(job_margin(ctx, entry, generation, credit_micros))
 
 
-def _tier(ctx: ServiceContext, model_id: str, known: dict[str, str] | None = None) -> str:
-    """The model's tier, or NO_TIER; `known` remembers the answers over a summary's groups."""
-    if known is not None and model_id in known:
-        return known[model_id]
+def _tier(ctx: ServiceContext, model_id: str) -> str:
     spec = _spec(ctx, model_id)
-    tier = spec.tier if spec is not None and spec.tier else NO_TIER
-    if known is not None:
-        known[model_id] = tier
-    return tier
+    return spec.tier if spec is not None and spec.tier else NO_TIER
 
 
 def job_margin(ctx: ServiceContext, entry: LedgerEntry, generation: Generation, credit_micros: int) -> JobMargin:
@@ -304,9 +296,9 @@ def _sales(payments: list[Payment]) -> list[SalesDay]:
 class _Facts:
     """Everything the summary is computed from, read in one snapshot."""
 
-    costed: frozenset[str]  # the models a job can cost something on (provider_costs.costed_models)
     groups: list[analytics_queries.ChargedGroup]
-    unrecorded: list[tuple[LedgerEntry, Generation]]  # charged jobs of costed models without a recorded cost
+    worked_out: frozenset[str]  # serving models whose jobs without a recorded cost are costed one by one
+    unrecorded: list[tuple[LedgerEntry, Generation]]  # those jobs
     newest: list[tuple[LedgerEntry, Generation]]
     outcomes: list[analytics_queries.Outcomes]
     payments: list[Payment]
@@ -314,15 +306,15 @@ class _Facts:
     emails: dict[str, str]
 
 
-def _facts(tx: Tx, start: datetime, end: datetime, costed: frozenset[str]) -> _Facts:
+def _facts(ctx: ServiceContext, tx: Tx, start: datetime, end: datetime) -> _Facts:
     groups = analytics_queries.charged_groups_between(tx, start, end)
-    unpriced = {group.served_model for group in groups if not group.cost_recorded} & costed
+    worked_out = to_work_out(ctx.catalog, (group.served_model for group in groups if not group.cost_recorded))
     payments = analytics_queries.payments_paid_between(tx, start, end)
     users = {group.user_id for group in groups} | {payment.user_id for payment in payments}
     return _Facts(
-        costed=costed,
         groups=groups,
-        unrecorded=analytics_queries.captures_without_recorded_cost(tx, start, end, unpriced),
+        worked_out=worked_out,
+        unrecorded=analytics_queries.captures_without_recorded_cost(tx, start, end, worked_out),
         newest=analytics_queries.newest_captures_between(tx, start, end, NEWEST_JOBS),
         outcomes=analytics_queries.outcomes_per_model_between(tx, start, end),
         payments=payments,

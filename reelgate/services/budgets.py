@@ -12,7 +12,7 @@ from reelgate.db.records import Generation
 from reelgate.db.sql import Tx
 from reelgate.domain.errors import NotFound, ReelgateError, ValidationFailed
 from reelgate.services.context import ServiceContext
-from reelgate.services.provider_costs import MICROS, costed_models, job_provider_cost_micros
+from reelgate.services.provider_costs import MICROS, job_provider_cost_micros, to_work_out
 
 MAX_BUDGET = 1_000_000_000_000  # far above any real campaign; keeps the figure inside a BIGINT with room to add
 
@@ -75,7 +75,6 @@ async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> P
     """The project's spend, read in one snapshot. Provider cost and margin are those the revenue report gives
     (analytics.job_margin): the recorded costs summed by the database, and jobs from before costs were recorded
     worked out from the catalog."""
-    costed = costed_models(ctx.catalog)
 
     def read(
         tx: Tx,
@@ -84,7 +83,7 @@ async def project_spend(ctx: ServiceContext, user_id: str, project_id: str) -> P
         if project is None:
             raise NotFound("Project not found.")
         groups = budget_queries.cost_groups(tx, project_id)
-        unrecorded = {group.served_model for group in groups if not group.cost_recorded} & costed
+        unrecorded = to_work_out(ctx.catalog, (group.served_model for group in groups if not group.cost_recorded))
         return (
             project.budget_credits,
             budget_queries.spend(tx, project_id),

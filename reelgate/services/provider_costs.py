@@ -6,7 +6,7 @@ route charges for the request it was sent; a per-token text job costs the tokens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
 from reelgate.db.records import Generation
@@ -44,11 +44,13 @@ def _usage(generation: Generation, usage: Mapping[str, int] | None) -> Mapping[s
     return kept if isinstance(kept, Mapping) else None
 
 
-def costed_models(catalog: Catalog) -> frozenset[str]:
-    """The models a job can cost something on, as the catalog prices them in the currency credits are sold in: a
-    job served by any other model costs 0 here, whatever it was asked."""
+def to_work_out(catalog: Catalog, served_unrecorded: Iterable[str]) -> frozenset[str]:
+    """Of the models that served jobs with no recorded provider cost, those whose jobs must be costed one by one:
+    the models a job can cost something on, as the catalog prices them in the currency credits are sold in. A job
+    served by any other model costs 0 here, whatever it was asked."""
     costs = ((spec.id, _cost_in_credits_currency(catalog, spec)) for spec in catalog.models)
-    return frozenset(model for model, cost in costs if cost is not None and not cost.free)
+    costed = {model for model, cost in costs if cost is not None and not cost.free}
+    return frozenset(served_unrecorded) & costed
 
 
 def _cost_in_credits_currency(catalog: Catalog, spec: ModelSpec) -> ProviderCost | None:
